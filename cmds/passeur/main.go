@@ -1,0 +1,87 @@
+// Command passeur is the host-side tool: it builds a board's rescue image
+// (kernel and initramfs) and lists the boards.
+//
+//	passeur build [-board qemu-x86_64] [-out out] [-cache .cache]
+//	passeur boards
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/passeur/passeur/board"
+	"github.com/passeur/passeur/initramfs/build"
+	"github.com/passeur/passeur/initramfs/inventory"
+	"github.com/passeur/passeur/initramfs/kernel"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "passeur:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return fmt.Errorf("usage: passeur build|boards [flags]")
+	}
+	switch args[0] {
+	case "build":
+		return buildCmd(args[1:], stdout, stderr)
+	case "boards":
+		for _, n := range board.Names() {
+			b, err := board.Load(n)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "%s\t%s\n", b.Name, b.Description)
+		}
+		return nil
+	}
+	return fmt.Errorf("unknown command %q (known: build, boards)", args[0])
+}
+
+func buildCmd(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("build", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	boardName := fs.String("board", "qemu-x86_64", "board to build for")
+	out := fs.String("out", "out", "output folder; the board's files go to <out>/<board>")
+	cache := fs.String("cache", ".cache", "download cache folder")
+	repo := fs.String("repo", ".", "passeur's source tree")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	b, err := board.Load(*boardName)
+	if err != nil {
+		return err
+	}
+	k, err := kernel.Fetch(b.Kernel.DebianPackage, filepath.Join(*cache, "kernel"), stderr)
+	if err != nil {
+		return err
+	}
+	repoAbs, err := filepath.Abs(*repo)
+	if err != nil {
+		return err
+	}
+	res, err := build.Build(build.Options{Board: b, Kernel: k, RepoDir: repoAbs, OutDir: filepath.Join(*out, b.Name), Log: stderr})
+	if err != nil {
+		return err
+	}
+	kst, err := os.Stat(res.Vmlinuz)
+	if err != nil {
+		return err
+	}
+	if res.Reused {
+		fmt.Fprintf(stdout, "board %s: up to date (kernel %s)\n", b.Name, k.Package)
+	} else {
+		fmt.Fprintf(stdout, "board %s: built in %.1fs (kernel %s, %d modules)\n", b.Name, res.Took.Seconds(), k.Package, res.Modules)
+		fmt.Fprintf(stdout, "  initramfs cpio %s, zstd %s\n", inventory.HumanSize(res.CPIOSize), inventory.HumanSize(res.Size))
+	}
+	fmt.Fprintf(stdout, "  %s  %s\n", res.Vmlinuz, inventory.HumanSize(kst.Size()))
+	fmt.Fprintf(stdout, "  %s  %s\n", res.Initramfs, inventory.HumanSize(res.Size))
+	return nil
+}

@@ -1,0 +1,75 @@
+// Package agent is passeur's PID 1 in the rescue initramfs: it brings the
+// machine up (pseudo filesystems, the board's modules, block devices),
+// reports what it finds as events and as tables on the console, and then does
+// what the kernel command line's passeur.* keys ask.
+package agent
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/passeur/passeur/board"
+	"github.com/passeur/passeur/initramfs/config"
+	"github.com/passeur/passeur/initramfs/event"
+	"github.com/passeur/passeur/initramfs/inventory"
+)
+
+// BoardFile is where the image builder puts the board definition.
+const BoardFile = "/etc/passeur/board.json"
+
+// Agent holds what every step of a run shares.
+type Agent struct {
+	Console io.Writer // human-readable lines and events
+	Events  *event.Emitter
+	Log     Logger
+	Board   *board.Board
+	Config  config.Config
+}
+
+// Logger is where the agent's steps report progress; PID 1 sends it to the
+// console and the kernel log.
+type Logger interface {
+	Printf(format string, a ...any)
+}
+
+// errorEvent is the payload of an "error" event.
+type errorEvent struct {
+	Step  string `json:"step"`
+	Error string `json:"error"`
+}
+
+// Fail reports a problem of step as an error event and a console line.
+func (a *Agent) Fail(step string, err error) {
+	a.Log.Printf("ERROR %s: %v", step, err)
+	a.Events.Emit("error", errorEvent{Step: step, Error: err.Error()})
+}
+
+// readyEvent is the payload of the "ready" event.
+type readyEvent struct {
+	Uptime        float64 `json:"uptime"` // seconds since the kernel started
+	Kernel        string  `json:"kernel"`
+	Board         string  `json:"board"`
+	Modules       int     `json:"modules"`
+	ModuleSeconds float64 `json:"module_seconds"`
+	SettleSeconds float64 `json:"settle_seconds"`
+}
+
+// inventoryEvent is the payload of the "inventory" event.
+type inventoryEvent struct {
+	Disks []inventory.Disk `json:"disks"`
+	Links []Link           `json:"links"`
+}
+
+// loadBoard reads the board definition baked into the image.
+func loadBoard(path string) (*board.Board, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read board definition: %w", err)
+	}
+	return board.Parse(data)
+}
+
+// seconds renders a duration for an event.
+func seconds(d time.Duration) float64 { return float64(d.Milliseconds()) / 1000 }

@@ -1,0 +1,123 @@
+package agent
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"syscall"
+	"time"
+
+	"github.com/passeur/passeur/initramfs/config"
+	"github.com/passeur/passeur/initramfs/event"
+	"github.com/passeur/passeur/initramfs/inventory"
+	"golang.org/x/sys/unix"
+)
+
+// consoleLog writes log lines to the console and the kernel log.
+type consoleLog struct {
+	console *os.File
+	kmsg    *os.File
+}
+
+func (l consoleLog) Printf(format string, a ...any) {
+	msg := fmt.Sprintf(format, a...)
+	fmt.Fprintf(l.console, "passeur: %s\n", msg)
+	if l.kmsg != nil {
+		fmt.Fprintf(l.kmsg, "<6>passeur: %s\n", msg)
+	}
+}
+
+// Main is the whole life of PID 1. It never returns: a returning PID 1
+// panics the kernel, which tells nobody what went wrong.
+func Main() {
+	console := os.Stdout
+	a := &Agent{Console: console, Events: event.NewEmitter(console)}
+	a.Log = consoleLog{console: console}
+	if err := mountPseudo(); err != nil {
+		a.Fail("mount", err)
+	}
+	if k, err := os.OpenFile("/dev/kmsg", os.O_WRONLY, 0); err == nil {
+		a.Log = consoleLog{console: console, kmsg: k}
+	}
+	if err := a.run(); err != nil {
+		a.Fail("agent", err)
+	}
+	a.Log.Printf("nothing more to do; waiting (passeur.mode=shell gives a shell)")
+	a.Events.Emit("idle", nil)
+	select {}
+}
+
+func (a *Agent) run() error {
+	var errs []error
+	a.Config, errs = config.FromCmdline(cmdline())
+	for _, err := range errs {
+		a.Fail("cmdline", err)
+	}
+	b, err := loadBoard(BoardFile)
+	if err != nil {
+		return err
+	}
+	a.Board = b
+	if err := upLoopback(); err != nil {
+		a.Fail("network", err)
+	}
+
+	nmods, modTime := a.loadModules()
+	var sys inventory.SysFS = inventory.DirSys("/sys")
+	settle, err := Settle(sys, time.Duration(a.Config.SettleMillis)*time.Millisecond, 100*time.Millisecond, 60*time.Second, time.Now, time.Sleep)
+	if err != nil {
+		a.Fail("settle", err)
+	}
+	a.Events.Emit("ready", readyEvent{
+		Uptime: uptime(), Kernel: kernelRelease(), Board: b.Name,
+		Modules: nmods, ModuleSeconds: seconds(modTime), SettleSeconds: seconds(settle),
+	})
+
+	var rec *inventory.Recorder
+	if a.Config.HasDebug("sysfs") {
+		rec = inventory.NewRecorder(sys)
+		sys = rec
+	}
+	disks, err := inventory.Scan(sys, func(name string) (inventory.Device, error) { return os.Open("/dev/" + name) })
+	if err != nil {
+		return err
+	}
+	links, err := listLinks()
+	if err != nil {
+		a.Fail("network", err)
+	}
+	inventory.WriteTable(a.Console, disks)
+	a.Events.Emit("inventory", inventoryEvent{Disks: disks, Links: links})
+	if rec != nil {
+		a.Events.Emit("sysfs", map[string]string{"txtar": string(rec.Archive())})
+	}
+	return a.follow()
+}
+
+// follow does what passeur.mode asks.
+func (a *Agent) follow() error {
+	switch a.Config.Mode {
+	case config.ModePoweroff:
+		a.Events.Emit("poweroff", map[string]float64{"uptime": uptime()})
+		unix.Sync()
+		return unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
+	case config.ModeShell:
+		for {
+			a.Events.Emit("shell", nil)
+			if err := a.shell(); err != nil {
+				a.Fail("shell", err)
+				time.Sleep(time.Second)
+			}
+		}
+	}
+	return nil
+}
+
+// shell runs the debug shell on the console, as its controlling terminal.
+func (a *Agent) shell() error {
+	cmd := exec.Command("/bbin/gosh")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.Env = append(os.Environ(), "PATH=/bbin:/bin", "HOME=/", "TERM=linux")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	return cmd.Run()
+}

@@ -1,0 +1,92 @@
+package build
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+
+	"github.com/passeur/passeur/board"
+	"github.com/passeur/passeur/initramfs/kernel"
+	"github.com/passeur/passeur/initramfs/kmod"
+	"github.com/u-root/mkuimage/cpio"
+	"github.com/u-root/mkuimage/uimage"
+)
+
+// baseArchive is everything in the image that is not a Go command: the
+// device nodes and directories of a u-root image, the board's modules with
+// their modules.dep, and the board definition the agent reads at boot.
+func baseArchive(b *board.Board, k *kernel.Kernel) (*cpio.Archive, int, error) {
+	a := uimage.DefaultRamfs()
+	add := func(r cpio.Record) error { return a.WriteRecord(cpio.MakeReproducible(r)) }
+	dir := func(p string) error {
+		for _, d := range parents(p) {
+			if _, ok := a.Get(d); !ok {
+				if err := add(cpio.Directory(d, 0o755)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+
+	tree, err := kmod.OpenTree(k.Modules)
+	if err != nil {
+		return nil, 0, err
+	}
+	set, err := tree.Resolve(b.Modules)
+	if err != nil {
+		return nil, 0, fmt.Errorf("board %s: %w", b.Name, err)
+	}
+	modRoot := path.Join("lib/modules", k.Release)
+	for _, n := range set.Names() {
+		rel := set.Path(n)
+		data, err := os.ReadFile(filepath.Join(k.Modules, rel))
+		if err != nil {
+			return nil, 0, err
+		}
+		p := path.Join(modRoot, rel)
+		if err := dir(path.Dir(p)); err != nil {
+			return nil, 0, err
+		}
+		if err := add(cpio.StaticFile(p, string(data), 0o644)); err != nil {
+			return nil, 0, err
+		}
+	}
+	var dep bytes.Buffer
+	if err := set.WriteModulesDep(&dep); err != nil {
+		return nil, 0, err
+	}
+	builtin, err := os.ReadFile(filepath.Join(k.Modules, "modules.builtin"))
+	if err != nil {
+		return nil, 0, err
+	}
+	bj, err := json.MarshalIndent(b, "", "  ")
+	if err != nil {
+		return nil, 0, err
+	}
+	for _, f := range []struct{ name, data string }{
+		{path.Join(modRoot, "modules.dep"), dep.String()},
+		{path.Join(modRoot, "modules.builtin"), string(builtin)},
+		{"etc/passeur/board.json", string(bj)},
+	} {
+		if err := dir(path.Dir(f.name)); err != nil {
+			return nil, 0, err
+		}
+		if err := add(cpio.StaticFile(f.name, f.data, 0o644)); err != nil {
+			return nil, 0, err
+		}
+	}
+	return a, len(set.Names()), nil
+}
+
+// parents lists p and its parent directories, outermost first.
+func parents(p string) []string {
+	var out []string
+	for ; p != "." && p != "/" && p != ""; p = path.Dir(p) {
+		out = append([]string{p}, out...)
+	}
+	return out
+}

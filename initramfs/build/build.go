@@ -1,0 +1,145 @@
+// Package build assembles a board's rescue initramfs with u-root's mkuimage
+// library, in busybox mode: the passeur agent as /init, u-root's core
+// commands for the debug shell, the board's kernel modules with a generated
+// modules.dep, the board definition; then compressed with zstd.
+package build
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/passeur/passeur/board"
+	"github.com/passeur/passeur/initramfs/kernel"
+	"github.com/u-root/gobusybox/src/pkg/golang"
+	"github.com/u-root/mkuimage/uimage"
+	"github.com/u-root/uio/llog"
+)
+
+// AgentPackage is the Go package of /init.
+const AgentPackage = "github.com/passeur/passeur/cmds/passeur-agent"
+
+// ShellCommands are the u-root core commands in the image, for a person
+// debugging a box from the debug shell.
+var ShellCommands = []string{
+	"blkid", "cat", "chmod", "cp", "date", "dd", "df", "dhclient", "dmesg", "du",
+	"echo", "find", "free", "gosh", "gpt", "grep", "head", "hexdump", "insmod",
+	"ip", "kexec", "kill", "ln", "losetup", "ls", "lsmod", "mkdir", "more",
+	"mount", "mv", "ping", "poweroff", "ps", "readlink", "rm", "rmmod", "shasum",
+	"sleep", "strings", "sync", "tail", "tee", "touch", "truncate", "umount",
+	"uname", "uptime", "wc", "which",
+}
+
+// Options says what to build.
+type Options struct {
+	Board  *board.Board
+	Kernel *kernel.Kernel
+	// RepoDir is passeur's module root; the Go builds run there.
+	RepoDir string
+	// OutDir receives vmlinuz, initramfs.cpio.zst and a build stamp.
+	OutDir string
+	Log    io.Writer
+}
+
+// Result says what was built.
+type Result struct {
+	Vmlinuz, Initramfs string
+	CPIOSize, Size     int64 // initramfs bytes before and after zstd
+	Modules            int
+	Reused             bool // the outputs were up to date
+	Took               time.Duration
+}
+
+// Build builds the board's vmlinuz and initramfs into OutDir, or reuses them
+// when their inputs (passeur's sources, the board, the kernel) are unchanged.
+func Build(o Options) (*Result, error) {
+	start := time.Now()
+	if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
+		return nil, err
+	}
+	res := &Result{Vmlinuz: filepath.Join(o.OutDir, "vmlinuz"), Initramfs: filepath.Join(o.OutDir, "initramfs.cpio.zst")}
+	stamp, err := Stamp(o.RepoDir, o.Board.Name, o.Kernel.Package)
+	if err != nil {
+		return nil, err
+	}
+	stampFile := filepath.Join(o.OutDir, "build.stamp")
+	if old, err := os.ReadFile(stampFile); err == nil && string(old) == stamp && exists(res.Vmlinuz) && exists(res.Initramfs) {
+		res.Reused = true
+		st, _ := os.Stat(res.Initramfs)
+		res.Size = st.Size()
+		return res, nil
+	}
+	os.Remove(stampFile)
+
+	base, nmods, err := baseArchive(o.Board, o.Kernel)
+	if err != nil {
+		return nil, err
+	}
+	res.Modules = nmods
+	tmp, err := os.MkdirTemp("", "passeur-initramfs-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	cpioPath := filepath.Join(tmp, "initramfs.cpio")
+
+	pkgs := []string{AgentPackage}
+	for _, c := range ShellCommands {
+		pkgs = append(pkgs, "github.com/u-root/u-root/cmds/core/"+c)
+	}
+	env := golang.Default(golang.DisableCGO(), golang.WithGOARCH(o.Board.Arch), golang.WithWorkingDir(o.RepoDir))
+	l := llog.New(slog.LevelWarn, llog.WritePrintf(o.Log))
+	err = uimage.Create(l,
+		uimage.WithReplaceEnv(env),
+		uimage.WithTempDir(tmp),
+		uimage.WithBaseArchive(base),
+		uimage.WithBusyboxCommands(pkgs...),
+		uimage.WithInit("passeur-agent"),
+		uimage.WithShell("gosh"),
+		uimage.WithSkipLDD(),
+		uimage.WithCPIOOutput(cpioPath),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("build initramfs for %s: %w", o.Board.Name, err)
+	}
+	if res.CPIOSize, res.Size, err = compressFile(cpioPath, res.Initramfs); err != nil {
+		return nil, err
+	}
+	if err := copyFile(o.Kernel.Vmlinuz, res.Vmlinuz); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(stampFile, []byte(stamp), 0o644); err != nil {
+		return nil, err
+	}
+	res.Took = time.Since(start)
+	return res, nil
+}
+
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	tmp := dst + ".tmp"
+	out, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return fmt.Errorf("copy %s to %s: %w", src, dst, err)
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, dst)
+}

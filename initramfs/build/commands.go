@@ -1,0 +1,61 @@
+//go:build tools
+
+// This file is never compiled. It imports the commands the initramfs is
+// built from, so that go.mod keeps them and their dependencies: gobusybox
+// compiles them inside this module. commands_test.go keeps it in step with
+// AgentPackage and ShellCommands.
+
+package build
+
+import (
+	_ "github.com/passeur/passeur/cmds/passeur-agent"
+	_ "github.com/u-root/u-root/cmds/core/blkid"
+	_ "github.com/u-root/u-root/cmds/core/cat"
+	_ "github.com/u-root/u-root/cmds/core/chmod"
+	_ "github.com/u-root/u-root/cmds/core/cp"
+	_ "github.com/u-root/u-root/cmds/core/date"
+	_ "github.com/u-root/u-root/cmds/core/dd"
+	_ "github.com/u-root/u-root/cmds/core/df"
+	_ "github.com/u-root/u-root/cmds/core/dhclient"
+	_ "github.com/u-root/u-root/cmds/core/dmesg"
+	_ "github.com/u-root/u-root/cmds/core/du"
+	_ "github.com/u-root/u-root/cmds/core/echo"
+	_ "github.com/u-root/u-root/cmds/core/find"
+	_ "github.com/u-root/u-root/cmds/core/free"
+	_ "github.com/u-root/u-root/cmds/core/gosh"
+	_ "github.com/u-root/u-root/cmds/core/gpt"
+	_ "github.com/u-root/u-root/cmds/core/grep"
+	_ "github.com/u-root/u-root/cmds/core/head"
+	_ "github.com/u-root/u-root/cmds/core/hexdump"
+	_ "github.com/u-root/u-root/cmds/core/insmod"
+	_ "github.com/u-root/u-root/cmds/core/ip"
+	_ "github.com/u-root/u-root/cmds/core/kexec"
+	_ "github.com/u-root/u-root/cmds/core/kill"
+	_ "github.com/u-root/u-root/cmds/core/ln"
+	_ "github.com/u-root/u-root/cmds/core/losetup"
+	_ "github.com/u-root/u-root/cmds/core/ls"
+	_ "github.com/u-root/u-root/cmds/core/lsmod"
+	_ "github.com/u-root/u-root/cmds/core/mkdir"
+	_ "github.com/u-root/u-root/cmds/core/more"
+	_ "github.com/u-root/u-root/cmds/core/mount"
+	_ "github.com/u-root/u-root/cmds/core/mv"
+	_ "github.com/u-root/u-root/cmds/core/ping"
+	_ "github.com/u-root/u-root/cmds/core/poweroff"
+	_ "github.com/u-root/u-root/cmds/core/ps"
+	_ "github.com/u-root/u-root/cmds/core/readlink"
+	_ "github.com/u-root/u-root/cmds/core/rm"
+	_ "github.com/u-root/u-root/cmds/core/rmmod"
+	_ "github.com/u-root/u-root/cmds/core/shasum"
+	_ "github.com/u-root/u-root/cmds/core/sleep"
+	_ "github.com/u-root/u-root/cmds/core/strings"
+	_ "github.com/u-root/u-root/cmds/core/sync"
+	_ "github.com/u-root/u-root/cmds/core/tail"
+	_ "github.com/u-root/u-root/cmds/core/tee"
+	_ "github.com/u-root/u-root/cmds/core/touch"
+	_ "github.com/u-root/u-root/cmds/core/truncate"
+	_ "github.com/u-root/u-root/cmds/core/umount"
+	_ "github.com/u-root/u-root/cmds/core/uname"
+	_ "github.com/u-root/u-root/cmds/core/uptime"
+	_ "github.com/u-root/u-root/cmds/core/wc"
+	_ "github.com/u-root/u-root/cmds/core/which"
+)

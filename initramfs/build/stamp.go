@@ -1,0 +1,50 @@
+package build
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// Stamp fingerprints every input of an image: passeur's Go sources (tests
+// excepted), go.mod and go.sum, the board definitions, the board's name and
+// the versioned kernel package. Same stamp, same image.
+func Stamp(repo, boardName, kernelPkg string) (string, error) {
+	var files []string
+	err := filepath.WalkDir(repo, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		name := d.Name()
+		if d.IsDir() {
+			if p != repo && (strings.HasPrefix(name, ".") || name == "out" || name == "tests" || name == "testdata") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if (strings.HasSuffix(name, ".go") && !strings.HasSuffix(name, "_test.go")) ||
+			name == "go.mod" || name == "go.sum" || name == "board.json" {
+			files = append(files, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("fingerprint sources: %w", err)
+	}
+	sort.Strings(files)
+	h := sha256.New()
+	fmt.Fprintf(h, "board %s\nkernel %s\ncommands %v\n", boardName, kernelPkg, ShellCommands)
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return "", err
+		}
+		rel, _ := filepath.Rel(repo, f)
+		fmt.Fprintf(h, "%s %d %x\n", rel, len(data), sha256.Sum256(data))
+	}
+	return fmt.Sprintf("%x\n", h.Sum(nil)), nil
+}

@@ -1,0 +1,144 @@
+// Package config is the agent's configuration: one documented struct, filled
+// from the passeur.* keys of the kernel command line.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// Namespace prefixes every key passeur reads from the kernel command line.
+const Namespace = "passeur."
+
+// Mode is what the agent does once the inventory is done.
+type Mode string
+
+// The modes known so far.
+const (
+	ModeWait     Mode = "wait"     // stay up, idle (the default)
+	ModeShell    Mode = "shell"    // debug shell on the console
+	ModePoweroff Mode = "poweroff" // power the machine off
+)
+
+var modes = []Mode{ModeWait, ModeShell, ModePoweroff}
+
+// Config is everything the agent can be told.
+type Config struct {
+	// Mode is passeur.mode=: wait (default), shell or poweroff.
+	Mode Mode
+	// Debug is passeur.debug=, a comma-separated list of debug outputs:
+	// "sysfs" emits a capture of what inventory read from /sys.
+	Debug []string
+	// SettleMillis is passeur.settle=: how long, in milliseconds, the set of
+	// block devices must stay unchanged before it is taken as complete.
+	SettleMillis int
+}
+
+// Default is the configuration when the command line says nothing.
+func Default() Config {
+	return Config{Mode: ModeWait, SettleMillis: 1500}
+}
+
+// Errors a caller may branch on; every returned error wraps one of them.
+var (
+	ErrUnknownKey = errors.New("unknown passeur key")
+	ErrBadValue   = errors.New("bad value for passeur key")
+)
+
+// keys maps each passeur.* key (without namespace) to its setter.
+var keys = map[string]func(*Config, string) error{
+	"mode": func(c *Config, v string) error {
+		m := Mode(v)
+		if !slices.Contains(modes, m) {
+			return fmt.Errorf("%q is not one of %v", v, modes)
+		}
+		c.Mode = m
+		return nil
+	},
+	"debug": func(c *Config, v string) error {
+		for _, d := range strings.Split(v, ",") {
+			if d != "sysfs" {
+				return fmt.Errorf("unknown debug output %q (known: sysfs)", d)
+			}
+			c.Debug = append(c.Debug, d)
+		}
+		return nil
+	},
+	"settle": func(c *Config, v string) error {
+		var ms int
+		if _, err := fmt.Sscanf(v, "%d", &ms); err != nil || ms < 0 || fmt.Sprint(ms) != v {
+			return fmt.Errorf("%q is not a number of milliseconds", v)
+		}
+		c.SettleMillis = ms
+		return nil
+	},
+}
+
+// Keys lists the known keys, namespace included, sorted.
+func Keys() []string {
+	var ks []string
+	for k := range keys {
+		ks = append(ks, Namespace+k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+// HasDebug reports whether debug output d was asked for.
+func (c Config) HasDebug(d string) bool { return slices.Contains(c.Debug, d) }
+
+// FromCmdline applies the passeur.* keys of a kernel command line to the
+// default configuration. Keys outside the namespace are ignored; unknown
+// keys and bad values are returned as errors (one per key) and leave the
+// default in place, so the agent can report them and still come up.
+func FromCmdline(cmdline string) (Config, []error) {
+	c := Default()
+	var errs []error
+	for _, p := range SplitCmdline(cmdline) {
+		k, v, _ := strings.Cut(p, "=")
+		name, ok := strings.CutPrefix(k, Namespace)
+		if !ok {
+			continue
+		}
+		set, known := keys[name]
+		if !known {
+			errs = append(errs, fmt.Errorf("%w %q (known: %s)", ErrUnknownKey, k, strings.Join(Keys(), ", ")))
+			continue
+		}
+		if err := set(&c, v); err != nil {
+			errs = append(errs, fmt.Errorf("%w %s: %w", ErrBadValue, k, err))
+		}
+	}
+	return c, errs
+}
+
+// SplitCmdline splits a kernel command line into parameters the way the
+// kernel does: on spaces outside double quotes, with the quotes removed.
+func SplitCmdline(s string) []string {
+	var out []string
+	var cur strings.Builder
+	inQuote, have := false, false
+	for _, r := range s {
+		switch {
+		case r == '"':
+			inQuote = !inQuote
+			have = true
+		case !inQuote && (r == ' ' || r == '\t' || r == '\n'):
+			if have {
+				out = append(out, cur.String())
+				cur.Reset()
+				have = false
+			}
+		default:
+			cur.WriteRune(r)
+			have = true
+		}
+	}
+	if have {
+		out = append(out, cur.String())
+	}
+	return out
+}

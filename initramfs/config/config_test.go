@@ -1,0 +1,54 @@
+package config
+
+import (
+	"errors"
+	"slices"
+	"testing"
+)
+
+func TestSplitCmdline(t *testing.T) {
+	got := SplitCmdline(`console=ttyS0  passeur.mode=shell "a=b c" d="e f"` + "\n")
+	want := []string{"console=ttyS0", "passeur.mode=shell", "a=b c", "d=e f"}
+	if !slices.Equal(got, want) {
+		t.Errorf("SplitCmdline = %q, want %q", got, want)
+	}
+}
+
+func TestFromCmdline(t *testing.T) {
+	c, errs := FromCmdline("BOOT_IMAGE=/vmlinuz console=ttyS0 passeur.mode=poweroff passeur.debug=sysfs passeur.settle=200 quiet")
+	if len(errs) != 0 {
+		t.Fatalf("errors: %v", errs)
+	}
+	if c.Mode != ModePoweroff || !c.HasDebug("sysfs") || c.SettleMillis != 200 {
+		t.Errorf("config = %+v", c)
+	}
+}
+
+func TestFromCmdlineDefault(t *testing.T) {
+	c, errs := FromCmdline("console=ttyS0 passeurmode=shell")
+	if len(errs) != 0 || c.Mode != ModeWait || c.SettleMillis != Default().SettleMillis {
+		t.Errorf("config = %+v errs %v, want the default", c, errs)
+	}
+}
+
+func TestFromCmdlineErrors(t *testing.T) {
+	for _, tc := range []struct {
+		cmdline string
+		want    error
+	}{
+		{"passeur.mdoe=shell", ErrUnknownKey},
+		{"passeur.mode=dance", ErrBadValue},
+		{"passeur.debug=everything", ErrBadValue},
+		{"passeur.settle=-1", ErrBadValue},
+		{"passeur.settle=1s", ErrBadValue},
+		{"passeur.=x", ErrUnknownKey},
+	} {
+		c, errs := FromCmdline(tc.cmdline + " passeur.mode=shell")
+		if len(errs) != 1 || !errors.Is(errs[0], tc.want) {
+			t.Errorf("FromCmdline(%q) errors = %v, want one %v", tc.cmdline, errs, tc.want)
+		}
+		if c.Mode != ModeShell {
+			t.Errorf("FromCmdline(%q): a bad key must not stop the good ones: mode %q", tc.cmdline, c.Mode)
+		}
+	}
+}

@@ -1,0 +1,80 @@
+// Package ptable reads partition tables (MBR "dos" and GPT) from an
+// io.ReaderAt: their type, identifier, and each entry's PARTUUID, type and
+// name, in the forms blkid and sfdisk print them.
+package ptable
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Table is a partition table found on a disk.
+type Table struct {
+	Type       string  `json:"type"` // "dos" or "gpt", as sfdisk names them
+	ID         string  `json:"id"`   // disk identifier: GPT disk GUID, or MBR signature as 8 hex digits
+	Partitions []Entry `json:"partitions"`
+}
+
+// Entry is one partition of a table.
+type Entry struct {
+	Number   int    `json:"number"`         // 1-based, as the kernel numbers it
+	Start    uint64 `json:"start"`          // first sector, in logical sectors
+	Sectors  uint64 `json:"sectors"`        // length, in logical sectors
+	Type     string `json:"type"`           // GPT type GUID, or MBR type in hex, as sfdisk prints them
+	UUID     string `json:"uuid"`           // PARTUUID
+	Name     string `json:"name,omitempty"` // GPT partition name (PARTLABEL)
+	Bootable bool   `json:"bootable,omitempty"`
+}
+
+var le = binary.LittleEndian
+
+// Read returns the partition table on r, or nil if there is none. A GPT is
+// looked for at LBA 1 with the given logical sector size. The protective MBR
+// of a GPT disk is not reported as a dos table.
+func Read(r io.ReaderAt, sectorSize int) (*Table, error) {
+	mbr := make([]byte, 512)
+	if _, err := r.ReadAt(mbr, 0); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("read MBR: %w", err)
+	}
+	if mbr[510] != 0x55 || mbr[511] != 0xAA {
+		return nil, nil
+	}
+	if t, err := readGPT(r, sectorSize); t != nil || err != nil {
+		return t, err
+	}
+	return readMBR(mbr), nil
+}
+
+// readMBR decodes the four primary entries of an MBR. It returns nil when
+// the sector is a boot sector of a filesystem rather than a table (entries
+// with impossible status bytes).
+func readMBR(mbr []byte) *Table {
+	t := &Table{Type: "dos", ID: fmt.Sprintf("%08x", le.Uint32(mbr[440:]))}
+	for i := 0; i < 4; i++ {
+		e := mbr[446+16*i : 446+16*(i+1)]
+		if e[0] != 0 && e[0] != 0x80 {
+			return nil
+		}
+		typ, start, n := e[4], le.Uint32(e[8:]), le.Uint32(e[12:])
+		if typ == 0 || n == 0 {
+			continue
+		}
+		t.Partitions = append(t.Partitions, Entry{
+			Number:   i + 1,
+			Start:    uint64(start),
+			Sectors:  uint64(n),
+			Type:     fmt.Sprintf("%x", typ),
+			UUID:     fmt.Sprintf("%s-%02d", t.ID, i+1),
+			Bootable: e[0] == 0x80,
+		})
+	}
+	if len(t.Partitions) == 0 {
+		return nil
+	}
+	return t
+}
