@@ -1,12 +1,14 @@
 package inventory
 
 import (
+	"encoding/base64"
 	"fmt"
 	"os"
 	"path"
 	"sort"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"golang.org/x/tools/txtar"
 )
@@ -60,7 +62,12 @@ func (r *Recorder) note(kind, name, content string) {
 func (r *Recorder) ReadFile(name string) ([]byte, error) {
 	b, err := r.SysFS.ReadFile(name)
 	if err == nil {
-		r.note("file", name, string(b))
+		if printable(b) {
+			r.note("file", name, string(b))
+		} else {
+			// Binary attributes (SCSI VPD pages) must survive JSON and txtar.
+			r.note("file64", name, base64.StdEncoding.EncodeToString(b)+"\n")
+		}
 	}
 	return b, err
 }
@@ -118,8 +125,24 @@ func (c Capture) get(kind, name string) (string, error) {
 }
 
 func (c Capture) ReadFile(name string) ([]byte, error) {
+	if v, err := c.get("file64", name); err == nil {
+		return base64.StdEncoding.DecodeString(strings.TrimSpace(v))
+	}
 	v, err := c.get("file", name)
 	return []byte(v), err
+}
+
+// printable reports whether b is text that a txtar file holds as it is.
+func printable(b []byte) bool {
+	if !utf8.Valid(b) {
+		return false
+	}
+	for _, c := range b {
+		if c < 0x20 && c != '\n' && c != '\t' {
+			return false
+		}
+	}
+	return true
 }
 
 func (c Capture) ReadDir(name string) ([]string, error) {

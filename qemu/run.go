@@ -1,0 +1,213 @@
+package qemu
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/passeur/passeur/initramfs/event"
+)
+
+// VM is a running QEMU.
+type VM struct {
+	cmd     *exec.Cmd
+	stdin   io.WriteCloser
+	LogPath string // the whole serial console
+
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced on every new output
+	out     bytes.Buffer  // console output so far
+	events  []event.Event
+	used    map[string]int // per event type, how many WaitEvent returned
+	matched int            // console offset Expect has consumed
+	exited  bool
+	exitErr error
+}
+
+// Start boots a VM. The caller must Stop it; tests use Test, which does.
+func Start(o Options) (*VM, error) {
+	args, err := o.Args()
+	if err != nil {
+		return nil, err
+	}
+	vm := &VM{changed: make(chan struct{}), used: map[string]int{}, LogPath: filepath.Join(o.Dir, "console.log")}
+	logf, err := os.Create(vm.LogPath)
+	if err != nil {
+		return nil, err
+	}
+	vm.cmd = exec.Command(o.Board.QEMU.Binary, args...)
+	// QEMU dies with the process that started it, even if that one is killed.
+	vm.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	stdout, err := vm.cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	vm.cmd.Stderr = vm.cmd.Stdout
+	if vm.stdin, err = vm.cmd.StdinPipe(); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(logf, "# %s %q\n", o.Board.QEMU.Binary, args)
+	if err := vm.cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("start %s: %w", o.Board.QEMU.Binary, err)
+	}
+	go vm.read(stdout, logf)
+	return vm, nil
+}
+
+// read copies the console into the log and the buffer, parsing events.
+func (vm *VM) read(r io.Reader, logf *os.File) {
+	defer logf.Close()
+	br := bufio.NewReader(r)
+	var line []byte
+	for {
+		b, err := br.ReadByte()
+		if err == nil {
+			logf.Write([]byte{b})
+			line = append(line, b)
+		}
+		vm.mu.Lock()
+		if err == nil {
+			vm.out.WriteByte(b)
+			if b == '\n' {
+				if ev, ok, perr := event.Parse(string(line)); ok && perr == nil {
+					vm.events = append(vm.events, ev)
+				}
+				line = line[:0]
+			}
+		}
+		if err != nil {
+			vm.exitErr = vm.cmd.Wait()
+			vm.exited = true
+		}
+		if err != nil || b == '\n' || br.Buffered() == 0 {
+			close(vm.changed)
+			vm.changed = make(chan struct{})
+		}
+		vm.mu.Unlock()
+		if err != nil {
+			return
+		}
+	}
+}
+
+// ErrTimeout is returned when the VM did not do what was waited for in time.
+var ErrTimeout = errors.New("timed out")
+
+// ErrExited is returned when QEMU exited before doing what was waited for.
+var ErrExited = errors.New("qemu exited")
+
+// wait calls check under the lock until it returns true or an error, QEMU
+// exits, or timeout passes.
+func (vm *VM) wait(timeout time.Duration, what string, check func() (bool, error)) error {
+	deadline := time.After(timeout)
+	for {
+		vm.mu.Lock()
+		ok, err := check()
+		ch, exited, exitErr := vm.changed, vm.exited, vm.exitErr
+		vm.mu.Unlock()
+		if ok || err != nil {
+			return err
+		}
+		if exited {
+			return fmt.Errorf("waiting for %s: %w (%v); console in %s", what, ErrExited, exitErr, vm.LogPath)
+		}
+		select {
+		case <-ch:
+		case <-deadline:
+			return fmt.Errorf("waiting for %s: %w after %v; console in %s", what, ErrTimeout, timeout, vm.LogPath)
+		}
+	}
+}
+
+// WaitEvent returns the next event of type typ not yet returned.
+func (vm *VM) WaitEvent(typ string, timeout time.Duration) (event.Event, error) {
+	var got event.Event
+	err := vm.wait(timeout, fmt.Sprintf("event %q", typ), func() (bool, error) {
+		n := 0
+		for _, ev := range vm.events {
+			if ev.Type != typ {
+				continue
+			}
+			if n == vm.used[typ] {
+				vm.used[typ]++
+				got = ev
+				return true, nil
+			}
+			n++
+		}
+		return false, nil
+	})
+	return got, err
+}
+
+// Events returns every event seen so far.
+func (vm *VM) Events() []event.Event {
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	return append([]event.Event(nil), vm.events...)
+}
+
+// Expect waits for console output matching re after what earlier Expect
+// calls matched, and returns the match.
+func (vm *VM) Expect(re *regexp.Regexp, timeout time.Duration) (string, error) {
+	var got string
+	err := vm.wait(timeout, fmt.Sprintf("output matching %q", re), func() (bool, error) {
+		rest := vm.out.Bytes()[vm.matched:]
+		loc := re.FindIndex(rest)
+		if loc == nil {
+			return false, nil
+		}
+		got = string(rest[loc[0]:loc[1]])
+		vm.matched += loc[1]
+		return true, nil
+	})
+	return got, err
+}
+
+// Console returns the console output so far.
+func (vm *VM) Console() string {
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	return vm.out.String()
+}
+
+// Type sends s to the serial console.
+func (vm *VM) Type(s string) error {
+	_, err := io.WriteString(vm.stdin, s)
+	return err
+}
+
+// Wait waits for QEMU to exit by itself and returns how it exited.
+func (vm *VM) Wait(timeout time.Duration) error {
+	var err error
+	werr := vm.wait(timeout, "qemu to exit", func() (bool, error) {
+		err = vm.exitErr
+		return vm.exited, nil
+	})
+	if werr != nil {
+		return werr
+	}
+	return err
+}
+
+// Stop kills QEMU if it still runs and waits for it to be gone.
+func (vm *VM) Stop() {
+	vm.mu.Lock()
+	exited := vm.exited
+	vm.mu.Unlock()
+	if !exited && vm.cmd.Process != nil {
+		syscall.Kill(-vm.cmd.Process.Pid, syscall.SIGKILL)
+	}
+	vm.stdin.Close()
+	vm.wait(30*time.Second, "qemu to die", func() (bool, error) { return vm.exited, nil })
+}

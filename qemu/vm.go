@@ -1,0 +1,134 @@
+// Package qemu runs a board under QEMU for tests and the demo: a VM with
+// disks on chosen buses, booted from a kernel and initramfs, its serial
+// console captured to a file and parsed into passeur events.
+//
+// Boot is direct kernel boot for now; UEFI from a USB key and iPXE netboot
+// are further values of Boot, each adding its own arguments.
+package qemu
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/passeur/passeur/board"
+)
+
+// Bus is how a disk is attached to the VM.
+type Bus string
+
+// The buses a disk can be on.
+const (
+	VirtioBlk  Bus = "virtio-blk"
+	VirtioSCSI Bus = "virtio-scsi"
+	SATA       Bus = "sata"
+	NVMe       Bus = "nvme"
+	USB        Bus = "usb"
+)
+
+// Buses lists every bus, in the order the tests use them.
+var Buses = []Bus{VirtioBlk, VirtioSCSI, SATA, NVMe, USB}
+
+// Disk is a raw image file attached to the VM.
+type Disk struct {
+	Path     string
+	Bus      Bus
+	Serial   string // the serial the guest sees; defaults to passeur-d<N>
+	ReadOnly bool
+}
+
+// Options describe a VM.
+type Options struct {
+	Board   *board.Board
+	Kernel  string // vmlinuz
+	Initrd  string // initramfs
+	Cmdline string // appended to the board's kernel command line
+	Disks   []Disk
+	// MemoryMiB overrides the board's memory size when not zero.
+	MemoryMiB int
+	// Net adds a virtio NIC on QEMU user networking, always restrict=on:
+	// the guest reaches nothing outside this machine.
+	Net bool
+	// Dir holds the console log; it must exist.
+	Dir string
+}
+
+// Args returns QEMU's command line for o (binary excluded).
+func (o Options) Args() ([]string, error) {
+	b := o.Board
+	if b == nil {
+		return nil, fmt.Errorf("qemu: no board")
+	}
+	mem := b.QEMU.MemoryMiB
+	if o.MemoryMiB != 0 {
+		mem = o.MemoryMiB
+	}
+	args := []string{
+		"-machine", b.QEMU.Machine, "-accel", b.QEMU.Accel, "-cpu", b.QEMU.CPU,
+		"-m", fmt.Sprint(mem), "-smp", fmt.Sprint(b.QEMU.SMP),
+		"-display", "none", "-monitor", "none", "-serial", "stdio",
+		"-no-reboot", "-nodefaults",
+		// DHCP and the kernel's RNG wait for entropy without it.
+		"-device", "virtio-rng-pci",
+	}
+	if o.Kernel == "" || o.Initrd == "" {
+		return nil, fmt.Errorf("qemu: direct kernel boot needs a kernel and an initrd")
+	}
+	args = append(args, "-kernel", o.Kernel, "-initrd", o.Initrd,
+		"-append", strings.TrimSpace(b.Kernel.Cmdline+" "+o.Cmdline))
+	if o.Net {
+		args = append(args, "-netdev", "user,id=n0,restrict=on", "-device", "virtio-net-pci,netdev=n0")
+	}
+	d, err := diskArgs(o.Disks)
+	if err != nil {
+		return nil, err
+	}
+	return append(args, d...), nil
+}
+
+// diskArgs attaches each disk on its bus, adding each controller once.
+func diskArgs(disks []Disk) ([]string, error) {
+	var args []string
+	controllers := map[Bus]bool{}
+	ahciPort := 0
+	controller := func(bus Bus, dev string) {
+		if !controllers[bus] {
+			args = append(args, "-device", dev)
+			controllers[bus] = true
+		}
+	}
+	for i, d := range disks {
+		id := fmt.Sprintf("d%d", i)
+		serial := d.Serial
+		if serial == "" {
+			serial = fmt.Sprintf("passeur-d%d", i)
+		}
+		drive := fmt.Sprintf("file=%s,if=none,id=%s,format=raw,cache=unsafe", d.Path, id)
+		if d.ReadOnly {
+			drive += ",readonly=on"
+		}
+		var dev string
+		switch d.Bus {
+		case VirtioBlk:
+			dev = fmt.Sprintf("virtio-blk-pci,drive=%s,serial=%s", id, serial)
+		case VirtioSCSI:
+			controller(d.Bus, "virtio-scsi-pci,id=scsi0")
+			dev = fmt.Sprintf("scsi-hd,drive=%s,bus=scsi0.0,serial=%s", id, serial)
+		case SATA:
+			controller(d.Bus, "ahci,id=ahci0")
+			if ahciPort == 6 {
+				return nil, fmt.Errorf("qemu: more than 6 SATA disks")
+			}
+			dev = fmt.Sprintf("ide-hd,drive=%s,bus=ahci0.%d,serial=%s", id, ahciPort, serial)
+			ahciPort++
+		case NVMe:
+			dev = fmt.Sprintf("nvme,drive=%s,serial=%s", id, serial)
+		case USB:
+			controller(d.Bus, "qemu-xhci,id=xhci")
+			dev = fmt.Sprintf("usb-storage,drive=%s,bus=xhci.0,serial=%s", id, serial)
+		default:
+			return nil, fmt.Errorf("qemu: disk %s: unknown bus %q", d.Path, d.Bus)
+		}
+		args = append(args, "-drive", drive, "-device", dev)
+	}
+	return args, nil
+}
