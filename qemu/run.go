@@ -60,19 +60,23 @@ func Start(o Options) (*VM, error) {
 		logf.Close()
 		return nil, fmt.Errorf("start %s: %w", o.Board.QEMU.Binary, err)
 	}
-	go vm.read(stdout, logf)
+	var sink io.Writer = logf
+	if o.Console != nil {
+		sink = io.MultiWriter(logf, o.Console)
+	}
+	go vm.read(stdout, logf, sink)
 	return vm, nil
 }
 
 // read copies the console into the log and the buffer, parsing events.
-func (vm *VM) read(r io.Reader, logf *os.File) {
+func (vm *VM) read(r io.Reader, logf *os.File, sink io.Writer) {
 	defer logf.Close()
 	br := bufio.NewReader(r)
 	var line []byte
 	for {
 		b, err := br.ReadByte()
 		if err == nil {
-			logf.Write([]byte{b})
+			sink.Write([]byte{b})
 			line = append(line, b)
 		}
 		vm.mu.Lock()

@@ -8,6 +8,7 @@ package qemu
 
 import (
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/passeur/passeur/board"
@@ -50,6 +51,8 @@ type Options struct {
 	Net bool
 	// Dir holds the console log; it must exist.
 	Dir string
+	// Console, when set, receives the serial console live (the demo shows it).
+	Console io.Writer
 }
 
 // Args returns QEMU's command line for o (binary excluded).

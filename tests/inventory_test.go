@@ -13,6 +13,7 @@ import (
 	"github.com/passeur/passeur/initramfs/fsprobe"
 	"github.com/passeur/passeur/initramfs/inventory"
 	"github.com/passeur/passeur/qemu"
+	"github.com/passeur/passeur/qemu/fixture"
 )
 
 // Timeouts are generous: guests run under TCG on two shared cores.
@@ -25,50 +26,16 @@ type inventoryEvent struct {
 	Disks []inventory.Disk `json:"disks"`
 }
 
-// testDisk is a disk image made by the host's own tools, attached on a bus.
-type testDisk struct {
-	qemu.Disk
-	content inventory.Content
-}
-
-// fiveBuses makes one disk per bus plus a garbage disk, each made the way a
-// vendor's tools would make it.
-func fiveBuses(t *testing.T) []testDisk {
-	dir := t.TempDir()
-	ext4 := blankImage(t, dir, "ext4.img", 64<<20)
-	sh(t, "", "mkfs.ext4", "-q", "-L", "rec-data", ext4)
-	fat := blankImage(t, dir, "fat32.img", 64<<20)
-	sh(t, "", "mkfs.vfat", "-F", "32", "-n", "PASSEURKEY", fat)
-	xfs := blankImage(t, dir, "xfs.img", 320<<20)
-	sh(t, "", "mkfs.xfs", "-q", "-L", "recordings", xfs)
-	gpt := blankImage(t, dir, "gpt.img", 64<<20)
-	sh(t, "label: gpt\nsize=16MiB, type=L, name=alpha\ntype=L, name=\"beta part\"\n", "sfdisk", "-q", gpt)
-	p1 := blankImage(t, dir, "p1.img", 16<<20)
-	sh(t, "", "mkfs.ext4", "-q", "-L", "alpha-fs", p1)
-	sh(t, "", "dd", "if="+p1, "of="+gpt, "bs=1M", "seek=1", "conv=notrunc", "status=none")
-	blank := blankImage(t, dir, "blank.img", 32<<20)
-	garbage := garbageImage(t, dir, "garbage.img", 32<<20, 42)
-	return []testDisk{
-		{qemu.Disk{Path: ext4, Bus: qemu.VirtioBlk, Serial: "VBLK-EXT4"}, inventory.Filesystem},
-		{qemu.Disk{Path: fat, Bus: qemu.VirtioSCSI, Serial: "SCSI-FAT32"}, inventory.Filesystem},
-		{qemu.Disk{Path: xfs, Bus: qemu.SATA, Serial: "SATA-XFS"}, inventory.Filesystem},
-		{qemu.Disk{Path: gpt, Bus: qemu.NVMe, Serial: "NVME-GPT"}, inventory.Partitioned},
-		{qemu.Disk{Path: blank, Bus: qemu.USB, Serial: "USB-BLANK"}, inventory.Blank},
-		{qemu.Disk{Path: garbage, Bus: qemu.VirtioBlk, Serial: "GARBAGE"}, inventory.Unknown},
-	}
-}
-
 // TestInventoryFiveBuses boots the rescue image with a disk on every bus and
 // checks that what it reports of each disk is what blkid and sfdisk say of
 // the same image on the host; then that it powers off cleanly.
 func TestInventoryFiveBuses(t *testing.T) {
 	a := qemu.BuiltArtifacts(t, "qemu-x86_64")
-	disks := fiveBuses(t)
-	var qd []qemu.Disk
-	for _, d := range disks {
-		qd = append(qd, d.Disk)
+	disks, err := fixture.FiveBuses(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
 	}
-	vm := qemu.Test(t, qemu.Options{Board: a.Board, Kernel: a.Kernel, Initrd: a.Initrd, Disks: qd,
+	vm := qemu.Test(t, qemu.Options{Board: a.Board, Kernel: a.Kernel, Initrd: a.Initrd, Disks: fixture.QEMU(disks),
 		Cmdline: "passeur.mode=poweroff passeur.debug=sysfs"})
 
 	if _, err := vm.WaitEvent("ready", bootTimeout); err != nil {
@@ -132,7 +99,7 @@ func TestInventoryFiveBuses(t *testing.T) {
 	}
 }
 
-func checkDisk(t *testing.T, want testDisk, got inventory.Disk) {
+func checkDisk(t *testing.T, want fixture.Disk, got inventory.Disk) {
 	t.Helper()
 	st, err := os.Stat(want.Path)
 	if err != nil {
@@ -145,16 +112,20 @@ func checkDisk(t *testing.T, want testDisk, got inventory.Disk) {
 	if got.Size != st.Size() {
 		t.Errorf("%s: size %d, image is %d bytes", name, got.Size, st.Size())
 	}
-	if got.Content != want.content {
-		t.Errorf("%s: content %q, want %q", name, got.Content, want.content)
+	if got.Content != want.Content {
+		t.Errorf("%s: content %q, want %q", name, got.Content, want.Content)
 	}
-	switch want.content {
+	switch want.Content {
 	case inventory.Filesystem:
-		checkFS(t, name, got.FS, blkidOf(t, want.Path, 0, 0))
+		checkFS(t, name, got.FS, fixture.Blkid(want.Path, 0, 0))
 	case inventory.Partitioned:
-		label, id, parts := sfdiskJSON(t, want.Path)
-		if got.Table == nil || got.Table.Type != label || !strings.EqualFold(got.Table.ID, id) {
-			t.Errorf("%s: table %+v, sfdisk says %s %s", name, got.Table, label, id)
+		sf, err := fixture.Sfdisk(want.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts := sf.Partitions
+		if got.Table == nil || got.Table.Type != sf.Label || !strings.EqualFold(got.Table.ID, sf.ID) {
+			t.Errorf("%s: table %+v, sfdisk says %s %s", name, got.Table, sf.Label, sf.ID)
 		}
 		if len(got.Partitions) != len(parts) {
 			t.Fatalf("%s: %d partitions, sfdisk says %d", name, len(got.Partitions), len(parts))
@@ -165,7 +136,7 @@ func checkDisk(t *testing.T, want testDisk, got inventory.Disk) {
 				p.PartLabel != w.Name || !strings.EqualFold(p.PartType, w.Type) {
 				t.Errorf("%s partition %d: %+v, sfdisk says %+v", name, i+1, p, w)
 			}
-			checkFS(t, p.Name, p.FS, blkidOf(t, want.Path, p.Start, p.Size))
+			checkFS(t, p.Name, p.FS, fixture.Blkid(want.Path, p.Start, p.Size))
 		}
 	default:
 		if got.FS != nil || got.Table != nil || len(got.Partitions) != 0 {
@@ -194,7 +165,7 @@ func checkFS(t *testing.T, name string, got *fsprobe.FS, want map[string]string)
 
 // imageOpener opens, on the host, the image behind each device the guest
 // named: disks by serial, partitions as sections of them.
-func imageOpener(guest []inventory.Disk, disks []testDisk) inventory.Opener {
+func imageOpener(guest []inventory.Disk, disks []fixture.Disk) inventory.Opener {
 	paths := map[string]string{}
 	sections := map[string][2]int64{}
 	for _, g := range guest {

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# passeur's one entry point: ./build.sh help
+set -euo pipefail
+cd "$(dirname "$0")"
+
+BOARD=${BOARD:-qemu-x86_64}
+OUT=${OUT:-out}
+CACHE=${CACHE:-.cache}
+
+# Host tools the build and the tests use, and the Debian packages they come in.
+HOST_TOOLS=(
+  qemu-system-x86_64:qemu-system-x86 qemu-img:qemu-utils
+  /usr/share/OVMF/OVMF_CODE_4M.fd:ovmf
+  mkfs.ext4:e2fsprogs mkfs.xfs:xfsprogs mkfs.vfat:dosfstools mkfs.btrfs:btrfs-progs
+  mksquashfs:squashfs-tools sfdisk:fdisk blkid:util-linux mcopy:mtools
+  zstd:zstd dpkg-deb:dpkg
+)
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+# deps installs, as root with apt, the host packages that are missing.
+deps() {
+  local missing=() t
+  for t in "${HOST_TOOLS[@]}"; do
+    local tool=${t%%:*} pkg=${t#*:}
+    if [[ $tool == /* ]]; then [[ -e $tool ]] && continue
+    else command -v "$tool" >/dev/null 2>&1 && continue; fi
+    [[ " ${missing[*]} " == *" $pkg "* ]] || missing+=("$pkg")
+  done
+  command -v go >/dev/null 2>&1 || { echo "build.sh: Go 1.26 or newer is needed (https://go.dev/dl)" >&2; exit 1; }
+  if ! compgen -G "/var/lib/apt/lists/*_Packages*" >/dev/null; then
+    say "apt-get update (no package lists yet)"
+    apt-get update -qq || true
+  fi
+  ((${#missing[@]})) || return 0
+  say "installing host packages: ${missing[*]}"
+  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; then
+    apt-get update -qq || true
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+# build builds the host tool, then the board's kernel and initramfs.
+build() {
+  deps
+  mkdir -p "$OUT/bin"
+  go build -o "$OUT/bin/passeur" ./cmds/passeur
+  say "building board $BOARD"
+  "$OUT/bin/passeur" build -board "$BOARD" -out "$OUT" -cache "$CACHE"
+}
+
+# module_tree prints the unpacked module tree of the board's kernel.
+module_tree() {
+  local pkg resolved
+  pkg=$(sed -n 's/.*"debian_package": *"\([^"]*\)".*/\1/p' "board/$BOARD/board.json")
+  resolved=$(cat "$CACHE/kernel/$pkg.resolved" 2>/dev/null || echo "$pkg")
+  ls -d "$CACHE/kernel/$resolved"/lib/modules/* 2>/dev/null | head -1
+}
+
+gotest() {
+  build
+  say "go vet"
+  go vet ./...
+  say "go test $*"
+  PASSEUR_OUT=$PWD/$OUT PASSEUR_REQUIRE_VM=1 PASSEUR_MODULES=$PWD/$(module_tree) \
+    go test -count=1 -timeout 40m "$@"
+}
+
+cmd=${1:-build}
+shift || true
+case $cmd in
+  build) build ;;
+  test) gotest ./... "$@" ;;
+  test-long) PASSEUR_LONG=1 gotest ./... "$@" ;;
+  demo)
+    build
+    go run ./cmds/passeur-demo -board "$BOARD" -out "$OUT" "$@" ;;
+  bench)
+    build
+    say "boot benchmark"
+    PASSEUR_OUT=$PWD/$OUT PASSEUR_REQUIRE_VM=1 go test -count=1 -run '^$' -bench . -benchtime 3x -timeout 40m ./tests/ "$@" ;;
+  deps) deps ;;
+  clean) rm -rf "$OUT" ;;
+  help|-h|--help)
+    cat <<USAGE
+usage: ./build.sh [command] [args]
+
+  build       (default) install missing host packages, fetch the board's Debian
+              kernel into $CACHE/, build $OUT/<board>/vmlinuz and initramfs.cpio.zst
+  test        build, go vet, then every test: unit and QEMU (args go to go test,
+              e.g. ./build.sh test -run TestInventoryFiveBuses)
+  test-long   the same with the long matrices (PASSEUR_LONG=1)
+  demo        build, then boot the rescue image in QEMU over demo disks, console live
+  bench       build, then the boot-time benchmark (agent vs hello-world /init)
+  deps        only install the missing host packages
+  clean       remove $OUT/ (the download cache $CACHE/ stays)
+  help        this text
+
+Environment: BOARD (default qemu-x86_64), OUT (default out), CACHE (default .cache).
+USAGE
+    ;;
+  *) echo "build.sh: unknown command '$cmd' (try ./build.sh help)" >&2; exit 2 ;;
+esac
