@@ -9,12 +9,13 @@ import (
 )
 
 // TestBadKeyAndShell boots with a misspelt passeur key and the debug shell:
-// the key is reported as an error event naming it, the agent still comes up,
+// the key is reported as an error event naming it, DHCP asked for on a
+// machine without NIC fails with a named error, the agent still comes up,
 // the shell runs commands on the console, and poweroff from it ends the VM.
 func TestBadKeyAndShell(t *testing.T) {
 	a := qemu.BuiltArtifacts(t, "qemu-x86_64")
 	vm := qemu.Test(t, qemu.Options{Board: a.Board, Kernel: a.Kernel, Initrd: a.Initrd,
-		Cmdline: "passeur.mdoe=install passeur.mode=shell"})
+		Cmdline: "passeur.mdoe=install passeur.mode=shell passeur.net=dhcp"})
 
 	ev, err := vm.WaitEvent("error", bootTimeout)
 	if err != nil {
@@ -26,6 +27,15 @@ func TestBadKeyAndShell(t *testing.T) {
 	}
 	if e.Step != "cmdline" || !strings.Contains(e.Error, `unknown passeur key "passeur.mdoe"`) {
 		t.Errorf("error event = %+v, want the unknown key passeur.mdoe named", e)
+	}
+	if ev, err = vm.WaitEvent("error", bootTimeout); err != nil {
+		t.Fatal(err)
+	}
+	if err := ev.Decode(&e); err != nil {
+		t.Fatal(err)
+	}
+	if e.Step != "network" || !strings.Contains(e.Error, "no DHCP lease on any interface: no network interface") {
+		t.Errorf("error event = %+v, want no DHCP lease", e)
 	}
 	if _, err := vm.WaitEvent("inventory", bootTimeout); err != nil {
 		t.Fatal(err)

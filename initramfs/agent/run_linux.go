@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,6 +11,7 @@ import (
 	"github.com/passeur/passeur/initramfs/config"
 	"github.com/passeur/passeur/initramfs/event"
 	"github.com/passeur/passeur/initramfs/inventory"
+	"github.com/passeur/passeur/initramfs/network"
 	"golang.org/x/sys/unix"
 )
 
@@ -81,6 +83,17 @@ func (a *Agent) run() error {
 	disks, err := inventory.Scan(sys, func(name string) (inventory.Device, error) { return os.Open("/dev/" + name) })
 	if err != nil {
 		return err
+	}
+	if a.Config.Net == "dhcp" {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		lease, err := network.DHCP(ctx, 15*time.Second, 3)
+		cancel()
+		if err != nil {
+			a.Fail("network", err)
+		} else {
+			a.Log.Printf("network: %s is %s (router %s, from %s)", lease.Interface, lease.Address, lease.Router, lease.Server)
+			a.Events.Emit("network", lease)
+		}
 	}
 	links, err := listLinks()
 	if err != nil {

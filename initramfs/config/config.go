@@ -32,6 +32,9 @@ type Config struct {
 	// Debug is passeur.debug=, a comma-separated list of debug outputs:
 	// "sysfs" emits a capture of what inventory read from /sys.
 	Debug []string
+	// Net is passeur.net=: "off" (the default) or "dhcp", DHCPv4 on the
+	// wired interfaces.
+	Net string
 	// SettleMillis is passeur.settle=: how long, in milliseconds, the set of
 	// block devices must stay unchanged before it is taken as complete.
 	SettleMillis int
@@ -39,7 +42,7 @@ type Config struct {
 
 // Default is the configuration when the command line says nothing.
 func Default() Config {
-	return Config{Mode: ModeWait, SettleMillis: 1500}
+	return Config{Mode: ModeWait, Net: "off", SettleMillis: 1500}
 }
 
 // Errors a caller may branch on; every returned error wraps one of them.
@@ -65,6 +68,13 @@ var keys = map[string]func(*Config, string) error{
 			}
 			c.Debug = append(c.Debug, d)
 		}
+		return nil
+	},
+	"net": func(c *Config, v string) error {
+		if v != "off" && v != "dhcp" {
+			return fmt.Errorf("%q is not off or dhcp", v)
+		}
+		c.Net = v
 		return nil
 	},
 	"settle": func(c *Config, v string) error {

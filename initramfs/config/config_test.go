@@ -15,11 +15,11 @@ func TestSplitCmdline(t *testing.T) {
 }
 
 func TestFromCmdline(t *testing.T) {
-	c, errs := FromCmdline("BOOT_IMAGE=/vmlinuz console=ttyS0 passeur.mode=poweroff passeur.debug=sysfs passeur.settle=200 quiet")
+	c, errs := FromCmdline("BOOT_IMAGE=/vmlinuz console=ttyS0 passeur.mode=poweroff passeur.debug=sysfs passeur.settle=200 passeur.net=dhcp quiet")
 	if len(errs) != 0 {
 		t.Fatalf("errors: %v", errs)
 	}
-	if c.Mode != ModePoweroff || !c.HasDebug("sysfs") || c.SettleMillis != 200 {
+	if c.Mode != ModePoweroff || !c.HasDebug("sysfs") || c.SettleMillis != 200 || c.Net != "dhcp" {
 		t.Errorf("config = %+v", c)
 	}
 }
@@ -42,6 +42,7 @@ func TestFromCmdlineErrors(t *testing.T) {
 		{"passeur.settle=-1", ErrBadValue},
 		{"passeur.settle=1s", ErrBadValue},
 		{"passeur.=x", ErrUnknownKey},
+		{"passeur.net=wifi", ErrBadValue},
 	} {
 		c, errs := FromCmdline(tc.cmdline + " passeur.mode=shell")
 		if len(errs) != 1 || !errors.Is(errs[0], tc.want) {
