@@ -3,6 +3,13 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
+# CI runs with a bare environment: find Go where Debian machines keep it, and
+# give it a home for its caches.
+export HOME=${HOME:-/root}
+[[ :$PATH: == *:/usr/local/go/bin:* ]] || PATH=$PATH:/usr/local/go/bin
+# Binaries without VCS stamps: the same sources give the same image.
+export GOFLAGS=${GOFLAGS:--buildvcs=false}
+
 BOARD=${BOARD:-qemu-x86_64}
 OUT=${OUT:-out}
 CACHE=${CACHE:-.cache}
@@ -70,8 +77,8 @@ cmd=${1:-build}
 shift || true
 case $cmd in
   build) build ;;
-  test) gotest ./... "$@" ;;
-  test-long) PASSEUR_LONG=1 gotest ./... "$@" ;;
+  test) if (($#)); then gotest "$@"; else gotest ./...; fi ;;
+  test-long) if (($#)); then PASSEUR_LONG=1 gotest "$@"; else PASSEUR_LONG=1 gotest ./...; fi ;;
   demo)
     build
     go run ./cmds/passeur-demo -board "$BOARD" -out "$OUT" "$@" ;;

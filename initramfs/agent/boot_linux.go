@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/u-root/u-root/pkg/kmodule"
@@ -58,9 +60,9 @@ func uptime() float64 {
 }
 
 // loadModules loads the board's modules, each with its dependencies, from
-// the modules.dep the image builder generated. A module that fails is
-// reported and the others still load: a missing NIC driver must not cost
-// the disks.
+// the modules.dep the image builder generated, in parallel: u-root's Prober
+// loads a shared dependency once. A module that fails is reported and the
+// others still load: a missing NIC driver must not cost the disks.
 func (a *Agent) loadModules() (int, time.Duration) {
 	start := time.Now()
 	p, err := kmodule.NewProber(kmodule.ProbeOpts{})
@@ -68,15 +70,21 @@ func (a *Agent) loadModules() (int, time.Duration) {
 		a.Fail("modules", err)
 		return 0, time.Since(start)
 	}
-	n := 0
+	var wg sync.WaitGroup
+	var loaded atomic.Int32
 	for _, m := range a.Board.Modules {
-		if err := p.Probe(m, a.Board.ModuleParams[m]); err != nil {
-			a.Fail("modules", fmt.Errorf("load %s: %w", m, err))
-			continue
-		}
-		n++
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := p.Probe(m, a.Board.ModuleParams[m]); err != nil {
+				a.Fail("modules", fmt.Errorf("load %s: %w", m, err))
+				return
+			}
+			loaded.Add(1)
+		}()
 	}
-	return n, time.Since(start)
+	wg.Wait()
+	return int(loaded.Load()), time.Since(start)
 }
 
 // cmdline reads the kernel command line.
