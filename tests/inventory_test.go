@@ -97,6 +97,11 @@ func TestInventoryFiveBuses(t *testing.T) {
 	if strings.Contains(vm.Console(), "Kernel panic") {
 		t.Error("kernel panic on the console")
 	}
+	for _, ev := range vm.Events() {
+		if ev.Type == "error" {
+			t.Errorf("error event on a clean boot: %s", ev.Raw)
+		}
+	}
 }
 
 func checkDisk(t *testing.T, want fixture.Disk, got inventory.Disk) {

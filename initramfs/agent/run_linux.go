@@ -46,7 +46,9 @@ func Main() {
 	}
 	a.Log.Printf("nothing more to do; waiting (passeur.mode=shell gives a shell)")
 	a.Events.Emit("idle", nil)
-	select {}
+	for {
+		time.Sleep(time.Hour)
+	}
 }
 
 func (a *Agent) run() error {

@@ -14,6 +14,10 @@ func TestParseInfo(t *testing.T) {
 	if got.Name != "ext4" || !slices.Equal(got.Depends, []string{"jbd2", "mbcache", "crc16"}) {
 		t.Errorf("ParseInfo = %+v", got)
 	}
+	soft := ParseInfo([]byte("softdep=pre: crc32c foo post: bar\x00alias=fs-xfs\x00"))
+	if !slices.Equal(soft.SoftPre, []string{"crc32c", "foo"}) || !slices.Equal(soft.Aliases, []string{"fs-xfs"}) {
+		t.Errorf("ParseInfo softdep/alias = %+v", soft)
+	}
 	if got := ParseInfo([]byte("depends=\x00name=loop\x00")); len(got.Depends) != 0 {
 		t.Errorf("empty depends parsed as %q", got.Depends)
 	}
@@ -100,6 +104,18 @@ func TestResolveDebianTree(t *testing.T) {
 	order := set.LoadOrder("usb_storage")
 	if order[len(order)-1] != "usb_storage" || slices.Index(order, "usbcore") > slices.Index(order, "usb_storage") {
 		t.Errorf("LoadOrder(usb_storage) = %v", order)
+	}
+	// Soft pre-dependencies met inside the set load first: a crc32c provider
+	// before ext4 and before libcrc32c (and so before xfs).
+	set, err = tree.Resolve([]string{"xfs", "ext4", "crc32c_generic"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []string{"ext4", "libcrc32c", "xfs"} {
+		order := set.LoadOrder(m)
+		if i, j := slices.Index(order, "crc32c_generic"), slices.Index(order, m); i < 0 || i > j {
+			t.Errorf("LoadOrder(%s) = %v: crc32c_generic must come first", m, order)
+		}
 	}
 	if _, err := tree.Resolve([]string{"no_such_module"}); err == nil {
 		t.Error("Resolve of an unknown module: want an error")

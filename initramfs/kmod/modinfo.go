@@ -15,6 +15,11 @@ import (
 type Info struct {
 	Name    string   // the module's name, as modinfo "name=" says
 	Depends []string // modules it needs loaded first, as "depends=" says
+	// SoftPre are the names (module names or aliases) "softdep=pre:" asks
+	// modprobe to load first: ext4 and libcrc32c need a crc32c provider at
+	// init, which nothing else loads in an initramfs without modprobe.
+	SoftPre []string
+	Aliases []string // "alias=" names the module answers to
 }
 
 // ReadInfo reads the .modinfo section of the module file at path.
@@ -47,6 +52,10 @@ func ParseInfo(data []byte) Info {
 		switch k {
 		case "name":
 			in.Name = v
+		case "alias":
+			in.Aliases = append(in.Aliases, v)
+		case "softdep":
+			in.SoftPre = append(in.SoftPre, softPre(v)...)
 		case "depends":
 			for _, d := range strings.Split(v, ",") {
 				if d = strings.TrimSpace(d); d != "" {
@@ -56,6 +65,26 @@ func ParseInfo(data []byte) Info {
 		}
 	}
 	return in
+}
+
+// softPre returns the "pre:" names of a softdep value such as
+// "pre: crc32c post: foo".
+func softPre(v string) []string {
+	var out []string
+	pre := false
+	for _, f := range strings.Fields(v) {
+		switch f {
+		case "pre:":
+			pre = true
+		case "post:":
+			pre = false
+		default:
+			if pre {
+				out = append(out, f)
+			}
+		}
+	}
+	return out
 }
 
 // Canonical is the form of a module name used for comparisons: the kernel

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -56,9 +57,11 @@ func OpenTree(dir string) (*Tree, error) {
 
 // Resolve returns the modules to ship for the wanted ones: every wanted
 // module and everything it depends on, built-in ones excepted, read from the
-// modules' own .modinfo.
+// modules' own .modinfo. A soft pre-dependency becomes a dependency when a
+// module of the set provides it (by name or alias), so that it loads first.
 func (t *Tree) Resolve(wanted []string) (*Set, error) {
 	s := &Set{deps: map[string][]string{}, path: map[string]string{}}
+	infos := map[string]Info{}
 	var visit func(name, from string) error
 	visit = func(name, from string) error {
 		name = Canonical(name)
@@ -78,6 +81,7 @@ func (t *Tree) Resolve(wanted []string) (*Set, error) {
 		}
 		s.path[name] = rel
 		s.deps[name] = nil
+		infos[name] = info
 		for _, d := range info.Depends {
 			d = Canonical(d)
 			if t.Builtin[d] {
@@ -93,6 +97,20 @@ func (t *Tree) Resolve(wanted []string) (*Set, error) {
 	for _, w := range wanted {
 		if err := visit(w, ""); err != nil {
 			return nil, err
+		}
+	}
+	provider := map[string]string{}
+	for name, info := range infos {
+		provider[name] = name
+		for _, a := range info.Aliases {
+			provider[Canonical(a)] = name
+		}
+	}
+	for name, info := range infos {
+		for _, soft := range info.SoftPre {
+			if p, ok := provider[Canonical(soft)]; ok && p != name && !slices.Contains(s.deps[name], p) {
+				s.deps[name] = append(s.deps[name], p)
+			}
 		}
 	}
 	return s, nil

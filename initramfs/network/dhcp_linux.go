@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"time"
 
-	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/u-root/u-root/pkg/dhclient"
 	"github.com/vishvananda/netlink"
 )
@@ -44,7 +42,7 @@ func DHCP(ctx context.Context, timeout time.Duration, retries int) (*Lease, erro
 			continue
 		}
 		msg, _ := p4.Message()
-		return leaseOf(r.Interface, msg), nil
+		return leaseOf(r.Interface.Attrs().Name, r.Interface.Attrs().HardwareAddr.String(), msg), nil
 	}
 	return nil, fmt.Errorf("%w: %w", ErrNoLease, errors.Join(errs...))
 }
@@ -63,22 +61,4 @@ func wired() ([]netlink.Link, error) {
 		}
 	}
 	return out, nil
-}
-
-func leaseOf(l netlink.Link, m *dhcpv4.DHCPv4) *Lease {
-	mask := m.SubnetMask()
-	ones, _ := mask.Size()
-	lease := &Lease{
-		Interface: l.Attrs().Name,
-		MAC:       l.Attrs().HardwareAddr.String(),
-		Address:   (&net.IPNet{IP: m.YourIPAddr, Mask: net.CIDRMask(ones, 32)}).String(),
-		Server:    m.ServerIdentifier().String(),
-	}
-	if r := m.Router(); len(r) > 0 {
-		lease.Router = r[0].String()
-	}
-	for _, d := range m.DNS() {
-		lease.DNS = append(lease.DNS, d.String())
-	}
-	return lease
 }
