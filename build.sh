@@ -20,7 +20,7 @@ HOST_TOOLS=(
   /usr/share/OVMF/OVMF_CODE_4M.fd:ovmf
   mkfs.ext4:e2fsprogs mkfs.xfs:xfsprogs mkfs.vfat:dosfstools mkfs.btrfs:btrfs-progs
   mksquashfs:squashfs-tools sfdisk:fdisk blkid:util-linux mcopy:mtools
-  zstd:zstd dpkg-deb:dpkg
+  zstd:zstd dpkg-deb:dpkg minisign:minisign
 )
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

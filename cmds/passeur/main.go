@@ -1,8 +1,10 @@
 // Command passeur is the host-side tool: it builds a board's rescue image
-// (kernel and initramfs) and lists the boards.
+// (kernel and initramfs), lists the boards, and makes, signs and checks
+// releases.
 //
 //	passeur build [-board qemu-x86_64] [-out out] [-cache .cache]
 //	passeur boards
+//	passeur release keygen|sign|verify|inspect ...
 package main
 
 import (
@@ -27,11 +29,13 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: passeur build|boards [flags]")
+		return fmt.Errorf("usage: passeur build|boards|release [flags]")
 	}
 	switch args[0] {
 	case "build":
 		return buildCmd(args[1:], stdout, stderr)
+	case "release":
+		return releaseCmd(args[1:], stdout, stderr)
 	case "boards":
 		for _, n := range board.Names() {
 			b, err := board.Load(n)
@@ -42,7 +46,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 		return nil
 	}
-	return fmt.Errorf("unknown command %q (known: build, boards)", args[0])
+	return fmt.Errorf("unknown command %q (known: build, boards, release)", args[0])
 }
 
 func buildCmd(args []string, stdout, stderr io.Writer) error {

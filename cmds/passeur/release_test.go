@@ -1,0 +1,135 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"math/rand"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/passeur/passeur/image/release"
+	"github.com/passeur/passeur/image/sign"
+	"github.com/passeur/passeur/image/version"
+)
+
+// artifactFile stores content zstd-compressed as dir/name.img.zst.
+func artifactFile(t *testing.T, dir, name string, content []byte) release.Artifact {
+	t.Helper()
+	var buf bytes.Buffer
+	zw, _ := zstd.NewWriter(&buf)
+	zw.Write(content)
+	zw.Close()
+	file := name + ".img.zst"
+	if err := os.WriteFile(filepath.Join(dir, file), buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, ss := sha256.Sum256(content), sha256.Sum256(buf.Bytes())
+	return release.Artifact{Name: name, File: file, Compression: "zstd", Size: int64(len(content)), SHA256: hex.EncodeToString(s[:]),
+		StoredSize: int64(buf.Len()), StoredSHA256: hex.EncodeToString(ss[:])}
+}
+
+// testRelease writes a small but complete release into dir.
+func testRelease(t *testing.T, dir string) string {
+	t.Helper()
+	root := make([]byte, 4<<20)
+	rand.New(rand.NewSource(8)).Read(root[:1<<20])
+	from, _ := version.ParseRange(">=7.14.0.2 <8")
+	size := func(s string) release.Size { z, _ := release.ParseSize(s); return z }
+	m := release.Manifest{
+		Format: release.Format, Product: "camrec", Version: version.MustParse("8.0.0"), Arch: "amd64",
+		Layout: release.Layout{Table: "gpt", Partitions: []release.Partition{
+			{Name: "esp", Type: "esp", Size: size("64MiB"), Role: release.RoleArtifact, Artifact: "esp"},
+			{Name: "root", Type: "root-x86-64", Size: size("256MiB"), Role: release.RoleArtifact, Artifact: "root"},
+			{Name: "state", Type: "var", Size: size("rest"), Role: release.RoleEmpty, Filesystem: "ext4"},
+		}},
+		Artifacts:    []release.Artifact{artifactFile(t, dir, "esp", bytes.Repeat([]byte("ESP!"), 1<<18)), artifactFile(t, dir, "root", root)},
+		Recognize:    release.Recognize{Files: []string{"/etc/camrec/camrec.conf"}, VersionFile: "/etc/camrec/version", VersionRegexp: `^camrec (\S+)`},
+		MigrateFrom:  &from,
+		Config:       []string{"/etc/camrec"},
+		Index:        []string{"/var/lib/camrec/index"},
+		DataVolumes:  release.DataVolumes{FstabMountpoints: []string{"/srv/recordings*"}},
+		MinMediaFree: 1 << 30,
+	}
+	data, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "manifest.json")
+	os.WriteFile(path, data, 0o644)
+	return path
+}
+
+func runOK(t *testing.T, args ...string) string {
+	t.Helper()
+	var out, errb bytes.Buffer
+	if err := run(args, &out, &errb); err != nil {
+		t.Fatalf("passeur %s: %v\n%s", strings.Join(args, " "), err, errb.String())
+	}
+	return out.String()
+}
+
+func TestReleaseSignVerifyInspect(t *testing.T) {
+	dir := t.TempDir()
+	manifest := testRelease(t, dir)
+	key := filepath.Join(t.TempDir(), "vendor")
+	runOK(t, "release", "keygen", "-out", key)
+	if err := run([]string{"release", "keygen", "-out", key}, &bytes.Buffer{}, &bytes.Buffer{}); err == nil {
+		t.Error("keygen over existing keys: want an error")
+	}
+	runOK(t, "release", "sign", "-key", key+".key", manifest)
+	out := runOK(t, "release", "verify", "-pub", key+".pub", manifest)
+	if !strings.Contains(out, "camrec 8.0.0: signature, manifest and 2 artifacts verified") {
+		t.Errorf("verify said %q", out)
+	}
+	if _, err := exec.LookPath("minisign"); err == nil {
+		if o, err := exec.Command("minisign", "-Vm", manifest, "-p", key+".pub").CombinedOutput(); err != nil {
+			t.Errorf("minisign CLI rejects the signed manifest: %v\n%s", err, o)
+		}
+	}
+	out = runOK(t, "release", "inspect", manifest)
+	for _, want := range []string{"camrec", ">=7.14.0.2 <8", "root-x86-64", "256MiB", "new ext4"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("inspect lacks %q:\n%s", want, out)
+		}
+	}
+
+	// A flipped byte in an artifact, then in the manifest, is named.
+	art := filepath.Join(dir, "root.img.zst")
+	good, _ := os.ReadFile(art)
+	bad := bytes.Clone(good)
+	bad[len(bad)/3] ^= 1
+	os.WriteFile(art, bad, 0o644)
+	err := run([]string{"release", "verify", "-pub", key + ".pub", manifest}, &bytes.Buffer{}, &bytes.Buffer{})
+	if !errors.Is(err, release.ErrArtifactMismatch) {
+		t.Errorf("tampered artifact: verify = %v, want ErrArtifactMismatch", err)
+	}
+	os.WriteFile(art, good, 0o644)
+	m, _ := os.ReadFile(manifest)
+	os.WriteFile(manifest, bytes.Replace(m, []byte(`"8.0.0"`), []byte(`"8.0.1"`), 1), 0o644)
+	err = run([]string{"release", "verify", "-pub", key + ".pub", manifest}, &bytes.Buffer{}, &bytes.Buffer{})
+	if !errors.Is(err, sign.ErrBadSignature) {
+		t.Errorf("tampered manifest: verify = %v, want ErrBadSignature", err)
+	}
+}
+
+func TestReleaseSignRefusesBrokenManifest(t *testing.T) {
+	dir := t.TempDir()
+	manifest := testRelease(t, dir)
+	key := filepath.Join(dir, "k")
+	runOK(t, "release", "keygen", "-out", key)
+	m, _ := os.ReadFile(manifest)
+	os.WriteFile(manifest, bytes.Replace(m, []byte(`"product": "camrec",`), nil, 1), 0o644)
+	err := run([]string{"release", "sign", "-key", key + ".key", manifest}, &bytes.Buffer{}, &bytes.Buffer{})
+	if !errors.Is(err, release.ErrMissingField) {
+		t.Errorf("sign of a manifest without product = %v, want ErrMissingField", err)
+	}
+	if _, err := os.Stat(manifest + sign.Ext); err == nil {
+		t.Error("a signature was written for a broken manifest")
+	}
+}

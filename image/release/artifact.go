@@ -1,0 +1,128 @@
+package release
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// ErrArtifactMismatch means an artifact's bytes are not those the manifest
+// names: corrupt, truncated or tampered.
+var ErrArtifactMismatch = errors.New("artifact does not match the manifest")
+
+// Open opens an artifact stored in dir and returns a reader of its content
+// (decompressed). Reading it to the end checks both the stored and the
+// decompressed size and SHA-256; a mismatch is reported by the Read that
+// reaches the end, as ErrArtifactMismatch. Nothing read from it may be
+// trusted before that.
+func (a Artifact) Open(dir string) (io.ReadCloser, error) {
+	f, err := os.Open(filepath.Join(dir, filepath.FromSlash(a.File)))
+	if err != nil {
+		return nil, fmt.Errorf("artifact %s: %w", a.Name, err)
+	}
+	stored := &checked{r: f, h: sha256.New(), size: a.StoredSize, sum: a.StoredSHA256, what: "artifact " + a.Name + " as stored"}
+	if a.Compression == "none" {
+		return readCloser{stored, f}, nil
+	}
+	zr, err := zstd.NewReader(stored, zstd.WithDecoderConcurrency(2))
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	content := &checked{r: zr, h: sha256.New(), size: a.Size, sum: a.SHA256, what: "artifact " + a.Name, inner: stored}
+	return readCloser{content, closeFunc(func() error { zr.Close(); return f.Close() })}, nil
+}
+
+// Verify reads the whole artifact and checks it.
+func (a Artifact) Verify(dir string) error {
+	rc, err := a.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	_, err = io.Copy(io.Discard, rc)
+	return err
+}
+
+// VerifyArtifacts checks every artifact of m stored in dir.
+func (m *Manifest) VerifyArtifacts(dir string) error {
+	for _, a := range m.Artifacts {
+		if err := a.Verify(dir); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checked counts and hashes what passes through it and checks both at EOF.
+type checked struct {
+	r     io.Reader
+	h     hashWriter
+	n     int64
+	size  int64
+	sum   string
+	what  string
+	inner *checked // the stored stream under a decompressor, checked too
+	ioErr error    // a read error of the underlying file, not of the data
+}
+
+type hashWriter interface {
+	io.Writer
+	Sum([]byte) []byte
+}
+
+func (c *checked) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.h.Write(p[:n])
+	c.n += int64(n)
+	if c.n > c.size {
+		return n, fmt.Errorf("%w: %s is longer than %d bytes", ErrArtifactMismatch, c.what, c.size)
+	}
+	if errors.Is(err, io.EOF) {
+		if c.inner != nil {
+			// The decompressor may stop before the stored stream's end.
+			if _, ierr := io.Copy(io.Discard, c.inner); ierr != nil {
+				return n, ierr
+			}
+			if ierr := c.inner.final(); ierr != nil {
+				return n, ierr
+			}
+		}
+		if ferr := c.final(); ferr != nil {
+			return n, ferr
+		}
+	} else if err != nil {
+		if c.inner != nil && c.inner.ioErr == nil {
+			// The file read fine: its bytes do not decompress.
+			return n, fmt.Errorf("%w: %s does not decompress: %w", ErrArtifactMismatch, c.what, err)
+		}
+		c.ioErr = err
+		return n, fmt.Errorf("%s: %w", c.what, err)
+	}
+	return n, err
+}
+
+func (c *checked) final() error {
+	if c.n != c.size {
+		return fmt.Errorf("%w: %s is %d bytes, the manifest says %d", ErrArtifactMismatch, c.what, c.n, c.size)
+	}
+	if got := hex.EncodeToString(c.h.Sum(nil)); got != c.sum {
+		return fmt.Errorf("%w: %s has SHA-256 %s, the manifest says %s", ErrArtifactMismatch, c.what, got, c.sum)
+	}
+	return nil
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
+}
+
+type closeFunc func() error
+
+func (f closeFunc) Close() error { return f() }

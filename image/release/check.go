@@ -1,0 +1,73 @@
+package release
+
+import (
+	"fmt"
+	"path"
+	"regexp"
+	"strings"
+)
+
+// Check verifies that the manifest is complete and consistent.
+func (m *Manifest) Check() error {
+	missing := func(f string) error { return fmt.Errorf("%w: %s", ErrMissingField, f) }
+	switch {
+	case m.Format != Format:
+		return fmt.Errorf("%w: format %d, this passeur reads format %d", ErrSyntax, m.Format, Format)
+	case m.Product == "":
+		return missing("product")
+	case len(m.Version.Parts) == 0:
+		return missing("version")
+	case m.Arch == "":
+		return missing("arch")
+	case len(m.Layout.Partitions) == 0:
+		return missing("layout.partitions")
+	case len(m.Config) == 0:
+		return missing("config")
+	case m.Recognize.VersionFile == "" || m.Recognize.VersionRegexp == "":
+		return missing("recognize.version_file and recognize.version_regexp")
+	case m.MinMediaFree <= 0:
+		return missing("min_media_free")
+	}
+	re, err := regexp.Compile(m.Recognize.VersionRegexp)
+	if err != nil || re.NumSubexp() < 1 {
+		return fmt.Errorf("%w: recognize.version_regexp %q needs one group around the version", ErrSyntax, m.Recognize.VersionRegexp)
+	}
+	for _, p := range append(append(append([]string{m.Recognize.VersionFile}, m.Recognize.Files...), m.Config...), m.Index...) {
+		if !path.IsAbs(p) || path.Clean(p) != p {
+			return fmt.Errorf("%w: path %q must be absolute and clean", ErrSyntax, p)
+		}
+	}
+	arts := map[string]*Artifact{}
+	for i := range m.Artifacts {
+		a := &m.Artifacts[i]
+		if err := a.check(); err != nil {
+			return err
+		}
+		if arts[a.Name] != nil {
+			return fmt.Errorf("%w: artifact %q listed twice", ErrSyntax, a.Name)
+		}
+		arts[a.Name] = a
+	}
+	return m.Layout.check(arts)
+}
+
+var hexSHA256 = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+func (a *Artifact) check() error {
+	where := "artifact " + a.Name
+	switch {
+	case a.Name == "":
+		return fmt.Errorf("%w: artifact name", ErrMissingField)
+	case a.File == "" || path.IsAbs(a.File) || strings.HasPrefix(path.Clean(a.File), ".."):
+		return fmt.Errorf("%w: %s: file %q must be a path inside the release", ErrSyntax, where, a.File)
+	case a.Compression != "zstd" && a.Compression != "none":
+		return fmt.Errorf("%w: %s: compression %q (known: zstd, none)", ErrSyntax, where, a.Compression)
+	case a.Size <= 0 || a.StoredSize <= 0:
+		return fmt.Errorf("%w: %s: size and stored_size", ErrMissingField, where)
+	case !hexSHA256.MatchString(a.SHA256) || !hexSHA256.MatchString(a.StoredSHA256):
+		return fmt.Errorf("%w: %s: sha256 and stored_sha256 must be 64 lower-case hex digits", ErrSyntax, where)
+	case a.Compression == "none" && (a.Size != a.StoredSize || a.SHA256 != a.StoredSHA256):
+		return fmt.Errorf("%w: %s: uncompressed, yet stored size or hash differ", ErrSyntax, where)
+	}
+	return nil
+}

@@ -1,0 +1,116 @@
+// Package release is the format of a release: the manifest that says what a
+// known-good version of a product is (its disk layout, its artifacts, how
+// to recognise older installs and what to keep from them), parsed strictly
+// and checked before anything acts on it. Signing is in package sign.
+package release
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/passeur/passeur/image/version"
+)
+
+// Format is the manifest format version this code reads and writes.
+const Format = 1
+
+// Manifest describes one release of one product.
+type Manifest struct {
+	Format  int             `json:"format"`
+	Product string          `json:"product"`
+	Version version.Version `json:"version"`
+	// Arch is the GOARCH the release runs on.
+	Arch   string `json:"arch"`
+	Layout Layout `json:"layout"`
+	// Artifacts are the files the release brings, by name.
+	Artifacts []Artifact `json:"artifacts"`
+	// Recognize says how an older install of the product is found on a disk.
+	Recognize Recognize `json:"recognize"`
+	// MigrateFrom is the range of installed versions this release may
+	// migrate; others are refused. Absent: fresh installs only.
+	MigrateFrom *version.Range `json:"migrate_from,omitempty"`
+	// Config and Index are the paths, in the old system's root, of the
+	// configuration and of the recording index: backed up, then restored.
+	Config []string `json:"config"`
+	Index  []string `json:"index,omitempty"`
+	// DataVolumes says which volumes of the old system hold its data.
+	DataVolumes DataVolumes `json:"data_volumes"`
+	// MinMediaFree is the least free space, in bytes, the install media
+	// must have (backup and release included); preflight may ask for more.
+	MinMediaFree int64 `json:"min_media_free"`
+}
+
+// Artifact is a file of the release, usually a partition image.
+type Artifact struct {
+	Name string `json:"name"`
+	// File is the artifact's path relative to the manifest.
+	File string `json:"file"`
+	// Compression is "zstd" or "none".
+	Compression string `json:"compression"`
+	// Size and SHA256 are those of the content once decompressed.
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+	// StoredSize and StoredSHA256 are those of File as stored.
+	StoredSize   int64  `json:"stored_size"`
+	StoredSHA256 string `json:"stored_sha256"`
+}
+
+// Recognize lists what an install of the product has on its root
+// filesystem: files that must exist, and the file holding its version.
+type Recognize struct {
+	Files []string `json:"files"`
+	// VersionFile is read; VersionRegexp's first group is the version.
+	VersionFile   string `json:"version_file"`
+	VersionRegexp string `json:"version_regexp"`
+}
+
+// DataVolumes says how the old system's data volumes are recognised.
+type DataVolumes struct {
+	// FstabMountpoints are globs of mount points: the old /etc/fstab
+	// entries mounted there (by UUID=, LABEL=, PARTUUID= or /dev/disk/by-*)
+	// are data volumes.
+	FstabMountpoints []string `json:"fstab_mountpoints"`
+	// LabelPatterns are globs of filesystem labels of data volumes.
+	LabelPatterns []string `json:"label_patterns,omitempty"`
+}
+
+// Errors a caller may branch on; Parse and Check wrap one of them.
+var (
+	ErrSyntax          = errors.New("manifest is not valid JSON of the release format")
+	ErrMissingField    = errors.New("manifest field missing")
+	ErrUnknownRole     = errors.New("unknown partition role")
+	ErrUnknownArtifact = errors.New("partition names an unknown artifact")
+	ErrLayout          = errors.New("invalid layout")
+	ErrTooLarge        = errors.New("layout larger than disk")
+)
+
+// Parse reads and checks a manifest. Unknown fields are errors: a manifest
+// from a newer format must not be half understood.
+func Parse(data []byte) (*Manifest, error) {
+	var m Manifest
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSyntax, err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%w: data after the manifest object", ErrSyntax)
+	}
+	if err := m.Check(); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// Marshal renders the manifest canonically: the same manifest always gives
+// the same bytes (reproducible builds sign these bytes).
+func (m *Manifest) Marshal() ([]byte, error) {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
