@@ -72,13 +72,9 @@ func releaseCmd(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		data, err := os.ReadFile(path)
+		_, m, err := readManifest(path)
 		if err != nil {
 			return err
-		}
-		m, err := release.Parse(data)
-		if err != nil {
-			return fmt.Errorf("%s: %w", path, err)
 		}
 		return inspect(m, stdout)
 	}
@@ -117,13 +113,9 @@ func signManifest(path, keyPath, password string, stdout io.Writer) error {
 	if keyPath == "" {
 		return errors.New("release sign: -key is required")
 	}
-	data, err := os.ReadFile(path)
+	data, m, err := readManifest(path)
 	if err != nil {
 		return err
-	}
-	m, err := release.Parse(data)
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
 	}
 	sk, err := sign.LoadPrivateKey(keyPath, password)
 	if err != nil {
@@ -189,6 +181,20 @@ func inspect(m *release.Manifest, w io.Writer) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.1f\t\n", a.Name, a.File, inventory.HumanSize(a.Size), inventory.HumanSize(a.StoredSize), float64(a.Size)/float64(a.StoredSize))
 	}
 	return tw.Flush()
+}
+
+// readManifest reads and checks a manifest file, unverified: for signing
+// and inspecting only, never for acting on it.
+func readManifest(path string) ([]byte, *release.Manifest, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := release.Parse(data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return data, m, nil
 }
 
 // writeAtomic writes a file through a temporary name, synced, then renamed.

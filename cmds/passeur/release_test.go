@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"math/rand"
 	"os"
@@ -12,26 +10,19 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/klauspost/compress/zstd"
 	"github.com/passeur/passeur/image/release"
 	"github.com/passeur/passeur/image/sign"
 	"github.com/passeur/passeur/image/version"
 )
 
-// artifactFile stores content zstd-compressed as dir/name.img.zst.
+// artifactFile stores content as an artifact of the release in dir.
 func artifactFile(t *testing.T, dir, name string, content []byte) release.Artifact {
 	t.Helper()
-	var buf bytes.Buffer
-	zw, _ := zstd.NewWriter(&buf)
-	zw.Write(content)
-	zw.Close()
-	file := name + ".img.zst"
-	if err := os.WriteFile(filepath.Join(dir, file), buf.Bytes(), 0o644); err != nil {
+	a, err := release.WriteArtifact(dir, name, bytes.NewReader(content))
+	if err != nil {
 		t.Fatal(err)
 	}
-	s, ss := sha256.Sum256(content), sha256.Sum256(buf.Bytes())
-	return release.Artifact{Name: name, File: file, Compression: "zstd", Size: int64(len(content)), SHA256: hex.EncodeToString(s[:]),
-		StoredSize: int64(buf.Len()), StoredSHA256: hex.EncodeToString(ss[:])}
+	return a
 }
 
 // testRelease writes a small but complete release into dir.

@@ -126,3 +126,51 @@ type readCloser struct {
 type closeFunc func() error
 
 func (f closeFunc) Close() error { return f() }
+
+// WriteArtifact stores content as dir/<name>.img.zst, compressed with zstd,
+// and returns its description with both sizes and hashes. The encoder runs
+// on one goroutine with fixed settings, so the same content always gives
+// the same bytes: builds stay reproducible.
+func WriteArtifact(dir, name string, content io.Reader) (Artifact, error) {
+	a := Artifact{Name: name, File: name + ".img.zst", Compression: "zstd"}
+	path := filepath.Join(dir, a.File)
+	f, err := os.Create(path + ".tmp")
+	if err != nil {
+		return Artifact{}, err
+	}
+	defer os.Remove(path + ".tmp")
+	defer f.Close()
+	stored, plain := sha256.New(), sha256.New()
+	sw := &countWriter{w: io.MultiWriter(f, stored)}
+	zw, err := zstd.NewWriter(sw, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedBetterCompression), zstd.WithWindowSize(8<<20))
+	if err != nil {
+		return Artifact{}, err
+	}
+	n, err := io.Copy(zw, io.TeeReader(content, plain))
+	if err != nil {
+		return Artifact{}, fmt.Errorf("artifact %s: %w", name, err)
+	}
+	if err := zw.Close(); err != nil {
+		return Artifact{}, err
+	}
+	if err := f.Sync(); err != nil {
+		return Artifact{}, err
+	}
+	if err := f.Close(); err != nil {
+		return Artifact{}, err
+	}
+	a.Size, a.SHA256 = n, hex.EncodeToString(plain.Sum(nil))
+	a.StoredSize, a.StoredSHA256 = sw.n, hex.EncodeToString(stored.Sum(nil))
+	return a, os.Rename(path+".tmp", path)
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}

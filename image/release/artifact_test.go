@@ -2,37 +2,29 @@ package release
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"math/rand"
 	"os"
 	"path/filepath"
 	"testing"
-
-	"github.com/klauspost/compress/zstd"
 )
-
-// storedArtifact writes content zstd-compressed into dir and describes it.
-func storedArtifact(t *testing.T, dir string, content []byte) Artifact {
-	t.Helper()
-	var buf bytes.Buffer
-	zw, _ := zstd.NewWriter(&buf)
-	zw.Write(content)
-	zw.Close()
-	os.WriteFile(filepath.Join(dir, "root.img.zst"), buf.Bytes(), 0o644)
-	sum := sha256.Sum256(content)
-	ssum := sha256.Sum256(buf.Bytes())
-	return Artifact{Name: "root", File: "root.img.zst", Compression: "zstd",
-		Size: int64(len(content)), SHA256: hex.EncodeToString(sum[:]),
-		StoredSize: int64(buf.Len()), StoredSHA256: hex.EncodeToString(ssum[:])}
-}
 
 func TestArtifactVerify(t *testing.T) {
 	dir := t.TempDir()
 	content := make([]byte, 3<<20)
 	rand.New(rand.NewSource(1)).Read(content[:1<<20]) // part random, part zeros
-	a := storedArtifact(t, dir, content)
+	a, err := WriteArtifact(dir, "root", bytes.NewReader(content))
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := WriteArtifact(t.TempDir(), "root", bytes.NewReader(content))
+	if err != nil || again != a {
+		t.Errorf("writing the same content twice gave %+v and %+v (%v)", a, again, err)
+	}
+	if a.Size != int64(len(content)) || a.StoredSize >= a.Size {
+		t.Errorf("artifact %+v: sizes wrong or not compressed", a)
+	}
 	if err := a.Verify(dir); err != nil {
 		t.Fatalf("intact artifact: %v", err)
 	}
