@@ -1,0 +1,358 @@
+package camrec
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/passeur/passeur/initramfs/inventory"
+	"github.com/passeur/passeur/qemu"
+	"github.com/passeur/passeur/qemu/fixture"
+)
+
+// Variant names an installed v7 system of the kinds found in the field.
+type Variant string
+
+// The variants.
+const (
+	// VariantA: MBR system disk, one ext4 data disk mounted by UUID.
+	VariantA Variant = "a"
+	// VariantB: the "small" layout, a GPT system disk with a data
+	// partition on it, plus an ext4 data disk mounted by LABEL and an xfs
+	// data disk mounted by UUID.
+	VariantB Variant = "b"
+	// VariantC: like A at version 7.12, which v8 must refuse to migrate.
+	VariantC Variant = "c"
+)
+
+// ReleaseVersion is the version of camrec v8 the expected reports name.
+const ReleaseVersion = "8.0.0"
+
+// Options tune the recordings of a fixture.
+type Options struct {
+	Seed              int64 // every byte and UUID of the fixture derives from it
+	SegmentsPerCamera int   // default 30
+	SegmentSize       int64 // bytes per segment file, default 256 KiB
+}
+
+// Volume is a data volume of the v7 system.
+type Volume struct {
+	Mountpoint string
+	FSType     string // ext4 or xfs
+	Label      string
+	UUID       string
+	FstabSpec  string // how /etc/fstab names it: UUID=... or LABEL=...
+	Cameras    []string
+	// Disk is the index of the data disk holding it in Appliance.Data, or
+	// -1 for a partition of the system disk.
+	Disk int
+}
+
+// Appliance is an installed camrec v7, as disk images.
+type Appliance struct {
+	Variant  Variant
+	Version  string
+	System   fixture.Disk
+	Data     []fixture.Disk
+	Volumes  []Volume
+	Config   Config
+	Segments []Segment
+	RootUUID string
+	// Expected is what camrec v8 must report after a faithful migration.
+	Expected Report
+}
+
+// Disks lists the system disk then the data disks, for the harness.
+func (a *Appliance) Disks() []qemu.Disk {
+	return fixture.QEMU(append([]fixture.Disk{a.System}, a.Data...))
+}
+
+// uuidFor derives a stable UUID (version 4 layout) from the seed and a name.
+func uuidFor(seed int64, name string) string {
+	h := sha256.Sum256([]byte(fmt.Sprintf("%d/%s", seed, name)))
+	h[6] = h[6]&0x0f | 0x40
+	h[8] = h[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16])
+}
+
+// BuildV7 builds, in dir, the disks of an installed camrec v7 of variant v
+// with the host's tools, the way the vendor's installer did.
+func BuildV7(dir string, v Variant, o Options) (*Appliance, error) {
+	if o.SegmentsPerCamera == 0 {
+		o.SegmentsPerCamera = 30
+	}
+	if o.SegmentSize == 0 {
+		o.SegmentSize = 256 << 10
+	}
+	a := &Appliance{Variant: v, Version: "7.14.0.3", RootUUID: uuidFor(o.Seed, "root")}
+	a.Config = Config{Site: "Entrepôt Nord", RetentionDays: 30, Cameras: []Camera{
+		{"cam01", "Quai 1", "rtsp://10.1.1.11/stream1"},
+		{"cam02", "Quai 2", "rtsp://10.1.1.12/stream1"},
+		{"cam03", "Parking", "rtsp://10.1.1.13/stream1"},
+	}}
+	u := func(n string) string { return uuidFor(o.Seed, n) }
+	switch v {
+	case VariantA, VariantC:
+		if v == VariantC {
+			a.Version = "7.12.0.4"
+		}
+		a.Volumes = []Volume{{Mountpoint: "/srv/recordings/d1", FSType: "ext4", Label: "rec-a", UUID: u("d1"), Cameras: []string{"cam01", "cam02", "cam03"}, Disk: 0}}
+		a.Volumes[0].FstabSpec = "UUID=" + a.Volumes[0].UUID
+	case VariantB:
+		a.Volumes = []Volume{
+			{Mountpoint: "/srv/recordings/local", FSType: "ext4", Label: "camrec-data", UUID: u("local"), Cameras: []string{"cam01"}, Disk: -1},
+			{Mountpoint: "/srv/recordings/d1", FSType: "ext4", Label: "rec-b", UUID: u("d1"), FstabSpec: "LABEL=rec-b", Cameras: []string{"cam02"}, Disk: 0},
+			{Mountpoint: "/srv/recordings/d2", FSType: "xfs", Label: "rec-xfs", UUID: u("d2"), Cameras: []string{"cam03"}, Disk: 1},
+		}
+		a.Volumes[0].FstabSpec = "UUID=" + a.Volumes[0].UUID
+		a.Volumes[2].FstabSpec = "UUID=" + a.Volumes[2].UUID
+	default:
+		return nil, fmt.Errorf("camrec: unknown variant %q", v)
+	}
+
+	images := map[string]string{} // volume mount point -> filesystem image
+	for i, vol := range a.Volumes {
+		img, segs, err := buildVolume(dir, i, vol, o)
+		if err != nil {
+			return nil, err
+		}
+		images[vol.Mountpoint] = img
+		a.Segments = append(a.Segments, segs...)
+	}
+	Sort(a.Segments)
+	root, err := a.buildRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.assemble(dir, root, images, o.Seed); err != nil {
+		return nil, err
+	}
+	a.Expected = Report{Product: "camrec", Version: ReleaseVersion, Cameras: len(a.Config.Cameras), SegmentsIndexed: len(a.Segments)}
+	for _, s := range a.Segments {
+		a.Expected.Bytes += s.Size
+	}
+	for _, vol := range a.Volumes {
+		a.Expected.Volumes = append(a.Expected.Volumes, vol.UUID)
+	}
+	sort.Strings(a.Expected.Volumes)
+	// Only the disks stay: the staging trees and filesystem images go.
+	for _, p := range []string{"root", "root.fs", "vol0", "vol1", "vol2", "vol0.fs", "vol1.fs", "vol2.fs"} {
+		os.RemoveAll(filepath.Join(dir, p))
+	}
+	return a, nil
+}
+
+// buildVolume writes the recordings of a volume into a staging tree and
+// makes its filesystem image from it.
+func buildVolume(dir string, i int, vol Volume, o Options) (string, []Segment, error) {
+	tree := filepath.Join(dir, fmt.Sprintf("vol%d", i))
+	var segs []Segment
+	var total int64
+	start := time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC)
+	for _, cam := range vol.Cameras {
+		for k := 0; k < o.SegmentsPerCamera; k++ {
+			t := start.Add(time.Duration(k) * SegmentDuration)
+			rel := RelPath(cam, t)
+			p := filepath.Join(tree, rel)
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				return "", nil, err
+			}
+			if err := os.WriteFile(p, Content(cam, t, o.SegmentSize, o.Seed), 0o644); err != nil {
+				return "", nil, err
+			}
+			segs = append(segs, Segment{Camera: cam, Start: t, Path: vol.Mountpoint + "/" + rel, Size: o.SegmentSize})
+			total += o.SegmentSize
+		}
+	}
+	img := filepath.Join(dir, fmt.Sprintf("vol%d.fs", i))
+	size := roundMiB(total*3/2 + 32<<20)
+	var err error
+	switch vol.FSType {
+	case "ext4":
+		err = mkext4(img, size, vol.Label, vol.UUID, tree)
+	case "xfs":
+		err = mkxfs(img, max(size, 320<<20), vol.Label, vol.UUID, tree)
+	}
+	return img, segs, err
+}
+
+func roundMiB(n int64) int64 { return (n + 1<<20 - 1) >> 20 << 20 }
+
+// buildRoot makes the v7 root filesystem image.
+func (a *Appliance) buildRoot(dir string) (string, error) {
+	tree := filepath.Join(dir, "root")
+	var conf, index, fstab bytes.Buffer
+	if err := WriteConfigV7(&conf, a.Config); err != nil {
+		return "", err
+	}
+	if err := WriteIndexV1(&index, a.Segments); err != nil {
+		return "", err
+	}
+	fmt.Fprintf(&fstab, "# /etc/fstab written by the camrec 7 installer\nUUID=%s / ext4 errors=remount-ro 0 1\n", a.RootUUID)
+	for _, v := range a.Volumes {
+		fmt.Fprintf(&fstab, "%s %s %s defaults,nofail 0 2\n", v.FstabSpec, v.Mountpoint, v.FSType)
+	}
+	files := map[string]string{
+		ConfigV7File:                  conf.String(),
+		VersionFile:                   "camrec " + a.Version + "\n",
+		IndexV1File:                   index.String(),
+		"/etc/fstab":                  fstab.String(),
+		"/etc/hostname":               "camrec-" + string(a.Variant) + "\n",
+		"/etc/os-release":             "PRETTY_NAME=\"Ubuntu 20.04.6 LTS\"\nNAME=\"Ubuntu\"\nVERSION_ID=\"20.04\"\n",
+		"/var/log/camrec/camrecd.log": "camrecd started\n",
+	}
+	for p, content := range files {
+		full := filepath.Join(tree, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
+			return "", err
+		}
+	}
+	for _, d := range []string{"bin", "sbin", "usr/bin", "tmp", "home"} {
+		os.MkdirAll(filepath.Join(tree, d), 0o755)
+	}
+	for _, v := range a.Volumes {
+		os.MkdirAll(filepath.Join(tree, v.Mountpoint), 0o755)
+	}
+	img := filepath.Join(dir, "root.fs")
+	return img, mkext4(img, 96<<20, "camrec-root", a.RootUUID, tree)
+}
+
+func mkext4(img string, size int64, label, uuid, tree string) error {
+	if err := fixture.Blank(img, size); err != nil {
+		return err
+	}
+	_, err := fixture.Run("", "mkfs.ext4", "-q", "-F", "-L", label, "-U", uuid, "-E", "root_owner=0:0,hash_seed="+uuid, "-d", tree, img)
+	return err
+}
+
+// mkxfs makes an xfs image populated from tree through a protofile, the
+// only way mkfs.xfs fills a filesystem without mounting it.
+func mkxfs(img string, size int64, label, uuid, tree string) error {
+	if err := fixture.Blank(img, size); err != nil {
+		return err
+	}
+	var proto strings.Builder
+	proto.WriteString("camrec\n0 0\nd--755 0 0\n")
+	var walk func(dir, indent string) error
+	walk = func(dir, indent string) error {
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			return err
+		}
+		for _, e := range ents {
+			p := filepath.Join(dir, e.Name())
+			if e.IsDir() {
+				fmt.Fprintf(&proto, "%s%s d--755 0 0\n", indent, e.Name())
+				if err := walk(p, indent+" "); err != nil {
+					return err
+				}
+				fmt.Fprintf(&proto, "%s$\n", indent)
+			} else {
+				fmt.Fprintf(&proto, "%s%s ---644 0 0 %s\n", indent, e.Name(), p)
+			}
+		}
+		return nil
+	}
+	if err := walk(tree, " "); err != nil {
+		return err
+	}
+	proto.WriteString("$\n")
+	pf := img + ".proto"
+	if err := os.WriteFile(pf, []byte(proto.String()), 0o644); err != nil {
+		return err
+	}
+	defer os.Remove(pf)
+	_, err := fixture.Run("", "mkfs.xfs", "-q", "-f", "-L", label, "-m", "uuid="+uuid, "-p", pf, img)
+	return err
+}
+
+// part is a partition to lay on a disk image.
+type part struct {
+	image  string // filesystem image written into it
+	size   int64
+	script string // sfdisk fields after start and size
+}
+
+// partitioned writes a disk image with an sfdisk table and the partitions'
+// filesystem images at their places.
+func partitioned(disk, header string, parts []part) error {
+	var total int64 = 1 << 20
+	for _, p := range parts {
+		total += roundMiB(p.size)
+	}
+	if err := fixture.Blank(disk, total+1<<20); err != nil {
+		return err
+	}
+	script := header
+	start := int64(1 << 20)
+	for _, p := range parts {
+		script += fmt.Sprintf("start=%d, size=%d, %s\n", start/512, roundMiB(p.size)/512, p.script)
+		if _, err := fixture.Run("", "dd", "if="+p.image, "of="+disk, "bs=1M", fmt.Sprintf("seek=%d", start>>20), "conv=notrunc,sparse", "status=none"); err != nil {
+			return err
+		}
+		start += roundMiB(p.size)
+	}
+	_, err := fixture.Run(script, "sfdisk", "-q", "--no-reread", "--no-tell-kernel", disk)
+	return err
+}
+
+// assemble lays the filesystem images onto the system and data disks.
+func (a *Appliance) assemble(dir, root string, images map[string]string, seed int64) error {
+	size := func(p string) int64 { st, _ := os.Stat(p); return st.Size() }
+	sys := filepath.Join(dir, "system.img")
+	labelID := fmt.Sprintf("0x%s", uuidFor(seed, "mbr")[:8])
+	switch a.Variant {
+	case VariantA, VariantC:
+		if err := partitioned(sys, "label: dos\nlabel-id: "+labelID+"\n", []part{{root, size(root), "type=83, bootable"}}); err != nil {
+			return err
+		}
+	case VariantB:
+		local := images["/srv/recordings/local"]
+		header := "label: gpt\nlabel-id: " + uuidFor(seed, "gpt-system") + "\n"
+		if err := partitioned(sys, header, []part{
+			{root, size(root), "type=L, name=root, uuid=" + uuidFor(seed, "part-root")},
+			{local, size(local), "type=L, name=data, uuid=" + uuidFor(seed, "part-data")},
+		}); err != nil {
+			return err
+		}
+	}
+	a.System = fixture.Disk{Disk: qemu.Disk{Path: sys, Bus: qemu.VirtioBlk, Serial: "CAMREC-SYS"}, Content: inventory.Partitioned}
+	for _, vol := range a.Volumes {
+		if vol.Disk < 0 {
+			continue
+		}
+		img := images[vol.Mountpoint]
+		disk := filepath.Join(dir, fmt.Sprintf("data%d.img", vol.Disk))
+		d := fixture.Disk{Disk: qemu.Disk{Path: disk, Bus: qemu.VirtioBlk, Serial: fmt.Sprintf("CAMREC-DATA%d", vol.Disk+1)}}
+		switch {
+		case vol.FSType == "xfs":
+			// A whole-disk filesystem, as some installers made them.
+			if err := os.Rename(img, disk); err != nil {
+				return err
+			}
+			d.Content = inventory.Filesystem
+		case a.Variant == VariantB:
+			header := "label: gpt\nlabel-id: " + uuidFor(seed, "gpt-"+vol.Mountpoint) + "\n"
+			if err := partitioned(disk, header, []part{{img, size(img), "type=L, name=recordings, uuid=" + uuidFor(seed, "part-"+vol.Mountpoint)}}); err != nil {
+				return err
+			}
+			d.Content = inventory.Partitioned
+		default:
+			header := fmt.Sprintf("label: dos\nlabel-id: 0x%s\n", uuidFor(seed, "mbr-"+vol.Mountpoint)[:8])
+			if err := partitioned(disk, header, []part{{img, size(img), "type=83"}}); err != nil {
+				return err
+			}
+			d.Content = inventory.Partitioned
+		}
+		a.Data = append(a.Data, d)
+	}
+	return nil
+}
