@@ -12,6 +12,7 @@ import (
 	"github.com/passeur/passeur/initramfs/event"
 	"github.com/passeur/passeur/initramfs/inventory"
 	"github.com/passeur/passeur/initramfs/network"
+	"github.com/passeur/passeur/initramfs/sysinit"
 	"golang.org/x/sys/unix"
 )
 
@@ -35,7 +36,7 @@ func Main() {
 	console := os.Stdout
 	a := &Agent{Console: console, Events: event.NewEmitter(console)}
 	a.Log = consoleLog{console: console}
-	if err := mountPseudo(); err != nil {
+	if err := sysinit.MountPseudo(); err != nil {
 		a.Fail("mount", err)
 	}
 	if k, err := os.OpenFile("/dev/kmsg", os.O_WRONLY, 0); err == nil {
@@ -53,7 +54,7 @@ func Main() {
 
 func (a *Agent) run() error {
 	var errs []error
-	a.Config, errs = config.FromCmdline(cmdline())
+	a.Config, errs = config.FromCmdline(sysinit.Cmdline())
 	for _, err := range errs {
 		a.Fail("cmdline", err)
 	}
@@ -66,14 +67,14 @@ func (a *Agent) run() error {
 		a.Fail("network", err)
 	}
 
-	nmods, modTime := a.loadModules()
+	nmods, modTime := sysinit.LoadModules(b.Modules, b.ModuleParams, func(err error) { a.Fail("modules", err) })
 	var sys inventory.SysFS = inventory.DirSys("/sys")
 	settle, err := Settle(sys, time.Duration(a.Config.SettleMillis)*time.Millisecond, 100*time.Millisecond, 60*time.Second, time.Now, time.Sleep)
 	if err != nil {
 		a.Fail("settle", err)
 	}
 	a.Events.Emit("ready", readyEvent{
-		Uptime: uptime(), Kernel: kernelRelease(), Board: b.Name,
+		Uptime: sysinit.Uptime(), Kernel: sysinit.KernelRelease(), Board: b.Name,
 		Modules: nmods, ModuleSeconds: seconds(modTime), SettleSeconds: seconds(settle),
 	})
 
@@ -113,7 +114,7 @@ func (a *Agent) run() error {
 func (a *Agent) follow() error {
 	switch a.Config.Mode {
 	case config.ModePoweroff:
-		a.Events.Emit("poweroff", map[string]float64{"uptime": uptime()})
+		a.Events.Emit("poweroff", map[string]float64{"uptime": sysinit.Uptime()})
 		unix.Sync()
 		return unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
 	case config.ModeShell:

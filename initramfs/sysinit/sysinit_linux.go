@@ -1,4 +1,7 @@
-package agent
+// Package sysinit is what every Go /init passeur builds does first: mount
+// the pseudo filesystems, load kernel modules with their dependencies, and
+// read the kernel's uptime, release and command line.
+package sysinit
 
 import (
 	"errors"
@@ -13,8 +16,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// mountPseudo mounts the filesystems every Linux userland expects.
-func mountPseudo() error {
+// MountPseudo mounts the filesystems every Linux userland expects.
+func MountPseudo() error {
 	for _, m := range []struct {
 		src, dst, fstype string
 		flags            uintptr
@@ -39,8 +42,8 @@ func mountPseudo() error {
 	return nil
 }
 
-// kernelRelease is uname -r.
-func kernelRelease() string {
+// KernelRelease is uname -r.
+func KernelRelease() string {
 	var u unix.Utsname
 	if err := unix.Uname(&u); err != nil {
 		return ""
@@ -48,8 +51,8 @@ func kernelRelease() string {
 	return unix.ByteSliceToString(u.Release[:])
 }
 
-// uptime reads /proc/uptime.
-func uptime() float64 {
+// Uptime reads /proc/uptime, in seconds.
+func Uptime() float64 {
 	b, err := os.ReadFile("/proc/uptime")
 	if err != nil {
 		return 0
@@ -59,25 +62,26 @@ func uptime() float64 {
 	return up
 }
 
-// loadModules loads the board's modules, each with its dependencies, from
-// the modules.dep the image builder generated, in parallel: u-root's Prober
-// loads a shared dependency once. A module that fails is reported and the
-// others still load: a missing NIC driver must not cost the disks.
-func (a *Agent) loadModules() (int, time.Duration) {
+// LoadModules loads modules, each with its dependencies, from the
+// modules.dep of the running kernel's module tree, in parallel: u-root's
+// Prober loads a shared dependency once. A module that fails is passed to
+// fail and the others still load: a missing NIC driver must not cost the
+// disks. It returns how many loaded and how long it took.
+func LoadModules(modules []string, params map[string]string, fail func(error)) (int, time.Duration) {
 	start := time.Now()
 	p, err := kmodule.NewProber(kmodule.ProbeOpts{})
 	if err != nil {
-		a.Fail("modules", err)
+		fail(err)
 		return 0, time.Since(start)
 	}
 	var wg sync.WaitGroup
 	var loaded atomic.Int32
-	for _, m := range a.Board.Modules {
+	for _, m := range modules {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := p.Probe(m, a.Board.ModuleParams[m]); err != nil {
-				a.Fail("modules", fmt.Errorf("load %s: %w", m, err))
+			if err := p.Probe(m, params[m]); err != nil {
+				fail(fmt.Errorf("load %s: %w", m, err))
 				return
 			}
 			loaded.Add(1)
@@ -87,8 +91,8 @@ func (a *Agent) loadModules() (int, time.Duration) {
 	return int(loaded.Load()), time.Since(start)
 }
 
-// cmdline reads the kernel command line.
-func cmdline() string {
+// Cmdline reads the kernel command line.
+func Cmdline() string {
 	b, _ := os.ReadFile("/proc/cmdline")
 	return strings.TrimSpace(string(b))
 }

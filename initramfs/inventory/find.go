@@ -1,0 +1,73 @@
+package inventory
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/passeur/passeur/initramfs/fsprobe"
+)
+
+// Errors of Find.
+var (
+	ErrNotFound  = errors.New("no device matches")
+	ErrAmbiguous = errors.New("more than one device matches")
+)
+
+// Find returns the device path a mount spec names among disks: UUID=,
+// LABEL=, PARTUUID=, PARTLABEL= (compared as blkid would: UUIDs without
+// regard to case), or a /dev path. Two matches are an error, never a guess:
+// cloned disks carry the same UUIDs.
+func Find(disks []Disk, spec string) (string, error) {
+	key, val, ok := strings.Cut(spec, "=")
+	if !ok {
+		if strings.HasPrefix(spec, "/dev/") {
+			key, val = "PATH", spec
+		} else {
+			return "", fmt.Errorf("%w: %q is not KEY=value or a /dev path", ErrNotFound, spec)
+		}
+	}
+	fsMatch := func(f *fsprobe.FS) bool {
+		switch key {
+		case "UUID":
+			return f != nil && strings.EqualFold(f.UUID, val)
+		case "LABEL":
+			return f != nil && f.Label == val
+		}
+		return false
+	}
+	var found []string
+	for _, d := range disks {
+		if fsMatch(d.FS) || (key == "PATH" && d.Path == val) {
+			found = append(found, d.Path)
+		}
+		for _, p := range d.Partitions {
+			if fsMatch(p.FS) || (key == "PARTUUID" && strings.EqualFold(p.PartUUID, val)) ||
+				(key == "PARTLABEL" && p.PartLabel == val) || (key == "PATH" && p.Path == val) {
+				found = append(found, p.Path)
+			}
+		}
+	}
+	switch len(found) {
+	case 0:
+		return "", fmt.Errorf("%w %s", ErrNotFound, spec)
+	case 1:
+		return found[0], nil
+	}
+	return "", fmt.Errorf("%w %s: %s", ErrAmbiguous, spec, strings.Join(found, ", "))
+}
+
+// FSOf returns the filesystem found on the device at path, if any.
+func FSOf(disks []Disk, path string) *fsprobe.FS {
+	for _, d := range disks {
+		if d.Path == path {
+			return d.FS
+		}
+		for _, p := range d.Partitions {
+			if p.Path == path {
+				return p.FS
+			}
+		}
+	}
+	return nil
+}

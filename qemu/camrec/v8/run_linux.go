@@ -1,0 +1,222 @@
+package v8
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/passeur/passeur/board"
+	"github.com/passeur/passeur/initramfs/config"
+	"github.com/passeur/passeur/initramfs/event"
+	"github.com/passeur/passeur/initramfs/fstab"
+	"github.com/passeur/passeur/initramfs/inventory"
+	"github.com/passeur/passeur/initramfs/sysinit"
+	"github.com/passeur/passeur/qemu/camrec"
+	"github.com/u-root/u-root/pkg/mount"
+	"golang.org/x/sys/unix"
+)
+
+// BoardFile is where the initrd builder puts the board definition.
+const BoardFile = "/etc/passeur/board.json"
+
+var events = event.NewEmitter(os.Stdout)
+
+// fail reports an error as an event and a console line.
+func fail(step string, err error) {
+	fmt.Fprintf(os.Stdout, "camrec: ERROR %s: %v\n", step, err)
+	events.Emit("error", map[string]string{"step": step, "error": err.Error()})
+}
+
+// halt never returns: PID 1 must not exit.
+func halt() {
+	for {
+		time.Sleep(time.Hour)
+	}
+}
+
+// param returns a key=value of the kernel command line.
+func param(key string) string {
+	for _, p := range config.SplitCmdline(sysinit.Cmdline()) {
+		if v, ok := strings.CutPrefix(p, key+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+func scan() ([]inventory.Disk, error) {
+	return inventory.Scan(inventory.DirSys("/sys"), func(name string) (inventory.Device, error) { return os.Open("/dev/" + name) })
+}
+
+// waitFor finds the device spec names, waiting for it to appear.
+func waitFor(spec string, limit time.Duration) (string, []inventory.Disk, error) {
+	deadline := time.Now().Add(limit)
+	for {
+		disks, err := scan()
+		if err != nil {
+			return "", nil, err
+		}
+		p, err := inventory.Find(disks, spec)
+		if err == nil || !errors.Is(err, inventory.ErrNotFound) || time.Now().After(deadline) {
+			return p, disks, err
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// InitMain is /init of camrec 8's initrd: load the board's modules, mount
+// the root named by root=PARTUUID=... read-only, and switch to it.
+func InitMain() {
+	if err := sysinit.MountPseudo(); err != nil {
+		fail("mount", err)
+	}
+	if err := initRoot(); err != nil {
+		fail("initrd", err)
+		halt()
+	}
+}
+
+func initRoot() error {
+	data, err := os.ReadFile(BoardFile)
+	if err != nil {
+		return err
+	}
+	b, err := board.Parse(data)
+	if err != nil {
+		return err
+	}
+	sysinit.LoadModules(b.Modules, b.ModuleParams, func(err error) { fail("modules", err) })
+	spec := param("root")
+	if spec == "" {
+		return errors.New("no root= on the kernel command line")
+	}
+	dev, disks, err := waitFor(spec, 30*time.Second)
+	if err != nil {
+		return fmt.Errorf("root %s: %w", spec, err)
+	}
+	fs := inventory.FSOf(disks, dev)
+	if fs == nil {
+		return fmt.Errorf("root %s (%s): no filesystem recognised", spec, dev)
+	}
+	os.MkdirAll("/newroot", 0o755)
+	if err := unix.Mount(dev, "/newroot", fs.Type, unix.MS_RDONLY, ""); err != nil {
+		return fmt.Errorf("mount root %s (%s) on /newroot: %w", dev, fs.Type, err)
+	}
+	return mount.SwitchRoot("/newroot", "/sbin/init")
+}
+
+// ServiceMain is camrecd, /sbin/init of camrec 8's root: mount the state
+// partition and the data volumes of its fstab, convert a restored v7
+// configuration and index, check every indexed segment, and report health.
+func ServiceMain(version string) {
+	if err := sysinit.MountPseudo(); err != nil {
+		fail("mount", err)
+	}
+	r, err := serve(version)
+	if err != nil {
+		fail("camrecd", err)
+		halt()
+	}
+	fmt.Printf("camrec %s: %d cameras, %d segments indexed, %d missing, %d bytes, volumes %v\n",
+		r.Version, r.Cameras, r.SegmentsIndexed, r.SegmentsMissing, r.Bytes, r.Volumes)
+	events.Emit("health", r)
+	if param("camrec.poweroff") == "1" {
+		unix.Sync()
+		unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
+	}
+	halt()
+}
+
+func serve(version string) (camrec.Report, error) {
+	spec := param("camrec.state")
+	if spec == "" {
+		return camrec.Report{}, errors.New("no camrec.state= on the kernel command line")
+	}
+	dev, disks, err := waitFor(spec, 30*time.Second)
+	if err != nil {
+		return camrec.Report{}, fmt.Errorf("state partition %s: %w", spec, err)
+	}
+	const state = "/state"
+	if err := unix.Mount(dev, state, "ext4", 0, ""); err != nil {
+		return camrec.Report{}, fmt.Errorf("mount state partition %s: %w", dev, err)
+	}
+	// The root is read-only: mount points of data volumes live on a tmpfs.
+	if err := unix.Mount("tmpfs", "/srv", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755"); err != nil {
+		return camrec.Report{}, fmt.Errorf("mount /srv: %w", err)
+	}
+	volumes, err := mountVolumes(filepath.Join(state, FstabFile), disks)
+	if err != nil {
+		return camrec.Report{}, err
+	}
+	did, err := Convert(state)
+	if err != nil {
+		return camrec.Report{}, err
+	}
+	for _, d := range did {
+		fmt.Printf("camrec: converted %s\n", d)
+	}
+	c, idx, err := Load(state)
+	if err != nil {
+		return camrec.Report{}, err
+	}
+	r := Check(version, c, idx, volumes)
+	if err := writeJSON(filepath.Join(state, HealthFile), r); err != nil {
+		return camrec.Report{}, err
+	}
+	unix.Sync()
+	return r, nil
+}
+
+// mountVolumes mounts the data volumes of the state's fstab and returns the
+// UUIDs of those mounted. A volume that cannot be mounted is reported and
+// left out: its segments then count as missing.
+func mountVolumes(path string, disks []inventory.Disk) ([]string, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	entries, err := fstab.Parse(f)
+	f.Close()
+	if err != nil {
+		return nil, err
+	}
+	var uuids []string
+	for _, e := range entries {
+		dev, err := inventory.Find(disks, e.Spec)
+		if err != nil {
+			fail("volumes", err)
+			continue
+		}
+		fs := inventory.FSOf(disks, dev)
+		typ := e.Type
+		if typ == "auto" && fs != nil {
+			typ = fs.Type
+		}
+		var flags uintptr
+		var opts []string
+		for _, o := range strings.Split(e.Options, ",") {
+			switch o {
+			case "ro":
+				flags |= unix.MS_RDONLY
+			case "defaults", "rw", "nofail", "auto", "noauto":
+			case "noload", "norecovery":
+				opts = append(opts, o)
+			}
+		}
+		os.MkdirAll(e.Mountpoint, 0o755)
+		if err := unix.Mount(dev, e.Mountpoint, typ, flags, strings.Join(opts, ",")); err != nil {
+			fail("volumes", fmt.Errorf("mount %s (%s) on %s: %w", e.Spec, dev, e.Mountpoint, err))
+			continue
+		}
+		if fs != nil {
+			uuids = append(uuids, fs.UUID)
+		}
+	}
+	return uuids, nil
+}
