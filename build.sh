@@ -21,6 +21,7 @@ HOST_TOOLS=(
   mkfs.ext4:e2fsprogs mkfs.xfs:xfsprogs mkfs.vfat:dosfstools mkfs.btrfs:btrfs-progs
   mksquashfs:squashfs-tools sfdisk:fdisk blkid:util-linux mcopy:mtools
   zstd:zstd dpkg-deb:dpkg minisign:minisign
+  /usr/lib/systemd/boot/efi/systemd-bootx64.efi:systemd-boot-efi debugfs:e2fsprogs xfs_repair:xfsprogs
 )
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

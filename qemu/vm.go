@@ -9,6 +9,8 @@ package qemu
 import (
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/passeur/passeur/board"
@@ -53,7 +55,16 @@ type Options struct {
 	Dir string
 	// Console, when set, receives the serial console live (the demo shows it).
 	Console io.Writer
+	// UEFI boots the firmware (OVMF) instead of Kernel and Initrd: it
+	// starts what the disks hold, as a PC does.
+	UEFI bool
 }
+
+// OVMF firmware files, from Debian's ovmf package.
+const (
+	OVMFCode = "/usr/share/OVMF/OVMF_CODE_4M.fd"
+	OVMFVars = "/usr/share/OVMF/OVMF_VARS_4M.fd"
+)
 
 // Args returns QEMU's command line for o (binary excluded).
 func (o Options) Args() ([]string, error) {
@@ -73,11 +84,26 @@ func (o Options) Args() ([]string, error) {
 		// DHCP and the kernel's RNG wait for entropy without it.
 		"-device", "virtio-rng-pci",
 	}
-	if o.Kernel == "" || o.Initrd == "" {
+	switch {
+	case o.UEFI:
+		// The variable store is written by the firmware: each VM its copy.
+		vars := filepath.Join(o.Dir, "OVMF_VARS.fd")
+		data, err := os.ReadFile(OVMFVars)
+		if err != nil {
+			return nil, fmt.Errorf("qemu: UEFI: %w (apt-get install ovmf)", err)
+		}
+		if err := os.WriteFile(vars, data, 0o644); err != nil {
+			return nil, err
+		}
+		args = append(args,
+			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+OVMFCode,
+			"-drive", "if=pflash,format=raw,unit=1,file="+vars)
+	case o.Kernel == "" || o.Initrd == "":
 		return nil, fmt.Errorf("qemu: direct kernel boot needs a kernel and an initrd")
+	default:
+		args = append(args, "-kernel", o.Kernel, "-initrd", o.Initrd,
+			"-append", strings.TrimSpace(b.Kernel.Cmdline+" "+o.Cmdline))
 	}
-	args = append(args, "-kernel", o.Kernel, "-initrd", o.Initrd,
-		"-append", strings.TrimSpace(b.Kernel.Cmdline+" "+o.Cmdline))
 	if o.Net {
 		args = append(args, "-netdev", "user,id=n0,restrict=on", "-device", "virtio-net-pci,netdev=n0")
 	}

@@ -10,12 +10,15 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/passeur/passeur/image/builder"
 	"github.com/passeur/passeur/image/release"
 	"github.com/passeur/passeur/image/sign"
 	"github.com/passeur/passeur/initramfs/inventory"
 )
 
-const releaseUsage = `usage: passeur release keygen|sign|verify|inspect [flags]
+const releaseUsage = `usage: passeur release build|keygen|sign|verify|inspect [flags]
+
+  build   -spec SPEC.json -out DIR [-key NAME.key] [-cache .cache]  build (and sign) a release
 
   keygen  -out DIR/NAME [-password-file F]  write NAME.pub and NAME.key (minisign format)
   sign    -key NAME.key [-password-file F] MANIFEST    write MANIFEST.minisig
@@ -28,10 +31,13 @@ func releaseCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	fs := flag.NewFlagSet("release "+args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	out := fs.String("out", "", "keygen: path of the key pair, without extension")
-	key := fs.String("key", "", "sign: private key file")
+	out := fs.String("out", "", "keygen: path of the key pair, without extension; build: output folder")
+	key := fs.String("key", "", "sign, build: private key file")
 	pub := fs.String("pub", "", "verify: public key file")
 	passwordFile := fs.String("password-file", "", "file holding the private key's password (none: unencrypted key)")
+	specPath := fs.String("spec", "", "build: the release spec")
+	cache := fs.String("cache", ".cache", "build: download cache folder")
+	repo := fs.String("repo", ".", "build: passeur's source tree")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -50,6 +56,11 @@ func releaseCmd(args []string, stdout, stderr io.Writer) error {
 		return fs.Arg(0), nil
 	}
 	switch args[0] {
+	case "build":
+		if *specPath == "" || *out == "" {
+			return errors.New("release build: -spec and -out are required")
+		}
+		return buildRelease(*specPath, *out, *key, password, *cache, *repo, stdout, stderr)
 	case "keygen":
 		if *out == "" {
 			return errors.New("release keygen: -out is required")
@@ -79,6 +90,31 @@ func releaseCmd(args []string, stdout, stderr io.Writer) error {
 		return inspect(m, stdout)
 	}
 	return fmt.Errorf("release: unknown command %q\n%s", args[0], releaseUsage)
+}
+
+// buildRelease builds a release from a spec, signed when a key is given.
+func buildRelease(specPath, out, keyPath, password, cache, repo string, stdout, stderr io.Writer) error {
+	spec, err := builder.ReadSpec(specPath)
+	if err != nil {
+		return err
+	}
+	o := builder.Options{RepoDir: repo, Cache: cache, OutDir: out, Log: stderr}
+	if keyPath != "" {
+		sk, err := sign.LoadPrivateKey(keyPath, password)
+		if err != nil {
+			return err
+		}
+		o.Key = &sk
+	}
+	if o.RepoDir, err = filepath.Abs(repo); err != nil {
+		return err
+	}
+	m, err := builder.Run(spec, o)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "built %s %s into %s\n", m.Product, m.Version, out)
+	return inspect(m, stdout)
 }
 
 func keygen(out, password string, stdout io.Writer) error {

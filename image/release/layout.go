@@ -38,6 +38,10 @@ type Partition struct {
 	// KeepLabel is a glob of the filesystem label or PARTLABEL that
 	// identifies the old partition to keep (role keep).
 	KeepLabel string `json:"keep_label,omitempty"`
+	// UUID is the partition's PARTUUID, fixed by the release so that its
+	// boot entry can name its root; the release builder derives one from
+	// product, version and name when the spec gives none.
+	UUID string `json:"uuid,omitempty"`
 }
 
 // TypeGUIDs maps the Discoverable Partitions Specification names passeur
@@ -85,6 +89,9 @@ func (l Layout) check(arts map[string]*Artifact) error {
 		names[p.Name] = true
 		if _, err := p.TypeGUID(); err != nil {
 			return err
+		}
+		if p.UUID != "" && !guidRe.MatchString(p.UUID) {
+			return fmt.Errorf("%w: %s: uuid %q is not a lower-case GUID", ErrLayout, where, p.UUID)
 		}
 		if p.Size.Rest && i != len(l.Partitions)-1 {
 			return fmt.Errorf("%w: %s: only the last partition may take the rest of the disk", ErrLayout, where)

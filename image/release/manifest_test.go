@@ -73,6 +73,7 @@ func TestParseErrors(t *testing.T) {
 		{"artifact larger than partition", `"size": "64MiB", "role": "artifact"`, `"size": "32MiB", "role": "artifact"`, ErrLayout},
 		{"bad size", `"size": "64MiB"`, `"size": "64MB"`, ErrLayout},
 		{"unknown type", `"type": "esp"`, `"type": "efi"`, ErrLayout},
+		{"bad partition uuid", `"type": "esp",`, `"type": "esp", "uuid": "not-a-guid",`, ErrLayout},
 		{"unknown field", `"arch": "amd64",`, `"arch": "amd64", "arhc": "x",`, ErrSyntax},
 		{"bad hash", `"sha256": "1111`, `"sha256": "XX11`, ErrSyntax},
 		{"escaping file", `"file": "esp.img.zst"`, `"file": "../esp.img.zst"`, ErrSyntax},

@@ -44,6 +44,50 @@ type Options struct {
 	Log    io.Writer
 }
 
+// Image is an initramfs to assemble: Go commands in one busybox binary,
+// one of them /init, with the board's kernel modules and definition.
+type Image struct {
+	Board    *board.Board
+	Kernel   *kernel.Kernel
+	RepoDir  string   // the module root the Go builds run in
+	Commands []string // Go packages of the busybox
+	Init     string   // command linked to /init
+	Shell    string   // command linked to /bin/sh; none if empty
+	Log      io.Writer
+}
+
+// Assemble writes img, zstd-compressed, to path. It returns the sizes
+// before and after compression and the number of kernel modules shipped.
+func Assemble(img Image, path string) (cpioSize, size int64, modules int, err error) {
+	base, nmods, err := baseArchive(img.Board, img.Kernel)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	tmp, err := os.MkdirTemp("", "passeur-initramfs-")
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer os.RemoveAll(tmp)
+	cpioPath := filepath.Join(tmp, "initramfs.cpio")
+	env := golang.Default(golang.DisableCGO(), golang.WithGOARCH(img.Board.Arch), golang.WithWorkingDir(img.RepoDir))
+	l := llog.New(slog.LevelWarn, llog.WritePrintf(img.Log))
+	err = uimage.Create(l,
+		uimage.WithReplaceEnv(env),
+		uimage.WithTempDir(tmp),
+		uimage.WithBaseArchive(base),
+		uimage.WithBusyboxCommands(img.Commands...),
+		uimage.WithInit(img.Init),
+		uimage.WithShell(img.Shell),
+		uimage.WithSkipLDD(),
+		uimage.WithCPIOOutput(cpioPath),
+	)
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("build initramfs for %s: %w", img.Board.Name, err)
+	}
+	cpioSize, size, err = compressFile(cpioPath, path)
+	return cpioSize, size, nmods, err
+}
+
 // Result says what was built.
 type Result struct {
 	Vmlinuz, Initramfs string
@@ -74,38 +118,15 @@ func Build(o Options) (*Result, error) {
 	}
 	os.Remove(stampFile)
 
-	base, nmods, err := baseArchive(o.Board, o.Kernel)
-	if err != nil {
-		return nil, err
-	}
-	res.Modules = nmods
-	tmp, err := os.MkdirTemp("", "passeur-initramfs-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(tmp)
-	cpioPath := filepath.Join(tmp, "initramfs.cpio")
-
 	pkgs := []string{AgentPackage}
 	for _, c := range ShellCommands {
 		pkgs = append(pkgs, "github.com/u-root/u-root/cmds/core/"+c)
 	}
-	env := golang.Default(golang.DisableCGO(), golang.WithGOARCH(o.Board.Arch), golang.WithWorkingDir(o.RepoDir))
-	l := llog.New(slog.LevelWarn, llog.WritePrintf(o.Log))
-	err = uimage.Create(l,
-		uimage.WithReplaceEnv(env),
-		uimage.WithTempDir(tmp),
-		uimage.WithBaseArchive(base),
-		uimage.WithBusyboxCommands(pkgs...),
-		uimage.WithInit("passeur-agent"),
-		uimage.WithShell("gosh"),
-		uimage.WithSkipLDD(),
-		uimage.WithCPIOOutput(cpioPath),
-	)
+	res.CPIOSize, res.Size, res.Modules, err = Assemble(Image{
+		Board: o.Board, Kernel: o.Kernel, RepoDir: o.RepoDir, Log: o.Log,
+		Commands: pkgs, Init: "passeur-agent", Shell: "gosh",
+	}, res.Initramfs)
 	if err != nil {
-		return nil, fmt.Errorf("build initramfs for %s: %w", o.Board.Name, err)
-	}
-	if res.CPIOSize, res.Size, err = compressFile(cpioPath, res.Initramfs); err != nil {
 		return nil, err
 	}
 	if err := copyFile(o.Kernel.Vmlinuz, res.Vmlinuz); err != nil {

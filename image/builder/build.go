@@ -1,0 +1,147 @@
+package builder
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"aead.dev/minisign"
+	"github.com/passeur/passeur/board"
+	"github.com/passeur/passeur/image/release"
+	"github.com/passeur/passeur/image/sign"
+	"github.com/passeur/passeur/initramfs/build"
+	"github.com/passeur/passeur/initramfs/kernel"
+)
+
+// Options are the inputs of a build that are not in the spec.
+type Options struct {
+	RepoDir string // passeur's module root: the Go builds run there
+	Cache   string // download cache (the board's kernel package)
+	OutDir  string // receives manifest.json, its signature and the artifacts
+	// Key signs the manifest when set.
+	Key *minisign.PrivateKey
+	Log io.Writer
+}
+
+// Run builds the release of spec into o.OutDir and returns its manifest.
+func Run(spec *Spec, o Options) (*release.Manifest, error) {
+	m := spec.Manifest
+	m.Layout.Partitions = append([]release.Partition(nil), m.Layout.Partitions...)
+	for i := range m.Layout.Partitions {
+		p := &m.Layout.Partitions[i]
+		if p.UUID == "" {
+			p.UUID = derivedUUID(m.Product, m.Version.String(), p.Name)
+		}
+	}
+	b, err := board.Load(spec.Build.Board)
+	if err != nil {
+		return nil, err
+	}
+	if b.Arch != m.Arch {
+		return nil, fmt.Errorf("release arch %s, board %s is %s", m.Arch, b.Name, b.Arch)
+	}
+	k, err := kernel.Fetch(b.Kernel.DebianPackage, filepath.Join(o.Cache, "kernel"), o.Log)
+	if err != nil {
+		return nil, err
+	}
+	// go-diskfs and mksquashfs stamp files with SOURCE_DATE_EPOCH.
+	defer os.Setenv("SOURCE_DATE_EPOCH", os.Getenv("SOURCE_DATE_EPOCH"))
+	os.Setenv("SOURCE_DATE_EPOCH", strconv.FormatInt(spec.Build.SourceDateEpoch, 10))
+
+	tmp, err := os.MkdirTemp("", "passeur-release-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
+		return nil, err
+	}
+
+	espPart, err := partition(&m, spec.Build.ESP.Partition)
+	if err != nil {
+		return nil, err
+	}
+	rootPart, err := partition(&m, spec.Build.Root.Partition)
+	if err != nil {
+		return nil, err
+	}
+	initrd := filepath.Join(tmp, "initrd.zst")
+	if _, _, _, err := build.Assemble(build.Image{Board: b, Kernel: k, RepoDir: o.RepoDir, Log: o.Log,
+		Commands: []string{spec.Build.ESP.Init}, Init: filepath.Base(spec.Build.ESP.Init)}, initrd); err != nil {
+		return nil, err
+	}
+	espImg := filepath.Join(tmp, "esp.img")
+	options := expand(strings.TrimSpace(b.Kernel.Cmdline+" "+spec.Build.ESP.Options), m.Layout.Partitions)
+	if err := makeESP(espImg, espPart.Size.Bytes, spec.Build.ESP, &m, k.Vmlinuz, initrd, options, spec.Build.SourceDateEpoch); err != nil {
+		return nil, err
+	}
+	rootImg := filepath.Join(tmp, "root.sqfs")
+	if err := makeRoot(rootImg, spec.Build.Root, b.Arch, o.RepoDir, tmp, spec.Build.SourceDateEpoch); err != nil {
+		return nil, err
+	}
+
+	m.Artifacts = nil
+	for _, a := range []struct{ name, path string }{{espPart.Artifact, espImg}, {rootPart.Artifact, rootImg}} {
+		f, err := os.Open(a.path)
+		if err != nil {
+			return nil, err
+		}
+		art, err := release.WriteArtifact(o.OutDir, a.name, f)
+		f.Close()
+		if err != nil {
+			return nil, err
+		}
+		m.Artifacts = append(m.Artifacts, art)
+	}
+	if err := m.Check(); err != nil {
+		return nil, fmt.Errorf("built manifest: %w", err)
+	}
+	data, err := m.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(o.OutDir, "manifest.json")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		return nil, err
+	}
+	if o.Key != nil {
+		sig := sign.Sign(*o.Key, data, fmt.Sprintf("passeur release %s %s %s", m.Product, m.Version, m.Arch))
+		if err := os.WriteFile(path+sign.Ext, sig, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	return &m, nil
+}
+
+// partition finds the artifact partition called name in the layout.
+func partition(m *release.Manifest, name string) (*release.Partition, error) {
+	for i, p := range m.Layout.Partitions {
+		if p.Name == name {
+			if p.Role != release.RoleArtifact || p.Size.Rest || p.Size.Min {
+				return nil, fmt.Errorf("partition %q must be an artifact partition of fixed size", name)
+			}
+			return &m.Layout.Partitions[i], nil
+		}
+	}
+	return nil, fmt.Errorf("no partition %q in the layout", name)
+}
+
+// derivedUUID is a stable PARTUUID for a partition of a release.
+func derivedUUID(product, version, name string) string {
+	h := sha256.Sum256([]byte(product + "\x00" + version + "\x00" + name))
+	h[6] = h[6]&0x0f | 0x40
+	h[8] = h[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16])
+}
+
+// expand replaces {partuuid:NAME} in s.
+func expand(s string, parts []release.Partition) string {
+	for _, p := range parts {
+		s = strings.ReplaceAll(s, "{partuuid:"+p.Name+"}", p.UUID)
+	}
+	return s
+}
