@@ -8,9 +8,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/diskfs/go-diskfs/backend"
 	"github.com/diskfs/go-diskfs/backend/file"
 	"github.com/diskfs/go-diskfs/filesystem"
 	"github.com/diskfs/go-diskfs/filesystem/fat32"
+	"github.com/passeur/passeur/image/fat"
 	"github.com/passeur/passeur/image/release"
 )
 
@@ -22,7 +24,25 @@ func makeESP(img string, size int64, e ESP, m *release.Manifest, vmlinuz, initrd
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	if err := fillESP(st, size, e, m, vmlinuz, initrd, options, epoch); err != nil {
+		st.Close()
+		return err
+	}
+	if err := st.Close(); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(img, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := fat.Fixup(f); err != nil {
+		return fmt.Errorf("ESP: %w", err)
+	}
+	return f.Close()
+}
+
+func fillESP(st backend.Storage, size int64, e ESP, m *release.Manifest, vmlinuz, initrd, options string, epoch int64) error {
 	fs, err := fat32.Create(st, size, 0, 512, "ESP", true)
 	if err != nil {
 		return fmt.Errorf("make ESP: %w", err)
