@@ -55,7 +55,7 @@ func buildCmd(args []string, stdout, stderr io.Writer) error {
 	boardName := fs.String("board", "qemu-x86_64", "board to build for")
 	out := fs.String("out", "out", "output folder; the board's files go to <out>/<board>")
 	cache := fs.String("cache", ".cache", "download cache folder")
-	repo := fs.String("repo", ".", "passeur's source tree")
+	src := fs.String("src", ".", "passeur's source tree")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -67,7 +67,7 @@ func buildCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	repoAbs, err := filepath.Abs(*repo)
+	repoAbs, err := filepath.Abs(*src)
 	if err != nil {
 		return err
 	}

@@ -90,6 +90,17 @@ func TestReleaseSignVerifyInspect(t *testing.T) {
 		}
 	}
 
+	// Publish into a repository with a tag, then move a test tag.
+	repoDir := t.TempDir()
+	out = runOK(t, "release", "publish", "-repo", repoDir, "-key", key+".key", "-tag", "stable", dir)
+	if !strings.Contains(out, "published camrec 8.0.0") {
+		t.Errorf("publish said %q", out)
+	}
+	runOK(t, "release", "tag", "-repo", repoDir, "-key", key+".key", "camrec", "test-site", "8.0.0")
+	if err := run([]string{"release", "tag", "-repo", repoDir, "-key", key + ".key", "camrec", "stable", "9.0.0"}, &bytes.Buffer{}, &bytes.Buffer{}); err == nil {
+		t.Error("tag to a version not published: want an error")
+	}
+
 	// A flipped byte in an artifact, then in the manifest, is named.
 	art := filepath.Join(dir, "root.img.zst")
 	good, _ := os.ReadFile(art)
