@@ -3,6 +3,7 @@ package camrec
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -81,7 +82,9 @@ func uuidFor(seed int64, name string) string {
 }
 
 // BuildV7 builds, in dir, the disks of an installed camrec v7 of variant v
-// with the host's tools, the way the vendor's installer did.
+// with the host's tools, the way the vendor's installer did, and writes
+// dir/expected-health.json: what camrec 8 must report after a faithful
+// migration.
 func BuildV7(dir string, v Variant, o Options) (*Appliance, error) {
 	if o.SegmentsPerCamera == 0 {
 		o.SegmentsPerCamera = 30
@@ -140,6 +143,13 @@ func BuildV7(dir string, v Variant, o Options) (*Appliance, error) {
 		a.Expected.Volumes = append(a.Expected.Volumes, vol.UUID)
 	}
 	sort.Strings(a.Expected.Volumes)
+	exp, err := json.MarshalIndent(a.Expected, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "expected-health.json"), append(exp, '\n'), 0o644); err != nil {
+		return nil, err
+	}
 	// Only the disks stay: the staging trees and filesystem images go.
 	for _, p := range []string{"root", "root.fs", "vol0", "vol1", "vol2", "vol0.fs", "vol1.fs", "vol2.fs"} {
 		os.RemoveAll(filepath.Join(dir, p))

@@ -2,6 +2,7 @@ package camrec
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -93,6 +94,11 @@ func TestBuildV7(t *testing.T) {
 			}
 			if uuids[a.RootUUID] != "ext4" {
 				t.Errorf("no ext4 root with UUID %s", a.RootUUID)
+			}
+			var written Report
+			if b, err := os.ReadFile(filepath.Join(dir, "expected-health.json")); err != nil || json.Unmarshal(b, &written) != nil ||
+				!slices.Equal(written.Volumes, a.Expected.Volumes) || written.SegmentsIndexed != a.Expected.SegmentsIndexed {
+				t.Errorf("expected-health.json = %+v (%v), want %+v", written, err, a.Expected)
 			}
 			want := 3 * 12
 			if a.Expected.SegmentsIndexed != want || a.Expected.Bytes != int64(want)*64<<10 || a.Expected.Cameras != 3 ||
