@@ -14,6 +14,7 @@ import (
 	"github.com/passeur/passeur/image/release"
 	"github.com/passeur/passeur/image/repo"
 	"github.com/passeur/passeur/image/sign"
+	"github.com/passeur/passeur/initramfs/atomicfile"
 	"github.com/passeur/passeur/initramfs/inventory"
 )
 
@@ -195,7 +196,7 @@ func signManifest(path, keyPath, password string, stdout io.Writer) error {
 		return err
 	}
 	sig := sign.Sign(sk, data, fmt.Sprintf("passeur release %s %s %s", m.Product, m.Version, m.Arch))
-	if err := writeAtomic(path+sign.Ext, sig); err != nil {
+	if err := atomicfile.WriteFile(path+sign.Ext, sig, 0o644); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "signed %s %s: %s\n", m.Product, m.Version, path+sign.Ext)
@@ -268,25 +269,4 @@ func readManifest(path string) ([]byte, *release.Manifest, error) {
 		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return data, m, nil
-}
-
-// writeAtomic writes a file through a temporary name, synced, then renamed.
-func writeAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

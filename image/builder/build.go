@@ -13,6 +13,7 @@ import (
 	"github.com/passeur/passeur/board"
 	"github.com/passeur/passeur/image/release"
 	"github.com/passeur/passeur/image/sign"
+	"github.com/passeur/passeur/initramfs/atomicfile"
 	"github.com/passeur/passeur/initramfs/build"
 	"github.com/passeur/passeur/initramfs/kernel"
 )
@@ -105,12 +106,12 @@ func Run(spec *Spec, o Options) (*release.Manifest, error) {
 		return nil, err
 	}
 	path := filepath.Join(o.OutDir, "manifest.json")
-	if err := os.WriteFile(path, data, 0o644); err != nil {
+	if err := atomicfile.WriteFile(path, data, 0o644); err != nil {
 		return nil, err
 	}
 	if o.Key != nil {
 		sig := sign.Sign(*o.Key, data, fmt.Sprintf("passeur release %s %s %s", m.Product, m.Version, m.Arch))
-		if err := os.WriteFile(path+sign.Ext, sig, 0o644); err != nil {
+		if err := atomicfile.WriteFile(path+sign.Ext, sig, 0o644); err != nil {
 			return nil, err
 		}
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/passeur/passeur/image/release"
 	"github.com/passeur/passeur/image/sign"
 	"github.com/passeur/passeur/image/version"
+	"github.com/passeur/passeur/initramfs/atomicfile"
 )
 
 // IndexFile is the repository's signed index.
@@ -115,11 +116,7 @@ func save(dir string, ix *Index, sk minisign.PrivateKey) error {
 		name string
 		data []byte
 	}{{IndexFile + sign.Ext, sig}, {IndexFile, data}} {
-		tmp := filepath.Join(dir, f.name+".tmp")
-		if err := os.WriteFile(tmp, f.data, 0o644); err != nil {
-			return err
-		}
-		if err := os.Rename(tmp, filepath.Join(dir, f.name)); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(dir, f.name), f.data, 0o644); err != nil {
 			return err
 		}
 	}

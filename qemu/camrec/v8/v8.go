@@ -21,6 +21,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/passeur/passeur/initramfs/atomicfile"
 	"github.com/passeur/passeur/qemu/camrec"
 )
 
@@ -133,7 +134,7 @@ func readJSON(path string, v any) error {
 	return nil
 }
 
-// writeJSON writes atomically: temp file, fsync, rename.
+// writeJSON writes v as indented JSON, atomically.
 func writeJSON(path string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
@@ -142,20 +143,5 @@ func writeJSON(path string, v any) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	f, err := os.Create(path + ".tmp")
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(append(b, '\n')); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(path+".tmp", path)
+	return atomicfile.WriteFile(path, append(b, '\n'), 0o644)
 }
