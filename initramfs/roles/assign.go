@@ -1,0 +1,280 @@
+package roles
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"regexp"
+	"strings"
+
+	"github.com/passeur/passeur/image/release"
+	"github.com/passeur/passeur/initramfs/fstab"
+	"github.com/passeur/passeur/initramfs/inventory"
+)
+
+// Result is the role of every disk.
+type Result struct {
+	Disks []Assignment `json:"disks"`
+}
+
+// System returns the system disk's assignment, if there is one.
+func (r *Result) System() *Assignment { return r.find(System) }
+
+// Media returns the install media's assignment, if found.
+func (r *Result) Media() *Assignment { return r.find(InstallMedia) }
+
+func (r *Result) find(role Role) *Assignment {
+	for i := range r.Disks {
+		if r.Disks[i].Role == role {
+			return &r.Disks[i]
+		}
+	}
+	return nil
+}
+
+// volumeFS is one filesystem found on a disk (whole disk or partition).
+type volumeFS struct {
+	disk      int
+	dev, typ  string
+	uuid, lbl string
+}
+
+// systemFS are the filesystem types an installed root can be on.
+var systemFS = map[string]bool{"ext2": true, "ext3": true, "ext4": true, "xfs": true, "btrfs": true}
+
+// Assign gives every disk its role for the release m, reading content
+// through r. It returns a named error when the evidence is ambiguous.
+func Assign(disks []inventory.Disk, m *release.Manifest, r Reader) (*Result, error) {
+	res := &Result{}
+	var all []volumeFS
+	for i, d := range disks {
+		res.Disks = append(res.Disks, Assignment{Disk: d, Role: Unknown})
+		if d.FS != nil {
+			all = append(all, volumeFS{i, d.Path, d.FS.Type, d.FS.UUID, d.FS.Label})
+		}
+		for _, p := range d.Partitions {
+			if p.FS != nil {
+				all = append(all, volumeFS{i, p.Path, p.FS.Type, p.FS.UUID, p.FS.Label})
+			}
+		}
+	}
+	note := func(i int, format string, a ...any) {
+		res.Disks[i].Reasons = append(res.Disks[i].Reasons, fmt.Sprintf(format, a...))
+	}
+
+	// The media: passeur's marker on a FAT filesystem.
+	media := map[int]bool{}
+	for _, v := range all {
+		if v.typ != "vfat" {
+			continue
+		}
+		files, err := r.Files(v.dev, v.typ)
+		if err != nil {
+			note(v.disk, "could not read %s: %v", v.dev, err)
+			continue
+		}
+		if _, err := fs.Stat(files, MediaMarker); err == nil {
+			media[v.disk] = true
+			res.Disks[v.disk].Role = InstallMedia
+			note(v.disk, "passeur's marker %s on %s", MediaMarker, v.dev)
+		}
+	}
+
+	// The system: the release's recognition rules.
+	type candidate struct {
+		v       volumeFS
+		version string
+		files   fs.FS
+	}
+	var systems []candidate
+	re, err := regexp.Compile(m.Recognize.VersionRegexp)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range all {
+		if media[v.disk] || !systemFS[v.typ] {
+			continue
+		}
+		files, err := r.Files(v.dev, v.typ)
+		if err != nil {
+			note(v.disk, "could not read %s: %v", v.dev, err)
+			continue
+		}
+		if !hasAll(files, m.Recognize.Files) {
+			continue
+		}
+		data, err := fs.ReadFile(files, rel(m.Recognize.VersionFile))
+		match := re.FindSubmatch(data)
+		if err != nil || match == nil {
+			return nil, fmt.Errorf("%w: %s on %s: %s does not hold a version matching %q", ErrUnreadableVersion,
+				m.Product, v.dev, m.Recognize.VersionFile, m.Recognize.VersionRegexp)
+		}
+		systems = append(systems, candidate{v, string(match[1]), files})
+	}
+	if len(systems) > 1 {
+		var where []string
+		for _, s := range systems {
+			where = append(where, fmt.Sprintf("%s (%s %s)", s.v.dev, m.Product, s.version))
+		}
+		return nil, fmt.Errorf("%w: %s", ErrTwoSystems, strings.Join(where, ", "))
+	}
+
+	// The data volumes: what the system's fstab mounts where the release
+	// keeps data, then filesystems carrying the release's data labels.
+	var volumes []Volume
+	taken := map[string]bool{}
+	if len(systems) == 1 {
+		s := systems[0]
+		a := &res.Disks[s.v.disk]
+		a.Role, a.Product, a.Version, a.Root = System, m.Product, s.version, s.v.dev
+		note(s.v.disk, "%s %s installed on %s (%s)", m.Product, s.version, s.v.dev, m.Recognize.VersionFile)
+		taken[s.v.dev] = true
+		vols, err := fstabVolumes(s.files, m.DataVolumes.FstabMountpoints, disks, all)
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range vols {
+			taken[v.Device] = true
+		}
+		volumes = append(volumes, vols...)
+	}
+	for _, v := range all {
+		if taken[v.dev] || media[v.disk] || v.lbl == "" || !matchAny(m.DataVolumes.LabelPatterns, v.lbl) {
+			continue
+		}
+		if n := countUUID(all, v.uuid); n > 1 {
+			return nil, fmt.Errorf("%w: %s (label %s) is on %d devices", ErrClonedVolume, v.uuid, v.lbl, n)
+		}
+		volumes = append(volumes, Volume{Device: v.dev, Spec: "LABEL=" + v.lbl, FSType: v.typ, UUID: v.uuid, Label: v.lbl})
+		taken[v.dev] = true
+	}
+	for _, vol := range volumes {
+		i := diskOf(all, vol.Device)
+		a := &res.Disks[i]
+		a.Volumes = append(a.Volumes, vol)
+		why := "label " + vol.Label + " matches the release's data labels"
+		if vol.Mountpoint != "" {
+			why = "mounted at " + vol.Mountpoint + " by the installed system's fstab (" + vol.Spec + ")"
+		}
+		switch a.Role {
+		case System:
+			note(i, "%s holds a data volume, %s: kept", vol.Device, why)
+		case Unknown, Data:
+			a.Role = Data
+			note(i, "%s: %s", vol.Device, why)
+		}
+	}
+	for i := range res.Disks {
+		if res.Disks[i].Role == Unknown {
+			note(i, "no passeur marker, no %s install, no data volume of it (%s): never written", m.Product, res.Disks[i].Disk.Content)
+		}
+	}
+	return res, nil
+}
+
+// fstabVolumes reads the installed system's fstab and finds each data
+// volume it mounts where the release keeps data.
+func fstabVolumes(files fs.FS, globs []string, disks []inventory.Disk, all []volumeFS) ([]Volume, error) {
+	f, err := files.Open("etc/fstab")
+	if err != nil {
+		return nil, nil // a system without fstab mounts no data volume
+	}
+	entries, err := fstab.Parse(f)
+	f.Close()
+	if err != nil {
+		return nil, err
+	}
+	var out []Volume
+	for _, e := range entries {
+		if !matchAny(globs, e.Mountpoint) {
+			continue
+		}
+		spec := NormalizeSpec(e.Spec)
+		dev, err := inventory.Find(disks, spec)
+		switch {
+		case errors.Is(err, inventory.ErrNotFound):
+			return nil, fmt.Errorf("%w: %s (%s) is on no disk", ErrMissingVolume, e.Mountpoint, e.Spec)
+		case errors.Is(err, inventory.ErrAmbiguous):
+			return nil, fmt.Errorf("%w: %s (%s): %v", ErrClonedVolume, e.Mountpoint, e.Spec, err)
+		case err != nil:
+			return nil, err
+		}
+		v := Volume{Device: dev, Spec: e.Spec, Mountpoint: e.Mountpoint, FSType: e.Type}
+		if fsys := inventory.FSOf(disks, dev); fsys != nil {
+			v.FSType, v.UUID, v.Label = fsys.Type, fsys.UUID, fsys.Label
+			if n := countUUID(all, fsys.UUID); n > 1 {
+				return nil, fmt.Errorf("%w: %s (%s) has UUID %s, found on %d devices", ErrClonedVolume, e.Mountpoint, e.Spec, fsys.UUID, n)
+			}
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// NormalizeSpec turns /dev/disk/by-uuid/X (and by-label, by-partuuid,
+// by-partlabel) into the KEY=value form.
+func NormalizeSpec(spec string) string {
+	for dir, key := range map[string]string{"by-uuid": "UUID", "by-label": "LABEL", "by-partuuid": "PARTUUID", "by-partlabel": "PARTLABEL"} {
+		if v, ok := strings.CutPrefix(spec, "/dev/disk/"+dir+"/"); ok {
+			return key + "=" + unescapeUdev(v)
+		}
+	}
+	return spec
+}
+
+// unescapeUdev decodes udev's \x2f-style escapes in by-label names.
+func unescapeUdev(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) && s[i+1] == 'x' {
+			var c byte
+			if _, err := fmt.Sscanf(s[i+2:i+4], "%02x", &c); err == nil {
+				b.WriteByte(c)
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func hasAll(files fs.FS, paths []string) bool {
+	for _, p := range paths {
+		if _, err := fs.Stat(files, rel(p)); err != nil {
+			return false
+		}
+	}
+	return len(paths) > 0
+}
+
+func rel(p string) string { return strings.TrimPrefix(path.Clean(p), "/") }
+
+func matchAny(globs []string, s string) bool {
+	for _, g := range globs {
+		if ok, _ := path.Match(g, s); ok {
+			return true
+		}
+	}
+	return false
+}
+
+func countUUID(all []volumeFS, uuid string) int {
+	n := 0
+	for _, v := range all {
+		if uuid != "" && strings.EqualFold(v.uuid, uuid) {
+			n++
+		}
+	}
+	return n
+}
+
+func diskOf(all []volumeFS, dev string) int {
+	for _, v := range all {
+		if v.dev == dev {
+			return v.disk
+		}
+	}
+	return -1
+}

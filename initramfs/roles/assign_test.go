@@ -1,0 +1,175 @@
+package roles
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	"github.com/passeur/passeur/image/release"
+	"github.com/passeur/passeur/initramfs/fsprobe"
+	"github.com/passeur/passeur/initramfs/inventory"
+)
+
+// mapReader serves each device's files from a map.
+type mapReader map[string]fstest.MapFS
+
+func (m mapReader) Files(dev, typ string) (fs.FS, error) {
+	if f, ok := m[dev]; ok {
+		return f, nil
+	}
+	return fstest.MapFS{}, nil
+}
+
+func manifest(t *testing.T) *release.Manifest {
+	t.Helper()
+	data, err := os.ReadFile("../../image/release/testdata/camrec-8.0.0.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := release.Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.DataVolumes.FstabMountpoints = []string{"/srv/recordings/*"}
+	m.DataVolumes.LabelPatterns = []string{"camrec-data"}
+	return m
+}
+
+func ext4(uuid, label string) *fsprobe.FS { return &fsprobe.FS{Type: "ext4", UUID: uuid, Label: label} }
+
+// smallLayout is the "b" appliance: a system disk with a data partition,
+// an ext4 data disk by LABEL, an xfs data disk by UUID; plus the passeur
+// key and a disk of someone else's.
+func smallLayout() ([]inventory.Disk, mapReader) {
+	disks := []inventory.Disk{
+		{Name: "vda", Path: "/dev/vda", Serial: "SYS", Table: &inventory.Table{Type: "gpt", ID: "g1"}, Partitions: []inventory.Partition{
+			{Path: "/dev/vda1", PartLabel: "root", PartUUID: "p1", FS: ext4("r00t", "camrec-root")},
+			{Path: "/dev/vda2", PartLabel: "data", PartUUID: "p2", FS: ext4("10ca1", "camrec-data")},
+		}},
+		{Name: "vdb", Path: "/dev/vdb", Serial: "D1", Partitions: []inventory.Partition{{Path: "/dev/vdb1", FS: ext4("bbbb", "rec-b")}}},
+		{Name: "vdc", Path: "/dev/vdc", Serial: "D2", FS: &fsprobe.FS{Type: "xfs", UUID: "xxxx", Label: "rec-xfs"}},
+		{Name: "sda", Path: "/dev/sda", Serial: "KEY", Partitions: []inventory.Partition{{Path: "/dev/sda1", FS: &fsprobe.FS{Type: "vfat", UUID: "AB-CD", Label: "PASSEUR"}}}},
+		{Name: "sdb", Path: "/dev/sdb", Serial: "OTHER", FS: ext4("0ther", "backup")},
+	}
+	r := mapReader{
+		"/dev/vda1": {
+			"etc/camrec/camrec.conf": {Data: []byte("[recorder]\n")},
+			"etc/camrec/version":     {Data: []byte("camrec 7.14.0.3\n")},
+			"etc/fstab": {Data: []byte("UUID=r00t / ext4 defaults 0 1\nUUID=10ca1 /srv/recordings/local ext4 defaults 0 2\n" +
+				"LABEL=rec-b /srv/recordings/d1 ext4 defaults 0 2\n/dev/disk/by-uuid/xxxx /srv/recordings/d2 xfs defaults 0 2\n" +
+				"UUID=0ther /mnt/backup ext4 noauto 0 0\n")},
+		},
+		"/dev/sda1": {MediaMarker: {Data: []byte("{}")}},
+		"/dev/sdb":  {"etc/hostname": {Data: []byte("elsewhere\n")}},
+	}
+	return disks, r
+}
+
+func roleTable(r *Result) string {
+	var rows []string
+	for _, a := range r.Disks {
+		rows = append(rows, fmt.Sprintf("%s=%s", a.Disk.Serial, a.Role))
+	}
+	slices.Sort(rows)
+	return strings.Join(rows, " ")
+}
+
+func TestAssignSmallLayout(t *testing.T) {
+	disks, r := smallLayout()
+	res, err := Assign(disks, manifest(t), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := roleTable(res), "D1=data D2=data KEY=install-media OTHER=unknown SYS=system"; got != want {
+		t.Errorf("roles %s, want %s", got, want)
+	}
+	sys := res.System()
+	if sys.Version != "7.14.0.3" || sys.Root != "/dev/vda1" || len(sys.Volumes) != 1 || sys.Volumes[0].Device != "/dev/vda2" {
+		t.Errorf("system = %+v", sys)
+	}
+	for _, a := range res.Disks {
+		if len(a.Reasons) == 0 {
+			t.Errorf("%s has no reason", a.Disk.Serial)
+		}
+		if a.Disk.Serial == "D2" && (a.Volumes[0].Spec != "/dev/disk/by-uuid/xxxx" || a.Volumes[0].Mountpoint != "/srv/recordings/d2") {
+			t.Errorf("xfs volume = %+v", a.Volumes[0])
+		}
+	}
+	// The same disks in another order get the same roles.
+	rev := slices.Clone(disks)
+	slices.Reverse(rev)
+	res2, err := Assign(rev, manifest(t), r)
+	if err != nil || roleTable(res2) != roleTable(res) {
+		t.Errorf("reversed order: %s, %v", roleTable(res2), err)
+	}
+}
+
+func TestAssignRefusals(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func([]inventory.Disk, mapReader) []inventory.Disk
+		want   error
+	}{
+		{"two systems", func(d []inventory.Disk, r mapReader) []inventory.Disk {
+			r["/dev/sdb"] = r["/dev/vda1"]
+			return d
+		}, ErrTwoSystems},
+		{"missing data disk", func(d []inventory.Disk, r mapReader) []inventory.Disk {
+			return slices.Delete(d, 1, 2) // the rec-b disk
+		}, ErrMissingVolume},
+		{"cloned data disk", func(d []inventory.Disk, r mapReader) []inventory.Disk {
+			return append(d, inventory.Disk{Path: "/dev/vdd", Serial: "CLONE", FS: &fsprobe.FS{Type: "xfs", UUID: "xxxx", Label: "rec-xfs"}})
+		}, ErrClonedVolume},
+		{"cloned data partition by label", func(d []inventory.Disk, r mapReader) []inventory.Disk {
+			return append(d, inventory.Disk{Path: "/dev/vdd", Serial: "CLONE", FS: ext4("10ca1", "camrec-data")})
+		}, ErrClonedVolume},
+		{"unreadable version", func(d []inventory.Disk, r mapReader) []inventory.Disk {
+			r["/dev/vda1"]["etc/camrec/version"] = &fstest.MapFile{Data: []byte("garbage\n")}
+			return d
+		}, ErrUnreadableVersion},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			disks, r := smallLayout()
+			disks = tc.change(disks, r)
+			if _, err := Assign(disks, manifest(t), r); !errors.Is(err, tc.want) {
+				t.Errorf("Assign = %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestNoSystemIsFreshInstall(t *testing.T) {
+	disks, r := smallLayout()
+	delete(r, "/dev/vda1")
+	res, err := Assign(disks, manifest(t), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.System() != nil || res.Media() == nil {
+		t.Errorf("roles %s: want no system, the media found", roleTable(res))
+	}
+	// Without the system's fstab only label patterns find data: camrec-data.
+	if got := roleTable(res); got != "D1=unknown D2=unknown KEY=install-media OTHER=unknown SYS=data" {
+		t.Errorf("roles %s", got)
+	}
+}
+
+func TestNormalizeSpec(t *testing.T) {
+	for in, want := range map[string]string{
+		"/dev/disk/by-uuid/ab-cd":       "UUID=ab-cd",
+		`/dev/disk/by-label/My\x20Disk`: "LABEL=My Disk",
+		"/dev/disk/by-partuuid/0a0b-01": "PARTUUID=0a0b-01",
+		"/dev/disk/by-partlabel/data":   "PARTLABEL=data",
+		"UUID=x":                        "UUID=x",
+		"/dev/sdb1":                     "/dev/sdb1",
+	} {
+		if got := NormalizeSpec(in); got != want {
+			t.Errorf("NormalizeSpec(%s) = %s, want %s", in, got, want)
+		}
+	}
+}

@@ -1,0 +1,88 @@
+// Package roles decides what each disk is to passeur, from content, never
+// from device names or bus order: the install media (by passeur's own marker
+// on it), the system disk (a recognised install of the release's product),
+// the data disks (the volumes that system's fstab mounts, or that carry the
+// release's data labels), and unknown disks, which passeur never writes.
+// When the evidence is ambiguous it refuses with a named error.
+package roles
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+
+	"github.com/passeur/passeur/initramfs/inventory"
+)
+
+// Role is what a disk is to passeur.
+type Role string
+
+// The roles.
+const (
+	InstallMedia Role = "install-media"
+	System       Role = "system"
+	Data         Role = "data"
+	Unknown      Role = "unknown"
+)
+
+// MediaMarker is the file passeur puts on the media it makes (USB key,
+// prepared FAT32 key), relative to the FAT filesystem's root.
+const MediaMarker = "passeur/media.json"
+
+// Errors a caller branches on: each is a refusal in unattended mode and a
+// question to the operator in interactive mode.
+var (
+	ErrTwoSystems        = errors.New("more than one disk holds an install of the product")
+	ErrUnreadableVersion = errors.New("installed product found but its version cannot be read")
+	ErrMissingVolume     = errors.New("a data volume of the installed system is missing")
+	ErrClonedVolume      = errors.New("a data volume is found on more than one device (cloned UUID)")
+)
+
+// Reader gives read-only access to the files of a filesystem on a device
+// (a partition or a whole disk). On the rescue system it mounts read-only
+// without journal replay; tests give folders or maps.
+type Reader interface {
+	Files(dev string, fsType string) (fs.FS, error)
+}
+
+// Assignment is the role of one disk, with why.
+type Assignment struct {
+	Disk    inventory.Disk `json:"disk"`
+	Role    Role           `json:"role"`
+	Reasons []string       `json:"reasons"`
+	// For the system disk: the product and version found, and the device
+	// holding the installed root.
+	Product string `json:"product,omitempty"`
+	Version string `json:"version,omitempty"`
+	Root    string `json:"root,omitempty"`
+	// Volumes are the data volumes on this disk (a system disk with a data
+	// partition, the "small" layout, has some: those partitions are kept).
+	Volumes []Volume `json:"volumes,omitempty"`
+}
+
+// Volume is a data volume of the installed system.
+type Volume struct {
+	Device     string `json:"device"`
+	Spec       string `json:"spec"`       // as the old fstab names it, or LABEL= for label matches
+	Mountpoint string `json:"mountpoint"` // in the old system, empty for label matches
+	FSType     string `json:"fstype"`
+	UUID       string `json:"uuid"`
+	Label      string `json:"label,omitempty"`
+}
+
+// Identity is how a disk is told apart from others, whatever its name.
+func Identity(d inventory.Disk) string {
+	id := ""
+	switch {
+	case d.WWID != "":
+		id = "wwid " + d.WWID
+	case d.Serial != "":
+		id = "serial " + d.Serial
+	default:
+		id = "no serial"
+	}
+	if d.Table != nil {
+		id += fmt.Sprintf(", %s %s", d.Table.Type, d.Table.ID)
+	}
+	return id
+}
