@@ -48,13 +48,28 @@ deps() {
   fi
 }
 
+# The key releases are signed with, and that the rescue image trusts. A
+# vendor sets PASSEUR_KEY to its own (PASSEUR_KEY.pub beside it); without it
+# a development key is made once in the cache.
+dev_key() {
+  if [[ -n ${PASSEUR_KEY:-} ]]; then return; fi
+  PASSEUR_KEY=$PWD/$CACHE/keys/dev.key
+  if [[ ! -f $PASSEUR_KEY ]]; then
+    mkdir -p "$CACHE/keys"
+    "$OUT/bin/passeur" release keygen -out "$CACHE/keys/dev" >/dev/null
+    say "made the development signing key $CACHE/keys/dev.key"
+  fi
+  export PASSEUR_KEY
+}
+
 # build builds the host tool, then the board's kernel and initramfs.
 build() {
   deps
   mkdir -p "$OUT/bin"
   go build -o "$OUT/bin/passeur" ./cmds/passeur
+  dev_key
   say "building board $BOARD"
-  "$OUT/bin/passeur" build -board "$BOARD" -out "$OUT" -cache "$CACHE"
+  "$OUT/bin/passeur" build -board "$BOARD" -out "$OUT" -cache "$CACHE" -trust "${PASSEUR_KEY%.key}.pub"
 }
 
 # module_tree prints the unpacked module tree of the board's kernel.
@@ -104,7 +119,9 @@ usage: ./build.sh [command] [args]
   clean       remove $OUT/ (the download cache $CACHE/ stays)
   help        this text
 
-Environment: BOARD (default qemu-x86_64), OUT (default out), CACHE (default .cache).
+Environment: BOARD (default qemu-x86_64), OUT (default out), CACHE (default .cache),
+PASSEUR_KEY (private key releases are signed with; its .pub is trusted by the
+image; default: a development key made once in CACHE/keys).
 USAGE
     ;;
   *) echo "build.sh: unknown command '$cmd' (try ./build.sh help)" >&2; exit 2 ;;

@@ -23,7 +23,7 @@ import (
 )
 
 // camrecRelease is camrec 8 built from its spec, once per run, signed with
-// a key made for the run.
+// the key the rescue image trusts (build.sh's PASSEUR_KEY).
 type camrecRelease struct {
 	dir, pub string
 	m        *release.Manifest
@@ -45,7 +45,7 @@ func buildCamrec(t *testing.T, out string) (*release.Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	keyFile := filepath.Join(scratch, "vendor.key")
+	keyFile, _ := signingKey(t)
 	sk, err := sign.LoadPrivateKey(keyFile, "")
 	if err != nil {
 		return nil, err
@@ -54,20 +54,31 @@ func buildCamrec(t *testing.T, out string) (*release.Manifest, error) {
 	return builder.Run(spec, builder.Options{RepoDir: repoRoot(t), Cache: cache, OutDir: out, Key: &sk, Log: io.Discard})
 }
 
+// signingKey is the private key releases are signed with and its public
+// half, which the built rescue image trusts: $PASSEUR_KEY (build.sh sets
+// it) or the development key in .cache/keys.
+func signingKey(t *testing.T) (key, pub string) {
+	t.Helper()
+	key = os.Getenv("PASSEUR_KEY")
+	if key == "" {
+		key = filepath.Join(repoRoot(t), ".cache/keys/dev.key")
+	}
+	pub = strings.TrimSuffix(key, ".key") + ".pub"
+	if _, err := os.Stat(key); err != nil {
+		if os.Getenv("PASSEUR_REQUIRE_VM") != "" {
+			t.Fatalf("signing key: %v", err)
+		}
+		t.Skipf("signing key: %v (run ./build.sh first)", err)
+	}
+	return key, pub
+}
+
 func camrec8(t *testing.T) camrecRelease {
 	t.Helper()
 	qemu.BuiltArtifacts(t, "qemu-x86_64") // needs the kernel build.sh fetched
+	_, pub := signingKey(t)
 	relOnce.Do(func() {
-		pub, priv, err := sign.GenerateKey("")
-		if err == nil {
-			os.WriteFile(filepath.Join(scratch, "vendor.key"), priv, 0o600)
-			err = os.WriteFile(filepath.Join(scratch, "vendor.pub"), pub, 0o644)
-		}
-		if err != nil {
-			rel.err = err
-			return
-		}
-		rel.dir, rel.pub = filepath.Join(scratch, "camrec-8.0.0"), filepath.Join(scratch, "vendor.pub")
+		rel.dir, rel.pub = filepath.Join(scratch, "camrec-8.0.0"), pub
 		rel.m, rel.err = buildCamrec(t, rel.dir)
 	})
 	if rel.err != nil {

@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/passeur/passeur/board"
 	"github.com/passeur/passeur/initramfs/build"
@@ -56,6 +57,7 @@ func buildCmd(args []string, stdout, stderr io.Writer) error {
 	out := fs.String("out", "out", "output folder; the board's files go to <out>/<board>")
 	cache := fs.String("cache", ".cache", "download cache folder")
 	src := fs.String("src", ".", "passeur's source tree")
+	trust := fs.String("trust", "", "comma-separated minisign public key files whose signatures the rescue system accepts")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -71,7 +73,17 @@ func buildCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	res, err := build.Build(build.Options{Board: b, Kernel: k, RepoDir: repoAbs, OutDir: filepath.Join(*out, b.Name), Log: stderr})
+	var trusted []string
+	if *trust != "" {
+		for _, t := range strings.Split(*trust, ",") {
+			abs, err := filepath.Abs(t)
+			if err != nil {
+				return err
+			}
+			trusted = append(trusted, abs)
+		}
+	}
+	res, err := build.Build(build.Options{Board: b, Kernel: k, RepoDir: repoAbs, OutDir: filepath.Join(*out, b.Name), Trusted: trusted, Log: stderr})
 	if err != nil {
 		return err
 	}

@@ -107,6 +107,11 @@ func (a *Agent) run() error {
 	if rec != nil {
 		a.Events.Emit("sysfs", map[string]string{"txtar": string(rec.Archive())})
 	}
+	if a.Config.Mode == config.ModePlan {
+		if err := a.plan(disks); err != nil {
+			a.Fail("plan", err)
+		}
+	}
 	return a.follow()
 }
 

@@ -15,10 +15,14 @@ import (
 	"github.com/u-root/mkuimage/uimage"
 )
 
+// TrustedDir holds, in the image, the public keys releases must be signed by.
+const TrustedDir = "etc/passeur/trusted"
+
 // baseArchive is everything in the image that is not a Go command: the
 // device nodes and directories of a u-root image, the board's modules with
-// their modules.dep, and the board definition the agent reads at boot.
-func baseArchive(b *board.Board, k *kernel.Kernel) (*cpio.Archive, int, error) {
+// their modules.dep, the board definition the agent reads at boot, and the
+// trusted public keys.
+func baseArchive(b *board.Board, k *kernel.Kernel, trusted []string) (*cpio.Archive, int, error) {
 	a := uimage.DefaultRamfs()
 	add := func(r cpio.Record) error { return a.WriteRecord(cpio.MakeReproducible(r)) }
 	dir := func(p string) error {
@@ -67,11 +71,19 @@ func baseArchive(b *board.Board, k *kernel.Kernel) (*cpio.Archive, int, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	for _, f := range []struct{ name, data string }{
+	files := []struct{ name, data string }{
 		{path.Join(modRoot, "modules.dep"), dep.String()},
 		{path.Join(modRoot, "modules.builtin"), string(builtin)},
 		{"etc/passeur/board.json", string(bj)},
-	} {
+	}
+	for _, t := range trusted {
+		data, err := os.ReadFile(t)
+		if err != nil {
+			return nil, 0, fmt.Errorf("trusted key: %w", err)
+		}
+		files = append(files, struct{ name, data string }{path.Join(TrustedDir, filepath.Base(t)), string(data)})
+	}
+	for _, f := range files {
 		if err := dir(path.Dir(f.name)); err != nil {
 			return nil, 0, err
 		}

@@ -41,7 +41,10 @@ type Options struct {
 	RepoDir string
 	// OutDir receives vmlinuz, initramfs.cpio.zst and a build stamp.
 	OutDir string
-	Log    io.Writer
+	// Trusted are the minisign public key files the rescue system accepts
+	// releases and repositories signed by; they go to TrustedDir.
+	Trusted []string
+	Log     io.Writer
 }
 
 // Image is an initramfs to assemble: Go commands in one busybox binary,
@@ -53,13 +56,14 @@ type Image struct {
 	Commands []string // Go packages of the busybox
 	Init     string   // command linked to /init
 	Shell    string   // command linked to /bin/sh; none if empty
+	Trusted  []string // public key files copied to TrustedDir
 	Log      io.Writer
 }
 
 // Assemble writes img, zstd-compressed, to path. It returns the sizes
 // before and after compression and the number of kernel modules shipped.
 func Assemble(img Image, path string) (cpioSize, size int64, modules int, err error) {
-	base, nmods, err := baseArchive(img.Board, img.Kernel)
+	base, nmods, err := baseArchive(img.Board, img.Kernel, img.Trusted)
 	if err != nil {
 		return 0, 0, 0, err
 	}
@@ -105,7 +109,7 @@ func Build(o Options) (*Result, error) {
 		return nil, err
 	}
 	res := &Result{Vmlinuz: filepath.Join(o.OutDir, "vmlinuz"), Initramfs: filepath.Join(o.OutDir, "initramfs.cpio.zst")}
-	stamp, err := Stamp(o.RepoDir, o.Board.Name, o.Kernel.Package)
+	stamp, err := Stamp(o.RepoDir, o.Board.Name, o.Kernel.Package, o.Trusted)
 	if err != nil {
 		return nil, err
 	}
@@ -124,7 +128,7 @@ func Build(o Options) (*Result, error) {
 	}
 	res.CPIOSize, res.Size, res.Modules, err = Assemble(Image{
 		Board: o.Board, Kernel: o.Kernel, RepoDir: o.RepoDir, Log: o.Log,
-		Commands: pkgs, Init: "passeur-agent", Shell: "gosh",
+		Commands: pkgs, Init: "passeur-agent", Shell: "gosh", Trusted: o.Trusted,
 	}, res.Initramfs)
 	if err != nil {
 		return nil, err

@@ -12,8 +12,8 @@ import (
 
 // Stamp fingerprints every input of an image: passeur's Go sources (tests
 // excepted), go.mod and go.sum, the board definitions, the board's name and
-// the versioned kernel package. Same stamp, same image.
-func Stamp(repo, boardName, kernelPkg string) (string, error) {
+// the versioned kernel package, the trusted keys. Same stamp, same image.
+func Stamp(repo, boardName, kernelPkg string, trusted []string) (string, error) {
 	var files []string
 	err := filepath.WalkDir(repo, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -36,6 +36,7 @@ func Stamp(repo, boardName, kernelPkg string) (string, error) {
 		return "", fmt.Errorf("fingerprint sources: %w", err)
 	}
 	sort.Strings(files)
+	files = append(files, trusted...)
 	h := sha256.New()
 	fmt.Fprintf(h, "board %s\nkernel %s\ncommands %v\n", boardName, kernelPkg, ShellCommands)
 	for _, f := range files {
@@ -43,7 +44,10 @@ func Stamp(repo, boardName, kernelPkg string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		rel, _ := filepath.Rel(repo, f)
+		rel, err := filepath.Rel(repo, f)
+		if err != nil || strings.HasPrefix(rel, "..") {
+			rel = f
+		}
 		fmt.Fprintf(h, "%s %d %x\n", rel, len(data), sha256.Sum256(data))
 	}
 	return fmt.Sprintf("%x\n", h.Sum(nil)), nil

@@ -21,13 +21,14 @@ const (
 	ModeWait     Mode = "wait"     // stay up, idle (the default)
 	ModeShell    Mode = "shell"    // debug shell on the console
 	ModePoweroff Mode = "poweroff" // power the machine off
+	ModePlan     Mode = "plan"     // dry run: find the media, the release and every disk's role, print them, write nothing
 )
 
-var modes = []Mode{ModeWait, ModeShell, ModePoweroff}
+var modes = []Mode{ModeWait, ModeShell, ModePoweroff, ModePlan}
 
 // Config is everything the agent can be told.
 type Config struct {
-	// Mode is passeur.mode=: wait (default), shell or poweroff.
+	// Mode is passeur.mode=: wait (default), shell, poweroff or plan.
 	Mode Mode
 	// Debug is passeur.debug=, a comma-separated list of debug outputs:
 	// "sysfs" emits a capture of what inventory read from /sys.

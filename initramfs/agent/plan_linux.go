@@ -1,0 +1,100 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+
+	"github.com/passeur/passeur/initramfs/inventory"
+	"github.com/passeur/passeur/initramfs/media"
+	"github.com/passeur/passeur/initramfs/roles"
+)
+
+// TrustedDir is where the image builder puts the trusted public keys.
+const TrustedDir = "/etc/passeur/trusted"
+
+// ErrNoMedia means no disk carries passeur's marker.
+var ErrNoMedia = errors.New("no install media (no FAT filesystem with " + roles.MediaMarker + ")")
+
+type releaseEvent struct {
+	Dir     string `json:"dir"`
+	Product string `json:"product,omitempty"`
+	Version string `json:"version,omitempty"`
+	Error   string `json:"error,omitempty"`
+}
+
+type rolesEvent struct {
+	Release string             `json:"release"`
+	Disks   []roles.Assignment `json:"disks"`
+}
+
+// plan finds the install media and its releases, and gives every disk its
+// role, reading everything read-only: it writes to no disk.
+func (a *Agent) plan(disks []inventory.Disk) error {
+	reader := &roles.MountReader{Dir: "/run/passeur/mnt"}
+	defer func() {
+		if err := reader.Close(); err != nil {
+			a.Fail("plan", err)
+		}
+	}()
+	trusted, err := media.LoadTrusted(TrustedDir)
+	if err != nil {
+		return err
+	}
+	files, err := findMedia(disks, reader)
+	if err != nil {
+		return err
+	}
+	rels, refused := media.Releases(files, trusted)
+	for _, r := range refused {
+		a.Log.Printf("release %s refused: %v", r.Dir, r.Err)
+		a.Events.Emit("release", releaseEvent{Dir: r.Dir, Error: r.Err.Error()})
+	}
+	for _, r := range rels {
+		a.Events.Emit("release", releaseEvent{Dir: r.Dir, Product: r.Manifest.Product, Version: r.Manifest.Version.String()})
+	}
+	rel, err := media.Newest(rels, "")
+	if err != nil {
+		return err
+	}
+	a.Log.Printf("release %s %s from %s", rel.Manifest.Product, rel.Manifest.Version, rel.Dir)
+	res, err := roles.Assign(disks, rel.Manifest, reader)
+	if err != nil {
+		return err
+	}
+	roles.WriteTable(a.Console, res)
+	return a.Events.Emit("roles", rolesEvent{Release: rel.Manifest.Product + " " + rel.Manifest.Version.String(), Disks: res.Disks})
+}
+
+// findMedia returns the files of the FAT filesystem carrying the marker.
+func findMedia(disks []inventory.Disk, r roles.Reader) (fs.FS, error) {
+	var found []fs.FS
+	var where []string
+	check := func(dev string) {
+		files, err := r.Files(dev, "vfat")
+		if err != nil {
+			return
+		}
+		if _, err := fs.Stat(files, roles.MediaMarker); err == nil {
+			found = append(found, files)
+			where = append(where, dev)
+		}
+	}
+	for _, d := range disks {
+		if d.FS != nil && d.FS.Type == "vfat" {
+			check(d.Path)
+		}
+		for _, p := range d.Partitions {
+			if p.FS != nil && p.FS.Type == "vfat" {
+				check(p.Path)
+			}
+		}
+	}
+	switch len(found) {
+	case 0:
+		return nil, ErrNoMedia
+	case 1:
+		return found[0], nil
+	}
+	return nil, fmt.Errorf("more than one install media: %v", where)
+}

@@ -1,0 +1,122 @@
+// Package media reads what passeur finds on its install media (the USB
+// key, or a FAT32 key prepared for it): the signed releases under
+// releases/, each verified against the public keys the rescue image trusts
+// before anything reads its manifest further.
+package media
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+
+	"aead.dev/minisign"
+	"github.com/passeur/passeur/image/release"
+	"github.com/passeur/passeur/image/sign"
+)
+
+// ReleasesDir is the folder of releases on the media.
+const ReleasesDir = "releases"
+
+// Release is a verified release found on the media.
+type Release struct {
+	Dir      string // folder on the media, e.g. releases/camrec-8.0.0
+	Manifest *release.Manifest
+}
+
+// Refused is a release on the media that did not verify: it is named to
+// the operator and never used.
+type Refused struct {
+	Dir string
+	Err error
+}
+
+// ErrNoRelease is returned when the media holds no release that verifies.
+var ErrNoRelease = errors.New("no valid release on the install media")
+
+// LoadTrusted reads every *.pub minisign public key in dir.
+func LoadTrusted(dir string) ([]minisign.PublicKey, error) {
+	names, err := filepath.Glob(filepath.Join(dir, "*.pub"))
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(names)
+	var keys []minisign.PublicKey
+	for _, n := range names {
+		k, err := sign.LoadPublicKey(n)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("no trusted public key in %s: %w", dir, os.ErrNotExist)
+	}
+	return keys, nil
+}
+
+// Releases lists the releases under releases/ on the media: those whose
+// manifest is signed by a trusted key and parses, and those refused.
+func Releases(files fs.FS, trusted []minisign.PublicKey) ([]Release, []Refused) {
+	ents, err := fs.ReadDir(files, ReleasesDir)
+	if err != nil {
+		return nil, nil
+	}
+	var good []Release
+	var bad []Refused
+	for _, e := range ents {
+		if !e.IsDir() {
+			continue
+		}
+		dir := path.Join(ReleasesDir, e.Name())
+		m, err := verify(files, dir, trusted)
+		if err != nil {
+			bad = append(bad, Refused{Dir: dir, Err: err})
+			continue
+		}
+		good = append(good, Release{Dir: dir, Manifest: m})
+	}
+	return good, bad
+}
+
+func verify(files fs.FS, dir string, trusted []minisign.PublicKey) (*release.Manifest, error) {
+	data, err := fs.ReadFile(files, path.Join(dir, "manifest.json"))
+	if err != nil {
+		return nil, err
+	}
+	sig, err := fs.ReadFile(files, path.Join(dir, "manifest.json"+sign.Ext))
+	if err != nil {
+		return nil, fmt.Errorf("%w: no signature: %w", sign.ErrBadSignature, err)
+	}
+	var verr error = sign.ErrBadSignature
+	for _, k := range trusted {
+		if _, verr = sign.Verify(k, data, sig); verr == nil {
+			return release.Parse(data)
+		}
+	}
+	return nil, verr
+}
+
+// Newest returns the newest release of product among rels, or of any
+// product when product is empty and all are of one product.
+func Newest(rels []Release, product string) (*Release, error) {
+	var best *Release
+	for i, r := range rels {
+		if product != "" && r.Manifest.Product != product {
+			continue
+		}
+		if best != nil && product == "" && best.Manifest.Product != r.Manifest.Product {
+			return nil, fmt.Errorf("the media holds releases of %s and %s: say which with passeur.release=", best.Manifest.Product, r.Manifest.Product)
+		}
+		if best == nil || r.Manifest.Version.Compare(best.Manifest.Version) > 0 {
+			best = &rels[i]
+		}
+	}
+	if best == nil {
+		return nil, ErrNoRelease
+	}
+	return best, nil
+}

@@ -1,0 +1,179 @@
+package tests
+
+import (
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/passeur/passeur/initramfs/roles"
+	"github.com/passeur/passeur/qemu"
+	"github.com/passeur/passeur/qemu/camrec"
+	"github.com/passeur/passeur/qemu/fixture"
+)
+
+// passeurKey makes a FAT32 key holding passeur's marker and the camrec 8
+// release signed with the key the rescue image trusts.
+func passeurKey(t *testing.T, r camrecRelease) qemu.Disk {
+	t.Helper()
+	files := map[string]string{}
+	names, _ := filepath.Glob(filepath.Join(r.dir, "*"))
+	for _, n := range names {
+		files["releases/camrec-8.0.0/"+filepath.Base(n)] = n
+	}
+	img := filepath.Join(t.TempDir(), "key.img")
+	if err := fixture.Key(img, 128<<20, files, map[string]string{roles.MediaMarker: `{"format":1}`}); err != nil {
+		t.Fatal(err)
+	}
+	return qemu.Disk{Path: img, Bus: qemu.USB, Serial: "PASSEUR-KEY"}
+}
+
+type planRun struct {
+	roles map[string]roles.Assignment // by disk serial
+	err   string                      // the plan step's error, if any
+}
+
+// runPlan boots the rescue image in plan mode over disks and returns what it
+// decided; every disk image must be byte for byte the same afterwards.
+func runPlan(t *testing.T, disks []qemu.Disk) planRun {
+	t.Helper()
+	a := qemu.BuiltArtifacts(t, "qemu-x86_64")
+	before := map[string]string{}
+	for _, d := range disks {
+		before[d.Path] = fileSHA(t, d.Path)
+	}
+	vm := qemu.Test(t, qemu.Options{Board: a.Board, Kernel: a.Kernel, Initrd: a.Initrd, Disks: disks, Cmdline: "passeur.mode=plan"})
+	var run planRun
+	if _, err := vm.WaitEvent("idle", bootTimeout); err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range vm.Events() {
+		switch ev.Type {
+		case "roles":
+			var r struct{ Disks []roles.Assignment }
+			if err := ev.Decode(&r); err != nil {
+				t.Fatal(err)
+			}
+			run.roles = map[string]roles.Assignment{}
+			for _, a := range r.Disks {
+				run.roles[a.Disk.Serial] = a
+			}
+		case "error":
+			var e struct{ Step, Error string }
+			ev.Decode(&e)
+			if e.Step == "plan" {
+				run.err = e.Error
+			} else {
+				t.Errorf("error event: %s", ev.Raw)
+			}
+		}
+	}
+	vm.Stop()
+	for _, d := range disks {
+		if fileSHA(t, d.Path) != before[d.Path] {
+			t.Errorf("disk %s (%s) changed", d.Serial, filepath.Base(d.Path))
+		}
+	}
+	return run
+}
+
+func roleLine(run planRun) string {
+	var s []string
+	for serial, a := range run.roles {
+		x := serial + "=" + string(a.Role)
+		if a.Role == roles.System {
+			x += fmt.Sprintf("(%s,%d kept)", a.Version, len(a.Volumes))
+		}
+		s = append(s, x)
+	}
+	slices.Sort(s)
+	return strings.Join(s, " ")
+}
+
+// TestRolesOfTheFixtures: on each v7 fixture, with disks on several buses
+// and in another order, the rescue image finds the key, the system and the
+// data disks from their content, and writes to none of them.
+func TestRolesOfTheFixtures(t *testing.T) {
+	r := camrec8(t)
+	key := passeurKey(t, r)
+	for _, tc := range []struct {
+		variant camrec.Variant
+		buses   []qemu.Bus // system, then data disks
+		reverse bool
+		want    string
+	}{
+		{camrec.VariantA, []qemu.Bus{qemu.VirtioBlk, qemu.SATA}, false,
+			"CAMREC-DATA1=data CAMREC-SYS=system(7.14.0.3,0 kept) PASSEUR-KEY=install-media"},
+		{camrec.VariantB, []qemu.Bus{qemu.VirtioBlk, qemu.SATA, qemu.NVMe}, false,
+			"CAMREC-DATA1=data CAMREC-DATA2=data CAMREC-SYS=system(7.14.0.3,1 kept) PASSEUR-KEY=install-media"},
+		{camrec.VariantB, []qemu.Bus{qemu.NVMe, qemu.VirtioSCSI, qemu.VirtioBlk}, true,
+			"CAMREC-DATA1=data CAMREC-DATA2=data CAMREC-SYS=system(7.14.0.3,1 kept) PASSEUR-KEY=install-media"},
+		{camrec.VariantC, []qemu.Bus{qemu.SATA, qemu.VirtioBlk}, true,
+			"CAMREC-DATA1=data CAMREC-SYS=system(7.12.0.4,0 kept) PASSEUR-KEY=install-media"},
+	} {
+		t.Run(fmt.Sprintf("%s-%s", tc.variant, tc.buses[0]), func(t *testing.T) {
+			a, err := camrec.BuildV7(t.TempDir(), tc.variant, camrec.Options{Seed: 5, SegmentsPerCamera: 4})
+			if err != nil {
+				t.Fatal(err)
+			}
+			disks := a.Disks()
+			for i := range disks {
+				disks[i].Bus = tc.buses[i]
+			}
+			disks = append(disks, key)
+			if tc.reverse {
+				slices.Reverse(disks)
+			}
+			run := runPlan(t, disks)
+			if run.err != "" {
+				t.Fatalf("plan refused: %s", run.err)
+			}
+			if got := roleLine(run); got != tc.want {
+				t.Errorf("roles %s\nwant  %s", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestRolesRefusals: ambiguity is a named refusal, and nothing is written.
+func TestRolesRefusals(t *testing.T) {
+	r := camrec8(t)
+	key := passeurKey(t, r)
+	build := func(v camrec.Variant, seed int64) *camrec.Appliance {
+		a, err := camrec.BuildV7(t.TempDir(), v, camrec.Options{Seed: seed, SegmentsPerCamera: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	t.Run("two systems", func(t *testing.T) {
+		one, two := build(camrec.VariantA, 1), build(camrec.VariantA, 2)
+		second := two.System.Disk
+		second.Serial = "CAMREC-SYS-2"
+		data2 := two.Data[0].Disk
+		data2.Serial = "CAMREC-DATA-2"
+		run := runPlan(t, append(one.Disks(), second, data2, key))
+		if !strings.Contains(run.err, roles.ErrTwoSystems.Error()) {
+			t.Errorf("plan error %q, want %q", run.err, roles.ErrTwoSystems)
+		}
+	})
+	t.Run("missing data disk", func(t *testing.T) {
+		a := build(camrec.VariantA, 3)
+		run := runPlan(t, []qemu.Disk{a.System.Disk, key})
+		if !strings.Contains(run.err, roles.ErrMissingVolume.Error()) || !strings.Contains(run.err, "/srv/recordings/d1") {
+			t.Errorf("plan error %q, want %q naming /srv/recordings/d1", run.err, roles.ErrMissingVolume)
+		}
+	})
+	t.Run("cloned data disk", func(t *testing.T) {
+		a := build(camrec.VariantB, 4)
+		clone := filepath.Join(t.TempDir(), "clone.img")
+		if _, err := fixture.Run("", "cp", "--sparse=always", a.Data[1].Path, clone); err != nil {
+			t.Fatal(err)
+		}
+		run := runPlan(t, append(a.Disks(), qemu.Disk{Path: clone, Bus: qemu.SATA, Serial: "CLONE"}, key))
+		if !strings.Contains(run.err, roles.ErrClonedVolume.Error()) {
+			t.Errorf("plan error %q, want %q", run.err, roles.ErrClonedVolume)
+		}
+	})
+}
