@@ -7,15 +7,21 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/passeur/passeur/initramfs/plan"
+	"github.com/passeur/passeur/initramfs/preflight"
 	"github.com/passeur/passeur/initramfs/roles"
 	"github.com/passeur/passeur/qemu"
 	"github.com/passeur/passeur/qemu/camrec"
 	"github.com/passeur/passeur/qemu/fixture"
 )
 
-// passeurKey makes a FAT32 key holding passeur's marker and the camrec 8
-// release signed with the key the rescue image trusts.
+// passeurKey makes a 512 MiB FAT32 key holding passeur's marker and the
+// camrec 8 release signed with the key the rescue image trusts.
 func passeurKey(t *testing.T, r camrecRelease) qemu.Disk {
+	return makeKey(t, r, 512<<20, 32)
+}
+
+func makeKey(t *testing.T, r camrecRelease, size int64, fatBits int) qemu.Disk {
 	t.Helper()
 	files := map[string]string{}
 	names, _ := filepath.Glob(filepath.Join(r.dir, "*"))
@@ -23,15 +29,17 @@ func passeurKey(t *testing.T, r camrecRelease) qemu.Disk {
 		files["releases/camrec-8.0.0/"+filepath.Base(n)] = n
 	}
 	img := filepath.Join(t.TempDir(), "key.img")
-	if err := fixture.Key(img, 128<<20, files, map[string]string{roles.MediaMarker: `{"format":1}`}); err != nil {
+	if err := fixture.Key(img, size, fatBits, files, map[string]string{roles.MediaMarker: `{"format":1}`}); err != nil {
 		t.Fatal(err)
 	}
 	return qemu.Disk{Path: img, Bus: qemu.USB, Serial: "PASSEUR-KEY"}
 }
 
 type planRun struct {
-	roles map[string]roles.Assignment // by disk serial
-	err   string                      // the plan step's error, if any
+	roles  map[string]roles.Assignment // by disk serial
+	err    string                      // the plan step's error, if any
+	failed []string                    // names of the failed preflight checks
+	plan   *plan.Plan
 }
 
 // runPlan boots the rescue image in plan mode over disks and returns what it
@@ -58,6 +66,21 @@ func runPlan(t *testing.T, disks []qemu.Disk) planRun {
 			run.roles = map[string]roles.Assignment{}
 			for _, a := range r.Disks {
 				run.roles[a.Disk.Serial] = a
+			}
+		case "preflight":
+			var rep preflight.Report
+			if err := ev.Decode(&rep); err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range rep.Checks {
+				if !c.OK {
+					run.failed = append(run.failed, c.Name)
+				}
+			}
+		case "plan":
+			run.plan = &plan.Plan{}
+			if err := ev.Decode(run.plan); err != nil {
+				t.Fatal(err)
 			}
 		case "error":
 			var e struct{ Step, Error string }
@@ -126,11 +149,32 @@ func TestRolesOfTheFixtures(t *testing.T) {
 				slices.Reverse(disks)
 			}
 			run := runPlan(t, disks)
-			if run.err != "" {
-				t.Fatalf("plan refused: %s", run.err)
-			}
 			if got := roleLine(run); got != tc.want {
 				t.Errorf("roles %s\nwant  %s", got, tc.want)
+			}
+			if tc.variant == camrec.VariantC {
+				// 7.12 is outside the release's range: refused before any write.
+				if !slices.Equal(run.failed, []string{"source version"}) || !strings.Contains(run.err, preflight.ErrFailed.Error()) || run.plan != nil {
+					t.Errorf("7.12: failed checks %v, error %q, plan %v; want the source version refused and no plan", run.failed, run.err, run.plan)
+				}
+				return
+			}
+			if run.err != "" || len(run.failed) != 0 || run.plan == nil {
+				t.Fatalf("plan refused: %s (failed checks %v)", run.err, run.failed)
+			}
+			var actions []string
+			for _, p := range run.plan.Partitions {
+				actions = append(actions, p.Action+" "+p.Name)
+			}
+			want := "write esp, write root, create state"
+			if tc.variant == camrec.VariantB {
+				want += ", keep data"
+			}
+			if got := strings.Join(actions, ", "); got != want {
+				t.Errorf("plan partitions %q, want %q", got, want)
+			}
+			if len(run.plan.Untouched) != len(disks)-1 {
+				t.Errorf("plan leaves %d disks untouched, want %d", len(run.plan.Untouched), len(disks)-1)
 			}
 		})
 	}
@@ -176,4 +220,55 @@ func TestRolesRefusals(t *testing.T) {
 			t.Errorf("plan error %q, want %q", run.err, roles.ErrClonedVolume)
 		}
 	})
+}
+
+// TestPreflightRefusals: each unsafe situation fails its check by name, no
+// plan is made, and nothing is written.
+func TestPreflightRefusals(t *testing.T) {
+	r := camrec8(t)
+	appliance := func(o camrec.Options) *camrec.Appliance {
+		o.Seed, o.SegmentsPerCamera = 9, 2
+		a, err := camrec.BuildV7(t.TempDir(), camrec.VariantA, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	for _, tc := range []struct {
+		name  string
+		disks func() []qemu.Disk
+		want  string
+	}{
+		{"key not FAT32", func() []qemu.Disk { return append(appliance(camrec.Options{}).Disks(), makeKey(t, r, 512<<20, 16)) }, "install media"},
+		{"key too small", func() []qemu.Disk { return append(appliance(camrec.Options{}).Disks(), makeKey(t, r, 256<<20, 32)) }, "media free space"},
+		{"key read-only", func() []qemu.Disk {
+			k := passeurKey(t, r)
+			k.ReadOnly = true
+			return append(appliance(camrec.Options{}).Disks(), k)
+		}, "install media"},
+		{"unreadable data volume", func() []qemu.Disk {
+			a := appliance(camrec.Options{})
+			// The data disk made again as btrfs with the volume's UUID: found
+			// by the fstab's UUID=, but the board cannot mount it.
+			v := a.Volumes[0]
+			img := filepath.Join(t.TempDir(), "btrfs.img")
+			if err := fixture.Blank(img, 128<<20); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := fixture.Run("", "mkfs.btrfs", "-q", "-U", v.UUID, "-L", v.Label, img); err != nil {
+				t.Fatal(err)
+			}
+			return []qemu.Disk{a.System.Disk, {Path: img, Bus: qemu.SATA, Serial: "BTRFS"}, passeurKey(t, r)}
+		}, "data volume /srv/recordings/d1"},
+		{"target too small", func() []qemu.Disk {
+			return append(appliance(camrec.Options{SystemDiskSize: 200 << 20}).Disks(), passeurKey(t, r))
+		}, "target size"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			run := runPlan(t, tc.disks())
+			if !slices.Equal(run.failed, []string{tc.want}) || run.plan != nil || !strings.Contains(run.err, preflight.ErrFailed.Error()) {
+				t.Errorf("failed checks %v, plan %v, error %q; want only %q failed and no plan", run.failed, run.plan != nil, run.err, tc.want)
+			}
+		})
+	}
 }

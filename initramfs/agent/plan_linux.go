@@ -7,6 +7,8 @@ import (
 
 	"github.com/passeur/passeur/initramfs/inventory"
 	"github.com/passeur/passeur/initramfs/media"
+	"github.com/passeur/passeur/initramfs/plan"
+	"github.com/passeur/passeur/initramfs/preflight"
 	"github.com/passeur/passeur/initramfs/roles"
 )
 
@@ -58,12 +60,44 @@ func (a *Agent) plan(disks []inventory.Disk) error {
 		return err
 	}
 	a.Log.Printf("release %s %s from %s", rel.Manifest.Product, rel.Manifest.Version, rel.Dir)
-	res, err := roles.Assign(disks, rel.Manifest, reader)
+	m := rel.Manifest
+	res, err := roles.Assign(disks, m, reader)
 	if err != nil {
 		return err
 	}
 	roles.WriteTable(a.Console, res)
-	return a.Events.Emit("roles", rolesEvent{Release: rel.Manifest.Product + " " + rel.Manifest.Version.String(), Disks: res.Disks})
+	a.Events.Emit("roles", rolesEvent{Release: m.Product + " " + m.Version.String(), Disks: res.Disks})
+	sys := res.System()
+	if sys == nil {
+		a.Log.Printf("no installed %s found: nothing to migrate (a fresh install is passeur.mode=install)", m.Product)
+		return nil
+	}
+
+	env := preflight.MountEnv{Reader: reader, FSType: func(dev string) string {
+		if fs := inventory.FSOf(disks, dev); fs != nil {
+			return fs.Type
+		}
+		return ""
+	}}
+	rep := preflight.Run(preflight.Input{Release: m, SignedBy: "key " + rel.KeyID, Roles: res}, env)
+	for _, c := range rep.Checks {
+		mark := "ok  "
+		if !c.OK {
+			mark = "FAIL"
+		}
+		fmt.Fprintf(a.Console, "  [%s] %-32s %s\n", mark, c.Name, c.Detail)
+	}
+	a.Events.Emit("preflight", rep)
+	if err := rep.Err(); err != nil {
+		return err
+	}
+	ext, err := preflight.Layout(m, sys)
+	if err != nil {
+		return err
+	}
+	p := plan.Make(m, res, ext)
+	p.Write(a.Console)
+	return a.Events.Emit("plan", p)
 }
 
 // findMedia returns the files of the FAT filesystem carrying the marker.

@@ -25,15 +25,20 @@ func probeFAT(r io.ReaderAt, size int64) (*FS, error) {
 		return nil, nil
 	}
 	var label, id []byte
+	version := "FAT32"
 	switch {
 	case bytes.HasPrefix(bs[82:90], []byte("FAT32")):
 		id, label = bs[67:71], bs[71:82]
 	case bytes.HasPrefix(bs[54:62], []byte("FAT1")) || bs[38] == 0x29:
 		id, label = bs[39:43], bs[43:54]
+		version = "FAT16"
+		if bytes.HasPrefix(bs[54:62], []byte("FAT12")) {
+			version = "FAT12"
+		}
 	default:
 		return nil, nil
 	}
-	fs := &FS{Type: "vfat", UUID: fmt.Sprintf("%04X-%04X", le.Uint16(id[2:]), le.Uint16(id[0:]))}
+	fs := &FS{Type: "vfat", Version: version, UUID: fmt.Sprintf("%04X-%04X", le.Uint16(id[2:]), le.Uint16(id[0:]))}
 	if l := cstring(label); l != "NO NAME" {
 		fs.Label = l
 	}

@@ -16,6 +16,9 @@ type FS struct {
 	Type  string `json:"type"`            // as blkid names it: ext4, vfat, xfs, ...
 	Label string `json:"label,omitempty"` // empty when none is set
 	UUID  string `json:"uuid,omitempty"`  // as blkid prints it
+	// Version tells variants of a type apart, as blkid's VERSION: FAT12,
+	// FAT16 or FAT32 for vfat.
+	Version string `json:"version,omitempty"`
 }
 
 // prober recognises one filesystem type; it returns nil, nil when the

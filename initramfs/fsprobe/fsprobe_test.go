@@ -96,6 +96,9 @@ func TestAgainstBlkid(t *testing.T) {
 			if got == nil {
 				t.Fatalf("Probe found nothing; blkid says %v", want)
 			}
+			if got.Type == "vfat" && got.Version != want["VERSION"] {
+				t.Errorf("FAT version %q, blkid says %q", got.Version, want["VERSION"])
+			}
 			if got.Type != want["TYPE"] || got.Label != want["LABEL"] || got.UUID != want["UUID"] {
 				t.Errorf("Probe = %+v; blkid says TYPE=%s LABEL=%s UUID=%s", got, want["TYPE"], want["LABEL"], want["UUID"])
 			}

@@ -25,6 +25,7 @@ const ReleasesDir = "releases"
 type Release struct {
 	Dir      string // folder on the media, e.g. releases/camrec-8.0.0
 	Manifest *release.Manifest
+	KeyID    string // the trusted key that signed it
 }
 
 // Refused is a release on the media that did not verify: it is named to
@@ -72,32 +73,33 @@ func Releases(files fs.FS, trusted []minisign.PublicKey) ([]Release, []Refused) 
 			continue
 		}
 		dir := path.Join(ReleasesDir, e.Name())
-		m, err := verify(files, dir, trusted)
+		m, key, err := verify(files, dir, trusted)
 		if err != nil {
 			bad = append(bad, Refused{Dir: dir, Err: err})
 			continue
 		}
-		good = append(good, Release{Dir: dir, Manifest: m})
+		good = append(good, Release{Dir: dir, Manifest: m, KeyID: fmt.Sprintf("%X", key.ID())})
 	}
 	return good, bad
 }
 
-func verify(files fs.FS, dir string, trusted []minisign.PublicKey) (*release.Manifest, error) {
+func verify(files fs.FS, dir string, trusted []minisign.PublicKey) (*release.Manifest, minisign.PublicKey, error) {
 	data, err := fs.ReadFile(files, path.Join(dir, "manifest.json"))
 	if err != nil {
-		return nil, err
+		return nil, minisign.PublicKey{}, err
 	}
 	sig, err := fs.ReadFile(files, path.Join(dir, "manifest.json"+sign.Ext))
 	if err != nil {
-		return nil, fmt.Errorf("%w: no signature: %w", sign.ErrBadSignature, err)
+		return nil, minisign.PublicKey{}, fmt.Errorf("%w: no signature: %w", sign.ErrBadSignature, err)
 	}
 	var verr error = sign.ErrBadSignature
 	for _, k := range trusted {
 		if _, verr = sign.Verify(k, data, sig); verr == nil {
-			return release.Parse(data)
+			m, err := release.Parse(data)
+			return m, k, err
 		}
 	}
-	return nil, verr
+	return nil, minisign.PublicKey{}, verr
 }
 
 // Newest returns the newest release of product among rels, or of any

@@ -42,6 +42,14 @@ func (m *MountReader) Files(dev, typ string) (fs.FS, error) {
 	return os.DirFS(p), nil
 }
 
+// MountPoint returns where dev is mounted, mounting it if needed.
+func (m *MountReader) MountPoint(dev, typ string) (string, error) {
+	if _, err := m.Files(dev, typ); err != nil {
+		return "", err
+	}
+	return m.mounted[dev], nil
+}
+
 // Close unmounts everything Files mounted.
 func (m *MountReader) Close() error {
 	var errs []error

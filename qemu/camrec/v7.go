@@ -39,6 +39,9 @@ type Options struct {
 	Seed              int64 // every byte and UUID of the fixture derives from it
 	SegmentsPerCamera int   // default 30
 	SegmentSize       int64 // bytes per segment file, default 256 KiB
+	// SystemDiskSize is the system disk's size, default 512 MiB; its root
+	// partition takes what the data partition (variant b) leaves.
+	SystemDiskSize int64
 }
 
 // Volume is a data volume of the v7 system.
@@ -92,6 +95,9 @@ func BuildV7(dir string, v Variant, o Options) (*Appliance, error) {
 	if o.SegmentSize == 0 {
 		o.SegmentSize = 256 << 10
 	}
+	if o.SystemDiskSize == 0 {
+		o.SystemDiskSize = 512 << 20
+	}
 	a := &Appliance{Variant: v, Version: "7.14.0.3", RootUUID: uuidFor(o.Seed, "root")}
 	a.Config = Config{Site: "Entrepôt Nord", RetentionDays: 30, Cameras: []Camera{
 		{"cam01", "Quai 1", "rtsp://10.1.1.11/stream1"},
@@ -132,7 +138,7 @@ func BuildV7(dir string, v Variant, o Options) (*Appliance, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := a.assemble(dir, root, images, o.Seed); err != nil {
+	if err := a.assemble(dir, root, images, o.Seed, o.SystemDiskSize); err != nil {
 		return nil, err
 	}
 	a.Expected = Report{Product: "camrec", Version: ReleaseVersion, Cameras: len(a.Config.Cameras), SegmentsIndexed: len(a.Segments)}
@@ -286,19 +292,26 @@ func mkxfs(img string, size int64, label, uuid, tree string) error {
 
 // part is a partition to lay on a disk image.
 type part struct {
-	image  string // filesystem image written into it
-	size   int64
+	image  string // filesystem image written at its start
+	size   int64  // the partition's size, at least the image's
 	script string // sfdisk fields after start and size
 }
 
-// partitioned writes a disk image with an sfdisk table and the partitions'
-// filesystem images at their places.
-func partitioned(disk, header string, parts []part) error {
+// partitioned writes a disk image of diskSize bytes (0: just large enough)
+// with an sfdisk table and the partitions' filesystem images at their
+// places.
+func partitioned(disk string, diskSize int64, header string, parts []part) error {
 	var total int64 = 1 << 20
 	for _, p := range parts {
 		total += roundMiB(p.size)
 	}
-	if err := fixture.Blank(disk, total+1<<20); err != nil {
+	if diskSize == 0 {
+		diskSize = total + 1<<20
+	}
+	if total+1<<20 > diskSize {
+		return fmt.Errorf("camrec: partitions of %d bytes do not fit a disk of %d", total, diskSize)
+	}
+	if err := fixture.Blank(disk, diskSize); err != nil {
 		return err
 	}
 	script := header
@@ -315,20 +328,24 @@ func partitioned(disk, header string, parts []part) error {
 }
 
 // assemble lays the filesystem images onto the system and data disks.
-func (a *Appliance) assemble(dir, root string, images map[string]string, seed int64) error {
+func (a *Appliance) assemble(dir, root string, images map[string]string, seed, sysSize int64) error {
 	size := func(p string) int64 { st, _ := os.Stat(p); return st.Size() }
 	sys := filepath.Join(dir, "system.img")
 	labelID := fmt.Sprintf("0x%s", uuidFor(seed, "mbr")[:8])
+	// The root partition takes the disk, as the vendor's installer did; GPT
+	// keeps 1 MiB at the end for its backup.
 	switch a.Variant {
 	case VariantA, VariantC:
-		if err := partitioned(sys, "label: dos\nlabel-id: "+labelID+"\n", []part{{root, size(root), "type=83, bootable"}}); err != nil {
+		rootSize := max(size(root), sysSize-2<<20)
+		if err := partitioned(sys, sysSize, "label: dos\nlabel-id: "+labelID+"\n", []part{{root, rootSize, "type=83, bootable"}}); err != nil {
 			return err
 		}
 	case VariantB:
 		local := images["/srv/recordings/local"]
+		rootSize := max(size(root), sysSize-2<<20-roundMiB(size(local)))
 		header := "label: gpt\nlabel-id: " + uuidFor(seed, "gpt-system") + "\n"
-		if err := partitioned(sys, header, []part{
-			{root, size(root), "type=L, name=root, uuid=" + uuidFor(seed, "part-root")},
+		if err := partitioned(sys, sysSize, header, []part{
+			{root, rootSize, "type=L, name=root, uuid=" + uuidFor(seed, "part-root")},
 			{local, size(local), "type=L, name=data, uuid=" + uuidFor(seed, "part-data")},
 		}); err != nil {
 			return err
@@ -351,13 +368,13 @@ func (a *Appliance) assemble(dir, root string, images map[string]string, seed in
 			d.Content = inventory.Filesystem
 		case a.Variant == VariantB:
 			header := "label: gpt\nlabel-id: " + uuidFor(seed, "gpt-"+vol.Mountpoint) + "\n"
-			if err := partitioned(disk, header, []part{{img, size(img), "type=L, name=recordings, uuid=" + uuidFor(seed, "part-"+vol.Mountpoint)}}); err != nil {
+			if err := partitioned(disk, 0, header, []part{{img, size(img), "type=L, name=recordings, uuid=" + uuidFor(seed, "part-"+vol.Mountpoint)}}); err != nil {
 				return err
 			}
 			d.Content = inventory.Partitioned
 		default:
 			header := fmt.Sprintf("label: dos\nlabel-id: 0x%s\n", uuidFor(seed, "mbr-"+vol.Mountpoint)[:8])
-			if err := partitioned(disk, header, []part{{img, size(img), "type=83"}}); err != nil {
+			if err := partitioned(disk, 0, header, []part{{img, size(img), "type=83"}}); err != nil {
 				return err
 			}
 			d.Content = inventory.Partitioned

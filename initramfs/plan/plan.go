@@ -1,0 +1,112 @@
+// Package plan is the single, printable account of what a run will do, in
+// order: what is backed up, what is written where, what is kept, what is
+// never touched. It is shown before anything happens, saved with the
+// backup, and every destructive step takes its orders from it only.
+package plan
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/passeur/passeur/image/release"
+	"github.com/passeur/passeur/initramfs/inventory"
+	"github.com/passeur/passeur/initramfs/roles"
+)
+
+// Plan is what a run will do.
+type Plan struct {
+	Release    string         `json:"release"`
+	Mode       string         `json:"mode"` // migrate or install
+	Target     Disk           `json:"target"`
+	Backup     Backup         `json:"backup"`
+	Partitions []Partition    `json:"partitions"`
+	Reattach   []roles.Volume `json:"reattach"`
+	Untouched  []Disk         `json:"untouched"`
+	Steps      []string       `json:"steps"`
+}
+
+// Disk names a disk by path and identity.
+type Disk struct {
+	Path     string `json:"path"`
+	Identity string `json:"identity"`
+	Role     string `json:"role"`
+}
+
+// Backup is what is copied to the media before anything is written.
+type Backup struct {
+	From  string   `json:"from"` // device of the installed root
+	Paths []string `json:"paths"`
+}
+
+// Partition is one partition of the target's new table.
+type Partition struct {
+	Name   string `json:"name"`
+	Start  int64  `json:"start"`
+	Size   int64  `json:"size"`
+	Action string `json:"action"` // write, create, keep
+	From   string `json:"from"`   // artifact, filesystem, or kept device
+}
+
+// Make builds the plan of a migration of sys to m, with the target's new
+// partitions at ext.
+func Make(m *release.Manifest, r *roles.Result, ext []release.Extent) *Plan {
+	sys := r.System()
+	p := &Plan{Release: m.Product + " " + m.Version.String(), Mode: "migrate",
+		Target: Disk{sys.Disk.Path, roles.Identity(sys.Disk), string(sys.Role)}}
+	p.Backup = Backup{From: sys.Root, Paths: append(append(append([]string{}, m.Config...), m.Index...), "/etc/fstab")}
+	for _, e := range ext {
+		pp := Partition{Name: e.Name, Start: e.Start, Size: e.Bytes}
+		switch e.Role {
+		case release.RoleArtifact:
+			pp.Action, pp.From = "write", "artifact "+e.Artifact
+		case release.RoleEmpty:
+			pp.Action, pp.From = "create", "new "+e.Filesystem
+		case release.RoleKeep:
+			pp.Action = "keep"
+			for _, part := range sys.Disk.Partitions {
+				if part.Start == e.Start {
+					pp.From = part.Path
+				}
+			}
+		}
+		p.Partitions = append(p.Partitions, pp)
+	}
+	for _, a := range r.Disks {
+		p.Reattach = append(p.Reattach, a.Volumes...)
+		if a.Role != roles.System {
+			p.Untouched = append(p.Untouched, Disk{a.Disk.Path, roles.Identity(a.Disk), string(a.Role)})
+		}
+	}
+	p.Steps = []string{
+		fmt.Sprintf("back up %s from %s to the install media, read back and verify", strings.Join(p.Backup.Paths, ", "), sys.Root),
+		"verify the release's artifacts as they stream",
+		fmt.Sprintf("repartition %s to the %s layout, kept partitions byte for byte in place", sys.Disk.Path, p.Release),
+		"write each partition image, partition table and boot-critical bytes last",
+		fmt.Sprintf("reattach %d data volume(s) in the new system's fstab, read-only checked, never written", len(p.Reattach)),
+		"restore the configuration and the index into the new system's state partition",
+		"boot the new system and wait for its health report",
+	}
+	return p
+}
+
+// Write prints the plan for the operator.
+func (p *Plan) Write(w io.Writer) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "PLAN: %s %s onto %s (%s)\n", p.Mode, p.Release, p.Target.Path, p.Target.Identity)
+	fmt.Fprintf(&b, "  back up from %s: %s\n", p.Backup.From, strings.Join(p.Backup.Paths, " "))
+	for _, pp := range p.Partitions {
+		fmt.Fprintf(&b, "  %-6s %-8s at %9s, %9s  %s\n", pp.Action, pp.Name, inventory.HumanSize(pp.Start), inventory.HumanSize(pp.Size), pp.From)
+	}
+	for _, v := range p.Reattach {
+		fmt.Fprintf(&b, "  reattach %s %s (%s %s) at %s\n", v.Device, v.Spec, v.FSType, v.UUID, v.Mountpoint)
+	}
+	for _, d := range p.Untouched {
+		fmt.Fprintf(&b, "  never written: %s %s (%s)\n", d.Path, d.Role, d.Identity)
+	}
+	for i, s := range p.Steps {
+		fmt.Fprintf(&b, "  %d. %s\n", i+1, s)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}

@@ -1,0 +1,225 @@
+// Package preflight checks, before anything is written, that a migration
+// can succeed: the installed version may be migrated, the install media is
+// a writable FAT32 with room for the backup, the data volumes can be read,
+// the target disk is free and large enough for the new layout with its kept
+// partitions where they are. Each check passes or fails with its figures.
+package preflight
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+
+	"github.com/passeur/passeur/image/release"
+	"github.com/passeur/passeur/image/version"
+	"github.com/passeur/passeur/initramfs/inventory"
+	"github.com/passeur/passeur/initramfs/roles"
+)
+
+// Check is one preflight check.
+type Check struct {
+	Name   string `json:"name"`
+	OK     bool   `json:"ok"`
+	Detail string `json:"detail"`
+}
+
+// Report is every check, in order.
+type Report struct {
+	Checks []Check `json:"checks"`
+}
+
+// ErrFailed is wrapped by Report.Err when a check failed.
+var ErrFailed = errors.New("preflight failed")
+
+// Err returns nil when every check passed, else an error naming the failed.
+func (r Report) Err() error {
+	var failed []string
+	for _, c := range r.Checks {
+		if !c.OK {
+			failed = append(failed, c.Name+": "+c.Detail)
+		}
+	}
+	if failed == nil {
+		return nil
+	}
+	return fmt.Errorf("%w: %s", ErrFailed, strings.Join(failed, "; "))
+}
+
+// Env is what the checks ask of the machine.
+type Env interface {
+	// MediaFree returns the free bytes of the media's filesystem on dev.
+	MediaFree(dev string) (int64, error)
+	// TreeSize returns the bytes under path on the filesystem on dev.
+	TreeSize(dev, path string) (int64, error)
+	// ReadVolume mounts the volume read-only and lists its top folder.
+	ReadVolume(v roles.Volume) error
+	// Busy returns an error if the disk is in use (mounted, held open).
+	Busy(dev string) error
+}
+
+// Margin is added to the backup's size when checking the media's room.
+const Margin = 64 << 20
+
+// Input is what preflight checks.
+type Input struct {
+	Release *release.Manifest
+	// SignedBy names the key the release verified with.
+	SignedBy string
+	Roles    *roles.Result
+}
+
+// Run performs every check and returns the report.
+func Run(in Input, env Env) Report {
+	var r Report
+	add := func(name string, err error, ok string) {
+		c := Check{Name: name, OK: err == nil, Detail: ok}
+		if err != nil {
+			c.Detail = err.Error()
+		}
+		r.Checks = append(r.Checks, c)
+	}
+	m := in.Release
+	add("release signature", nil, fmt.Sprintf("%s %s signed by %s", m.Product, m.Version, in.SignedBy))
+
+	sys := in.Roles.System()
+	switch {
+	case sys == nil:
+		add("source version", nil, "no installed "+m.Product+": fresh install")
+	case m.MigrateFrom == nil:
+		add("source version", fmt.Errorf("%s %s installs fresh only; it migrates no version (found %s)", m.Product, m.Version, sys.Version), "")
+	default:
+		err := versionAllowed(m, sys.Version)
+		add("source version", err, fmt.Sprintf("%s %s is in %s", m.Product, sys.Version, m.MigrateFrom))
+	}
+
+	mediaDev, mediaErr := checkMedia(in.Roles)
+	add("install media", mediaErr, "FAT32, writable: "+mediaDev)
+	if mediaErr == nil {
+		need, detail, err := neededRoom(m, sys, env)
+		if err == nil {
+			var free int64
+			free, err = env.MediaFree(mediaDev)
+			if err == nil && free < need {
+				err = fmt.Errorf("%s free on %s, %s needed (%s)", inventory.HumanSize(free), mediaDev, inventory.HumanSize(need), detail)
+			}
+			detail = fmt.Sprintf("%s free, %s needed (%s)", inventory.HumanSize(free), inventory.HumanSize(need), detail)
+		}
+		add("media free space", err, detail)
+	}
+
+	for _, a := range in.Roles.Disks {
+		for _, v := range a.Volumes {
+			add("data volume "+volumeName(v), env.ReadVolume(v), fmt.Sprintf("%s %s on %s readable", v.FSType, v.UUID, v.Device))
+		}
+	}
+
+	if sys != nil {
+		add("target not busy", env.Busy(sys.Disk.Path), sys.Disk.Path+" is not in use")
+		ext, err := Layout(m, sys)
+		detail := ""
+		if err == nil {
+			detail = fmt.Sprintf("%s on %s (%s)", describe(ext), sys.Disk.Path, inventory.HumanSize(sys.Disk.Size))
+		}
+		add("target size", err, detail)
+	}
+	return r
+}
+
+func versionAllowed(m *release.Manifest, installed string) error {
+	v, err := version.Parse(installed)
+	if err != nil {
+		return err
+	}
+	if !m.MigrateFrom.Contains(v) {
+		return fmt.Errorf("%s %s cannot be migrated to %s: it migrates %s only", m.Product, installed, m.Version, m.MigrateFrom)
+	}
+	return nil
+}
+
+// checkMedia checks the install media is a writable FAT32 and returns its
+// filesystem's device.
+func checkMedia(r *roles.Result) (string, error) {
+	a := r.Media()
+	if a == nil {
+		return "", errors.New("no install media found")
+	}
+	if a.Disk.ReadOnly {
+		return "", fmt.Errorf("%s is read-only (write-protected?): the backup cannot be written", a.Disk.Path)
+	}
+	fs, dev := a.Disk.FS, a.Disk.Path
+	for _, p := range a.Disk.Partitions {
+		if p.FS != nil && p.FS.Type == "vfat" {
+			fs, dev = p.FS, p.Path
+		}
+	}
+	if fs == nil || fs.Version != "FAT32" {
+		v := "no FAT"
+		if fs != nil {
+			v = fs.Version
+		}
+		return dev, fmt.Errorf("%s is %s, not FAT32", dev, v)
+	}
+	return dev, nil
+}
+
+// neededRoom is the room the media must have: the backup (configuration,
+// index and fstab of the installed system) plus a margin, and never less
+// than the release's minimum.
+func neededRoom(m *release.Manifest, sys *roles.Assignment, env Env) (int64, string, error) {
+	var backup int64
+	if sys != nil {
+		for _, p := range append(append(append([]string{}, m.Config...), m.Index...), "/etc/fstab") {
+			n, err := env.TreeSize(sys.Root, p)
+			if err != nil {
+				return 0, "", fmt.Errorf("size of %s on %s: %w", p, sys.Root, err)
+			}
+			backup += n
+		}
+	}
+	need := max(backup+Margin, m.MinMediaFree)
+	return need, fmt.Sprintf("backup %s + margin %s, release minimum %s",
+		inventory.HumanSize(backup), inventory.HumanSize(Margin), inventory.HumanSize(m.MinMediaFree)), nil
+}
+
+// Layout places the release's layout on the system disk, keeping the data
+// partitions of the system disk where they are.
+func Layout(m *release.Manifest, sys *roles.Assignment) ([]release.Extent, error) {
+	kept := map[string]release.Extent{}
+	for _, p := range m.Layout.Partitions {
+		if p.Role != release.RoleKeep {
+			continue
+		}
+		for _, v := range sys.Volumes {
+			for _, part := range sys.Disk.Partitions {
+				if part.Path != v.Device {
+					continue
+				}
+				if ok, _ := path.Match(p.KeepLabel, v.Label); ok || matches(p.KeepLabel, part.PartLabel) {
+					kept[p.Name] = release.Extent{Start: part.Start, Bytes: part.Size}
+				}
+			}
+		}
+	}
+	return m.Layout.PlaceKeeping(sys.Disk.Size, kept)
+}
+
+func matches(glob, s string) bool {
+	ok, _ := path.Match(glob, s)
+	return ok && s != ""
+}
+
+func describe(ext []release.Extent) string {
+	var parts []string
+	for _, e := range ext {
+		parts = append(parts, fmt.Sprintf("%s %s", e.Name, inventory.HumanSize(e.Bytes)))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func volumeName(v roles.Volume) string {
+	if v.Mountpoint != "" {
+		return v.Mountpoint
+	}
+	return v.Spec
+}

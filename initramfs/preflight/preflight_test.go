@@ -1,0 +1,128 @@
+package preflight
+
+import (
+	"errors"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/passeur/passeur/image/release"
+	"github.com/passeur/passeur/initramfs/fsprobe"
+	"github.com/passeur/passeur/initramfs/inventory"
+	"github.com/passeur/passeur/initramfs/roles"
+)
+
+type fakeEnv struct {
+	free    int64
+	tree    int64
+	badVol  string
+	busyDev string
+}
+
+func (e fakeEnv) MediaFree(string) (int64, error)        { return e.free, nil }
+func (e fakeEnv) TreeSize(string, string) (int64, error) { return e.tree, nil }
+func (e fakeEnv) ReadVolume(v roles.Volume) error {
+	if v.Device == e.badVol {
+		return errors.New("mount: unknown filesystem type 'btrfs'")
+	}
+	return nil
+}
+func (e fakeEnv) Busy(dev string) error {
+	if dev == e.busyDev {
+		return errors.New(dev + " is busy: /dev/vda1 is mounted")
+	}
+	return nil
+}
+
+func manifest(t *testing.T) *release.Manifest {
+	t.Helper()
+	b, err := os.ReadFile("../../image/release/testdata/camrec-8.0.0.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := release.Parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// small is the "b" appliance after roles: a 512 MiB system disk with its
+// data partition at 477 MiB, a data disk, the key.
+func small(version string, keyFS *fsprobe.FS, keyRO bool) *roles.Result {
+	data := inventory.Partition{Path: "/dev/vda2", Number: 2, Start: 477 << 20, Size: 34 << 20, PartLabel: "data",
+		FS: &fsprobe.FS{Type: "ext4", UUID: "10ca1", Label: "camrec-data"}}
+	sys := inventory.Disk{Path: "/dev/vda", Size: 512 << 20, Partitions: []inventory.Partition{
+		{Path: "/dev/vda1", Number: 1, Start: 1 << 20, Size: 476 << 20, FS: &fsprobe.FS{Type: "ext4"}}, data}}
+	return &roles.Result{Disks: []roles.Assignment{
+		{Disk: sys, Role: roles.System, Product: "camrec", Version: version, Root: "/dev/vda1",
+			Volumes: []roles.Volume{{Device: "/dev/vda2", Spec: "UUID=10ca1", Mountpoint: "/srv/recordings/local", FSType: "ext4", UUID: "10ca1", Label: "camrec-data"}}},
+		{Disk: inventory.Disk{Path: "/dev/vdb", FS: &fsprobe.FS{Type: "xfs", UUID: "x"}}, Role: roles.Data,
+			Volumes: []roles.Volume{{Device: "/dev/vdb", Mountpoint: "/srv/recordings/d2", FSType: "xfs", UUID: "x"}}},
+		{Disk: inventory.Disk{Path: "/dev/sda", ReadOnly: keyRO, Partitions: []inventory.Partition{{Path: "/dev/sda1", FS: keyFS}}}, Role: roles.InstallMedia},
+	}}
+}
+
+var fat32 = &fsprobe.FS{Type: "vfat", Version: "FAT32"}
+
+func failed(r Report) string {
+	var f []string
+	for _, c := range r.Checks {
+		if !c.OK {
+			f = append(f, c.Name)
+		}
+	}
+	return strings.Join(f, ",")
+}
+
+func TestAllPass(t *testing.T) {
+	r := Run(Input{Release: manifest(t), SignedBy: "key 1234", Roles: small("7.14.0.3", fat32, false)}, fakeEnv{free: 2 << 30, tree: 10 << 20})
+	if err := r.Err(); err != nil {
+		t.Fatalf("%v\n%+v", err, r.Checks)
+	}
+	if len(r.Checks) != 8 {
+		t.Errorf("%d checks: %+v", len(r.Checks), r.Checks)
+	}
+	for _, c := range r.Checks {
+		if c.Detail == "" {
+			t.Errorf("check %s says nothing", c.Name)
+		}
+	}
+}
+
+func TestFailures(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		in   *roles.Result
+		env  fakeEnv
+		want string
+	}{
+		{"old version", small("7.12.0.4", fat32, false), fakeEnv{free: 2 << 30}, "source version"},
+		{"key not FAT32", small("7.14.0.3", &fsprobe.FS{Type: "vfat", Version: "FAT16"}, false), fakeEnv{free: 2 << 30}, "install media"},
+		{"key read-only", small("7.14.0.3", fat32, true), fakeEnv{free: 2 << 30}, "install media"},
+		{"key nearly full", small("7.14.0.3", fat32, false), fakeEnv{free: 100 << 20, tree: 60 << 20}, "media free space"},
+		{"backup larger than the key", small("7.14.0.3", fat32, false), fakeEnv{free: 2 << 30, tree: 3 << 30}, "media free space"},
+		{"unreadable data volume", small("7.14.0.3", fat32, false), fakeEnv{free: 2 << 30, badVol: "/dev/vdb"}, "data volume /srv/recordings/d2"},
+		{"busy target", small("7.14.0.3", fat32, false), fakeEnv{free: 2 << 30, busyDev: "/dev/vda"}, "target not busy"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := Run(Input{Release: manifest(t), Roles: tc.in}, tc.env)
+			if got := failed(r); got != tc.want {
+				t.Errorf("failed checks %q, want %q\n%+v", got, tc.want, r.Checks)
+			}
+			if !errors.Is(r.Err(), ErrFailed) {
+				t.Errorf("Err = %v", r.Err())
+			}
+		})
+	}
+}
+
+func TestTargetTooSmall(t *testing.T) {
+	in := small("7.14.0.3", fat32, false)
+	in.Disks[0].Disk.Size = 200 << 20
+	in.Disks[0].Disk.Partitions[1].Start = 150 << 20
+	r := Run(Input{Release: manifest(t), Roles: in}, fakeEnv{free: 2 << 30})
+	if got := failed(r); got != "target size" || !strings.Contains(r.Err().Error(), release.ErrTooLarge.Error()) {
+		t.Errorf("failed %q: %v", got, r.Err())
+	}
+}
