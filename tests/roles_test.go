@@ -3,6 +3,7 @@ package tests
 import (
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -42,16 +43,26 @@ type planRun struct {
 	plan   *plan.Plan
 }
 
-// runPlan boots the rescue image in plan mode over disks and returns what it
-// decided; every disk image must be byte for byte the same afterwards.
+// runPlan boots the rescue image in unattended plan mode over disks and
+// returns what it decided; every disk image must be byte for byte the same
+// afterwards.
 func runPlan(t *testing.T, disks []qemu.Disk) planRun {
+	return runPlanWith(t, disks, "passeur.unattended=yes", nil)
+}
+
+// runPlanWith is runPlan with more kernel parameters and, when answer is
+// set, a function that answers the questions on the console.
+func runPlanWith(t *testing.T, disks []qemu.Disk, cmdline string, answer func(*qemu.VM)) planRun {
 	t.Helper()
 	a := qemu.BuiltArtifacts(t, "qemu-x86_64")
 	before := map[string]string{}
 	for _, d := range disks {
 		before[d.Path] = fileSHA(t, d.Path)
 	}
-	vm := qemu.Test(t, qemu.Options{Board: a.Board, Kernel: a.Kernel, Initrd: a.Initrd, Disks: disks, Cmdline: "passeur.mode=plan"})
+	vm := qemu.Test(t, qemu.Options{Board: a.Board, Kernel: a.Kernel, Initrd: a.Initrd, Disks: disks, Cmdline: "passeur.mode=plan " + cmdline})
+	if answer != nil {
+		answer(vm)
+	}
 	var run planRun
 	if _, err := vm.WaitEvent("idle", bootTimeout); err != nil {
 		t.Fatal(err)
@@ -200,6 +211,28 @@ func TestRolesRefusals(t *testing.T) {
 		run := runPlan(t, append(one.Disks(), second, data2, key))
 		if !strings.Contains(run.err, roles.ErrTwoSystems.Error()) {
 			t.Errorf("plan error %q, want %q", run.err, roles.ErrTwoSystems)
+		}
+	})
+	t.Run("two systems, the operator chooses", func(t *testing.T) {
+		one, two := build(camrec.VariantA, 5), build(camrec.VariantA, 6)
+		second := two.System.Disk
+		second.Serial = "CAMREC-SYS-2"
+		data2 := two.Data[0].Disk
+		data2.Serial = "CAMREC-DATA-2"
+		run := runPlanWith(t, append(one.Disks(), second, data2, key), "", func(vm *qemu.VM) {
+			if _, err := vm.Expect(regexp.MustCompile(`Which one is to be migrated\?`), bootTimeout); err != nil {
+				t.Fatal(err)
+			}
+			// The choices are listed in disk order: find CAMREC-SYS-2's line.
+			line, err := vm.Expect(regexp.MustCompile(`(\d)\) camrec 7\.14\.0\.3 on /dev/\w+ \(serial CAMREC-SYS-2`), exitTimeout)
+			if err != nil {
+				t.Fatal(err)
+			}
+			vm.Type(line[:1] + "\n")
+		})
+		if run.err != "" || run.roles["CAMREC-SYS-2"].Role != roles.System || run.roles["CAMREC-SYS"].Role != roles.Unknown ||
+			run.roles["CAMREC-DATA-2"].Role != roles.Data {
+			t.Errorf("after choosing CAMREC-SYS-2: %s (error %q)", roleLine(run), run.err)
 		}
 	})
 	t.Run("missing data disk", func(t *testing.T) {

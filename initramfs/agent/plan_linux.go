@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 
 	"github.com/passeur/passeur/initramfs/inventory"
 	"github.com/passeur/passeur/initramfs/media"
@@ -61,7 +62,11 @@ func (a *Agent) plan(disks []inventory.Disk) error {
 	}
 	a.Log.Printf("release %s %s from %s", rel.Manifest.Product, rel.Manifest.Version, rel.Dir)
 	m := rel.Manifest
-	res, err := roles.Assign(disks, m, reader)
+	var ask roles.Asker = roles.Unattended{}
+	if !a.Config.Unattended {
+		ask = roles.NewConsole(os.Stdin, a.Console)
+	}
+	res, err := roles.Assign(disks, m, reader, ask)
 	if err != nil {
 		return err
 	}

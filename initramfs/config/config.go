@@ -33,6 +33,9 @@ type Config struct {
 	// Debug is passeur.debug=, a comma-separated list of debug outputs:
 	// "sysfs" emits a capture of what inventory read from /sys.
 	Debug []string
+	// Unattended is passeur.unattended=yes: no question is ever asked;
+	// where one would be, the run stops with the named refusal.
+	Unattended bool
 	// Net is passeur.net=: "off" (the default) or "dhcp", DHCPv4 on the
 	// wired interfaces.
 	Net string
@@ -68,6 +71,17 @@ var keys = map[string]func(*Config, string) error{
 				return fmt.Errorf("unknown debug output %q (known: sysfs)", d)
 			}
 			c.Debug = append(c.Debug, d)
+		}
+		return nil
+	},
+	"unattended": func(c *Config, v string) error {
+		switch v {
+		case "yes", "1", "true":
+			c.Unattended = true
+		case "no", "0", "false":
+			c.Unattended = false
+		default:
+			return fmt.Errorf("%q is not yes or no", v)
 		}
 		return nil
 	},

@@ -15,11 +15,11 @@ func TestSplitCmdline(t *testing.T) {
 }
 
 func TestFromCmdline(t *testing.T) {
-	c, errs := FromCmdline("BOOT_IMAGE=/vmlinuz console=ttyS0 passeur.mode=poweroff passeur.debug=sysfs passeur.settle=200 passeur.net=dhcp quiet")
+	c, errs := FromCmdline("BOOT_IMAGE=/vmlinuz console=ttyS0 passeur.mode=poweroff passeur.debug=sysfs passeur.settle=200 passeur.net=dhcp passeur.unattended=yes quiet")
 	if len(errs) != 0 {
 		t.Fatalf("errors: %v", errs)
 	}
-	if c.Mode != ModePoweroff || !c.HasDebug("sysfs") || c.SettleMillis != 200 || c.Net != "dhcp" {
+	if c.Mode != ModePoweroff || !c.HasDebug("sysfs") || c.SettleMillis != 200 || c.Net != "dhcp" || !c.Unattended {
 		t.Errorf("config = %+v", c)
 	}
 }
@@ -43,6 +43,7 @@ func TestFromCmdlineErrors(t *testing.T) {
 		{"passeur.settle=1s", ErrBadValue},
 		{"passeur.=x", ErrUnknownKey},
 		{"passeur.net=wifi", ErrBadValue},
+		{"passeur.unattended=maybe", ErrBadValue},
 	} {
 		c, errs := FromCmdline(tc.cmdline + " passeur.mode=shell")
 		if len(errs) != 1 || !errors.Is(errs[0], tc.want) {

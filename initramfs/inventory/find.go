@@ -19,13 +19,24 @@ var (
 // regard to case), or a /dev path. Two matches are an error, never a guess:
 // cloned disks carry the same UUIDs.
 func Find(disks []Disk, spec string) (string, error) {
+	found := FindAll(disks, spec)
+	switch len(found) {
+	case 0:
+		return "", fmt.Errorf("%w %s", ErrNotFound, spec)
+	case 1:
+		return found[0], nil
+	}
+	return "", fmt.Errorf("%w %s: %s", ErrAmbiguous, spec, strings.Join(found, ", "))
+}
+
+// FindAll returns every device path spec matches (see Find).
+func FindAll(disks []Disk, spec string) []string {
 	key, val, ok := strings.Cut(spec, "=")
 	if !ok {
-		if strings.HasPrefix(spec, "/dev/") {
-			key, val = "PATH", spec
-		} else {
-			return "", fmt.Errorf("%w: %q is not KEY=value or a /dev path", ErrNotFound, spec)
+		if !strings.HasPrefix(spec, "/dev/") {
+			return nil
 		}
+		key, val = "PATH", spec
 	}
 	fsMatch := func(f *fsprobe.FS) bool {
 		switch key {
@@ -48,13 +59,7 @@ func Find(disks []Disk, spec string) (string, error) {
 			}
 		}
 	}
-	switch len(found) {
-	case 0:
-		return "", fmt.Errorf("%w %s", ErrNotFound, spec)
-	case 1:
-		return found[0], nil
-	}
-	return "", fmt.Errorf("%w %s: %s", ErrAmbiguous, spec, strings.Join(found, ", "))
+	return found
 }
 
 // FSOf returns the filesystem found on the device at path, if any.

@@ -1,7 +1,6 @@
 package roles
 
 import (
-	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -44,8 +43,9 @@ type volumeFS struct {
 var systemFS = map[string]bool{"ext2": true, "ext3": true, "ext4": true, "xfs": true, "btrfs": true}
 
 // Assign gives every disk its role for the release m, reading content
-// through r. It returns a named error when the evidence is ambiguous.
-func Assign(disks []inventory.Disk, m *release.Manifest, r Reader) (*Result, error) {
+// through r. Where the evidence is ambiguous it asks ask, which refuses with
+// the named error when unattended: never a guess.
+func Assign(disks []inventory.Disk, m *release.Manifest, r Reader, ask Asker) (*Result, error) {
 	res := &Result{}
 	var all []volumeFS
 	for i, d := range disks {
@@ -88,6 +88,7 @@ func Assign(disks []inventory.Disk, m *release.Manifest, r Reader) (*Result, err
 		files   fs.FS
 	}
 	var systems []candidate
+	taken := map[string]bool{} // devices settled: roots, volumes, set aside
 	re, err := regexp.Compile(m.Recognize.VersionRegexp)
 	if err != nil {
 		return nil, err
@@ -107,30 +108,51 @@ func Assign(disks []inventory.Disk, m *release.Manifest, r Reader) (*Result, err
 		data, err := fs.ReadFile(files, rel(m.Recognize.VersionFile))
 		match := re.FindSubmatch(data)
 		if err != nil || match == nil {
-			return nil, fmt.Errorf("%w: %s on %s: %s does not hold a version matching %q", ErrUnreadableVersion,
+			refusal := fmt.Errorf("%w: %s on %s: %s does not hold a version matching %q", ErrUnreadableVersion,
 				m.Product, v.dev, m.Recognize.VersionFile, m.Recognize.VersionRegexp)
+			q := fmt.Sprintf("%s looks like an install of %s, but its version cannot be read from %s.", v.dev, m.Product, m.Recognize.VersionFile)
+			if _, err := ask.Ask(refusal, q, []string{"set " + v.dev + " aside: treat it as unknown, never written"}); err != nil {
+				return nil, err
+			}
+			note(v.disk, "%s: %s install of unreadable version, set aside by the operator", v.dev, m.Product)
+			continue
 		}
 		systems = append(systems, candidate{v, string(match[1]), files})
 	}
 	if len(systems) > 1 {
 		var where []string
 		for _, s := range systems {
-			where = append(where, fmt.Sprintf("%s (%s %s)", s.v.dev, m.Product, s.version))
+			where = append(where, fmt.Sprintf("%s %s on %s (%s)", m.Product, s.version, s.v.dev, Identity(disks[s.v.disk])))
 		}
-		return nil, fmt.Errorf("%w: %s", ErrTwoSystems, strings.Join(where, ", "))
+		refusal := fmt.Errorf("%w: %s", ErrTwoSystems, strings.Join(where, ", "))
+		i, err := ask.Ask(refusal, "Several disks hold an install of "+m.Product+". Which one is to be migrated? The others are never written.", where)
+		if err != nil {
+			return nil, err
+		}
+		for j, s := range systems {
+			if j != i {
+				note(s.v.disk, "%s %s on %s: not the one the operator chose, never written", m.Product, s.version, s.v.dev)
+				taken[s.v.dev] = true
+			}
+		}
+		systems = systems[i : i+1]
 	}
 
 	// The data volumes: what the system's fstab mounts where the release
 	// keeps data, then filesystems carrying the release's data labels.
 	var volumes []Volume
-	taken := map[string]bool{}
 	if len(systems) == 1 {
 		s := systems[0]
 		a := &res.Disks[s.v.disk]
 		a.Role, a.Product, a.Version, a.Root = System, m.Product, s.version, s.v.dev
 		note(s.v.disk, "%s %s installed on %s (%s)", m.Product, s.version, s.v.dev, m.Recognize.VersionFile)
 		taken[s.v.dev] = true
-		vols, err := fstabVolumes(s.files, m.DataVolumes.FstabMountpoints, disks, all)
+		vols, err := fstabVolumes(s.files, m.DataVolumes.FstabMountpoints, disks, all, ask, func(dev, why string) {
+			note(s.v.disk, "%s", why)
+			if dev != "" {
+				taken[dev] = true
+			}
+		})
 		if err != nil {
 			return nil, err
 		}
@@ -143,11 +165,23 @@ func Assign(disks []inventory.Disk, m *release.Manifest, r Reader) (*Result, err
 		if taken[v.dev] || media[v.disk] || v.lbl == "" || !matchAny(m.DataVolumes.LabelPatterns, v.lbl) {
 			continue
 		}
-		if n := countUUID(all, v.uuid); n > 1 {
-			return nil, fmt.Errorf("%w: %s (label %s) is on %d devices", ErrClonedVolume, v.uuid, v.lbl, n)
+		dev := v.dev
+		if clones := devicesWithUUID(all, v.uuid); len(clones) > 1 {
+			refusal := fmt.Errorf("%w: %s (label %s) is on %s", ErrClonedVolume, v.uuid, v.lbl, strings.Join(clones, ", "))
+			picked, err := pickClone(ask, refusal, "label "+v.lbl, clones, disks, all)
+			if err != nil {
+				return nil, err
+			}
+			for _, c := range clones {
+				if c != picked {
+					note(diskOf(all, c), "%s: a clone of %s, not the one the operator chose, never written", c, v.uuid)
+				}
+				taken[c] = true
+			}
+			dev = picked
 		}
-		volumes = append(volumes, Volume{Device: v.dev, Spec: "LABEL=" + v.lbl, FSType: v.typ, UUID: v.uuid, Label: v.lbl})
-		taken[v.dev] = true
+		volumes = append(volumes, Volume{Device: dev, Spec: "LABEL=" + v.lbl, FSType: v.typ, UUID: v.uuid, Label: v.lbl})
+		taken[dev] = true
 	}
 	for _, vol := range volumes {
 		i := diskOf(all, vol.Device)
@@ -174,8 +208,9 @@ func Assign(disks []inventory.Disk, m *release.Manifest, r Reader) (*Result, err
 }
 
 // fstabVolumes reads the installed system's fstab and finds each data
-// volume it mounts where the release keeps data.
-func fstabVolumes(files fs.FS, globs []string, disks []inventory.Disk, all []volumeFS) ([]Volume, error) {
+// volume it mounts where the release keeps data. A missing or cloned
+// volume is a question for ask; note records what was settled.
+func fstabVolumes(files fs.FS, globs []string, disks []inventory.Disk, all []volumeFS, ask Asker, note func(dev, why string)) ([]Volume, error) {
 	f, err := files.Open("etc/fstab")
 	if err != nil {
 		return nil, nil // a system without fstab mounts no data volume
@@ -190,22 +225,40 @@ func fstabVolumes(files fs.FS, globs []string, disks []inventory.Disk, all []vol
 		if !matchAny(globs, e.Mountpoint) {
 			continue
 		}
-		spec := NormalizeSpec(e.Spec)
-		dev, err := inventory.Find(disks, spec)
-		switch {
-		case errors.Is(err, inventory.ErrNotFound):
-			return nil, fmt.Errorf("%w: %s (%s) is on no disk", ErrMissingVolume, e.Mountpoint, e.Spec)
-		case errors.Is(err, inventory.ErrAmbiguous):
-			return nil, fmt.Errorf("%w: %s (%s): %v", ErrClonedVolume, e.Mountpoint, e.Spec, err)
-		case err != nil:
-			return nil, err
+		found := inventory.FindAll(disks, NormalizeSpec(e.Spec))
+		if len(found) == 1 {
+			if fsys := inventory.FSOf(disks, found[0]); fsys != nil {
+				found = devicesWithUUID(all, fsys.UUID) // a clone may carry another label
+			}
+		}
+		var dev string
+		switch len(found) {
+		case 0:
+			refusal := fmt.Errorf("%w: %s (%s) is on no disk", ErrMissingVolume, e.Mountpoint, e.Spec)
+			q := fmt.Sprintf("The installed system mounts %s from %s, which no disk holds. Go on without it? Its recordings will be missing afterwards.", e.Mountpoint, e.Spec)
+			if _, err := ask.Ask(refusal, q, []string{"go on without " + e.Mountpoint}); err != nil {
+				return nil, err
+			}
+			note("", fmt.Sprintf("%s (%s) is on no disk: left out by the operator", e.Mountpoint, e.Spec))
+			continue
+		case 1:
+			dev = found[0]
+		default:
+			refusal := fmt.Errorf("%w: %s (%s) is on %s", ErrClonedVolume, e.Mountpoint, e.Spec, strings.Join(found, ", "))
+			picked, err := pickClone(ask, refusal, e.Mountpoint+" ("+e.Spec+")", found, disks, all)
+			if err != nil {
+				return nil, err
+			}
+			for _, c := range found {
+				if c != picked {
+					note(c, fmt.Sprintf("%s: a clone of %s, not the one the operator chose, never written", c, e.Spec))
+				}
+			}
+			dev = picked
 		}
 		v := Volume{Device: dev, Spec: e.Spec, Mountpoint: e.Mountpoint, FSType: e.Type}
 		if fsys := inventory.FSOf(disks, dev); fsys != nil {
 			v.FSType, v.UUID, v.Label = fsys.Type, fsys.UUID, fsys.Label
-			if n := countUUID(all, fsys.UUID); n > 1 {
-				return nil, fmt.Errorf("%w: %s (%s) has UUID %s, found on %d devices", ErrClonedVolume, e.Mountpoint, e.Spec, fsys.UUID, n)
-			}
 		}
 		out = append(out, v)
 	}
@@ -260,14 +313,29 @@ func matchAny(globs []string, s string) bool {
 	return false
 }
 
-func countUUID(all []volumeFS, uuid string) int {
-	n := 0
+// devicesWithUUID lists the devices whose filesystem has uuid.
+func devicesWithUUID(all []volumeFS, uuid string) []string {
+	var out []string
 	for _, v := range all {
 		if uuid != "" && strings.EqualFold(v.uuid, uuid) {
-			n++
+			out = append(out, v.dev)
 		}
 	}
-	return n
+	return out
+}
+
+// pickClone asks which of several devices carrying the same volume is the
+// real one.
+func pickClone(ask Asker, refusal error, what string, devs []string, disks []inventory.Disk, all []volumeFS) (string, error) {
+	var choices []string
+	for _, d := range devs {
+		choices = append(choices, fmt.Sprintf("%s on the disk with %s", d, Identity(disks[diskOf(all, d)])))
+	}
+	i, err := ask.Ask(refusal, "The data volume "+what+" is on several devices (a cloned disk?). Which one is the real one? The others are never written.", choices)
+	if err != nil {
+		return "", err
+	}
+	return devs[i], nil
 }
 
 func diskOf(all []volumeFS, dev string) int {

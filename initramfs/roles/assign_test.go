@@ -81,7 +81,7 @@ func roleTable(r *Result) string {
 
 func TestAssignSmallLayout(t *testing.T) {
 	disks, r := smallLayout()
-	res, err := Assign(disks, manifest(t), r)
+	res, err := Assign(disks, manifest(t), r, Unattended{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +103,7 @@ func TestAssignSmallLayout(t *testing.T) {
 	// The same disks in another order get the same roles.
 	rev := slices.Clone(disks)
 	slices.Reverse(rev)
-	res2, err := Assign(rev, manifest(t), r)
+	res2, err := Assign(rev, manifest(t), r, Unattended{})
 	if err != nil || roleTable(res2) != roleTable(res) {
 		t.Errorf("reversed order: %s, %v", roleTable(res2), err)
 	}
@@ -136,7 +136,7 @@ func TestAssignRefusals(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			disks, r := smallLayout()
 			disks = tc.change(disks, r)
-			if _, err := Assign(disks, manifest(t), r); !errors.Is(err, tc.want) {
+			if _, err := Assign(disks, manifest(t), r, Unattended{}); !errors.Is(err, tc.want) {
 				t.Errorf("Assign = %v, want %v", err, tc.want)
 			}
 		})
@@ -146,7 +146,7 @@ func TestAssignRefusals(t *testing.T) {
 func TestNoSystemIsFreshInstall(t *testing.T) {
 	disks, r := smallLayout()
 	delete(r, "/dev/vda1")
-	res, err := Assign(disks, manifest(t), r)
+	res, err := Assign(disks, manifest(t), r, Unattended{})
 	if err != nil {
 		t.Fatal(err)
 	}
