@@ -41,6 +41,16 @@ func TestInventoryFiveBuses(t *testing.T) {
 	if _, err := vm.WaitEvent("ready", bootTimeout); err != nil {
 		t.Fatal(err)
 	}
+	// The control channel serves the events on vsock; the guest checks it
+	// through vsock_loopback (these hosts have no vhost-vsock).
+	ctl, err := vm.WaitEvent("control", bootTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct{ Transport, Selfcheck string }
+	if err := ctl.Decode(&c); err != nil || c.Transport != "vsock" || c.Selfcheck != "first event ready" {
+		t.Errorf("control event %s", ctl.Raw)
+	}
 	ev, err := vm.WaitEvent("inventory", bootTimeout)
 	if err != nil {
 		t.Fatal(err)

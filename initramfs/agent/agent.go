@@ -12,6 +12,7 @@ import (
 
 	"github.com/passeur/passeur/board"
 	"github.com/passeur/passeur/initramfs/config"
+	"github.com/passeur/passeur/initramfs/control"
 	"github.com/passeur/passeur/initramfs/event"
 	"github.com/passeur/passeur/initramfs/inventory"
 )
@@ -26,6 +27,7 @@ type Agent struct {
 	Log     Logger
 	Board   *board.Board
 	Config  config.Config
+	hub     *control.Hub // the event stream served on the control channel
 }
 
 // Logger is where the agent's steps report progress; PID 1 sends it to the

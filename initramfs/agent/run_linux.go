@@ -3,12 +3,14 @@ package agent
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"syscall"
 	"time"
 
 	"github.com/passeur/passeur/initramfs/config"
+	"github.com/passeur/passeur/initramfs/control"
 	"github.com/passeur/passeur/initramfs/event"
 	"github.com/passeur/passeur/initramfs/inventory"
 	"github.com/passeur/passeur/initramfs/network"
@@ -34,7 +36,8 @@ func (l consoleLog) Printf(format string, a ...any) {
 // panics the kernel, which tells nobody what went wrong.
 func Main() {
 	console := os.Stdout
-	a := &Agent{Console: console, Events: event.NewEmitter(console)}
+	hub := control.NewHub()
+	a := &Agent{Console: console, Events: event.NewEmitter(io.MultiWriter(console, hub)), hub: hub}
 	a.Log = consoleLog{console: console}
 	if err := sysinit.MountPseudo(); err != nil {
 		a.Fail("mount", err)
@@ -78,6 +81,10 @@ func (a *Agent) run() error {
 		Modules: nmods, ModuleSeconds: seconds(modTime), SettleSeconds: seconds(settle),
 	})
 
+	if a.Config.Control == "vsock" {
+		a.serveControl()
+	}
+
 	var rec *inventory.Recorder
 	if a.Config.HasDebug("sysfs") {
 		rec = inventory.NewRecorder(sys)
@@ -113,6 +120,23 @@ func (a *Agent) run() error {
 		}
 	}
 	return a.follow()
+}
+
+// serveControl serves the event stream on vsock and checks it end to end
+// through vsock_loopback.
+func (a *Agent) serveControl() {
+	l, err := control.ListenVsock()
+	if err != nil {
+		a.Fail("control", err)
+		return
+	}
+	go a.hub.Serve(l)
+	first, err := control.Check(control.DialLocal)
+	if err != nil {
+		a.Fail("control", fmt.Errorf("vsock self-check: %w", err))
+		return
+	}
+	a.Events.Emit("control", map[string]any{"transport": "vsock", "port": control.Port, "selfcheck": "first event " + first})
 }
 
 // follow does what passeur.mode asks.

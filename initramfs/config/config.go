@@ -36,6 +36,9 @@ type Config struct {
 	// Unattended is passeur.unattended=yes: no question is ever asked;
 	// where one would be, the run stops with the named refusal.
 	Unattended bool
+	// Control is passeur.control=: "vsock" (the default) serves the event
+	// stream on vsock port 1024; "off" does not.
+	Control string
 	// Net is passeur.net=: "off" (the default) or "dhcp", DHCPv4 on the
 	// wired interfaces.
 	Net string
@@ -46,7 +49,7 @@ type Config struct {
 
 // Default is the configuration when the command line says nothing.
 func Default() Config {
-	return Config{Mode: ModeWait, Net: "off", SettleMillis: 1500}
+	return Config{Mode: ModeWait, Net: "off", Control: "vsock", SettleMillis: 1500}
 }
 
 // Errors a caller may branch on; every returned error wraps one of them.
@@ -83,6 +86,13 @@ var keys = map[string]func(*Config, string) error{
 		default:
 			return fmt.Errorf("%q is not yes or no", v)
 		}
+		return nil
+	},
+	"control": func(c *Config, v string) error {
+		if v != "vsock" && v != "off" {
+			return fmt.Errorf("%q is not vsock or off", v)
+		}
+		c.Control = v
 		return nil
 	},
 	"net": func(c *Config, v string) error {

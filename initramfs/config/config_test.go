@@ -44,6 +44,7 @@ func TestFromCmdlineErrors(t *testing.T) {
 		{"passeur.=x", ErrUnknownKey},
 		{"passeur.net=wifi", ErrBadValue},
 		{"passeur.unattended=maybe", ErrBadValue},
+		{"passeur.control=tcp", ErrBadValue},
 	} {
 		c, errs := FromCmdline(tc.cmdline + " passeur.mode=shell")
 		if len(errs) != 1 || !errors.Is(errs[0], tc.want) {
