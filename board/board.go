@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path"
 	"sort"
 )
@@ -50,6 +51,20 @@ type QEMU struct {
 	MemoryMiB int    `json:"memory_mib"`
 	SMP       int    `json:"smp"`
 	Accel     string `json:"accel"`
+}
+
+// ImageFile is where images built for a board hold its definition,
+// relative to their root: Go /init programs read it at boot.
+const ImageFile = "etc/passeur/board.json"
+
+// LoadFile reads and checks a board definition from a file, such as
+// "/"+ImageFile inside an image.
+func LoadFile(p string) (*Board, error) {
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return nil, fmt.Errorf("read board definition: %w", err)
+	}
+	return Parse(data)
 }
 
 // ErrUnknownBoard is returned by Load for a name no folder defines.

@@ -1,7 +1,6 @@
 package builder
 
 import (
-	"crypto/sha256"
 	"fmt"
 	"io"
 	"os"
@@ -35,7 +34,7 @@ func Run(spec *Spec, o Options) (*release.Manifest, error) {
 	for i := range m.Layout.Partitions {
 		p := &m.Layout.Partitions[i]
 		if p.UUID == "" {
-			p.UUID = derivedUUID(m.Product, m.Version.String(), p.Name)
+			p.UUID = release.StableUUID(m.Product + "\x00" + m.Version.String() + "\x00" + p.Name)
 		}
 	}
 	b, err := board.Load(spec.Build.Board)
@@ -129,14 +128,6 @@ func partition(m *release.Manifest, name string) (*release.Partition, error) {
 		}
 	}
 	return nil, fmt.Errorf("no partition %q in the layout", name)
-}
-
-// derivedUUID is a stable PARTUUID for a partition of a release.
-func derivedUUID(product, version, name string) string {
-	h := sha256.Sum256([]byte(product + "\x00" + version + "\x00" + name))
-	h[6] = h[6]&0x0f | 0x40
-	h[8] = h[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16])
 }
 
 // expand replaces {partuuid:NAME} in s.

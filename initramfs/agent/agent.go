@@ -5,9 +5,7 @@
 package agent
 
 import (
-	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/passeur/passeur/board"
@@ -16,9 +14,6 @@ import (
 	"github.com/passeur/passeur/initramfs/event"
 	"github.com/passeur/passeur/initramfs/inventory"
 )
-
-// BoardFile is where the image builder puts the board definition.
-const BoardFile = "/etc/passeur/board.json"
 
 // Agent holds what every step of a run shares.
 type Agent struct {
@@ -62,15 +57,6 @@ type readyEvent struct {
 type inventoryEvent struct {
 	Disks []inventory.Disk `json:"disks"`
 	Links []Link           `json:"links"`
-}
-
-// loadBoard reads the board definition baked into the image.
-func loadBoard(path string) (*board.Board, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read board definition: %w", err)
-	}
-	return board.Parse(data)
 }
 
 // seconds renders a duration for an event.

@@ -1,9 +1,7 @@
 package agent
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 
 	"github.com/passeur/passeur/initramfs/inventory"
@@ -12,12 +10,6 @@ import (
 	"github.com/passeur/passeur/initramfs/preflight"
 	"github.com/passeur/passeur/initramfs/roles"
 )
-
-// TrustedDir is where the image builder puts the trusted public keys.
-const TrustedDir = "/etc/passeur/trusted"
-
-// ErrNoMedia means no disk carries passeur's marker.
-var ErrNoMedia = errors.New("no install media (no FAT filesystem with " + roles.MediaMarker + ")")
 
 type releaseEvent struct {
 	Dir     string `json:"dir"`
@@ -40,11 +32,11 @@ func (a *Agent) plan(disks []inventory.Disk) error {
 			a.Fail("plan", err)
 		}
 	}()
-	trusted, err := media.LoadTrusted(TrustedDir)
+	trusted, err := media.LoadTrusted("/" + media.TrustedDir)
 	if err != nil {
 		return err
 	}
-	files, err := findMedia(disks, reader)
+	files, err := roles.FindMedia(disks, reader)
 	if err != nil {
 		return err
 	}
@@ -103,37 +95,4 @@ func (a *Agent) plan(disks []inventory.Disk) error {
 	p := plan.Make(m, res, ext)
 	p.Write(a.Console)
 	return a.Events.Emit("plan", p)
-}
-
-// findMedia returns the files of the FAT filesystem carrying the marker.
-func findMedia(disks []inventory.Disk, r roles.Reader) (fs.FS, error) {
-	var found []fs.FS
-	var where []string
-	check := func(dev string) {
-		files, err := r.Files(dev, "vfat")
-		if err != nil {
-			return
-		}
-		if _, err := fs.Stat(files, roles.MediaMarker); err == nil {
-			found = append(found, files)
-			where = append(where, dev)
-		}
-	}
-	for _, d := range disks {
-		if d.FS != nil && d.FS.Type == "vfat" {
-			check(d.Path)
-		}
-		for _, p := range d.Partitions {
-			if p.FS != nil && p.FS.Type == "vfat" {
-				check(p.Path)
-			}
-		}
-	}
-	switch len(found) {
-	case 0:
-		return nil, ErrNoMedia
-	case 1:
-		return found[0], nil
-	}
-	return nil, fmt.Errorf("more than one install media: %v", where)
 }

@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/passeur/passeur/board"
 	"github.com/passeur/passeur/initramfs/config"
 	"github.com/passeur/passeur/initramfs/control"
 	"github.com/passeur/passeur/initramfs/event"
@@ -61,7 +62,7 @@ func (a *Agent) run() error {
 	for _, err := range errs {
 		a.Fail("cmdline", err)
 	}
-	b, err := loadBoard(BoardFile)
+	b, err := board.LoadFile("/" + board.ImageFile)
 	if err != nil {
 		return err
 	}

@@ -11,12 +11,10 @@ import (
 	"github.com/passeur/passeur/board"
 	"github.com/passeur/passeur/initramfs/kernel"
 	"github.com/passeur/passeur/initramfs/kmod"
+	"github.com/passeur/passeur/initramfs/media"
 	"github.com/u-root/mkuimage/cpio"
 	"github.com/u-root/mkuimage/uimage"
 )
-
-// TrustedDir holds, in the image, the public keys releases must be signed by.
-const TrustedDir = "etc/passeur/trusted"
 
 // baseArchive is everything in the image that is not a Go command: the
 // device nodes and directories of a u-root image, the board's modules with
@@ -74,14 +72,14 @@ func baseArchive(b *board.Board, k *kernel.Kernel, trusted []string) (*cpio.Arch
 	files := []struct{ name, data string }{
 		{path.Join(modRoot, "modules.dep"), dep.String()},
 		{path.Join(modRoot, "modules.builtin"), string(builtin)},
-		{"etc/passeur/board.json", string(bj)},
+		{board.ImageFile, string(bj)},
 	}
 	for _, t := range trusted {
 		data, err := os.ReadFile(t)
 		if err != nil {
 			return nil, 0, fmt.Errorf("trusted key: %w", err)
 		}
-		files = append(files, struct{ name, data string }{path.Join(TrustedDir, filepath.Base(t)), string(data)})
+		files = append(files, struct{ name, data string }{path.Join(media.TrustedDir, filepath.Base(t)), string(data)})
 	}
 	for _, f := range files {
 		if err := dir(path.Dir(f.name)); err != nil {

@@ -42,7 +42,7 @@ type Options struct {
 	// OutDir receives vmlinuz, initramfs.cpio.zst and a build stamp.
 	OutDir string
 	// Trusted are the minisign public key files the rescue system accepts
-	// releases and repositories signed by; they go to TrustedDir.
+	// releases and repositories signed by; they go to media.TrustedDir.
 	Trusted []string
 	Log     io.Writer
 }
@@ -56,7 +56,7 @@ type Image struct {
 	Commands []string // Go packages of the busybox
 	Init     string   // command linked to /init
 	Shell    string   // command linked to /bin/sh; none if empty
-	Trusted  []string // public key files copied to TrustedDir
+	Trusted  []string // public key files copied to media.TrustedDir
 	Log      io.Writer
 }
 

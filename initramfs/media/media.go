@@ -18,6 +18,10 @@ import (
 	"github.com/passeur/passeur/image/sign"
 )
 
+// TrustedDir holds, in the rescue image (relative to its root), the public
+// keys releases must be signed by.
+const TrustedDir = "etc/passeur/trusted"
+
 // ReleasesDir is the folder of releases on the media.
 const ReleasesDir = "releases"
 

@@ -39,17 +39,11 @@ type volumeFS struct {
 	uuid, lbl string
 }
 
-// systemFS are the filesystem types an installed root can be on.
-var systemFS = map[string]bool{"ext2": true, "ext3": true, "ext4": true, "xfs": true, "btrfs": true}
-
-// Assign gives every disk its role for the release m, reading content
-// through r. Where the evidence is ambiguous it asks ask, which refuses with
-// the named error when unattended: never a guess.
-func Assign(disks []inventory.Disk, m *release.Manifest, r Reader, ask Asker) (*Result, error) {
-	res := &Result{}
+// filesystemsOf lists every filesystem of the disks, whole-disk or in a
+// partition.
+func filesystemsOf(disks []inventory.Disk) []volumeFS {
 	var all []volumeFS
 	for i, d := range disks {
-		res.Disks = append(res.Disks, Assignment{Disk: d, Role: Unknown})
 		if d.FS != nil {
 			all = append(all, volumeFS{i, d.Path, d.FS.Type, d.FS.UUID, d.FS.Label})
 		}
@@ -59,6 +53,21 @@ func Assign(disks []inventory.Disk, m *release.Manifest, r Reader, ask Asker) (*
 			}
 		}
 	}
+	return all
+}
+
+// systemFS are the filesystem types an installed root can be on.
+var systemFS = map[string]bool{"ext2": true, "ext3": true, "ext4": true, "xfs": true, "btrfs": true}
+
+// Assign gives every disk its role for the release m, reading content
+// through r. Where the evidence is ambiguous it asks ask, which refuses with
+// the named error when unattended: never a guess.
+func Assign(disks []inventory.Disk, m *release.Manifest, r Reader, ask Asker) (*Result, error) {
+	res := &Result{}
+	for _, d := range disks {
+		res.Disks = append(res.Disks, Assignment{Disk: d, Role: Unknown})
+	}
+	all := filesystemsOf(disks)
 	note := func(i int, format string, a ...any) {
 		res.Disks[i].Reasons = append(res.Disks[i].Reasons, fmt.Sprintf(format, a...))
 	}
@@ -66,15 +75,12 @@ func Assign(disks []inventory.Disk, m *release.Manifest, r Reader, ask Asker) (*
 	// The media: passeur's marker on a FAT filesystem.
 	media := map[int]bool{}
 	for _, v := range all {
-		if v.typ != "vfat" {
-			continue
-		}
-		files, err := r.Files(v.dev, v.typ)
+		_, marked, err := mediaFiles(r, v)
 		if err != nil {
 			note(v.disk, "could not read %s: %v", v.dev, err)
 			continue
 		}
-		if _, err := fs.Stat(files, MediaMarker); err == nil {
+		if marked {
 			media[v.disk] = true
 			res.Disks[v.disk].Role = InstallMedia
 			note(v.disk, "passeur's marker %s on %s", MediaMarker, v.dev)

@@ -2,7 +2,6 @@ package camrec
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -11,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/passeur/passeur/image/release"
 	"github.com/passeur/passeur/initramfs/inventory"
 	"github.com/passeur/passeur/qemu"
 	"github.com/passeur/passeur/qemu/fixture"
@@ -76,12 +76,9 @@ func (a *Appliance) Disks() []qemu.Disk {
 	return fixture.QEMU(append([]fixture.Disk{a.System}, a.Data...))
 }
 
-// uuidFor derives a stable UUID (version 4 layout) from the seed and a name.
+// uuidFor derives a stable UUID from the fixture's seed and a name.
 func uuidFor(seed int64, name string) string {
-	h := sha256.Sum256([]byte(fmt.Sprintf("%d/%s", seed, name)))
-	h[6] = h[6]&0x0f | 0x40
-	h[8] = h[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16])
+	return release.StableUUID(fmt.Sprintf("%d/%s", seed, name))
 }
 
 // BuildV7 builds, in dir, the disks of an installed camrec v7 of variant v

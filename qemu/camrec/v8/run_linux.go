@@ -19,9 +19,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// BoardFile is where the initrd builder puts the board definition.
-const BoardFile = "/etc/passeur/board.json"
-
 var events = event.NewEmitter(os.Stdout)
 
 // fail reports an error as an event and a console line.
@@ -80,11 +77,7 @@ func InitMain() {
 }
 
 func initRoot() error {
-	data, err := os.ReadFile(BoardFile)
-	if err != nil {
-		return err
-	}
-	b, err := board.Parse(data)
+	b, err := board.LoadFile("/" + board.ImageFile)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,31 @@
+package roles
+
+import (
+	"errors"
+	"io/fs"
+	"testing"
+
+	"github.com/passeur/passeur/initramfs/fsprobe"
+	"github.com/passeur/passeur/initramfs/inventory"
+)
+
+func TestFindMedia(t *testing.T) {
+	disks, r := smallLayout()
+	files, err := FindMedia(disks, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fs.Stat(files, MediaMarker); err != nil {
+		t.Errorf("media files lack the marker: %v", err)
+	}
+	second := append(disks, inventory.Disk{Path: "/dev/sdc", FS: &fsprobe.FS{Type: "vfat"}})
+	r["/dev/sdc"] = r["/dev/sda1"]
+	if _, err := FindMedia(second, r); err == nil || errors.Is(err, ErrNoMedia) {
+		t.Errorf("two keys: %v, want an error naming both", err)
+	}
+	delete(r, "/dev/sda1")
+	delete(r, "/dev/sdc")
+	if _, err := FindMedia(disks, r); !errors.Is(err, ErrNoMedia) {
+		t.Errorf("no marker: %v, want ErrNoMedia", err)
+	}
+}
