@@ -1,0 +1,156 @@
+// Package backup copies what a system cannot lose (its configuration, its
+// recording index, its fstab, the run's plan) to the install media, in a
+// form any PC can check: a folder per backup under Backup/<host>/, the files
+// as they were (or age-encrypted), a manifest with every file's size, mode,
+// owner, time and SHA-256, and a SHA256SUMS that `sha256sum -c` reads. A
+// backup counts only once it has been read back from the media and checked:
+// then, and only then, its COMPLETE file is written. Restore puts a
+// complete backup back into a mounted root, refusing one that does not
+// verify.
+//
+// Layout of one backup folder:
+//
+//	MANIFEST.json (or MANIFEST.json.age)  every entry, with its pieces
+//	SHA256SUMS                            sha256sum -c format, of what is stored
+//	COMPLETE                              written last, names SHA256SUMS' hash
+//	files/<path>                          the system's files (.age when encrypted;
+//	                                      .000, .001… pieces when over 4 GiB)
+//	recovered/<path>                      files rebuilt by passeur (a lost index)
+//	passeur/<name>                        passeur's own records (the plan)
+//
+// The run's journal and console log sit beside them (package journal).
+package backup
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+	"time"
+)
+
+// Names on the media.
+const (
+	// Root is the folder of every backup on the media.
+	Root         = "Backup"
+	ManifestFile = "MANIFEST.json"
+	SumsFile     = "SHA256SUMS"
+	CompleteFile = "COMPLETE"
+	// PieceSize is the largest piece stored: FAT32 holds files of at most
+	// 4 GiB - 1 byte, and larger files are split.
+	PieceSize int64 = 4<<30 - 1<<20
+	// Format is the manifest format version.
+	Format = 1
+)
+
+// Origins of an entry.
+const (
+	OriginSystem    = "system"    // copied from the installed system
+	OriginRecovered = "recovered" // rebuilt by passeur (an index from the recordings)
+	OriginDamaged   = "damaged"   // copied from the system but failed its own check; kept, not restored
+	OriginPasseur   = "passeur"   // passeur's records (the plan); not restored
+)
+
+// Errors a caller may branch on.
+var (
+	ErrMediaFull     = errors.New("install media full")
+	ErrMediaReadOnly = errors.New("install media is read-only")
+	ErrMediaIO       = errors.New("install media failed (removed?)")
+	ErrCorrupt       = errors.New("backup does not verify")
+	ErrIncomplete    = errors.New("backup is not complete")
+	ErrNoBackup      = errors.New("no complete backup for this host")
+	ErrSourceChanged = errors.New("file changed while it was backed up")
+	ErrNameClash     = errors.New("two backed-up paths differ only by case, which FAT cannot store")
+	ErrNoIdentity    = errors.New("backup is encrypted and no age identity decrypts it")
+)
+
+// Manifest describes one backup.
+type Manifest struct {
+	Format  int       `json:"format"`
+	Host    string    `json:"host"`
+	Machine string    `json:"machine"` // the system disk's identity and root
+	Created time.Time `json:"created"`
+	Product string    `json:"product"`
+	Version string    `json:"version"`
+	Source  string    `json:"source"` // the device of the root backed up
+	// Recipients are the age recipients the files are encrypted to; none
+	// means plain files.
+	Recipients []string `json:"recipients,omitempty"`
+	// Missing lists the asked paths the system did not have.
+	Missing []string `json:"missing,omitempty"`
+	Entries []Entry  `json:"entries"`
+}
+
+// Entry is one file, folder or symbolic link of the backup.
+type Entry struct {
+	Path   string    `json:"path"` // absolute, in the system's root
+	Origin string    `json:"origin"`
+	Type   string    `json:"type"` // file, dir, symlink
+	Mode   uint32    `json:"mode"` // permission, setuid, setgid and sticky bits
+	UID    int       `json:"uid"`
+	GID    int       `json:"gid"`
+	MTime  time.Time `json:"mtime"`
+	Size   int64     `json:"size,omitempty"`   // of the content, before encryption
+	SHA256 string    `json:"sha256,omitempty"` // of the content, before encryption
+	Target string    `json:"target,omitempty"` // of a symbolic link
+	Pieces []Piece   `json:"pieces,omitempty"`
+}
+
+// Piece is one stored file of an entry, as it is on the media.
+type Piece struct {
+	Name   string `json:"name"` // relative to the backup folder
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+// Restored reports whether restore puts the entry back.
+func (e Entry) Restored() bool { return e.Origin == OriginSystem || e.Origin == OriginRecovered }
+
+// storedName is where an entry of origin and path is stored, relative to
+// the backup folder, with every path element made safe for FAT.
+func storedName(origin, p string) string {
+	dir := map[string]string{OriginSystem: "files", OriginRecovered: "recovered", OriginDamaged: "files", OriginPasseur: "passeur"}[origin]
+	var parts []string
+	for _, e := range strings.Split(strings.TrimPrefix(path.Clean(p), "/"), "/") {
+		parts = append(parts, fatSafe(e))
+	}
+	return dir + "/" + strings.Join(parts, "/")
+}
+
+// fatSafe escapes, as %XX, the bytes FAT refuses in names, and trailing
+// dots and spaces, which it drops.
+func fatSafe(name string) string {
+	var b strings.Builder
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		trailing := (c == '.' || c == ' ') && strings.Trim(name[i:], ". ") == ""
+		if c < 0x20 || strings.IndexByte(`"*:<>?\|%`, c) >= 0 || trailing {
+			fmt.Fprintf(&b, "%%%02X", c)
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+// Stamp names a backup folder by its UTC creation time, sortable and legal
+// on FAT: 2026-11-23T162632Z.
+func Stamp(t time.Time) string { return t.UTC().Format("2006-01-02T150405Z") }
+
+// HostName makes a host name safe as a folder name on FAT.
+func HostName(h string) string {
+	h = strings.TrimSpace(h)
+	var b strings.Builder
+	for _, r := range h {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	if b.Len() == 0 {
+		return "unnamed"
+	}
+	return b.String()
+}

@@ -1,0 +1,458 @@
+package backup
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+
+	"filippo.io/age"
+	"github.com/passeur/passeur/initramfs/atomicfile"
+)
+
+// Item is something to back up: an entry's metadata and where its content
+// comes from, a file (Source) or bytes (Data).
+type Item struct {
+	Entry
+	Source string
+	Data   []byte
+}
+
+// Collect lists, under root (where the system's root filesystem is
+// mounted), the files, folders and links of each absolute path, walking
+// folders in lexical order. Paths the system does not have are returned
+// apart: a product may list optional ones.
+func Collect(root string, paths []string, origin string) (items []Item, missing []string, err error) {
+	for _, p := range paths {
+		p = path.Clean("/" + p)
+		full := filepath.Join(root, p)
+		if _, err := os.Lstat(full); errors.Is(err, fs.ErrNotExist) {
+			missing = append(missing, p)
+			continue
+		}
+		err := filepath.WalkDir(full, func(f string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			rel, _ := filepath.Rel(root, f)
+			it, ok, err := itemOf(f, "/"+filepath.ToSlash(rel), origin)
+			if ok {
+				items = append(items, it)
+			}
+			return err
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("backup: read %s: %w", p, err)
+		}
+	}
+	return items, missing, nil
+}
+
+// itemOf describes the file f; sockets, devices and fifos are skipped.
+func itemOf(f, p, origin string) (Item, bool, error) {
+	st, err := os.Lstat(f)
+	if err != nil {
+		return Item{}, false, err
+	}
+	e := Entry{Path: p, Origin: origin, Mode: uint32(st.Mode().Perm()), MTime: st.ModTime().UTC()}
+	if st.Mode()&fs.ModeSetuid != 0 {
+		e.Mode |= 0o4000
+	}
+	if st.Mode()&fs.ModeSetgid != 0 {
+		e.Mode |= 0o2000
+	}
+	if st.Mode()&fs.ModeSticky != 0 {
+		e.Mode |= 0o1000
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		e.UID, e.GID = int(sys.Uid), int(sys.Gid)
+	}
+	switch {
+	case st.Mode().IsRegular():
+		e.Type, e.Size = "file", st.Size()
+		return Item{Entry: e, Source: f}, true, nil
+	case st.IsDir():
+		e.Type = "dir"
+	case st.Mode()&fs.ModeSymlink != 0:
+		e.Type = "symlink"
+		if e.Target, err = os.Readlink(f); err != nil {
+			return Item{}, false, err
+		}
+	default:
+		return Item{}, false, nil
+	}
+	return Item{Entry: e}, true, nil
+}
+
+// Options tune Write.
+type Options struct {
+	// Recipients, when set, encrypt every stored file to them with age.
+	Recipients []string
+	// PieceSize overrides PieceSize (tests split small files).
+	PieceSize int64
+	// Progress, when set, is told of every byte stored.
+	Progress *Progress
+	// Stored is called after each entry is on the media (synced), before
+	// the next; the journal records it there. An error stops the backup.
+	Stored func(Entry) error
+	// Reuse gives an entry an interrupted earlier run stored in the same
+	// folder; it is kept when its pieces still hash as recorded and the
+	// source has not changed, instead of copying again.
+	Reuse func(path, origin string) (Entry, bool)
+}
+
+// Write stores items in dir (made if needed) and writes the manifest and
+// SHA256SUMS. It does not mark the backup complete: Verify, after reading
+// everything back, does.
+func Write(dir string, m Manifest, items []Item, o Options) (*Manifest, error) {
+	if o.PieceSize <= 0 {
+		o.PieceSize = PieceSize
+	}
+	var recipients []age.Recipient
+	for _, r := range o.Recipients {
+		rec, err := age.ParseX25519Recipient(r)
+		if err != nil {
+			return nil, fmt.Errorf("backup: age recipient %q: %w", r, err)
+		}
+		recipients = append(recipients, rec)
+	}
+	m.Format, m.Recipients = Format, o.Recipients
+	if err := clashes(items); err != nil {
+		return nil, err
+	}
+	if o.Progress != nil {
+		var total int64
+		for _, it := range items {
+			total += it.Size
+		}
+		o.Progress.Start(total)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, media(err)
+	}
+	for _, it := range items {
+		e := it.Entry
+		if e.Type == "file" {
+			if old, ok := reusable(dir, it, o.Reuse); ok {
+				e = old
+				o.Progress.Add(e.Size)
+			} else {
+				var err error
+				if e, err = store(dir, it, recipients, o); err != nil {
+					return nil, err
+				}
+			}
+		}
+		m.Entries = append(m.Entries, e)
+		if o.Stored != nil {
+			if err := o.Stored(e); err != nil {
+				return nil, err
+			}
+		}
+	}
+	o.Progress.Finish()
+	mdata, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	mdata = append(mdata, '\n')
+	mname := ManifestFile
+	if len(recipients) > 0 {
+		if mdata, err = encrypt(mdata, recipients); err != nil {
+			return nil, err
+		}
+		mname += ".age"
+	}
+	if err := atomicfile.WriteFile(filepath.Join(dir, mname), mdata, 0o644); err != nil {
+		return nil, media(err)
+	}
+	var sums bytes.Buffer
+	for _, e := range m.Entries {
+		for _, p := range e.Pieces {
+			fmt.Fprintf(&sums, "%s  %s\n", p.SHA256, p.Name)
+		}
+	}
+	fmt.Fprintf(&sums, "%x  %s\n", sha256.Sum256(mdata), mname)
+	if err := atomicfile.WriteFile(filepath.Join(dir, SumsFile), sums.Bytes(), 0o644); err != nil {
+		return nil, media(err)
+	}
+	return &m, nil
+}
+
+// clashes refuses paths FAT would store as one.
+func clashes(items []Item) error {
+	seen := map[string]string{}
+	for _, it := range items {
+		k := strings.ToLower(storedName(it.Origin, it.Path))
+		if other, ok := seen[k]; ok && other != it.Path {
+			return fmt.Errorf("%w: %s and %s", ErrNameClash, other, it.Path)
+		}
+		seen[k] = it.Path
+	}
+	return nil
+}
+
+// reusable reports whether an earlier run's entry for it can stay.
+func reusable(dir string, it Item, reuse func(string, string) (Entry, bool)) (Entry, bool) {
+	if reuse == nil {
+		return Entry{}, false
+	}
+	old, ok := reuse(it.Path, it.Origin)
+	if !ok || old.Size != it.Size || !old.MTime.Equal(it.MTime) || old.Mode != it.Mode || old.UID != it.UID || old.GID != it.GID {
+		return Entry{}, false
+	}
+	if it.Data != nil && old.SHA256 != hexSum(it.Data) {
+		return Entry{}, false
+	}
+	for _, p := range old.Pieces {
+		sum, n, err := hashFile(filepath.Join(dir, filepath.FromSlash(p.Name)))
+		if err != nil || n != p.Size || sum != p.SHA256 {
+			return Entry{}, false
+		}
+	}
+	return old, true
+}
+
+// store copies one file to the media: content hashed as it is read,
+// encrypted if asked, cut into pieces, each written under a temporary name,
+// synced and renamed.
+func store(dir string, it Item, recipients []age.Recipient, o Options) (Entry, error) {
+	e := it.Entry
+	var src io.Reader = bytes.NewReader(it.Data)
+	if it.Data == nil {
+		f, err := os.Open(it.Source)
+		if err != nil {
+			return e, fmt.Errorf("backup: %s: %w", it.Path, err)
+		}
+		defer f.Close()
+		src = f
+	}
+	name := storedName(e.Origin, e.Path)
+	stored := e.Size
+	if len(recipients) > 0 {
+		name += ".age"
+		stored += 1024 + 16*(e.Size/(64<<10)+1) // header and per-chunk tags, generously
+	}
+	pw := &pieceWriter{dir: dir, base: name, split: stored > o.PieceSize, max: o.PieceSize}
+	var sink io.WriteCloser = nopCloser{pw}
+	if len(recipients) > 0 {
+		w, err := age.Encrypt(pw, recipients...)
+		if err != nil {
+			return e, err
+		}
+		sink = w
+	}
+	content := sha256.New()
+	buf := make([]byte, 1<<20)
+	var n int64
+	for {
+		k, rerr := src.Read(buf)
+		if k > 0 {
+			content.Write(buf[:k])
+			if _, err := sink.Write(buf[:k]); err != nil {
+				pw.abort()
+				return e, fmt.Errorf("backup: %s: %w", e.Path, media(err))
+			}
+			n += int64(k)
+			o.Progress.Add(int64(k))
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			pw.abort()
+			return e, fmt.Errorf("backup: read %s: %w", e.Path, rerr)
+		}
+	}
+	if err := sink.Close(); err != nil {
+		pw.abort()
+		return e, fmt.Errorf("backup: %s: %w", e.Path, media(err))
+	}
+	if err := pw.close(); err != nil {
+		return e, fmt.Errorf("backup: %s: %w", e.Path, media(err))
+	}
+	if n != e.Size {
+		return e, fmt.Errorf("%w: %s was %d bytes, %d read", ErrSourceChanged, e.Path, e.Size, n)
+	}
+	e.SHA256 = hex.EncodeToString(content.Sum(nil))
+	e.Pieces = pw.pieces
+	return e, nil
+}
+
+// pieceWriter writes a stream as one file, or as numbered pieces of at most
+// max bytes, each under a temporary name until it is complete and synced.
+type pieceWriter struct {
+	dir, base string
+	split     bool
+	max       int64
+	f         *os.File
+	name      string
+	n         int64
+	h         hash.Hash
+	pieces    []Piece
+}
+
+func (w *pieceWriter) Write(b []byte) (int, error) {
+	written := 0
+	for len(b) > 0 {
+		if w.f == nil {
+			if err := w.open(); err != nil {
+				return written, err
+			}
+		}
+		k := len(b)
+		if w.split && int64(k) > w.max-w.n {
+			k = int(w.max - w.n)
+		}
+		m, err := w.f.Write(b[:k])
+		w.h.Write(b[:m])
+		w.n += int64(m)
+		written += m
+		if err != nil {
+			return written, err
+		}
+		b = b[k:]
+		if w.split && w.n == w.max {
+			if err := w.seal(); err != nil {
+				return written, err
+			}
+		}
+	}
+	return written, nil
+}
+
+func (w *pieceWriter) open() error {
+	w.name = w.base
+	if w.split {
+		w.name = fmt.Sprintf("%s.%03d", w.base, len(w.pieces))
+	}
+	p := filepath.Join(w.dir, filepath.FromSlash(w.name))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(p+".tmp", os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	w.f, w.n, w.h = f, 0, sha256.New()
+	return nil
+}
+
+// seal syncs the current piece and gives it its name.
+func (w *pieceWriter) seal() error {
+	p := filepath.Join(w.dir, filepath.FromSlash(w.name))
+	err := w.f.Sync()
+	if cerr := w.f.Close(); err == nil {
+		err = cerr
+	}
+	w.f = nil
+	if err == nil {
+		err = os.Rename(p+".tmp", p)
+	}
+	if err != nil {
+		os.Remove(p + ".tmp")
+		return err
+	}
+	syncDir(filepath.Dir(p))
+	w.pieces = append(w.pieces, Piece{Name: w.name, Size: w.n, SHA256: hex.EncodeToString(w.h.Sum(nil))})
+	return nil
+}
+
+func (w *pieceWriter) close() error {
+	if w.f == nil && len(w.pieces) == 0 {
+		if err := w.open(); err != nil { // an empty file is still one piece
+			return err
+		}
+	}
+	if w.f != nil {
+		return w.seal()
+	}
+	return nil
+}
+
+func (w *pieceWriter) abort() {
+	if w.f != nil {
+		w.f.Close()
+		os.Remove(filepath.Join(w.dir, filepath.FromSlash(w.name)) + ".tmp")
+		w.f = nil
+	}
+}
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }
+
+func encrypt(data []byte, recipients []age.Recipient) ([]byte, error) {
+	var b bytes.Buffer
+	w, err := age.Encrypt(&b, recipients...)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := w.Write(data); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+}
+
+func hexSum(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// hashFile returns the SHA-256 and size of the file at p.
+func hashFile(p string) (string, int64, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.CopyBuffer(h, f, make([]byte, 1<<20))
+	return hex.EncodeToString(h.Sum(nil)), n, err
+}
+
+// media names the failures of the install media.
+func media(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrMediaFull), errors.Is(err, ErrMediaReadOnly), errors.Is(err, ErrMediaIO):
+		return err
+	case errors.Is(err, syscall.ENOSPC):
+		return fmt.Errorf("%w: %w", ErrMediaFull, err)
+	case errors.Is(err, syscall.EROFS):
+		return fmt.Errorf("%w: %w", ErrMediaReadOnly, err)
+	case errors.Is(err, syscall.EIO), errors.Is(err, syscall.ENODEV), errors.Is(err, syscall.ENXIO):
+		return fmt.Errorf("%w: %w", ErrMediaIO, err)
+	}
+	return err
+}
+
+// Media names err as a failure of the install media when it is one.
+func Media(err error) error { return media(err) }
+
+// sortEntries orders entries for restore: folders before what they hold.
+func sortEntries(es []Entry) {
+	sort.SliceStable(es, func(i, j int) bool { return es[i].Path < es[j].Path })
+}
