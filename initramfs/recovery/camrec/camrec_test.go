@@ -1,0 +1,153 @@
+package camrec
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/passeur/passeur/initramfs/recovery"
+	format "github.com/passeur/passeur/qemu/camrec"
+)
+
+// recordings writes n segments per camera under a volume folder and
+// returns them.
+func recordings(t testing.TB, dir, mount string, cams []string, n int, size int64) []format.Segment {
+	t0 := time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC)
+	var segs []format.Segment
+	for _, cam := range cams {
+		for k := range n {
+			st := t0.Add(time.Duration(k) * format.SegmentDuration)
+			rel := format.RelPath(cam, st)
+			p := filepath.Join(dir, rel)
+			os.MkdirAll(filepath.Dir(p), 0o755)
+			if err := os.WriteFile(p, format.Content(cam, st, size, 1), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			segs = append(segs, format.Segment{Camera: cam, Start: st, Path: mount + "/" + rel, Size: size})
+		}
+	}
+	return segs
+}
+
+func TestRebuildEqualsOriginal(t *testing.T) {
+	d1, d2 := t.TempDir(), t.TempDir()
+	segs := recordings(t, d1, "/srv/recordings/d1", []string{"cam01", "cam02"}, 70, 300)
+	segs = append(segs, recordings(t, d2, "/srv/recordings/d2", []string{"cam03"}, 30, 200)...)
+	var orig bytes.Buffer
+	format.WriteIndexV1(&orig, segs)
+
+	// Strays: a name that does not parse, a header that lies, a folder
+	// the filesystem keeps.
+	os.WriteFile(filepath.Join(d1, "cam01/2026-11-01/08/notes.txt"), []byte("x"), 0o644)
+	os.WriteFile(filepath.Join(d2, "cam03/2026-11-01/08/seg-99.cr"), []byte("x"), 0o644)
+	os.MkdirAll(filepath.Join(d2, "cam09/2026-11-02/10"), 0o755)
+	os.WriteFile(filepath.Join(d2, "cam09/2026-11-02/10/seg-00.cr"), []byte("CAMREC-SEG1 cam01 1\n"), 0o644)
+	os.MkdirAll(filepath.Join(d1, "lost+found"), 0o700)
+
+	ix, err := recovery.For("camrec")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, rep, err := ix.Rebuild([]recovery.Volume{
+		{Mountpoint: "/srv/recordings/d1", FS: os.DirFS(d1)},
+		{Mountpoint: "/srv/recordings/d2", FS: os.DirFS(d2)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 1 || files[0].Path != format.IndexV1File {
+		t.Fatalf("files: %+v", files)
+	}
+	if !bytes.Equal(files[0].Data, orig.Bytes()) {
+		t.Errorf("rebuilt index differs from the original:\n%s", diffLines(orig.String(), string(files[0].Data)))
+	}
+	if rep.Cameras != 3 || rep.Segments != 170 || rep.Bytes != 140*300+30*200 || rep.Volumes != 2 {
+		t.Errorf("report: %+v", rep)
+	}
+	if want := time.Date(2026, 11, 1, 9, 10, 0, 0, time.UTC); !rep.Last.Equal(want) || !rep.First.Equal(time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC)) {
+		t.Errorf("span %v – %v", rep.First, rep.Last)
+	}
+	var rejected []string
+	for _, r := range rep.Rejected {
+		rejected = append(rejected, r.Path)
+	}
+	want := []string{"/srv/recordings/d1/cam01/2026-11-01/08/notes.txt", "/srv/recordings/d2/cam03/2026-11-01/08/seg-99.cr", "/srv/recordings/d2/cam09/2026-11-02/10/seg-00.cr"}
+	if strings.Join(rejected, " ") != strings.Join(want, " ") {
+		t.Errorf("rejected %v, want %v", rejected, want)
+	}
+}
+
+func diffLines(a, b string) string {
+	la, lb := strings.Split(a, "\n"), strings.Split(b, "\n")
+	for i := range min(len(la), len(lb)) {
+		if la[i] != lb[i] {
+			return fmt.Sprintf("line %d: %q vs %q", i+1, la[i], lb[i])
+		}
+	}
+	return fmt.Sprintf("%d lines vs %d", len(la), len(lb))
+}
+
+func TestCheckFindsMissingAndCorrupt(t *testing.T) {
+	root := t.TempDir()
+	ix := Indexer{}
+	if err := ix.Check(os.DirFS(root)); !errors.Is(err, recovery.ErrMissing) {
+		t.Errorf("no index: %v", err)
+	}
+	var b bytes.Buffer
+	format.WriteIndexV1(&b, recordings(t, t.TempDir(), "/srv/recordings/d1", []string{"cam01"}, 5, 100))
+	p := filepath.Join(root, format.IndexV1File)
+	os.MkdirAll(filepath.Dir(p), 0o755)
+	os.WriteFile(p, b.Bytes(), 0o644)
+	if err := ix.Check(os.DirFS(root)); err != nil {
+		t.Fatalf("intact index: %v", err)
+	}
+	flipped := bytes.Clone(b.Bytes())
+	flipped[30] ^= 0x01
+	truncated := b.Bytes()[:b.Len()-20]
+	for name, data := range map[string][]byte{"flipped": flipped, "truncated": truncated, "empty": nil} {
+		os.WriteFile(p, data, 0o644)
+		if err := ix.Check(os.DirFS(root)); !errors.Is(err, recovery.ErrCorrupt) {
+			t.Errorf("%s index: %v", name, err)
+		}
+	}
+	if _, err := recovery.For("othercam"); !errors.Is(err, recovery.ErrNoIndexer) {
+		t.Errorf("unregistered product: %v", err)
+	}
+}
+
+// BenchmarkRebuild100k rebuilds the index of 100 000 segments and, in the
+// same run, times a plain `find` over them; the ratio is what counts.
+func BenchmarkRebuild100k(b *testing.B) {
+	dir := b.TempDir()
+	var cams []string
+	for i := range 50 {
+		cams = append(cams, fmt.Sprintf("cam%02d", i))
+	}
+	recordings(b, dir, "/srv/recordings/d1", cams, 2000, 64)
+	vols := []recovery.Volume{{Mountpoint: "/srv/recordings/d1", FS: os.DirFS(dir)}}
+	var rebuild, find time.Duration
+	b.ResetTimer()
+	for range b.N {
+		t0 := time.Now()
+		_, rep, err := Indexer{}.Rebuild(vols)
+		rebuild += time.Since(t0)
+		if err != nil || rep.Segments != 100000 {
+			b.Fatalf("%v, %d segments", err, rep.Segments)
+		}
+		t0 = time.Now()
+		out, err := exec.Command("find", dir, "-type", "f").Output()
+		find += time.Since(t0)
+		if err != nil || bytes.Count(out, []byte("\n")) != 100000 {
+			b.Fatalf("find: %v", err)
+		}
+	}
+	b.ReportMetric(rebuild.Seconds()/float64(b.N), "rebuild-s")
+	b.ReportMetric(find.Seconds()/float64(b.N), "find-s")
+	b.ReportMetric(rebuild.Seconds()/find.Seconds(), "ratio")
+}
