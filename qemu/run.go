@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -22,6 +24,7 @@ type VM struct {
 	cmd     *exec.Cmd
 	stdin   io.WriteCloser
 	LogPath string // the whole serial console
+	dir     string
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced on every new output
@@ -39,7 +42,7 @@ func Start(o Options) (*VM, error) {
 	if err != nil {
 		return nil, err
 	}
-	vm := &VM{changed: make(chan struct{}), used: map[string]int{}, LogPath: filepath.Join(o.Dir, "console.log")}
+	vm := &VM{changed: make(chan struct{}), used: map[string]int{}, LogPath: filepath.Join(o.Dir, "console.log"), dir: o.Dir}
 	logf, err := os.Create(vm.LogPath)
 	if err != nil {
 		return nil, err
@@ -189,6 +192,31 @@ func (vm *VM) Console() string {
 func (vm *VM) Type(s string) error {
 	_, err := io.WriteString(vm.stdin, s)
 	return err
+}
+
+// Monitor sends one command to QEMU's human monitor (Options.Monitor) and
+// returns what it answered.
+func (vm *VM) Monitor(command string) (string, error) {
+	c, err := net.DialTimeout("unix", filepath.Join(vm.dir, "monitor.sock"), 5*time.Second)
+	if err != nil {
+		return "", fmt.Errorf("qemu monitor: %w", err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, command+"\n"); err != nil {
+		return "", err
+	}
+	// The monitor echoes the command and prompts again when it is done.
+	var out bytes.Buffer
+	buf := make([]byte, 4096)
+	for strings.Count(out.String(), "(qemu)") < 2 {
+		n, err := c.Read(buf)
+		out.Write(buf[:n])
+		if err != nil {
+			return out.String(), err
+		}
+	}
+	return out.String(), nil
 }
 
 // Wait waits for QEMU to exit by itself and returns how it exited.

@@ -58,7 +58,13 @@ type Options struct {
 	// UEFI boots the firmware (OVMF) instead of Kernel and Initrd: it
 	// starts what the disks hold, as a PC does.
 	UEFI bool
+	// Monitor opens QEMU's human monitor on a socket in Dir, for
+	// VM.Monitor (pulling a disk out while the guest runs).
+	Monitor bool
 }
+
+// DiskID is the QEMU device id of the i-th disk, for device_del.
+func DiskID(i int) string { return fmt.Sprintf("disk%d", i) }
 
 // OVMF firmware files, from Debian's ovmf package.
 const (
@@ -79,10 +85,15 @@ func (o Options) Args() ([]string, error) {
 	args := []string{
 		"-machine", b.QEMU.Machine, "-accel", b.QEMU.Accel, "-cpu", b.QEMU.CPU,
 		"-m", fmt.Sprint(mem), "-smp", fmt.Sprint(b.QEMU.SMP),
-		"-display", "none", "-monitor", "none", "-serial", "stdio",
+		"-display", "none", "-serial", "stdio",
 		"-no-reboot", "-nodefaults",
 		// DHCP and the kernel's RNG wait for entropy without it.
 		"-device", "virtio-rng-pci",
+	}
+	if o.Monitor {
+		args = append(args, "-monitor", "unix:"+filepath.Join(o.Dir, "monitor.sock")+",server=on,wait=off")
+	} else {
+		args = append(args, "-monitor", "none")
 	}
 	switch {
 	case o.UEFI:
@@ -157,7 +168,7 @@ func diskArgs(disks []Disk) ([]string, error) {
 		default:
 			return nil, fmt.Errorf("qemu: disk %s: unknown bus %q", d.Path, d.Bus)
 		}
-		args = append(args, "-drive", drive, "-device", dev)
+		args = append(args, "-drive", drive, "-device", dev+",id="+DiskID(i))
 	}
 	return args, nil
 }

@@ -23,6 +23,7 @@ type Agent struct {
 	Board   *board.Board
 	Config  config.Config
 	hub     *control.Hub // the event stream served on the control channel
+	runLog  *runLog      // the console, saved with the run on the media
 }
 
 // Logger is where the agent's steps report progress; PID 1 sends it to the

@@ -1,9 +1,13 @@
 package agent
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"slices"
 
+	"github.com/passeur/passeur/image/release"
+	"github.com/passeur/passeur/initramfs/config"
 	"github.com/passeur/passeur/initramfs/inventory"
 	"github.com/passeur/passeur/initramfs/media"
 	"github.com/passeur/passeur/initramfs/plan"
@@ -23,22 +27,66 @@ type rolesEvent struct {
 	Disks   []roles.Assignment `json:"disks"`
 }
 
-// plan finds the install media and its releases, and gives every disk its
-// role, reading everything read-only: it writes to no disk.
+// session is what every mode that acts on an installed system first
+// establishes, reading only: the media and its release, every disk's role,
+// the preflight checks and the plan.
+type session struct {
+	reader  *roles.MountReader
+	disks   []inventory.Disk
+	release *media.Release
+	m       *release.Manifest
+	roles   *roles.Result
+	sys     *roles.Assignment // nil when no installed product was found
+	plan    *plan.Plan
+}
+
+// ErrNoSystem is returned by the modes that need an installed system when
+// there is none.
+var ErrNoSystem = errors.New("no installed system of the release's product")
+
+// plan finds the install media and its releases, gives every disk its
+// role, checks and prints the plan, reading everything read-only.
 func (a *Agent) plan(disks []inventory.Disk) error {
-	reader := &roles.MountReader{Dir: "/run/passeur/mnt"}
-	defer func() {
-		if err := reader.Close(); err != nil {
-			a.Fail("plan", err)
-		}
-	}()
-	trusted, err := media.LoadTrusted("/" + media.TrustedDir)
+	s, err := a.prepare(disks)
+	if s != nil {
+		defer s.close(a)
+	}
+	if errors.Is(err, ErrNoSystem) {
+		a.Log.Printf("%v: nothing to migrate (a fresh install is passeur.mode=install)", err)
+		return nil
+	}
 	if err != nil {
 		return err
 	}
-	files, err := roles.FindMedia(disks, reader)
+	s.plan.Write(a.Console)
+	return a.Events.Emit("plan", s.plan)
+}
+
+func (s *session) close(a *Agent) {
+	if err := s.reader.Close(); err != nil {
+		a.Fail("plan", err)
+	}
+}
+
+// fsType is the filesystem type of a device, for mounting it.
+func (s *session) fsType(dev string) string {
+	if fs := inventory.FSOf(s.disks, dev); fs != nil {
+		return fs.Type
+	}
+	return ""
+}
+
+// prepare establishes the session. The session is returned, to be closed,
+// whenever its reader mounted something, even with an error.
+func (a *Agent) prepare(disks []inventory.Disk) (*session, error) {
+	s := &session{reader: &roles.MountReader{Dir: "/run/passeur/mnt"}, disks: disks}
+	trusted, err := media.LoadTrusted("/" + media.TrustedDir)
 	if err != nil {
-		return err
+		return s, err
+	}
+	files, err := roles.FindMedia(disks, s.reader)
+	if err != nil {
+		return s, err
 	}
 	rels, refused := media.Releases(files, trusted)
 	for _, r := range refused {
@@ -50,49 +98,62 @@ func (a *Agent) plan(disks []inventory.Disk) error {
 	}
 	rel, err := media.Newest(rels, "")
 	if err != nil {
-		return err
+		return s, err
 	}
 	a.Log.Printf("release %s %s from %s", rel.Manifest.Product, rel.Manifest.Version, rel.Dir)
-	m := rel.Manifest
+	s.release, s.m = rel, rel.Manifest
 	var ask roles.Asker = roles.Unattended{}
 	if !a.Config.Unattended {
 		ask = roles.NewConsole(os.Stdin, a.Console)
 	}
-	res, err := roles.Assign(disks, m, reader, ask)
-	if err != nil {
-		return err
+	if s.roles, err = roles.Assign(disks, s.m, s.reader, ask); err != nil {
+		return s, err
 	}
-	roles.WriteTable(a.Console, res)
-	a.Events.Emit("roles", rolesEvent{Release: m.Product + " " + m.Version.String(), Disks: res.Disks})
-	sys := res.System()
-	if sys == nil {
-		a.Log.Printf("no installed %s found: nothing to migrate (a fresh install is passeur.mode=install)", m.Product)
-		return nil
+	roles.WriteTable(a.Console, s.roles)
+	a.Events.Emit("roles", rolesEvent{Release: s.m.Product + " " + s.m.Version.String(), Disks: s.roles.Disks})
+	if s.sys = s.roles.System(); s.sys == nil {
+		return s, fmt.Errorf("%w: no disk holds an install of %s", ErrNoSystem, s.m.Product)
 	}
 
-	env := preflight.MountEnv{Reader: reader, FSType: func(dev string) string {
-		if fs := inventory.FSOf(disks, dev); fs != nil {
-			return fs.Type
-		}
-		return ""
-	}}
-	rep := preflight.Run(preflight.Input{Release: m, SignedBy: "key " + rel.KeyID, Roles: res}, env)
+	env := preflight.MountEnv{Reader: s.reader, FSType: s.fsType}
+	rep := preflight.Run(preflight.Input{Release: s.m, SignedBy: "key " + rel.KeyID, Roles: s.roles}, env)
+	var failed []string
 	for _, c := range rep.Checks {
 		mark := "ok  "
 		if !c.OK {
 			mark = "FAIL"
+			failed = append(failed, c.Name)
 		}
 		fmt.Fprintf(a.Console, "  [%s] %-32s %s\n", mark, c.Name, c.Detail)
 	}
 	a.Events.Emit("preflight", rep)
 	if err := rep.Err(); err != nil {
-		return err
+		if !slices.Equal(failed, []string{"media free space"}) || !a.Config.HasDebug("no-space-check") || a.Config.Mode == config.ModePlan {
+			return s, err
+		}
+		a.Log.Printf("passeur.debug=no-space-check: going on although %v", err)
 	}
-	ext, err := preflight.Layout(m, sys)
+	ext, err := preflight.Layout(s.m, s.sys)
 	if err != nil {
-		return err
+		return s, err
 	}
-	p := plan.Make(m, res, ext)
-	p.Write(a.Console)
-	return a.Events.Emit("plan", p)
+	s.plan = plan.Make(s.m, s.roles, ext)
+	return s, nil
+}
+
+// mediaDevice is the device of the install media's FAT filesystem.
+func (s *session) mediaDevice() (string, error) {
+	a := s.roles.Media()
+	if a == nil {
+		return "", roles.ErrNoMedia
+	}
+	for _, p := range a.Disk.Partitions {
+		if p.FS != nil && p.FS.Type == "vfat" {
+			return p.Path, nil
+		}
+	}
+	if a.Disk.FS != nil && a.Disk.FS.Type == "vfat" {
+		return a.Disk.Path, nil
+	}
+	return "", fmt.Errorf("%w: %s has no FAT filesystem", roles.ErrNoMedia, a.Disk.Path)
 }

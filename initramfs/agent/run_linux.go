@@ -21,7 +21,7 @@ import (
 
 // consoleLog writes log lines to the console and the kernel log.
 type consoleLog struct {
-	console *os.File
+	console io.Writer
 	kmsg    *os.File
 }
 
@@ -36,9 +36,9 @@ func (l consoleLog) Printf(format string, a ...any) {
 // Main is the whole life of PID 1. It never returns: a returning PID 1
 // panics the kernel, which tells nobody what went wrong.
 func Main() {
-	console := os.Stdout
+	console := &runLog{out: os.Stdout}
 	hub := control.NewHub()
-	a := &Agent{Console: console, Events: event.NewEmitter(io.MultiWriter(console, hub)), hub: hub}
+	a := &Agent{Console: console, Events: event.NewEmitter(io.MultiWriter(console, hub)), hub: hub, runLog: console}
 	a.Log = consoleLog{console: console}
 	if err := sysinit.MountPseudo(); err != nil {
 		a.Fail("mount", err)
@@ -115,9 +115,18 @@ func (a *Agent) run() error {
 	if rec != nil {
 		a.Events.Emit("sysfs", map[string]string{"txtar": string(rec.Archive())})
 	}
-	if a.Config.Mode == config.ModePlan {
+	switch a.Config.Mode {
+	case config.ModePlan:
 		if err := a.plan(disks); err != nil {
 			a.Fail("plan", err)
+		}
+	case config.ModeBackup, config.ModeRecover:
+		if err := a.backup(disks); err != nil {
+			a.Fail(string(a.Config.Mode), err)
+		}
+	case config.ModeRestore:
+		if err := a.restore(disks); err != nil {
+			a.Fail("restore", err)
 		}
 	}
 	return a.follow()

@@ -141,6 +141,7 @@ func Write(dir string, m Manifest, items []Item, o Options) (*Manifest, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, media(err)
 	}
+	removeTemporary(dir)
 	for _, it := range items {
 		e := it.Entry
 		if e.Type == "file" {
@@ -190,6 +191,17 @@ func Write(dir string, m Manifest, items []Item, o Options) (*Manifest, error) {
 	return &m, nil
 }
 
+// removeTemporary removes what an interrupted run left under temporary
+// names: never part of a backup, they only take room.
+func removeTemporary(dir string) {
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".tmp") {
+			os.Remove(p)
+		}
+		return nil
+	})
+}
+
 // clashes refuses paths FAT would store as one.
 func clashes(items []Item) error {
 	seen := map[string]string{}
@@ -209,10 +221,16 @@ func reusable(dir string, it Item, reuse func(string, string) (Entry, bool)) (En
 		return Entry{}, false
 	}
 	old, ok := reuse(it.Path, it.Origin)
-	if !ok || old.Size != it.Size || !old.MTime.Equal(it.MTime) || old.Mode != it.Mode || old.UID != it.UID || old.GID != it.GID {
+	if !ok || old.Size != it.Size {
 		return Entry{}, false
 	}
-	if it.Data != nil && old.SHA256 != hexSum(it.Data) {
+	if it.Data != nil {
+		// Made by passeur at each run: the same content is the same entry.
+		if old.SHA256 != hexSum(it.Data) {
+			return Entry{}, false
+		}
+		old.MTime, old.Mode, old.UID, old.GID = it.MTime, it.Mode, it.UID, it.GID
+	} else if !old.MTime.Equal(it.MTime) || old.Mode != it.Mode || old.UID != it.UID || old.GID != it.GID {
 		return Entry{}, false
 	}
 	for _, p := range old.Pieces {

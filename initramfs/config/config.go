@@ -22,17 +22,34 @@ const (
 	ModeShell    Mode = "shell"    // debug shell on the console
 	ModePoweroff Mode = "poweroff" // power the machine off
 	ModePlan     Mode = "plan"     // dry run: find the media, the release and every disk's role, print them, write nothing
+	ModeBackup   Mode = "backup"   // back up the configuration and index to the install media, verified
+	ModeRecover  Mode = "recover"  // rebuild the index from the recordings, then back up with it
+	ModeRestore  Mode = "restore"  // put a verified backup back into the installed system
 )
 
-var modes = []Mode{ModeWait, ModeShell, ModePoweroff, ModePlan}
+var modes = []Mode{ModeWait, ModeShell, ModePoweroff, ModePlan, ModeBackup, ModeRecover, ModeRestore}
+
+// debugs are the known passeur.debug= outputs.
+var debugs = []string{
+	"sysfs",          // emit a capture of what inventory read from /sys
+	"no-space-check", // run the backup even when preflight finds too little room (to prove the media-full path)
+}
 
 // Config is everything the agent can be told.
 type Config struct {
-	// Mode is passeur.mode=: wait (default), shell, poweroff or plan.
+	// Mode is passeur.mode=: wait (default), shell, poweroff, plan,
+	// backup, recover or restore.
 	Mode Mode
-	// Debug is passeur.debug=, a comma-separated list of debug outputs:
-	// "sysfs" emits a capture of what inventory read from /sys.
+	// Debug is passeur.debug=, a comma-separated list: "sysfs" emits a
+	// capture of what inventory read from /sys; "no-space-check" lets a
+	// backup start on media preflight finds too small.
 	Debug []string
+	// AgeRecipients is passeur.age-recipient=, comma-separated age public
+	// keys (age1…): the backup is encrypted to them.
+	AgeRecipients []string
+	// Backup is passeur.backup=: the backup to restore, by its folder name
+	// (its UTC stamp); the default is the newest complete one of the host.
+	Backup string
 	// Unattended is passeur.unattended=yes: no question is ever asked;
 	// where one would be, the run stops with the named refusal.
 	Unattended bool
@@ -70,11 +87,27 @@ var keys = map[string]func(*Config, string) error{
 	},
 	"debug": func(c *Config, v string) error {
 		for _, d := range strings.Split(v, ",") {
-			if d != "sysfs" {
-				return fmt.Errorf("unknown debug output %q (known: sysfs)", d)
+			if !slices.Contains(debugs, d) {
+				return fmt.Errorf("unknown debug output %q (known: %s)", d, strings.Join(debugs, ", "))
 			}
 			c.Debug = append(c.Debug, d)
 		}
+		return nil
+	},
+	"age-recipient": func(c *Config, v string) error {
+		for _, r := range strings.Split(v, ",") {
+			if !strings.HasPrefix(r, "age1") {
+				return fmt.Errorf("%q is not an age public key (age1…)", r)
+			}
+			c.AgeRecipients = append(c.AgeRecipients, r)
+		}
+		return nil
+	},
+	"backup": func(c *Config, v string) error {
+		if v == "" || strings.ContainsAny(v, "/\\") {
+			return fmt.Errorf("%q is not a backup folder name", v)
+		}
+		c.Backup = v
 		return nil
 	},
 	"unattended": func(c *Config, v string) error {

@@ -63,3 +63,18 @@ func (m *MountReader) Close() error {
 	}
 	return errors.Join(errs...)
 }
+
+// Release unmounts dev if Files mounted it, so that it can be mounted
+// otherwise (read-write, for the media or the target).
+func (m *MountReader) Release(dev string) error {
+	p, ok := m.mounted[dev]
+	if !ok {
+		return nil
+	}
+	if err := unix.Unmount(p, 0); err != nil {
+		return fmt.Errorf("unmount %s: %w", dev, err)
+	}
+	os.Remove(p)
+	delete(m.mounted, dev)
+	return nil
+}

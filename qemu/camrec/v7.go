@@ -42,7 +42,26 @@ type Options struct {
 	// SystemDiskSize is the system disk's size, default 512 MiB; its root
 	// partition takes what the data partition (variant b) leaves.
 	SystemDiskSize int64
+	// Index is how the v1 index is left on the system disk: intact (""),
+	// IndexMissing, IndexTruncated or IndexFlipped.
+	Index IndexDamage
+	// Strays puts files that are not recordings on the first volume: a
+	// name that does not parse and a header that does not match its name.
+	Strays bool
 }
+
+// IndexDamage is what happened to a fixture's index.
+type IndexDamage string
+
+// The damages.
+const (
+	IndexMissing   IndexDamage = "missing"
+	IndexTruncated IndexDamage = "truncated"
+	IndexFlipped   IndexDamage = "flipped"
+)
+
+// StrayFiles are the files Options.Strays adds, relative to the volume.
+var StrayFiles = []string{"cam01/2026-11-01/08/notes.txt", "cam01/2026-11-01/08/seg-77.cr"}
 
 // Volume is a data volume of the v7 system.
 type Volume struct {
@@ -131,7 +150,7 @@ func BuildV7(dir string, v Variant, o Options) (*Appliance, error) {
 		a.Segments = append(a.Segments, segs...)
 	}
 	Sort(a.Segments)
-	root, err := a.buildRoot(dir)
+	root, err := a.buildRoot(dir, o.Index)
 	if err != nil {
 		return nil, err
 	}
@@ -182,6 +201,10 @@ func buildVolume(dir string, i int, vol Volume, o Options) (string, []Segment, e
 			total += o.SegmentSize
 		}
 	}
+	if o.Strays && i == 0 {
+		os.WriteFile(filepath.Join(tree, StrayFiles[0]), []byte("call the installer back\n"), 0o644)
+		os.WriteFile(filepath.Join(tree, StrayFiles[1]), []byte("CAMREC-SEG1 cam01 0\n"), 0o644)
+	}
 	img := filepath.Join(dir, fmt.Sprintf("vol%d.fs", i))
 	size := roundMiB(total*3/2 + 32<<20)
 	var err error
@@ -197,7 +220,7 @@ func buildVolume(dir string, i int, vol Volume, o Options) (string, []Segment, e
 func roundMiB(n int64) int64 { return (n + 1<<20 - 1) >> 20 << 20 }
 
 // buildRoot makes the v7 root filesystem image.
-func (a *Appliance) buildRoot(dir string) (string, error) {
+func (a *Appliance) buildRoot(dir string, damage IndexDamage) (string, error) {
 	tree := filepath.Join(dir, "root")
 	var conf, index, fstab bytes.Buffer
 	if err := WriteConfigV7(&conf, a.Config); err != nil {
@@ -218,6 +241,16 @@ func (a *Appliance) buildRoot(dir string) (string, error) {
 		"/etc/hostname":               "camrec-" + string(a.Variant) + "\n",
 		"/etc/os-release":             "PRETTY_NAME=\"Ubuntu 20.04.6 LTS\"\nNAME=\"Ubuntu\"\nVERSION_ID=\"20.04\"\n",
 		"/var/log/camrec/camrecd.log": "camrecd started\n",
+	}
+	switch idx := files[IndexV1File]; damage {
+	case IndexMissing:
+		delete(files, IndexV1File)
+	case IndexTruncated:
+		files[IndexV1File] = idx[:len(idx)*2/3]
+	case IndexFlipped:
+		b := []byte(idx)
+		b[len(b)/2] ^= 0x04
+		files[IndexV1File] = string(b)
 	}
 	for p, content := range files {
 		full := filepath.Join(tree, p)

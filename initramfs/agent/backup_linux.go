@@ -1,0 +1,452 @@
+package agent
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"filippo.io/age"
+	"github.com/passeur/passeur/initramfs/backup"
+	"github.com/passeur/passeur/initramfs/config"
+	"github.com/passeur/passeur/initramfs/inventory"
+	"github.com/passeur/passeur/initramfs/journal"
+	"github.com/passeur/passeur/initramfs/recovery"
+	"github.com/passeur/passeur/initramfs/roles"
+	"golang.org/x/sys/unix"
+
+	_ "github.com/passeur/passeur/initramfs/recovery/camrec" // the reference appliance's index recovery
+)
+
+// Where the rescue system mounts what it writes to.
+const (
+	mediaMount  = "/run/passeur/media"
+	targetMount = "/run/passeur/target"
+)
+
+// run is one run with its journal and its folder on the media.
+type run struct {
+	s        *session
+	mediaDev string
+	media    string // mount point of the media, read-write
+	root     string // mount point of the installed root, read-only
+	host     string
+	machine  string
+	dir      string // the run's folder on the media
+	j        *journal.Journal
+}
+
+// backupEvent is the payload of the "backup" event.
+type backupEvent struct {
+	Dir       string           `json:"dir"` // relative to the media's root
+	Host      string           `json:"host"`
+	Entries   int              `json:"entries"`
+	Bytes     int64            `json:"bytes"`
+	Encrypted bool             `json:"encrypted"`
+	Resumed   bool             `json:"resumed"`
+	Recovery  *recovery.Report `json:"recovery,omitempty"`
+	Seconds   float64          `json:"seconds"`
+}
+
+type journalEvent struct {
+	Run string `json:"run"`
+	journal.Record
+}
+
+// backup backs up the installed system's configuration and index to the
+// media, or takes up the unfinished backup of this machine found there.
+// In recover mode, and whenever the index fails its own check, the index
+// is rebuilt from the recordings and backed up beside the damaged one.
+func (a *Agent) backup(disks []inventory.Disk) error {
+	start := time.Now()
+	s, err := a.prepare(disks)
+	defer s.close(a)
+	if err != nil {
+		return err
+	}
+	r, err := a.open(s, "")
+	if err != nil {
+		return err
+	}
+	defer a.closeRun(r)
+	resumed := len(r.j.Records) > 1
+	ev := backupEvent{Host: r.host, Encrypted: len(a.Config.AgeRecipients) > 0, Resumed: resumed}
+	ev.Dir, _ = filepath.Rel(r.media, r.dir)
+
+	var rebuilt []recovery.File
+	damaged := false
+	if _, done := r.j.Done("backup"); !done {
+		rep, files, bad, err := a.checkIndex(r)
+		if err != nil {
+			return err
+		}
+		ev.Recovery, rebuilt, damaged = rep, files, bad
+	}
+	if _, err := r.j.Step("backup", func() (any, error) { return a.storeBackup(r, rebuilt, damaged) }); err != nil {
+		return a.mediaErr(r, err)
+	}
+	if _, err := r.j.Step("verify", func() (any, error) {
+		unix.Sync()
+		if err := backup.Verify(r.dir, dropCaches); err != nil {
+			return nil, err
+		}
+		sums, err := os.ReadFile(filepath.Join(r.dir, backup.SumsFile))
+		return map[string]any{"files": bytes.Count(sums, []byte("\n")), "sha256sums": fmt.Sprintf("%x", sha256.Sum256(sums))}, err
+	}); err != nil {
+		return a.mediaErr(r, err)
+	}
+	if _, err := r.j.Step("complete", func() (any, error) { return nil, backup.MarkComplete(r.dir) }); err != nil {
+		return a.mediaErr(r, err)
+	}
+	m, err := backup.Load(r.dir, nil)
+	if err == nil {
+		ev.Entries = len(m.Entries)
+		for _, e := range m.Entries {
+			ev.Bytes += e.Size
+		}
+	}
+	if err := r.j.Finish(map[string]string{"outcome": "backup complete", "backup": ev.Dir}); err != nil {
+		return a.mediaErr(r, err)
+	}
+	ev.Seconds = seconds(time.Since(start))
+	a.Log.Printf("backup complete and verified: %s (%d entries, %d bytes)", ev.Dir, ev.Entries, ev.Bytes)
+	if err := a.closeRun(r); err != nil {
+		return a.mediaErr(r, err)
+	}
+	return a.Events.Emit("backup", ev)
+}
+
+// open mounts the media read-write and starts the run's journal, or takes
+// up this machine's unfinished one. With name set (restore), the journal
+// goes in that folder under its own name instead.
+func (a *Agent) open(s *session, name string) (*run, error) {
+	r := &run{s: s}
+	var err error
+	if r.root, err = s.reader.MountPoint(s.sys.Root, s.fsType(s.sys.Root)); err != nil {
+		return nil, err
+	}
+	host, _ := os.ReadFile(filepath.Join(r.root, "etc/hostname"))
+	r.host = backup.HostName(string(host))
+	r.machine = roles.Identity(s.sys.Disk)
+	if fs := inventory.FSOf(s.disks, s.sys.Root); fs != nil {
+		r.machine += ", root " + fs.UUID
+	}
+	if r.mediaDev, err = s.mediaDevice(); err != nil {
+		return nil, err
+	}
+	if err := s.reader.Release(r.mediaDev); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(mediaMount, 0o755); err != nil {
+		return nil, err
+	}
+	if err := unix.Mount(r.mediaDev, mediaMount, "vfat", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		if errors.Is(err, unix.EROFS) || errors.Is(err, unix.EACCES) {
+			return nil, fmt.Errorf("%w: mount %s read-write: %w", backup.ErrMediaReadOnly, r.mediaDev, err)
+		}
+		return nil, fmt.Errorf("mount the media %s read-write: %w", r.mediaDev, err)
+	}
+	r.media = mediaMount
+	hostDir := filepath.Join(r.media, backup.Root, r.host)
+	if name != "" {
+		return r, nil
+	}
+	if r.dir, err = journal.FindUnfinished(hostDir, r.machine); err != nil {
+		return r, backup.Media(err)
+	}
+	if r.dir != "" {
+		a.Log.Printf("taking up the unfinished run %s", r.dir)
+		r.j, err = journal.Open(filepath.Join(r.dir, journal.File))
+	} else {
+		stamp := backup.Stamp(time.Now())
+		r.dir = filepath.Join(hostDir, stamp)
+		for i := 2; exists(r.dir); i++ {
+			r.dir = filepath.Join(hostDir, fmt.Sprintf("%s-%d", stamp, i))
+		}
+		r.j, err = journal.Create(filepath.Join(r.dir, journal.File), journal.Header{
+			Mode: string(a.Config.Mode), Machine: r.machine, Host: r.host, Release: s.m.Product + " " + s.m.Version.String()})
+	}
+	if err != nil {
+		return r, a.mediaErr(r, err)
+	}
+	a.journalEvents(r)
+	return r, a.mediaErr(r, a.runLog.SaveTo(filepath.Join(r.dir, "console.log")))
+}
+
+// journalEvents turns the run's journal records into events.
+func (a *Agent) journalEvents(r *run) {
+	name, _ := filepath.Rel(r.media, r.dir)
+	r.j.Emit = func(rec journal.Record) {
+		if rec.State == "note" {
+			return // one per file: the console has the progress
+		}
+		a.Events.Emit("journal", journalEvent{Run: name, Record: rec})
+	}
+}
+
+func exists(p string) bool { _, err := os.Lstat(p); return err == nil }
+
+// closeRun saves the console log, syncs and unmounts the media. It is
+// called twice (once by the run, once deferred); the second does nothing.
+func (a *Agent) closeRun(r *run) error {
+	if r == nil || r.media == "" {
+		return nil
+	}
+	errs := []error{a.runLog.Detach()}
+	if r.j != nil {
+		errs = append(errs, r.j.Close())
+	}
+	unix.Sync()
+	if err := unix.Unmount(r.media, 0); err != nil {
+		errs = append(errs, fmt.Errorf("unmount the media: %w", err))
+		unix.Unmount(r.media, unix.MNT_DETACH)
+	}
+	r.media = ""
+	return errors.Join(errs...)
+}
+
+// mediaErr names an error of the media: full, read-only, or failing, and
+// removed when its device is gone.
+func (a *Agent) mediaErr(r *run, err error) error {
+	if err == nil {
+		return nil
+	}
+	err = backup.Media(err)
+	if errors.Is(err, backup.ErrMediaIO) || errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EIO) {
+		name := filepath.Base(r.mediaDev)
+		if !exists("/sys/class/block/" + name) {
+			return fmt.Errorf("%w: %s was removed: %w", backup.ErrMediaIO, r.mediaDev, err)
+		}
+	}
+	return err
+}
+
+// checkIndex checks the installed index with the product's recovery and,
+// when it fails or recover mode asks, rebuilds it from the recordings.
+func (a *Agent) checkIndex(r *run) (*recovery.Report, []recovery.File, bool, error) {
+	ix, err := recovery.For(r.s.m.Product)
+	if err != nil {
+		if a.Config.Mode == config.ModeRecover {
+			return nil, nil, false, err
+		}
+		a.Log.Printf("index: %v; backed up as it is", err)
+		return nil, nil, false, nil
+	}
+	cerr := ix.Check(os.DirFS(r.root))
+	if cerr == nil && a.Config.Mode != config.ModeRecover {
+		a.Log.Printf("index: %s passes its own check", strings.Join(r.s.m.Index, ", "))
+		return nil, nil, false, nil
+	}
+	if cerr != nil {
+		a.Log.Printf("index: %v: rebuilding it from the recordings", cerr)
+	}
+	if err := r.j.Begin("recover", map[string]string{"reason": errString(cerr, "passeur.mode=recover")}); err != nil {
+		return nil, nil, false, a.mediaErr(r, err)
+	}
+	var vols []recovery.Volume
+	for _, d := range r.s.roles.Disks {
+		for _, v := range d.Volumes {
+			if v.Mountpoint == "" {
+				a.Log.Printf("index: %s (%s) has no mount point in the installed system: not scanned", v.Device, v.Spec)
+				continue
+			}
+			files, err := r.s.reader.Files(v.Device, v.FSType)
+			if err != nil {
+				return nil, nil, false, err
+			}
+			vols = append(vols, recovery.Volume{Device: v.Device, Mountpoint: v.Mountpoint, FS: files})
+		}
+	}
+	files, rep, err := ix.Rebuild(vols)
+	if err != nil {
+		r.j.Fail("recover", err)
+		return nil, nil, false, err
+	}
+	switch {
+	case errors.Is(cerr, recovery.ErrMissing):
+		rep.Existing = "missing"
+	case cerr != nil:
+		rep.Existing = "corrupt: " + cerr.Error()
+	default:
+		rep.Existing = "equal"
+		for _, f := range files {
+			if old, err := os.ReadFile(filepath.Join(r.root, f.Path)); err != nil || !bytes.Equal(old, f.Data) {
+				rep.Existing = "differs"
+			}
+		}
+	}
+	a.Log.Printf("index rebuilt: %d cameras, %d segments, %d bytes, %s to %s, %d files rejected, in %.2f s; existing index: %s",
+		rep.Cameras, rep.Segments, rep.Bytes, rep.First.Format(time.RFC3339), rep.Last.Format(time.RFC3339), len(rep.Rejected), rep.Seconds, rep.Existing)
+	for _, x := range rep.Rejected {
+		a.Log.Printf("  not a recording: %s: %s", x.Path, x.Reason)
+	}
+	a.Events.Emit("recovery", rep)
+	return &rep, files, cerr != nil && !errors.Is(cerr, recovery.ErrMissing), a.mediaErr(r, r.j.Complete("recover", rep))
+}
+
+func errString(err error, otherwise string) string {
+	if err != nil {
+		return err.Error()
+	}
+	return otherwise
+}
+
+// storeBackup writes the backup's files, reusing those an interrupted run
+// stored and journaled.
+func (a *Agent) storeBackup(r *run, rebuilt []recovery.File, damaged bool) (any, error) {
+	m := r.s.m
+	paths := append(append(append([]string{}, m.Config...), m.Index...), "/etc/fstab")
+	items, missing, err := backup.Collect(r.root, paths, backup.OriginSystem)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	for _, f := range rebuilt {
+		for i := range items {
+			if items[i].Path == f.Path && damaged {
+				items[i].Origin = backup.OriginDamaged
+			}
+		}
+		items = append(items, backup.Item{Entry: backup.Entry{Path: f.Path, Origin: backup.OriginRecovered, Type: "file",
+			Mode: f.Mode, MTime: now, Size: int64(len(f.Data))}, Data: f.Data})
+	}
+	planJSON, err := json.MarshalIndent(r.s.plan, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	items = append(items, backup.Item{Entry: backup.Entry{Path: "/plan.json", Origin: backup.OriginPasseur, Type: "file",
+		Mode: 0o644, MTime: now, Size: int64(len(planJSON))}, Data: planJSON})
+
+	previous := map[string]backup.Entry{}
+	for _, rec := range r.j.Records {
+		var e backup.Entry
+		if rec.Step == "backup" && rec.State == "note" && json.Unmarshal(rec.Detail, &e) == nil {
+			previous[e.Origin+" "+e.Path] = e
+		}
+	}
+	bm, err := backup.Write(r.dir, backup.Manifest{
+		Host: r.host, Machine: r.machine, Created: now, Product: r.s.sys.Product, Version: r.s.sys.Version,
+		Source: r.s.sys.Root, Missing: missing,
+	}, items, backup.Options{
+		Recipients: a.Config.AgeRecipients,
+		Progress: &backup.Progress{Label: "backup", Out: a.Console, Event: func(p backup.Report) {
+			a.Events.Emit("progress", p)
+		}},
+		Stored: func(e backup.Entry) error { return r.j.Note("backup", e) },
+		Reuse: func(p, origin string) (backup.Entry, bool) {
+			e, ok := previous[origin+" "+p]
+			return e, ok
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	var bytes int64
+	for _, e := range bm.Entries {
+		bytes += e.Size
+	}
+	return map[string]any{"entries": len(bm.Entries), "bytes": bytes, "missing": missing}, nil
+}
+
+// dropCaches empties the page cache so that the read-back reads the media.
+func dropCaches() error {
+	return os.WriteFile("/proc/sys/vm/drop_caches", []byte("3"), 0)
+}
+
+// restore puts the chosen backup of this host back into the installed
+// system: verified first, the system's root mounted read-write only then.
+func (a *Agent) restore(disks []inventory.Disk) error {
+	s, err := a.prepare(disks)
+	defer s.close(a)
+	if err != nil {
+		return err
+	}
+	r, err := a.open(s, "restore")
+	if err != nil {
+		return err
+	}
+	defer a.closeRun(r)
+	list, err := backup.List(r.media, r.host)
+	if err != nil {
+		return a.mediaErr(r, err)
+	}
+	b, err := backup.Choose(list, a.Config.Backup)
+	if err != nil {
+		return err
+	}
+	r.dir = b.Dir
+	stamp := backup.Stamp(time.Now())
+	if r.j, err = journal.Create(filepath.Join(r.dir, "restore-"+stamp+".jsonl"), journal.Header{
+		Mode: "restore", Machine: r.machine, Host: r.host, Release: s.m.Product + " " + s.m.Version.String()}); err != nil {
+		return a.mediaErr(r, err)
+	}
+	a.journalEvents(r)
+	if err := a.runLog.SaveTo(filepath.Join(r.dir, "restore-"+stamp+".log")); err != nil {
+		return a.mediaErr(r, err)
+	}
+	ids, err := identities(r.media)
+	if err != nil {
+		return err
+	}
+	a.Log.Printf("restoring backup %s into %s", b.Name, s.sys.Root)
+	var restored []backup.Entry
+	if _, err := r.j.Step("restore", func() (any, error) {
+		if err := backup.Verify(r.dir, nil); err != nil {
+			return nil, err
+		}
+		if err := mountTarget(s, s.sys.Root); err != nil {
+			return nil, err
+		}
+		restored, err = backup.Restore(r.dir, targetMount, backup.RestoreOptions{Identities: ids,
+			Progress: &backup.Progress{Label: "restore", Out: a.Console}})
+		unix.Sync()
+		if uerr := unix.Unmount(targetMount, 0); err == nil && uerr != nil {
+			err = fmt.Errorf("unmount %s: %w", s.sys.Root, uerr)
+		}
+		return map[string]any{"backup": b.Name, "entries": len(restored)}, err
+	}); err != nil {
+		return err
+	}
+	r.j.Finish(map[string]string{"outcome": "restored", "backup": b.Name})
+	var paths []string
+	for _, e := range restored {
+		paths = append(paths, e.Path)
+	}
+	if err := a.closeRun(r); err != nil {
+		return a.mediaErr(r, err)
+	}
+	return a.Events.Emit("restore", map[string]any{"backup": b.Name, "root": s.sys.Root, "paths": paths})
+}
+
+// mountTarget mounts dev, a filesystem of the system disk, read-write.
+func mountTarget(s *session, dev string) error {
+	if err := s.reader.Release(dev); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(targetMount, 0o755); err != nil {
+		return err
+	}
+	if err := unix.Mount(dev, targetMount, s.fsType(dev), unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
+		return fmt.Errorf("mount %s read-write: %w", dev, err)
+	}
+	return nil
+}
+
+// identities reads the age identities a technician put on the media to
+// restore an encrypted backup (passeur/age-identities.txt), if any.
+func identities(media string) ([]age.Identity, error) {
+	f, err := os.Open(filepath.Join(media, "passeur", "age-identities.txt"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return age.ParseIdentities(f)
+}
