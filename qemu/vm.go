@@ -37,6 +37,9 @@ type Disk struct {
 	Bus      Bus
 	Serial   string // the serial the guest sees; defaults to passeur-d<N>
 	ReadOnly bool
+	// WriteBps limits writes to the disk, in bytes per second (a slow USB
+	// key), when not zero.
+	WriteBps int64
 }
 
 // Options describe a VM.
@@ -145,6 +148,9 @@ func diskArgs(disks []Disk) ([]string, error) {
 		drive := fmt.Sprintf("file=%s,if=none,id=%s,format=raw,cache=unsafe", d.Path, id)
 		if d.ReadOnly {
 			drive += ",readonly=on"
+		}
+		if d.WriteBps > 0 {
+			drive += fmt.Sprintf(",throttling.bps-write=%d", d.WriteBps)
 		}
 		var dev string
 		switch d.Bus {

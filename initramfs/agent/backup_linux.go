@@ -175,6 +175,7 @@ func (a *Agent) open(s *session, name string) (*run, error) {
 		return r, a.mediaErr(r, err)
 	}
 	a.journalEvents(r)
+	r.j.Emit(r.j.Records[len(r.j.Records)-1]) // the run's header, or its taking up
 	return r, a.mediaErr(r, a.runLog.SaveTo(filepath.Join(r.dir, "console.log")))
 }
 

@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"io"
 	"os"
+	"path/filepath"
 	"sync"
+
+	"github.com/passeur/passeur/initramfs/atomicfile"
 )
 
 // runLog is the console as the agent writes it, kept from boot so that the
@@ -32,6 +35,10 @@ func (l *runLog) Write(b []byte) (int, error) {
 func (l *runLog) SaveTo(path string) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
+		return err
+	}
+	if err := atomicfile.SyncDir(filepath.Dir(path)); err != nil {
+		f.Close()
 		return err
 	}
 	l.mu.Lock()

@@ -4,9 +4,11 @@
 package atomicfile
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // WriteFile writes data to path atomically with permissions perm.
@@ -30,13 +32,62 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 		os.Remove(tmp)
 		return err
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := Rename(tmp, path); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("rename %s: %w", path, err)
 	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync() // the rename itself must reach the disk; some filesystems refuse, harmlessly
-		d.Close()
+	return nil
+}
+
+// MkdirAll makes dir and its missing parents, and syncs the folder holding
+// each one it made, so that a power cut does not lose the new entries
+// (FAT keeps them in its parent's clusters, written only when synced).
+func MkdirAll(dir string, perm os.FileMode) error {
+	if st, err := os.Stat(dir); err == nil && st.IsDir() {
+		return nil
+	}
+	if parent := filepath.Dir(dir); parent != dir {
+		if err := MkdirAll(parent, perm); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, perm); err != nil && !os.IsExist(err) {
+		return err
+	}
+	return SyncDir(filepath.Dir(dir))
+}
+
+// SyncDir syncs a folder: its entries reach the disk.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
+		return err
 	}
 	return nil
+}
+
+// Rename renames oldpath to newpath durably: the folder is synced, and so
+// is the file again under its new name, because FAT writes a renamed
+// file's start and size into its new entry only when the file itself is
+// written back.
+func Rename(oldpath, newpath string) error {
+	if err := os.Rename(oldpath, newpath); err != nil {
+		return err
+	}
+	f, err := os.Open(newpath) // fsync works on a read-only descriptor
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return SyncDir(filepath.Dir(newpath))
 }

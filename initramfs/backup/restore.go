@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"filippo.io/age"
+	"github.com/passeur/passeur/initramfs/atomicfile"
 )
 
 // RestoreOptions tune Restore.
@@ -183,14 +184,12 @@ func restoreFile(dir, dst string, e Entry, encrypted bool, o RestoreOptions) err
 		err = setMeta(tmp, e, true)
 	}
 	if err == nil {
-		err = os.Rename(tmp, dst)
+		err = atomicfile.Rename(tmp, dst)
 	}
 	if err != nil {
 		os.Remove(tmp)
-		return err
 	}
-	syncDir(filepath.Dir(dst))
-	return nil
+	return err
 }
 
 type progressWriter struct {

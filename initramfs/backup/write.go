@@ -138,7 +138,7 @@ func Write(dir string, m Manifest, items []Item, o Options) (*Manifest, error) {
 		}
 		o.Progress.Start(total)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := atomicfile.MkdirAll(dir, 0o755); err != nil {
 		return nil, media(err)
 	}
 	removeTemporary(dir)
@@ -356,7 +356,7 @@ func (w *pieceWriter) open() error {
 		w.name = fmt.Sprintf("%s.%03d", w.base, len(w.pieces))
 	}
 	p := filepath.Join(w.dir, filepath.FromSlash(w.name))
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+	if err := atomicfile.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return err
 	}
 	f, err := os.OpenFile(p+".tmp", os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
@@ -376,13 +376,12 @@ func (w *pieceWriter) seal() error {
 	}
 	w.f = nil
 	if err == nil {
-		err = os.Rename(p+".tmp", p)
+		err = atomicfile.Rename(p+".tmp", p)
 	}
 	if err != nil {
 		os.Remove(p + ".tmp")
 		return err
 	}
-	syncDir(filepath.Dir(p))
 	w.pieces = append(w.pieces, Piece{Name: w.name, Size: w.n, SHA256: hex.EncodeToString(w.h.Sum(nil))})
 	return nil
 }
@@ -424,13 +423,6 @@ func encrypt(data []byte, recipients []age.Recipient) ([]byte, error) {
 		return nil, err
 	}
 	return b.Bytes(), nil
-}
-
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
 }
 
 func hexSum(b []byte) string {

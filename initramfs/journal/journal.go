@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"sort"
 	"time"
+
+	"github.com/passeur/passeur/initramfs/atomicfile"
 )
 
 // File is the journal's name in a run's folder.
@@ -63,11 +65,15 @@ type Journal struct {
 
 // Create starts the journal of a new run at path.
 func Create(path string, h Header) (*Journal, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := atomicfile.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, err
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
+		return nil, err
+	}
+	if err := atomicfile.SyncDir(filepath.Dir(path)); err != nil {
+		f.Close()
 		return nil, err
 	}
 	j := &Journal{Path: path, f: f}
