@@ -101,8 +101,9 @@ case $cmd in
     go run ./cmds/passeur-demo -board "$BOARD" -out "$OUT" "$@" ;;
   bench)
     build
-    say "boot benchmark"
-    PASSEUR_OUT=$PWD/$OUT PASSEUR_REQUIRE_VM=1 go test -count=1 -run '^$' -bench . -benchtime 3x -timeout 40m ./tests/ "$@" ;;
+    say "benchmarks: boot, backup vs cp -r, index rebuild vs find"
+    PASSEUR_OUT=$PWD/$OUT PASSEUR_REQUIRE_VM=1 go test -count=1 -run '^$' -bench . -benchtime 3x -timeout 40m \
+      ./tests/ ./initramfs/backup/ ./initramfs/recovery/camrec/ "$@" ;;
   deps) deps ;;
   clean) rm -rf "$OUT" ;;
   help|-h|--help)

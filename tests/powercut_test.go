@@ -170,6 +170,7 @@ func TestBackupMediaFailures(t *testing.T) {
 		if len(run.errors) != 1 || !strings.Contains(run.errors[0], "read-only") || run.event("backup") != nil {
 			t.Errorf("errors %v", run.errors)
 		}
+		t.Logf("read-only key: %v", run.errors)
 		if fileSHA(t, key.Path) != keyHash {
 			t.Error("the read-only key changed")
 		}
@@ -188,6 +189,7 @@ func TestBackupMediaFailures(t *testing.T) {
 		if len(run.errors) != 1 || !strings.Contains(run.errors[0], backup.ErrMediaFull.Error()) {
 			t.Errorf("errors %v, want %q", run.errors, backup.ErrMediaFull)
 		}
+		t.Logf("full key: %v", run.errors)
 		noneComplete(t, key.Path)
 	})
 
@@ -220,6 +222,7 @@ func TestBackupMediaFailures(t *testing.T) {
 		if len(run.errors) == 0 || !strings.Contains(strings.Join(run.errors, "; "), backup.ErrMediaIO.Error()) || run.event("backup") != nil {
 			t.Errorf("errors %v, want %q", run.errors, backup.ErrMediaIO)
 		}
+		t.Logf("key removed: %v", run.errors)
 		noneComplete(t, key.Path)
 	})
 	sameHashes(t, "media failures", before, hashes(t, a.Disks()))

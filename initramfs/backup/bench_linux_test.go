@@ -12,11 +12,9 @@ import (
 // BenchmarkBackupVsCp backs up a tree (four 32 MiB files and 500 of
 // 16 KiB) to a loop-mounted FAT32 image, and copies the same tree there
 // with `cp -r` then `sync`, in the same run: the ratio is what counts.
-// It needs root (mount) and mkfs.vfat.
+// Where the host kernel cannot mount vfat (a container), both go to the
+// same folder of the host's filesystem instead, and the log says so.
 func BenchmarkBackupVsCp(b *testing.B) {
-	if os.Getuid() != 0 {
-		b.Skip("needs root to loop-mount a FAT32 image")
-	}
 	tmp := b.TempDir()
 	src := filepath.Join(tmp, "root")
 	var total int64
@@ -47,8 +45,11 @@ func BenchmarkBackupVsCp(b *testing.B) {
 	f.Truncate(1 << 30)
 	f.Close()
 	run("mkfs.vfat", "-F", "32", img)
-	run("mount", "-o", "loop", img, mnt)
-	defer run("umount", mnt)
+	if out, err := exec.Command("mount", "-o", "loop", img, mnt).CombinedOutput(); err != nil {
+		b.Logf("no FAT32 loop mount here (%v: %s): both write to the host's filesystem", err, out)
+	} else {
+		defer run("umount", mnt)
+	}
 	items, _, err := Collect(src, []string{"/etc/camrec"}, OriginSystem)
 	if err != nil {
 		b.Fatal(err)
