@@ -13,6 +13,7 @@ import (
 
 	"filippo.io/age"
 	"github.com/passeur/passeur/initramfs/backup"
+	"github.com/passeur/passeur/initramfs/config"
 	"github.com/passeur/passeur/initramfs/event"
 	"github.com/passeur/passeur/initramfs/journal"
 	"github.com/passeur/passeur/initramfs/recovery"
@@ -300,18 +301,20 @@ func TestBackupAndRestore(t *testing.T) {
 
 // TestEncryptedRecoverBackup: on fixture (b) (ext4 and xfs volumes, one
 // on the system disk), recover mode rebuilds the index from the
-// recordings, equal to the original, and the backup is encrypted to an
-// age recipient: the real age CLI decrypts it.
+// recordings, equal to the original, and the backup is encrypted to the
+// age recipient named in the key's passeur/config.json (whose mode the
+// command line overrides): the real age CLI decrypts it.
 func TestEncryptedRecoverBackup(t *testing.T) {
 	r := camrec8(t)
 	a := v7(t, camrec.VariantB, camrec.Options{Seed: 12})
-	key := passeurKey(t, r)
 	id, _ := age.GenerateX25519Identity()
+	key := makeKey(t, r, 512<<20, 32, map[string]string{
+		config.File: fmt.Sprintf(`{"mode": "backup", "age-recipient": %q}`, id.Recipient().String())})
 	idFile := filepath.Join(t.TempDir(), "id.txt")
 	os.WriteFile(idFile, []byte(id.String()+"\n"), 0o600)
 	before := hashes(t, a.Disks())
 
-	run := rescue(t, append(a.Disks(), key), "passeur.mode=recover passeur.age-recipient="+id.Recipient().String())
+	run := rescue(t, append(a.Disks(), key), "passeur.mode=recover")
 	if len(run.errors) > 0 {
 		t.Fatalf("errors: %v", run.errors)
 	}

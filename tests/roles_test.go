@@ -22,7 +22,9 @@ func passeurKey(t *testing.T, r camrecRelease) qemu.Disk {
 	return makeKey(t, r, 512<<20, 32)
 }
 
-func makeKey(t *testing.T, r camrecRelease, size int64, fatBits int) qemu.Disk {
+// makeKey makes a FAT key of size with the release; extra are more files
+// to put on it, by path and content.
+func makeKey(t *testing.T, r camrecRelease, size int64, fatBits int, extra ...map[string]string) qemu.Disk {
 	t.Helper()
 	files := map[string]string{}
 	names, _ := filepath.Glob(filepath.Join(r.dir, "*"))
@@ -30,7 +32,13 @@ func makeKey(t *testing.T, r camrecRelease, size int64, fatBits int) qemu.Disk {
 		files["releases/camrec-8.0.0/"+filepath.Base(n)] = n
 	}
 	img := filepath.Join(t.TempDir(), "key.img")
-	if err := fixture.Key(img, size, fatBits, files, map[string]string{roles.MediaMarker: `{"format":1}`}); err != nil {
+	contents := map[string]string{roles.MediaMarker: `{"format":1}`}
+	for _, e := range extra {
+		for k, v := range e {
+			contents[k] = v
+		}
+	}
+	if err := fixture.Key(img, size, fatBits, files, contents); err != nil {
 		t.Fatal(err)
 	}
 	return qemu.Disk{Path: img, Bus: qemu.USB, Serial: "PASSEUR-KEY"}

@@ -2,10 +2,13 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
+	"strings"
 	"syscall"
 	"time"
 
@@ -15,6 +18,7 @@ import (
 	"github.com/passeur/passeur/initramfs/event"
 	"github.com/passeur/passeur/initramfs/inventory"
 	"github.com/passeur/passeur/initramfs/network"
+	"github.com/passeur/passeur/initramfs/roles"
 	"github.com/passeur/passeur/initramfs/sysinit"
 	"golang.org/x/sys/unix"
 )
@@ -115,6 +119,7 @@ func (a *Agent) run() error {
 	if rec != nil {
 		a.Events.Emit("sysfs", map[string]string{"txtar": string(rec.Archive())})
 	}
+	a.mediaConfig(disks)
 	switch a.Config.Mode {
 	case config.ModePlan:
 		if err := a.plan(disks); err != nil {
@@ -175,4 +180,31 @@ func (a *Agent) shell() error {
 	cmd.Env = append(os.Environ(), "PATH=/bbin:/bin", "HOME=/", "TERM=linux")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
 	return cmd.Run()
+}
+
+// mediaConfig applies the install media's configuration file, if there is
+// one, under the kernel command line (which wins).
+func (a *Agent) mediaConfig(disks []inventory.Disk) {
+	reader := &roles.MountReader{Dir: "/run/passeur/cfg"}
+	defer reader.Close()
+	files, err := roles.FindMedia(disks, reader)
+	if err != nil {
+		return // no media, or two: the mode that needs one says so
+	}
+	data, err := fs.ReadFile(files, config.File)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			a.Fail("config", err)
+		}
+		return
+	}
+	c, errs := config.Load(sysinit.Cmdline(), data)
+	for _, err := range errs {
+		if strings.Contains(err.Error(), config.File) {
+			a.Fail("config", err)
+		}
+	}
+	a.Config = c
+	a.Log.Printf("configuration: %s on the install media, under the kernel command line", config.File)
+	a.Events.Emit("config", map[string]any{"file": config.File, "mode": c.Mode, "unattended": c.Unattended, "age_recipients": len(c.AgeRecipients)})
 }

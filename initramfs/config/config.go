@@ -3,6 +3,7 @@
 package config
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -158,30 +159,69 @@ func Keys() []string {
 // HasDebug reports whether debug output d was asked for.
 func (c Config) HasDebug(d string) bool { return slices.Contains(c.Debug, d) }
 
-// FromCmdline applies the passeur.* keys of a kernel command line to the
-// default configuration. Keys outside the namespace are ignored; unknown
-// keys and bad values are returned as errors (one per key) and leave the
-// default in place, so the agent can report them and still come up.
-func FromCmdline(cmdline string) (Config, []error) {
+// File is the configuration file on the install media, relative to its
+// FAT filesystem: a JSON object of the same keys as the command line,
+// without the namespace, e.g. {"mode": "backup", "age-recipient": "age1…"}.
+const File = "passeur/config.json"
+
+// Load is the configuration from the media's file (may be nil) and the
+// kernel command line: the file's keys apply first, the command line's
+// after, so the command line wins.
+func Load(cmdline string, file []byte) (Config, []error) {
 	c := Default()
 	var errs []error
+	if file != nil {
+		var obj map[string]any
+		if err := json.Unmarshal(file, &obj); err != nil {
+			errs = append(errs, fmt.Errorf("%w %s: %w", ErrBadValue, File, err))
+		}
+		keys := make([]string, 0, len(obj))
+		for k := range obj {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			v := obj[k]
+			if b, ok := v.(bool); ok {
+				v = map[bool]string{true: "yes", false: "no"}[b]
+			}
+			errs = append(errs, apply(&c, strings.TrimPrefix(k, Namespace), fmt.Sprint(v), File+": "+k)...)
+		}
+	}
 	for _, p := range SplitCmdline(cmdline) {
 		k, v, _ := strings.Cut(p, "=")
-		name, ok := strings.CutPrefix(k, Namespace)
-		if !ok {
-			continue
-		}
-		set, known := keys[name]
-		if !known {
-			errs = append(errs, fmt.Errorf("%w %q (known: %s)", ErrUnknownKey, k, strings.Join(Keys(), ", ")))
-			continue
-		}
-		if err := set(&c, v); err != nil {
-			errs = append(errs, fmt.Errorf("%w %s: %w", ErrBadValue, k, err))
+		if name, ok := strings.CutPrefix(k, Namespace); ok {
+			errs = append(errs, apply(&c, name, v, k)...)
 		}
 	}
 	return c, errs
 }
+
+// apply sets one key, named where for errors.
+func apply(c *Config, name, v, where string) []error {
+	set, known := keys[name]
+	if !known {
+		return []error{fmt.Errorf("%w %q (known: %s)", ErrUnknownKey, where, strings.Join(Keys(), ", "))}
+	}
+	if name == "age-recipient" || name == "debug" {
+		// Lists: a later source replaces an earlier one.
+		if name == "age-recipient" {
+			c.AgeRecipients = nil
+		} else {
+			c.Debug = nil
+		}
+	}
+	if err := set(c, v); err != nil {
+		return []error{fmt.Errorf("%w %s: %w", ErrBadValue, where, err)}
+	}
+	return nil
+}
+
+// FromCmdline applies the passeur.* keys of a kernel command line to the
+// default configuration. Keys outside the namespace are ignored; unknown
+// keys and bad values are returned as errors (one per key) and leave the
+// default in place, so the agent can report them and still come up.
+func FromCmdline(cmdline string) (Config, []error) { return Load(cmdline, nil) }
 
 // SplitCmdline splits a kernel command line into parameters the way the
 // kernel does: on spaces outside double quotes, with the quotes removed.

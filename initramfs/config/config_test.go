@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -53,5 +54,23 @@ func TestFromCmdlineErrors(t *testing.T) {
 		if c.Mode != ModeShell {
 			t.Errorf("FromCmdline(%q): a bad key must not stop the good ones: mode %q", tc.cmdline, c.Mode)
 		}
+	}
+}
+
+func TestLoadFileThenCmdline(t *testing.T) {
+	file := []byte(`{"mode": "backup", "age-recipient": "age1xyz", "unattended": true, "colour": "blue"}`)
+	c, errs := Load("quiet passeur.mode=recover", file)
+	if c.Mode != ModeRecover || !c.Unattended || len(c.AgeRecipients) != 1 || c.AgeRecipients[0] != "age1xyz" {
+		t.Errorf("config %+v", c)
+	}
+	if len(errs) != 1 || !errors.Is(errs[0], ErrUnknownKey) || !strings.Contains(errs[0].Error(), File+": colour") {
+		t.Errorf("errors %v", errs)
+	}
+	c, _ = Load("passeur.age-recipient=age1abc,age1def", file)
+	if len(c.AgeRecipients) != 2 || c.AgeRecipients[0] != "age1abc" {
+		t.Errorf("command line list does not replace the file's: %v", c.AgeRecipients)
+	}
+	if _, errs := Load("", []byte("{")); len(errs) != 1 || !errors.Is(errs[0], ErrBadValue) {
+		t.Errorf("bad JSON: %v", errs)
 	}
 }
