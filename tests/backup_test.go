@@ -357,4 +357,42 @@ func TestEncryptedRecoverBackup(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "files/etc/camrec/camrec.conf")); err == nil {
 		t.Error("plain configuration on the key of an encrypted backup")
 	}
+
+	// The technician puts the identity on the key and restores this
+	// backup, by name, over a damaged configuration.
+	const conf = "/etc/camrec/camrec.conf"
+	root, put := partition(t, a.System.Path, 1)
+	orig := statLine(debugfs(t, root, "stat "+conf))
+	script := filepath.Join(t.TempDir(), "damage")
+	os.WriteFile(script, []byte("sif "+conf+" mode 0100666\nsif "+conf+" uid 4242\n"), 0o644)
+	if out, err := exec.Command("debugfs", "-w", "-f", script, root).CombinedOutput(); err != nil {
+		t.Fatalf("debugfs: %v\n%s", err, out)
+	}
+	put()
+	if _, err := fixture.Run("", "mcopy", "-i", key.Path, idFile, "::/passeur/age-identities.txt"); err != nil {
+		t.Fatal(err)
+	}
+	before = hashes(t, a.Disks())
+	kept, _ := partition(t, a.System.Path, 2)
+	keptSum := fileSHA(t, kept)
+	run = rescue(t, append(a.Disks(), key), "passeur.mode=restore passeur.backup="+filepath.Base(dir))
+	if len(run.errors) > 0 || run.event("restore") == nil {
+		t.Fatalf("restore of the encrypted backup: %v", run.errors)
+	}
+	root, _ = partition(t, a.System.Path, 1)
+	if got := statLine(debugfs(t, root, "stat "+conf)); got != orig {
+		t.Errorf("restored %s:\n got %s\nwant %s", conf, got, orig)
+	}
+	if got := debugfs(t, root, "cat "+camrec.IndexV1File); got != string(indexOf(a.Segments)) {
+		t.Error("restored index differs from the original")
+	}
+	if kept, _ := partition(t, a.System.Path, 2); fileSHA(t, kept) != keptSum {
+		t.Error("restore wrote to the kept data partition of the system disk")
+	}
+	after := hashes(t, a.Disks())
+	for _, d := range []string{"CAMREC-DATA1", "CAMREC-DATA2"} {
+		if after[d] != before[d] {
+			t.Errorf("restore wrote to data disk %s", d)
+		}
+	}
 }

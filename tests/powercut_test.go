@@ -173,18 +173,23 @@ func TestBackupMediaFailures(t *testing.T) {
 	})
 
 	t.Run("full", func(t *testing.T) {
+		// A recorder with a 70 KiB index, and 48 KiB left on the key: the
+		// journal and the console log fit, the index does not.
+		big := v7(t, camrec.VariantA, camrec.Options{Seed: 16, SegmentsPerCamera: 400, SegmentSize: 4 << 10})
+		bigBefore := hashes(t, big.Disks())
 		key := makeKey(t, r, 64<<20, 32)
 		filler := filepath.Join(t.TempDir(), "filler.bin")
-		if err := fixture.Blank(filler, freeBytes(t, key.Path)-6<<10); err != nil {
+		if err := fixture.Blank(filler, freeBytes(t, key.Path)-48<<10); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := fixture.Run("", "mcopy", "-i", key.Path, filler, "::/filler.bin"); err != nil {
 			t.Fatal(err)
 		}
-		run := rescue(t, append(a.Disks(), key), "passeur.mode=backup passeur.debug=no-space-check")
-		if len(run.errors) != 1 || !strings.Contains(run.errors[0], backup.ErrMediaFull.Error()) {
-			t.Errorf("errors %v, want %q", run.errors, backup.ErrMediaFull)
+		run := rescue(t, append(big.Disks(), key), "passeur.mode=backup passeur.debug=no-space-check")
+		if len(run.errors) != 1 || !strings.Contains(run.errors[0], backup.ErrMediaFull.Error()) || !strings.Contains(run.errors[0], camrec.IndexV1File) {
+			t.Errorf("errors %v, want %q while the index is stored", run.errors, backup.ErrMediaFull)
 		}
+		sameHashes(t, "full key", bigBefore, hashes(t, big.Disks()))
 		t.Logf("full key: %v", run.errors)
 		noneComplete(t, key.Path)
 	})
