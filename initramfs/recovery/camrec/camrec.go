@@ -83,12 +83,7 @@ func (ix Indexer) Rebuild(vols []recovery.Volume) ([]recovery.File, recovery.Rep
 				rep.Rejected = append(rep.Rejected, recovery.Rejected{Path: full, Reason: "name: " + err.Error()})
 				return nil
 			}
-			info, err := d.Info()
-			if err != nil {
-				rep.Rejected = append(rep.Rejected, recovery.Rejected{Path: full, Reason: err.Error()})
-				return nil
-			}
-			cands = append(cands, candidate{vol: vi, rel: p, seg: format.Segment{Camera: cam, Start: t, Path: full, Size: info.Size()}})
+			cands = append(cands, candidate{vol: vi, rel: p, seg: format.Segment{Camera: cam, Start: t, Path: full}})
 			return nil
 		})
 		if err != nil {
@@ -123,8 +118,9 @@ func (ix Indexer) Rebuild(vols []recovery.Volume) ([]recovery.File, recovery.Rep
 	return []recovery.File{{Path: format.IndexV1File, Data: b.Bytes(), Mode: 0o644}}, rep, nil
 }
 
-// checkHeaders reads the first line of each candidate in parallel: a
-// segment's header names its camera and start, as its path does.
+// checkHeaders opens each candidate in parallel, takes its size and reads
+// its first line: a segment's header names its camera and start, as its
+// path does. (The walk itself reads folders only, as find does.)
 func (ix Indexer) checkHeaders(vols []recovery.Volume, cands []candidate) {
 	workers := ix.Workers
 	if workers <= 0 {
@@ -145,13 +141,18 @@ func (ix Indexer) checkHeaders(vols []recovery.Volume, cands []candidate) {
 					c.err = "unreadable: " + err.Error()
 					continue
 				}
+				info, serr := f.Stat()
 				n, err := io.ReadFull(f, buf[:len(want)])
 				f.Close()
 				switch {
+				case serr != nil:
+					c.err = "unreadable: " + serr.Error()
 				case err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF):
 					c.err = "unreadable: " + err.Error()
 				case string(buf[:n]) != want:
 					c.err = fmt.Sprintf("header %q does not name this segment", strings.TrimSpace(string(buf[:n])))
+				default:
+					c.seg.Size = info.Size()
 				}
 			}
 		}()
