@@ -1,0 +1,205 @@
+// Package fetch downloads release files over HTTP into a folder, resuming
+// an interrupted download with a Range request instead of starting over,
+// retrying a bounded number of times with growing pauses. It checks sizes
+// only: what a file is worth is decided by its signature and hashes, by
+// the caller, before anything acts on it.
+package fetch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/passeur/passeur/initramfs/atomicfile"
+)
+
+// Options tune File.
+type Options struct {
+	Client *http.Client // default: http.DefaultClient
+	// Attempts bounds the requests, first included (default 5); the pause
+	// before a retry doubles from Backoff (default 1 s).
+	Attempts int
+	Backoff  time.Duration
+	// Size, when known (from a signed manifest), is the file's size: a
+	// server saying otherwise is an error.
+	Size int64
+	// Progress, when set, is told the bytes on disk after each read.
+	Progress func(done int64)
+	// Log, when set, is told of each retry.
+	Log func(format string, a ...any)
+}
+
+// Result says how a download went.
+type Result struct {
+	Bytes    int64 `json:"bytes"`
+	Attempts int   `json:"attempts"`
+	Resumed  int   `json:"resumed"` // requests that continued a partial file
+}
+
+// Errors a caller may branch on.
+var (
+	ErrStatus = errors.New("HTTP server refused the file")
+	ErrSize   = errors.New("file size differs from the expected one")
+	ErrGaveUp = errors.New("download failed after every attempt")
+)
+
+// File downloads url to path. The bytes go to path+".part" first, kept
+// across attempts (and across runs: a later call resumes it); path appears,
+// renamed and synced, only once the whole file is there.
+func File(ctx context.Context, url, path string, o Options) (Result, error) {
+	if o.Client == nil {
+		o.Client = http.DefaultClient
+	}
+	if o.Attempts <= 0 {
+		o.Attempts = 5
+	}
+	if o.Backoff <= 0 {
+		o.Backoff = time.Second
+	}
+	part := path + ".part"
+	var r Result
+	var last error
+	pause := o.Backoff
+	for r.Attempts < o.Attempts {
+		if r.Attempts > 0 {
+			if o.Log != nil {
+				o.Log("fetch %s: %v; again in %s", url, last, pause)
+			}
+			select {
+			case <-ctx.Done():
+				return r, ctx.Err()
+			case <-time.After(pause):
+			}
+			pause *= 2
+		}
+		r.Attempts++
+		done, resumed, err := attempt(ctx, url, part, o)
+		r.Bytes = done
+		if resumed {
+			r.Resumed++
+		}
+		if err == nil {
+			if err := atomicfile.Rename(part, path); err != nil {
+				return r, err
+			}
+			return r, nil
+		}
+		if errors.Is(err, ErrStatus) || errors.Is(err, ErrSize) || ctx.Err() != nil {
+			return r, err
+		}
+		last = err
+	}
+	return r, fmt.Errorf("%w (%d): %s: %w", ErrGaveUp, r.Attempts, url, last)
+}
+
+// attempt makes one request, continuing part if it has bytes, and returns
+// the bytes part holds afterwards. nil means part is the whole file.
+func attempt(ctx context.Context, url, part string, o Options) (int64, bool, error) {
+	f, err := os.OpenFile(part, os.O_WRONLY|os.O_CREATE, 0o644)
+	if err != nil {
+		return 0, false, err
+	}
+	defer f.Close()
+	have, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		return 0, false, err
+	}
+	if o.Size > 0 && have == o.Size {
+		return have, false, nil
+	}
+	if o.Size > 0 && have > o.Size {
+		have = 0
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return have, false, err
+	}
+	if have > 0 {
+		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", have))
+	}
+	resp, err := o.Client.Do(req)
+	if err != nil {
+		return have, false, err
+	}
+	defer resp.Body.Close()
+	total := int64(-1)
+	resumed := false
+	switch {
+	case resp.StatusCode == http.StatusPartialContent && have > 0:
+		start, size, ok := contentRange(resp.Header.Get("Content-Range"))
+		if !ok || start != have {
+			return have, false, fmt.Errorf("%w: %s: Content-Range %q for bytes=%d-", ErrStatus, url, resp.Header.Get("Content-Range"), have)
+		}
+		total, resumed = size, true
+	case resp.StatusCode == http.StatusOK:
+		// A whole file: the server ignores ranges, or there was nothing.
+		have = 0
+		if err := f.Truncate(0); err != nil {
+			return 0, false, err
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return 0, false, err
+		}
+		total = resp.ContentLength
+	case resp.StatusCode == http.StatusRequestedRangeNotSatisfiable && have > 0:
+		// What we have may already be everything; the size check says.
+		total = have
+	default:
+		return have, false, fmt.Errorf("%w: %s: %s", ErrStatus, url, resp.Status)
+	}
+	if o.Size > 0 && total >= 0 && total != o.Size {
+		return have, resumed, fmt.Errorf("%w: %s is %d bytes, %d expected", ErrSize, url, total, o.Size)
+	}
+	buf := make([]byte, 1<<20)
+	for {
+		n, rerr := resp.Body.Read(buf)
+		if n > 0 {
+			if _, err := f.Write(buf[:n]); err != nil {
+				return have, resumed, err
+			}
+			have += int64(n)
+			if o.Progress != nil {
+				o.Progress(have)
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			f.Sync() // keep what came: the next attempt continues from it
+			return have, resumed, rerr
+		}
+	}
+	if err := f.Sync(); err != nil {
+		return have, resumed, err
+	}
+	if total >= 0 && have != total {
+		return have, resumed, fmt.Errorf("connection ended at %d of %d bytes", have, total)
+	}
+	return have, resumed, nil
+}
+
+// contentRange parses "bytes start-end/size".
+func contentRange(h string) (start, size int64, ok bool) {
+	rest, ok := strings.CutPrefix(h, "bytes ")
+	if !ok {
+		return 0, 0, false
+	}
+	rng, sz, ok := strings.Cut(rest, "/")
+	if !ok {
+		return 0, 0, false
+	}
+	s, _, ok := strings.Cut(rng, "-")
+	if !ok {
+		return 0, 0, false
+	}
+	start, err1 := strconv.ParseInt(s, 10, 64)
+	size, err2 := strconv.ParseInt(sz, 10, 64)
+	return start, size, err1 == nil && err2 == nil
+}
