@@ -50,6 +50,19 @@ func rescue(t *testing.T, disks []qemu.Disk, cmdline string) rescueRun {
 	return collect(vm)
 }
 
+// decode decodes the last event of type typ into v; the test fails if the
+// run emitted none.
+func (r rescueRun) decode(t *testing.T, typ string, v any) {
+	t.Helper()
+	ev := r.event(typ)
+	if ev == nil {
+		t.Fatalf("no %s event (errors: %v)", typ, r.errors)
+	}
+	if err := ev.Decode(v); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func collect(vm *qemu.VM) rescueRun {
 	var r rescueRun
 	r.events = vm.Events()
@@ -205,16 +218,12 @@ func TestBackupAndRestore(t *testing.T) {
 	if len(run.errors) > 0 {
 		t.Fatalf("errors: %v", run.errors)
 	}
-	ev := run.event("backup")
-	if ev == nil {
-		t.Fatal("no backup event")
-	}
 	var done struct {
 		Dir     string
 		Entries int
 		Bytes   int64
 	}
-	ev.Decode(&done)
+	run.decode(t, "backup", &done)
 	sameHashes(t, "backup", before, hashes(t, a.Disks()))
 	fsckClean(t, key.Path)
 
@@ -320,11 +329,7 @@ func TestEncryptedRecoverBackup(t *testing.T) {
 	}
 	sameHashes(t, "recover", before, hashes(t, a.Disks()))
 	var rep recovery.Report
-	if ev := run.event("recovery"); ev == nil {
-		t.Fatal("no recovery event")
-	} else {
-		ev.Decode(&rep)
-	}
+	run.decode(t, "recovery", &rep)
 	if rep.Existing != "equal" || rep.Segments != len(a.Segments) || rep.Cameras != 3 || rep.Volumes != 3 {
 		t.Errorf("recovery report %+v", rep)
 	}

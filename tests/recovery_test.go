@@ -32,11 +32,7 @@ func TestIndexRecoveredInBackup(t *testing.T) {
 			}
 			sameHashes(t, "backup with recovery", before, hashes(t, a.Disks()))
 			var rep recovery.Report
-			if ev := run.event("recovery"); ev == nil {
-				t.Fatal("no recovery event")
-			} else {
-				ev.Decode(&rep)
-			}
+			run.decode(t, "recovery", &rep)
 			wantExisting := "missing"
 			if damage != camrec.IndexMissing {
 				wantExisting = "corrupt: "

@@ -69,7 +69,7 @@ func (a *Agent) backup(disks []inventory.Disk) error {
 	if err != nil {
 		return err
 	}
-	r, err := a.open(s, "")
+	r, err := a.open(s)
 	if err != nil {
 		return err
 	}
@@ -121,10 +121,9 @@ func (a *Agent) backup(disks []inventory.Disk) error {
 	return a.Events.Emit("backup", ev)
 }
 
-// open mounts the media read-write and starts the run's journal, or takes
-// up this machine's unfinished one. With name set (restore), the journal
-// goes in that folder under its own name instead.
-func (a *Agent) open(s *session, name string) (*run, error) {
+// mountMedia reads what names this machine's runs (host, identity) and
+// mounts the media read-write.
+func (a *Agent) mountMedia(s *session) (*run, error) {
 	r := &run{s: s}
 	var err error
 	if r.root, err = s.reader.MountPoint(s.sys.Root, s.fsType(s.sys.Root)); err != nil {
@@ -152,10 +151,17 @@ func (a *Agent) open(s *session, name string) (*run, error) {
 		return nil, fmt.Errorf("mount the media %s read-write: %w", r.mediaDev, err)
 	}
 	r.media = mediaMount
-	hostDir := filepath.Join(r.media, backup.Root, r.host)
-	if name != "" {
-		return r, nil
+	return r, nil
+}
+
+// open mounts the media and takes up this machine's unfinished run, or
+// starts a new one in a new folder.
+func (a *Agent) open(s *session) (*run, error) {
+	r, err := a.mountMedia(s)
+	if err != nil {
+		return nil, err
 	}
+	hostDir := filepath.Join(r.media, backup.Root, r.host)
 	if r.dir, err = journal.FindUnfinished(hostDir, r.machine); err != nil {
 		return r, backup.Media(err)
 	}
@@ -168,19 +174,22 @@ func (a *Agent) open(s *session, name string) (*run, error) {
 		for i := 2; exists(r.dir); i++ {
 			r.dir = filepath.Join(hostDir, fmt.Sprintf("%s-%d", stamp, i))
 		}
-		r.j, err = journal.Create(filepath.Join(r.dir, journal.File), journal.Header{
-			Mode: string(a.Config.Mode), Machine: r.machine, Host: r.host, Release: s.m.Product + " " + s.m.Version.String()})
+		r.j, err = journal.Create(filepath.Join(r.dir, journal.File), r.header(string(a.Config.Mode)))
 	}
 	if err != nil {
 		return r, a.mediaErr(r, err)
 	}
-	a.journalEvents(r)
-	r.j.Emit(r.j.Records[len(r.j.Records)-1]) // the run's header, or its taking up
-	return r, a.mediaErr(r, a.runLog.SaveTo(filepath.Join(r.dir, "console.log")))
+	return r, a.attach(r, "console.log")
 }
 
-// journalEvents turns the run's journal records into events.
-func (a *Agent) journalEvents(r *run) {
+func (r *run) header(mode string) journal.Header {
+	return journal.Header{Mode: mode, Machine: r.machine, Host: r.host, Release: r.s.m.Product + " " + r.s.m.Version.String()}
+}
+
+// attach turns the run's journal records into events, starting with its
+// latest (the header, or the taking up), and saves the console log, from
+// boot on, in the run's folder.
+func (a *Agent) attach(r *run, logName string) error {
 	name, _ := filepath.Rel(r.media, r.dir)
 	r.j.Emit = func(rec journal.Record) {
 		if rec.State == "note" {
@@ -188,6 +197,8 @@ func (a *Agent) journalEvents(r *run) {
 		}
 		a.Events.Emit("journal", journalEvent{Run: name, Record: rec})
 	}
+	r.j.Emit(r.j.Records[len(r.j.Records)-1])
+	return a.mediaErr(r, a.runLog.SaveTo(filepath.Join(r.dir, logName)))
 }
 
 func exists(p string) bool { _, err := os.Lstat(p); return err == nil }
@@ -218,7 +229,7 @@ func (a *Agent) mediaErr(r *run, err error) error {
 		return nil
 	}
 	err = backup.Media(err)
-	if errors.Is(err, backup.ErrMediaIO) || errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EIO) {
+	if errors.Is(err, backup.ErrMediaIO) || errors.Is(err, unix.ENOENT) {
 		name := filepath.Base(r.mediaDev)
 		if !exists("/sys/class/block/" + name) {
 			return fmt.Errorf("%w: %s was removed: %w", backup.ErrMediaIO, r.mediaDev, err)
@@ -367,7 +378,7 @@ func (a *Agent) restore(disks []inventory.Disk) error {
 	if err != nil {
 		return err
 	}
-	r, err := a.open(s, "restore")
+	r, err := a.mountMedia(s)
 	if err != nil {
 		return err
 	}
@@ -382,13 +393,11 @@ func (a *Agent) restore(disks []inventory.Disk) error {
 	}
 	r.dir = b.Dir
 	stamp := backup.Stamp(time.Now())
-	if r.j, err = journal.Create(filepath.Join(r.dir, "restore-"+stamp+".jsonl"), journal.Header{
-		Mode: "restore", Machine: r.machine, Host: r.host, Release: s.m.Product + " " + s.m.Version.String()}); err != nil {
+	if r.j, err = journal.Create(filepath.Join(r.dir, "restore-"+stamp+".jsonl"), r.header("restore")); err != nil {
 		return a.mediaErr(r, err)
 	}
-	a.journalEvents(r)
-	if err := a.runLog.SaveTo(filepath.Join(r.dir, "restore-"+stamp+".log")); err != nil {
-		return a.mediaErr(r, err)
+	if err := a.attach(r, "restore-"+stamp+".log"); err != nil {
+		return err
 	}
 	ids, err := identities(r.media)
 	if err != nil {

@@ -31,13 +31,12 @@ type rolesEvent struct {
 // establishes, reading only: the media and its release, every disk's role,
 // the preflight checks and the plan.
 type session struct {
-	reader  *roles.MountReader
-	disks   []inventory.Disk
-	release *media.Release
-	m       *release.Manifest
-	roles   *roles.Result
-	sys     *roles.Assignment // nil when no installed product was found
-	plan    *plan.Plan
+	reader *roles.MountReader
+	disks  []inventory.Disk
+	m      *release.Manifest
+	roles  *roles.Result
+	sys    *roles.Assignment // nil when no installed product was found
+	plan   *plan.Plan
 }
 
 // ErrNoSystem is returned by the modes that need an installed system when
@@ -48,9 +47,7 @@ var ErrNoSystem = errors.New("no installed system of the release's product")
 // role, checks and prints the plan, reading everything read-only.
 func (a *Agent) plan(disks []inventory.Disk) error {
 	s, err := a.prepare(disks)
-	if s != nil {
-		defer s.close(a)
-	}
+	defer s.close(a)
 	if errors.Is(err, ErrNoSystem) {
 		a.Log.Printf("%v: nothing to migrate (a fresh install is passeur.mode=install)", err)
 		return nil
@@ -76,8 +73,8 @@ func (s *session) fsType(dev string) string {
 	return ""
 }
 
-// prepare establishes the session. The session is returned, to be closed,
-// whenever its reader mounted something, even with an error.
+// prepare establishes the session. The session is always returned, to be
+// closed (its reader may have mounted something), even with an error.
 func (a *Agent) prepare(disks []inventory.Disk) (*session, error) {
 	s := &session{reader: &roles.MountReader{Dir: "/run/passeur/mnt"}, disks: disks}
 	trusted, err := media.LoadTrusted("/" + media.TrustedDir)
@@ -101,7 +98,7 @@ func (a *Agent) prepare(disks []inventory.Disk) (*session, error) {
 		return s, err
 	}
 	a.Log.Printf("release %s %s from %s", rel.Manifest.Product, rel.Manifest.Version, rel.Dir)
-	s.release, s.m = rel, rel.Manifest
+	s.m = rel.Manifest
 	var ask roles.Asker = roles.Unattended{}
 	if !a.Config.Unattended {
 		ask = roles.NewConsole(os.Stdin, a.Console)
@@ -147,13 +144,9 @@ func (s *session) mediaDevice() (string, error) {
 	if a == nil {
 		return "", roles.ErrNoMedia
 	}
-	for _, p := range a.Disk.Partitions {
-		if p.FS != nil && p.FS.Type == "vfat" {
-			return p.Path, nil
-		}
+	dev, fs := a.MediaFS()
+	if fs == nil || fs.Type != "vfat" {
+		return "", fmt.Errorf("%w: %s has no FAT filesystem", roles.ErrNoMedia, a.Disk.Path)
 	}
-	if a.Disk.FS != nil && a.Disk.FS.Type == "vfat" {
-		return a.Disk.Path, nil
-	}
-	return "", fmt.Errorf("%w: %s has no FAT filesystem", roles.ErrNoMedia, a.Disk.Path)
+	return dev, nil
 }

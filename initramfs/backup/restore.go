@@ -137,7 +137,7 @@ func readEntry(dir string, e Entry, encrypted bool, ids []age.Identity, w io.Wri
 	for _, p := range e.Pieces {
 		f, err := os.Open(filepath.Join(dir, filepath.FromSlash(p.Name)))
 		if err != nil {
-			return media(err)
+			return Media(err)
 		}
 		defer f.Close()
 		readers = append(readers, f)

@@ -47,7 +47,7 @@ func Verify(dir string, drop func() error) error {
 		case errors.Is(err, fs.ErrNotExist):
 			bad = append(bad, n+" (missing)")
 		case err != nil:
-			return media(fmt.Errorf("backup: read back %s: %w", n, err))
+			return Media(fmt.Errorf("backup: read back %s: %w", n, err))
 		case got != sums[n]:
 			bad = append(bad, n+" (sha256 differs)")
 		}
@@ -75,7 +75,7 @@ func Verify(dir string, drop func() error) error {
 			}
 			n, err := copyFile(h, filepath.Join(dir, filepath.FromSlash(p.Name)))
 			if err != nil {
-				return media(err)
+				return Media(err)
 			}
 			size += n
 		}
@@ -94,10 +94,10 @@ func Verify(dir string, drop func() error) error {
 func MarkComplete(dir string) error {
 	data, err := os.ReadFile(filepath.Join(dir, SumsFile))
 	if err != nil {
-		return media(err)
+		return Media(err)
 	}
 	line := fmt.Sprintf("complete %x %s\n", sha256.Sum256(data), SumsFile)
-	return media(atomicfile.WriteFile(filepath.Join(dir, CompleteFile), []byte(line), 0o644))
+	return Media(atomicfile.WriteFile(filepath.Join(dir, CompleteFile), []byte(line), 0o644))
 }
 
 // IsComplete reports whether dir holds a backup marked complete whose
@@ -121,7 +121,7 @@ func readSums(dir string) (map[string]string, error) {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("%w: %s has no %s", ErrIncomplete, dir, SumsFile)
 		}
-		return nil, media(err)
+		return nil, Media(err)
 	}
 	defer f.Close()
 	sums := map[string]string{}
@@ -133,7 +133,7 @@ func readSums(dir string) (map[string]string, error) {
 		}
 		sums[name] = sum
 	}
-	return sums, media(sc.Err())
+	return sums, Media(sc.Err())
 }
 
 // readManifest reads the manifest of the backup in dir, decrypting it with
@@ -157,7 +157,7 @@ func readManifest(dir string, ids []age.Identity) (m *Manifest, encrypted bool, 
 			return nil, true, fmt.Errorf("%w: manifest: %w", ErrCorrupt, err)
 		}
 	} else if err != nil {
-		return nil, false, media(err)
+		return nil, false, Media(err)
 	}
 	m = &Manifest{}
 	if err := json.Unmarshal(data, m); err != nil {
@@ -200,7 +200,7 @@ func List(mediaRoot, host string) ([]Info, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, media(err)
+		return nil, Media(err)
 	}
 	var out []Info
 	for _, e := range ents {

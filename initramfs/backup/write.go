@@ -140,7 +140,7 @@ func Write(dir string, m Manifest, items []Item, o Options) (*Manifest, error) {
 		o.Progress.Start(total)
 	}
 	if err := atomicfile.MkdirAll(dir, 0o755); err != nil {
-		return nil, media(err)
+		return nil, Media(err)
 	}
 	removeTemporary(dir)
 	b := &batch{dir: dir, stored: o.Stored}
@@ -161,11 +161,11 @@ func Write(dir string, m Manifest, items []Item, o Options) (*Manifest, error) {
 		}
 		m.Entries = append(m.Entries, e)
 		if err := b.add(e, fresh); err != nil {
-			return nil, media(err)
+			return nil, Media(err)
 		}
 	}
 	if err := b.flush(); err != nil {
-		return nil, media(err)
+		return nil, Media(err)
 	}
 	o.Progress.Finish()
 	mdata, err := json.MarshalIndent(m, "", "  ")
@@ -181,7 +181,7 @@ func Write(dir string, m Manifest, items []Item, o Options) (*Manifest, error) {
 		mname += ".age"
 	}
 	if err := atomicfile.WriteFile(filepath.Join(dir, mname), mdata, 0o644); err != nil {
-		return nil, media(err)
+		return nil, Media(err)
 	}
 	var sums bytes.Buffer
 	for _, e := range m.Entries {
@@ -191,7 +191,7 @@ func Write(dir string, m Manifest, items []Item, o Options) (*Manifest, error) {
 	}
 	fmt.Fprintf(&sums, "%x  %s\n", sha256.Sum256(mdata), mname)
 	if err := atomicfile.WriteFile(filepath.Join(dir, SumsFile), sums.Bytes(), 0o644); err != nil {
-		return nil, media(err)
+		return nil, Media(err)
 	}
 	return &m, nil
 }
@@ -285,7 +285,7 @@ func store(dir string, it Item, recipients []age.Recipient, o Options) (Entry, e
 			content.Write(buf[:k])
 			if _, err := sink.Write(buf[:k]); err != nil {
 				pw.abort()
-				return e, fmt.Errorf("backup: %s: %w", e.Path, media(err))
+				return e, fmt.Errorf("backup: %s: %w", e.Path, Media(err))
 			}
 			n += int64(k)
 			o.Progress.Add(int64(k))
@@ -300,10 +300,10 @@ func store(dir string, it Item, recipients []age.Recipient, o Options) (Entry, e
 	}
 	if err := sink.Close(); err != nil {
 		pw.abort()
-		return e, fmt.Errorf("backup: %s: %w", e.Path, media(err))
+		return e, fmt.Errorf("backup: %s: %w", e.Path, Media(err))
 	}
 	if err := pw.close(); err != nil {
-		return e, fmt.Errorf("backup: %s: %w", e.Path, media(err))
+		return e, fmt.Errorf("backup: %s: %w", e.Path, Media(err))
 	}
 	if n != e.Size {
 		return e, fmt.Errorf("%w: %s was %d bytes, %d read", ErrSourceChanged, e.Path, e.Size, n)
@@ -500,8 +500,9 @@ func hashFile(p string) (string, int64, error) {
 	return hex.EncodeToString(h.Sum(nil)), n, err
 }
 
-// media names the failures of the install media.
-func media(err error) error {
+// Media names err as a failure of the install media (full, read-only,
+// failing) when it is one, and returns other errors as they are.
+func Media(err error) error {
 	switch {
 	case err == nil:
 		return nil
@@ -516,9 +517,6 @@ func media(err error) error {
 	}
 	return err
 }
-
-// Media names err as a failure of the install media when it is one.
-func Media(err error) error { return media(err) }
 
 // sortEntries orders entries for restore: folders before what they hold.
 func sortEntries(es []Entry) {

@@ -188,13 +188,24 @@ func Load(cmdline string, file []byte) (Config, []error) {
 			errs = append(errs, apply(&c, strings.TrimPrefix(k, Namespace), fmt.Sprint(v), File+": "+k)...)
 		}
 	}
+	reset := map[string]bool{}
 	for _, p := range SplitCmdline(cmdline) {
 		k, v, _ := strings.Cut(p, "=")
 		if name, ok := strings.CutPrefix(k, Namespace); ok {
+			if clear, list := lists[name]; list && !reset[name] {
+				clear(&c) // the command line's list replaces the file's
+				reset[name] = true
+			}
 			errs = append(errs, apply(&c, name, v, k)...)
 		}
 	}
 	return c, errs
+}
+
+// lists are the keys whose values add up within one source.
+var lists = map[string]func(*Config){
+	"age-recipient": func(c *Config) { c.AgeRecipients = nil },
+	"debug":         func(c *Config) { c.Debug = nil },
 }
 
 // apply sets one key, named where for errors.
@@ -202,14 +213,6 @@ func apply(c *Config, name, v, where string) []error {
 	set, known := keys[name]
 	if !known {
 		return []error{fmt.Errorf("%w %q (known: %s)", ErrUnknownKey, where, strings.Join(Keys(), ", "))}
-	}
-	if name == "age-recipient" || name == "debug" {
-		// Lists: a later source replaces an earlier one.
-		if name == "age-recipient" {
-			c.AgeRecipients = nil
-		} else {
-			c.Debug = nil
-		}
 	}
 	if err := set(c, v); err != nil {
 		return []error{fmt.Errorf("%w %s: %w", ErrBadValue, where, err)}

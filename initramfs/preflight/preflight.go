@@ -147,12 +147,7 @@ func checkMedia(r *roles.Result) (string, error) {
 	if a.Disk.ReadOnly {
 		return "", fmt.Errorf("%s is read-only (write-protected?): the backup cannot be written", a.Disk.Path)
 	}
-	fs, dev := a.Disk.FS, a.Disk.Path
-	for _, p := range a.Disk.Partitions {
-		if p.FS != nil && p.FS.Type == "vfat" {
-			fs, dev = p.FS, p.Path
-		}
-	}
+	dev, fs := a.MediaFS()
 	if fs == nil || fs.Version != "FAT32" {
 		v := "no FAT"
 		if fs != nil {

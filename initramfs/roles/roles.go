@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io/fs"
 
+	"github.com/passeur/passeur/initramfs/fsprobe"
 	"github.com/passeur/passeur/initramfs/inventory"
 )
 
@@ -85,4 +86,16 @@ func Identity(d inventory.Disk) string {
 		id += fmt.Sprintf(", %s %s", d.Table.Type, d.Table.ID)
 	}
 	return id
+}
+
+// MediaFS returns the device and filesystem of the install media's FAT: its
+// first vfat partition, else the whole disk's filesystem (which may be nil
+// or not FAT: the caller checks).
+func (a *Assignment) MediaFS() (string, *fsprobe.FS) {
+	for _, p := range a.Disk.Partitions {
+		if p.FS != nil && p.FS.Type == "vfat" {
+			return p.Path, p.FS
+		}
+	}
+	return a.Disk.Path, a.Disk.FS
 }
