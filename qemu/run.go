@@ -157,6 +157,24 @@ func (vm *VM) WaitEvent(typ string, timeout time.Duration) (event.Event, error) 
 	return got, err
 }
 
+// WaitAny waits until an event of one of the types has been seen (since
+// the VM started) and returns its type.
+func (vm *VM) WaitAny(timeout time.Duration, types ...string) (string, error) {
+	var got string
+	err := vm.wait(timeout, fmt.Sprintf("one of the events %v", types), func() (bool, error) {
+		for _, ev := range vm.events {
+			for _, typ := range types {
+				if ev.Type == typ {
+					got = typ
+					return true, nil
+				}
+			}
+		}
+		return false, nil
+	})
+	return got, err
+}
+
 // Events returns every event seen so far.
 func (vm *VM) Events() []event.Event {
 	vm.mu.Lock()

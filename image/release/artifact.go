@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 
 	"github.com/klauspost/compress/zstd"
@@ -47,6 +49,20 @@ func (a Artifact) Verify(dir string) error {
 	}
 	defer rc.Close()
 	_, err = io.Copy(io.Discard, rc)
+	return err
+}
+
+// VerifyStored checks the artifact as stored in dir of fsys, size and
+// SHA-256, without decompressing it: cheap enough to run on every
+// artifact before anything is written anywhere.
+func (a Artifact) VerifyStored(fsys fs.FS, dir string) error {
+	f, err := fsys.Open(path.Join(dir, a.File))
+	if err != nil {
+		return fmt.Errorf("artifact %s: %w", a.Name, err)
+	}
+	defer f.Close()
+	c := &checked{r: f, h: sha256.New(), size: a.StoredSize, sum: a.StoredSHA256, what: "artifact " + a.Name + " as stored"}
+	_, err = io.Copy(io.Discard, c)
 	return err
 }
 

@@ -28,6 +28,13 @@ func TestArtifactVerify(t *testing.T) {
 	if err := a.Verify(dir); err != nil {
 		t.Fatalf("intact artifact: %v", err)
 	}
+	if err := a.VerifyStored(os.DirFS(dir), "."); err != nil {
+		t.Fatalf("intact artifact as stored: %v", err)
+	}
+	os.WriteFile(filepath.Join(dir, "short"), []byte{1}, 0o644)
+	if short := (Artifact{Name: "root", File: "short", StoredSize: a.StoredSize, StoredSHA256: a.StoredSHA256}); !errors.Is(short.VerifyStored(os.DirFS(dir), "."), ErrArtifactMismatch) {
+		t.Error("truncated artifact passes VerifyStored")
+	}
 	stored, _ := os.ReadFile(filepath.Join(dir, a.File))
 	for _, off := range []int{0, len(stored) / 2, len(stored) - 1} {
 		bad := bytes.Clone(stored)
@@ -35,6 +42,9 @@ func TestArtifactVerify(t *testing.T) {
 		os.WriteFile(filepath.Join(dir, a.File), bad, 0o644)
 		if err := a.Verify(dir); !errors.Is(err, ErrArtifactMismatch) {
 			t.Errorf("byte %d of %d flipped: Verify = %v, want ErrArtifactMismatch", off, len(stored), err)
+		}
+		if err := a.VerifyStored(os.DirFS(dir), "."); !errors.Is(err, ErrArtifactMismatch) {
+			t.Errorf("byte %d of %d flipped: VerifyStored = %v, want ErrArtifactMismatch", off, len(stored), err)
 		}
 	}
 	os.WriteFile(filepath.Join(dir, a.File), append(bytes.Clone(stored), 0), 0o644)

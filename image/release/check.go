@@ -48,7 +48,19 @@ func (m *Manifest) Check() error {
 		}
 		arts[a.Name] = a
 	}
-	return m.Layout.check(arts)
+	if err := m.Layout.check(arts); err != nil {
+		return err
+	}
+	if m.State != "" {
+		ok := false
+		for _, p := range m.Layout.Partitions {
+			ok = ok || p.Name == m.State && p.Role == RoleEmpty
+		}
+		if !ok {
+			return fmt.Errorf("%w: state %q is not an empty partition of the layout", ErrLayout, m.State)
+		}
+	}
+	return nil
 }
 
 var hexSHA256 = regexp.MustCompile(`^[0-9a-f]{64}$`)

@@ -38,6 +38,11 @@ type Manifest struct {
 	Index  []string `json:"index,omitempty"`
 	// DataVolumes says which volumes of the old system hold its data.
 	DataVolumes DataVolumes `json:"data_volumes"`
+	// State names the layout partition (role empty) where passeur leaves
+	// what the new system takes over on its first boot: etc/fstab with the
+	// reattached data volumes, and restore/ with the backed-up paths
+	// (restore/etc/…). Absent: nothing is handed over.
+	State string `json:"state,omitempty"`
 	// MinMediaFree is the least free space, in bytes, the install media
 	// must have (backup and release included); preflight may ask for more.
 	MinMediaFree int64 `json:"min_media_free"`
@@ -86,6 +91,9 @@ var (
 	ErrLayout          = errors.New("invalid layout")
 	ErrTooLarge        = errors.New("layout larger than disk")
 )
+
+// StatePartition is the name of the state partition, or "".
+func (m *Manifest) StatePartition() string { return m.State }
 
 // Parse reads and checks a manifest. Unknown fields are errors: a manifest
 // from a newer format must not be half understood.

@@ -74,41 +74,9 @@ func (a *Agent) backup(disks []inventory.Disk) error {
 		return err
 	}
 	defer a.closeRun(r)
-	resumed := len(r.j.Records) > 1
-	ev := backupEvent{Host: r.host, Encrypted: len(a.Config.AgeRecipients) > 0, Resumed: resumed}
-	ev.Dir, _ = filepath.Rel(r.media, r.dir)
-
-	var rebuilt []recovery.File
-	damaged := false
-	if _, done := r.j.Done("backup"); !done {
-		rep, files, bad, err := a.checkIndex(r)
-		if err != nil {
-			return err
-		}
-		ev.Recovery, rebuilt, damaged = rep, files, bad
-	}
-	if _, err := r.j.Step("backup", func() (any, error) { return a.storeBackup(r, rebuilt, damaged) }); err != nil {
-		return a.mediaErr(r, err)
-	}
-	if _, err := r.j.Step("verify", func() (any, error) {
-		unix.Sync()
-		if err := backup.Verify(r.dir, dropCaches); err != nil {
-			return nil, err
-		}
-		sums, err := os.ReadFile(filepath.Join(r.dir, backup.SumsFile))
-		return map[string]any{"files": bytes.Count(sums, []byte("\n")), "sha256sums": fmt.Sprintf("%x", sha256.Sum256(sums))}, err
-	}); err != nil {
-		return a.mediaErr(r, err)
-	}
-	if _, err := r.j.Step("complete", func() (any, error) { return nil, backup.MarkComplete(r.dir) }); err != nil {
-		return a.mediaErr(r, err)
-	}
-	m, err := backup.Load(r.dir, nil)
-	if err == nil {
-		ev.Entries = len(m.Entries)
-		for _, e := range m.Entries {
-			ev.Bytes += e.Size
-		}
+	ev, err := a.backupSteps(r)
+	if err != nil {
+		return err
 	}
 	if err := r.j.Finish(map[string]string{"outcome": "backup complete", "backup": ev.Dir}); err != nil {
 		return a.mediaErr(r, err)
@@ -119,6 +87,49 @@ func (a *Agent) backup(disks []inventory.Disk) error {
 		return a.mediaErr(r, err)
 	}
 	return a.Events.Emit("backup", ev)
+}
+
+// backupSteps backs up, verifies and marks complete the run's backup,
+// skipping what its journal has done: the first steps of a backup run and
+// of a migration.
+func (a *Agent) backupSteps(r *run) (backupEvent, error) {
+	resumed := r.j.Resumed()
+	ev := backupEvent{Host: r.host, Encrypted: len(a.Config.AgeRecipients) > 0, Resumed: resumed}
+	ev.Dir, _ = filepath.Rel(r.media, r.dir)
+
+	var rebuilt []recovery.File
+	damaged := false
+	if _, done := r.j.Done("backup"); !done {
+		rep, files, bad, err := a.checkIndex(r)
+		if err != nil {
+			return ev, err
+		}
+		ev.Recovery, rebuilt, damaged = rep, files, bad
+	}
+	if _, err := r.j.Step("backup", func() (any, error) { return a.storeBackup(r, rebuilt, damaged) }); err != nil {
+		return ev, a.mediaErr(r, err)
+	}
+	if _, err := r.j.Step("verify", func() (any, error) {
+		unix.Sync()
+		if err := backup.Verify(r.dir, dropCaches); err != nil {
+			return nil, err
+		}
+		sums, err := os.ReadFile(filepath.Join(r.dir, backup.SumsFile))
+		return map[string]any{"files": bytes.Count(sums, []byte("\n")), "sha256sums": fmt.Sprintf("%x", sha256.Sum256(sums))}, err
+	}); err != nil {
+		return ev, a.mediaErr(r, err)
+	}
+	if _, err := r.j.Step("complete", func() (any, error) { return nil, backup.MarkComplete(r.dir) }); err != nil {
+		return ev, a.mediaErr(r, err)
+	}
+	m, err := backup.Load(r.dir, nil)
+	if err == nil {
+		ev.Entries = len(m.Entries)
+		for _, e := range m.Entries {
+			ev.Bytes += e.Size
+		}
+	}
+	return ev, nil
 }
 
 // mountMedia reads what names this machine's runs (host, identity) and
@@ -141,17 +152,22 @@ func (a *Agent) mountMedia(s *session) (*run, error) {
 	if err := s.reader.Release(r.mediaDev); err != nil {
 		return nil, err
 	}
+	return r, a.mountMediaDev(r)
+}
+
+// mountMediaDev mounts the media's filesystem r.mediaDev read-write.
+func (a *Agent) mountMediaDev(r *run) error {
 	if err := os.MkdirAll(mediaMount, 0o755); err != nil {
-		return nil, err
+		return err
 	}
 	if err := unix.Mount(r.mediaDev, mediaMount, "vfat", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
 		if errors.Is(err, unix.EROFS) || errors.Is(err, unix.EACCES) {
-			return nil, fmt.Errorf("%w: mount %s read-write: %w", backup.ErrMediaReadOnly, r.mediaDev, err)
+			return fmt.Errorf("%w: mount %s read-write: %w", backup.ErrMediaReadOnly, r.mediaDev, err)
 		}
-		return nil, fmt.Errorf("mount the media %s read-write: %w", r.mediaDev, err)
+		return fmt.Errorf("mount the media %s read-write: %w", r.mediaDev, err)
 	}
 	r.media = mediaMount
-	return r, nil
+	return nil
 }
 
 // open mounts the media and takes up this machine's unfinished run, or
@@ -162,7 +178,7 @@ func (a *Agent) open(s *session) (*run, error) {
 		return nil, err
 	}
 	hostDir := filepath.Join(r.media, backup.Root, r.host)
-	if r.dir, err = journal.FindUnfinished(hostDir, r.machine); err != nil {
+	if r.dir, err = journal.FindUnfinished(hostDir, string(a.Config.Mode), r.machine); err != nil {
 		return r, backup.Media(err)
 	}
 	if r.dir != "" {

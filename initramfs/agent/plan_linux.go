@@ -3,6 +3,7 @@ package agent
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"slices"
 
@@ -37,6 +38,8 @@ type session struct {
 	roles  *roles.Result
 	sys    *roles.Assignment // nil when no installed product was found
 	plan   *plan.Plan
+	rel    *media.Release // the release chosen on the media
+	ext    []release.Extent
 }
 
 // ErrNoSystem is returned by the modes that need an installed system when
@@ -97,6 +100,7 @@ func (a *Agent) prepare(disks []inventory.Disk) (*session, error) {
 	if err != nil {
 		return s, err
 	}
+	s.rel = rel
 	a.Log.Printf("release %s %s from %s", rel.Manifest.Product, rel.Manifest.Version, rel.Dir)
 	s.m = rel.Manifest
 	var ask roles.Asker = roles.Unattended{}
@@ -130,12 +134,21 @@ func (a *Agent) prepare(disks []inventory.Disk) (*session, error) {
 		}
 		a.Log.Printf("passeur.debug=no-space-check: going on although %v", err)
 	}
-	ext, err := preflight.Layout(s.m, s.sys)
-	if err != nil {
+	if s.ext, err = preflight.Layout(s.m, s.sys); err != nil {
 		return s, err
 	}
-	s.plan = plan.Make(s.m, s.roles, ext)
+	s.plan = plan.Make(s.m, s.roles, s.ext)
 	return s, nil
+}
+
+// mediaFiles reads the media's files, read-only (preflight may have
+// unmounted what the session read before).
+func (s *session) mediaFiles() (fs.FS, error) {
+	dev, err := s.mediaDevice()
+	if err != nil {
+		return nil, err
+	}
+	return s.reader.Files(dev, "vfat")
 }
 
 // mediaDevice is the device of the install media's FAT filesystem.

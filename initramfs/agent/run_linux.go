@@ -133,6 +133,10 @@ func (a *Agent) run() error {
 		if err := a.restore(disks); err != nil {
 			a.Fail("restore", err)
 		}
+	case config.ModeMigrate:
+		if err := a.migrate(disks); err != nil {
+			a.Fail("migrate", err)
+		}
 	}
 	return a.follow()
 }

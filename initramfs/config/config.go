@@ -26,9 +26,11 @@ const (
 	ModeBackup   Mode = "backup"   // back up the configuration and index to the install media, verified
 	ModeRecover  Mode = "recover"  // rebuild the index from the recordings, then back up with it
 	ModeRestore  Mode = "restore"  // put a verified backup back into the installed system
+	ModeMigrate  Mode = "migrate"  // back up, write the release, reattach, restore, boot the new system
+	ModeInstall  Mode = "install"  // write the release on a blank system disk and boot it
 )
 
-var modes = []Mode{ModeWait, ModeShell, ModePoweroff, ModePlan, ModeBackup, ModeRecover, ModeRestore}
+var modes = []Mode{ModeWait, ModeShell, ModePoweroff, ModePlan, ModeBackup, ModeRecover, ModeRestore, ModeMigrate, ModeInstall}
 
 // debugs are the known passeur.debug= outputs.
 var debugs = []string{
@@ -51,6 +53,24 @@ type Config struct {
 	// Backup is passeur.backup=: the backup to restore, by its folder name
 	// (its UTC stamp); the default is the newest complete one of the host.
 	Backup string
+	// Restore is passeur.restore=: yes (the default) puts the backed-up
+	// configuration and index into the new system's state partition; no
+	// starts the new system fresh (the backup stays on the media).
+	Restore bool
+	// ReadBack is passeur.verify=readback: every written partition image
+	// is read back from the disk and hashed again.
+	ReadBack bool
+	// Repo is passeur.repo=: the URL of an HTTP release repository, used
+	// when the media holds no release (or Release names one it lacks).
+	Repo string
+	// Release is passeur.release=: a version (8.0.0) or a tag (stable) of
+	// the repository; the default is the media's newest release, else the
+	// repository's "stable" tag.
+	Release string
+	// FormatData is passeur.format-data=: serials (or WWIDs) of blank
+	// disks an install makes data disks of (one ext4 each); nothing else
+	// is ever formatted.
+	FormatData []string
 	// Unattended is passeur.unattended=yes: no question is ever asked;
 	// where one would be, the run stops with the named refusal.
 	Unattended bool
@@ -67,7 +87,7 @@ type Config struct {
 
 // Default is the configuration when the command line says nothing.
 func Default() Config {
-	return Config{Mode: ModeWait, Net: "off", Control: "vsock", SettleMillis: 1500}
+	return Config{Mode: ModeWait, Net: "off", Control: "vsock", SettleMillis: 1500, Restore: true}
 }
 
 // Errors a caller may branch on; every returned error wraps one of them.
@@ -111,16 +131,47 @@ var keys = map[string]func(*Config, string) error{
 		c.Backup = v
 		return nil
 	},
-	"unattended": func(c *Config, v string) error {
+	"restore": func(c *Config, v string) (err error) {
+		c.Restore, err = yesNo(v)
+		return err
+	},
+	"verify": func(c *Config, v string) error {
 		switch v {
-		case "yes", "1", "true":
-			c.Unattended = true
-		case "no", "0", "false":
-			c.Unattended = false
+		case "readback":
+			c.ReadBack = true
+		case "stream":
+			c.ReadBack = false
 		default:
-			return fmt.Errorf("%q is not yes or no", v)
+			return fmt.Errorf("%q is not stream or readback", v)
 		}
 		return nil
+	},
+	"repo": func(c *Config, v string) error {
+		if !strings.HasPrefix(v, "http://") && !strings.HasPrefix(v, "https://") {
+			return fmt.Errorf("%q is not an http:// or https:// URL", v)
+		}
+		c.Repo = strings.TrimSuffix(v, "/")
+		return nil
+	},
+	"release": func(c *Config, v string) error {
+		if v == "" || strings.ContainsAny(v, "/\\ ") {
+			return fmt.Errorf("%q is not a version or a tag", v)
+		}
+		c.Release = v
+		return nil
+	},
+	"format-data": func(c *Config, v string) error {
+		for _, d := range strings.Split(v, ",") {
+			if d == "" {
+				return fmt.Errorf("%q: empty disk identity", v)
+			}
+			c.FormatData = append(c.FormatData, d)
+		}
+		return nil
+	},
+	"unattended": func(c *Config, v string) (err error) {
+		c.Unattended, err = yesNo(v)
+		return err
 	},
 	"control": func(c *Config, v string) error {
 		if v != "vsock" && v != "off" {
@@ -206,6 +257,17 @@ func Load(cmdline string, file []byte) (Config, []error) {
 var lists = map[string]func(*Config){
 	"age-recipient": func(c *Config) { c.AgeRecipients = nil },
 	"debug":         func(c *Config) { c.Debug = nil },
+	"format-data":   func(c *Config) { c.FormatData = nil },
+}
+
+func yesNo(v string) (bool, error) {
+	switch v {
+	case "yes", "1", "true":
+		return true, nil
+	case "no", "0", "false":
+		return false, nil
+	}
+	return false, fmt.Errorf("%q is not yes or no", v)
 }
 
 // apply sets one key, named where for errors.

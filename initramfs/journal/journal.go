@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -197,6 +196,16 @@ func done(recs []Record, step string) (json.RawMessage, bool) {
 	return nil, false
 }
 
+// Resumed reports whether a boot took the run up again.
+func (j *Journal) Resumed() bool {
+	for _, r := range j.Records {
+		if r.State == StateResumed {
+			return true
+		}
+	}
+	return false
+}
+
 // Finished reports whether the run is over.
 func (j *Journal) Finished() bool { return finished(j.Records) }
 
@@ -245,27 +254,42 @@ func (j *Journal) Step(step string, fn func() (any, error)) (skipped bool, err e
 func (j *Journal) Close() error { return j.f.Close() }
 
 // FindUnfinished returns the folder of the newest run under dir (one
-// folder per run) whose journal is for machine and is not finished.
-func FindUnfinished(dir, machine string) (string, error) {
-	ents, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return "", nil
+// folder per run) of mode whose journal is for machine and is not finished.
+func FindUnfinished(dir, mode, machine string) (string, error) {
+	runs, err := Unfinished(filepath.Join(dir, "*"))
+	for _, r := range runs {
+		if r.Header.Machine == machine && r.Header.Mode == mode {
+			return r.Dir, nil
+		}
 	}
+	return "", err
+}
+
+// Run is a run found unfinished on the media.
+type Run struct {
+	Dir     string
+	Header  Header
+	Records []Record
+}
+
+// Unfinished lists the run folders matching glob whose journal is not
+// finished, newest (greatest folder name) first. Folders without a
+// readable journal are not runs.
+func Unfinished(glob string) ([]Run, error) {
+	dirs, err := filepath.Glob(glob)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	sort.Slice(ents, func(a, b int) bool { return ents[a].Name() > ents[b].Name() })
-	for _, e := range ents {
-		p := filepath.Join(dir, e.Name(), File)
-		recs, err := Read(p)
-		if err != nil {
+	sort.Slice(dirs, func(a, b int) bool { return filepath.Base(dirs[a]) > filepath.Base(dirs[b]) })
+	var out []Run
+	for _, d := range dirs {
+		recs, err := Read(filepath.Join(d, File))
+		if err != nil || len(recs) == 0 || finished(recs) {
 			continue
 		}
 		var h Header
 		json.Unmarshal(recs[0].Detail, &h)
-		if h.Machine == machine && !finished(recs) {
-			return filepath.Dir(p), nil
-		}
+		out = append(out, Run{Dir: d, Header: h, Records: recs})
 	}
-	return "", nil
+	return out, nil
 }

@@ -34,11 +34,11 @@ func TestResumeAfterTornWrite(t *testing.T) {
 	f.Write(make([]byte, 100))
 	f.Close()
 
-	found, err := FindUnfinished(base, "serial CAMREC-SYS")
+	found, err := FindUnfinished(base, "backup", "serial CAMREC-SYS")
 	if err != nil || found != dir {
 		t.Fatalf("FindUnfinished = %q, %v", found, err)
 	}
-	if other, _ := FindUnfinished(base, "serial OTHER"); other != "" {
+	if other, _ := FindUnfinished(base, "backup", "serial OTHER"); other != "" {
 		t.Errorf("another machine's journal found: %s", other)
 	}
 	j, err = Open(filepath.Join(dir, File))
@@ -69,7 +69,7 @@ func TestResumeAfterTornWrite(t *testing.T) {
 	}
 	t.Error("no resumed record")
 resumed:
-	if found, _ := FindUnfinished(base, "serial CAMREC-SYS"); found != "" {
+	if found, _ := FindUnfinished(base, "backup", "serial CAMREC-SYS"); found != "" {
 		t.Errorf("finished journal found as unfinished: %s", found)
 	}
 	// A line broken in the middle is corruption, not a torn end.

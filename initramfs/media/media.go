@@ -11,6 +11,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"sort"
 
 	"aead.dev/minisign"
@@ -38,6 +39,9 @@ type Refused struct {
 	Dir string
 	Err error
 }
+
+// ErrWrongArch refuses a release built for another architecture.
+var ErrWrongArch = errors.New("release is for another architecture")
 
 // ErrNoRelease is returned when the media holds no release that verifies.
 var ErrNoRelease = errors.New("no valid release on the install media")
@@ -100,6 +104,9 @@ func verify(files fs.FS, dir string, trusted []minisign.PublicKey) (*release.Man
 	for _, k := range trusted {
 		if _, verr = sign.Verify(k, data, sig); verr == nil {
 			m, err := release.Parse(data)
+			if err == nil && m.Arch != runtime.GOARCH {
+				err = fmt.Errorf("%w: %s %s is for %s, this machine runs %s", ErrWrongArch, m.Product, m.Version, m.Arch, runtime.GOARCH)
+			}
 			return m, k, err
 		}
 	}

@@ -28,6 +28,12 @@ func mediaFiles(r Reader, v volumeFS) (fs.FS, bool, error) {
 // FindMedia returns the files of the install media, which must be one:
 // two keys would make "the backup goes to the key" a guess.
 func FindMedia(disks []inventory.Disk, r Reader) (fs.FS, error) {
+	_, files, err := FindMediaDevice(disks, r)
+	return files, err
+}
+
+// FindMediaDevice is FindMedia, with the device of the media's filesystem.
+func FindMediaDevice(disks []inventory.Disk, r Reader) (string, fs.FS, error) {
 	var found []fs.FS
 	var where []string
 	for _, v := range filesystemsOf(disks) {
@@ -38,9 +44,9 @@ func FindMedia(disks []inventory.Disk, r Reader) (fs.FS, error) {
 	}
 	switch len(found) {
 	case 0:
-		return nil, ErrNoMedia
+		return "", nil, ErrNoMedia
 	case 1:
-		return found[0], nil
+		return where[0], found[0], nil
 	}
-	return nil, fmt.Errorf("more than one install media: %v", where)
+	return "", nil, fmt.Errorf("more than one install media: %v", where)
 }

@@ -1,0 +1,528 @@
+package agent
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/passeur/passeur/image/release"
+	"github.com/passeur/passeur/image/stream"
+	"github.com/passeur/passeur/initramfs/atomicfile"
+	"github.com/passeur/passeur/initramfs/backup"
+	"github.com/passeur/passeur/initramfs/config"
+	"github.com/passeur/passeur/initramfs/fstab"
+	"github.com/passeur/passeur/initramfs/inventory"
+	"github.com/passeur/passeur/initramfs/journal"
+	"github.com/passeur/passeur/initramfs/media"
+	"github.com/passeur/passeur/initramfs/migrate"
+	"github.com/passeur/passeur/initramfs/reattach"
+	"github.com/passeur/passeur/initramfs/roles"
+	"github.com/u-root/u-root/pkg/boot"
+	"github.com/u-root/u-root/pkg/boot/bls"
+	"golang.org/x/sys/unix"
+)
+
+// Journal steps of a migration, after the backup's, in order. "write
+// <partition>" is one step per artifact partition.
+const (
+	stepPlan     = "plan"     // the job, fixed before any write
+	stepRelease  = "release"  // every artifact checked as stored on the media
+	stepReattach = "reattach" // data volumes checked read-only, fstab entries made
+	stepWrite    = "write "   // + partition name: an image written and verified
+	stepState    = "state"    // the state partition's filesystem made
+	stepFstab    = "fstab"    // the reattached volumes written in the state's etc/fstab
+	stepRestore  = "restore"  // the backup restored into the state's restore/
+	stepTable    = "table"    // the new GPT written, last
+	stepBoot     = "boot"     // the new system's kernel loaded and booted
+)
+
+// ErrReleaseChanged refuses to take up a migration whose release is no
+// longer on the media as it was.
+var ErrReleaseChanged = errors.New("the release of the unfinished migration is no longer on the media as it was")
+
+// reattachDetail is the reattach step's journaled result.
+type reattachDetail struct {
+	Entries []fstab.Entry      `json:"entries"`
+	Skipped []reattach.Skipped `json:"skipped,omitempty"`
+}
+
+// migrate runs passeur.mode=migrate: it takes up the unfinished migration
+// of a disk present here, or backs up the installed system, then writes
+// the release, reattaches the data volumes, restores, and boots the new
+// system.
+func (a *Agent) migrate(disks []inventory.Disk) error {
+	if took, err := a.takeUp(disks); took || err != nil {
+		return err
+	}
+	s, err := a.prepare(disks)
+	defer s.close(a)
+	if err != nil {
+		return err
+	}
+	s.plan.Write(a.Console)
+	a.Events.Emit("plan", s.plan)
+	if err := a.confirm(s); err != nil {
+		return err
+	}
+	files, err := s.mediaFiles()
+	if err != nil {
+		return err
+	}
+	if err := a.checkArtifacts(files, s.rel.Dir, s.m); err != nil {
+		return err
+	}
+	sum, err := manifestSum(files, s.rel.Dir)
+	if err != nil {
+		return err
+	}
+	r, err := a.open(s)
+	if err != nil {
+		return err
+	}
+	defer a.closeRun(r)
+	var job *migrate.Job
+	if detail, ok := r.j.Done(stepPlan); ok {
+		if err := json.Unmarshal(detail, &job); err != nil {
+			return fmt.Errorf("%w: plan record: %w", journal.ErrCorrupt, err)
+		}
+	} else {
+		name := filepath.Base(r.dir)
+		job = migrate.NewJob(string(config.ModeMigrate), s.rel.Dir, sum, s.m, s.sys.Disk, s.ext, s.plan.Reattach, name+"\x00"+r.machine)
+		job.Reinstall = s.sys.Version == s.m.Version.String()
+		if err := r.j.Complete(stepPlan, job); err != nil {
+			return a.mediaErr(r, err)
+		}
+	}
+	if _, err := r.j.Step(stepRelease, func() (any, error) {
+		return map[string]int{"artifacts": len(s.m.Artifacts)}, nil // checked above, before the run began
+	}); err != nil {
+		return a.mediaErr(r, err)
+	}
+	if _, err := a.backupSteps(r); err != nil {
+		return err
+	}
+	return a.writeJob(r, job, s.m, disks, s.reader)
+}
+
+// confirm asks the operator to go on, unless the run is unattended.
+func (a *Agent) confirm(s *session) error {
+	if a.Config.Unattended {
+		return nil
+	}
+	ask := roles.NewConsole(os.Stdin, a.Console)
+	i, err := ask.Ask(errors.New("not confirmed"), fmt.Sprintf("Migrate %s to %s as planned above?", s.sys.Disk.Path, s.plan.Release), []string{"yes, go on", "no, stop here"})
+	if err != nil {
+		return err
+	}
+	if i != 0 {
+		return errors.New("stopped by the operator before anything was written")
+	}
+	return nil
+}
+
+// checkArtifacts checks every artifact of m as stored in dir of the media
+// (size and SHA-256), before anything is written anywhere.
+func (a *Agent) checkArtifacts(files fs.FS, dir string, m *release.Manifest) error {
+	start := time.Now()
+	for _, art := range m.Artifacts {
+		if err := art.VerifyStored(files, dir); err != nil {
+			return fmt.Errorf("release %s: %w", dir, err)
+		}
+	}
+	a.Log.Printf("release %s: %d artifacts verified as stored, in %.1f s", dir, len(m.Artifacts), time.Since(start).Seconds())
+	return nil
+}
+
+func manifestSum(files fs.FS, dir string) (string, error) {
+	data, err := fs.ReadFile(files, path.Join(dir, "manifest.json"))
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%x", sha256.Sum256(data)), nil
+}
+
+// writing reports whether a journal shows the target disk being written:
+// from then on the old system may be gone, and only the journal says what
+// to do.
+func writing(recs []journal.Record) bool {
+	for _, r := range recs {
+		switch {
+		case strings.HasPrefix(r.Step, stepWrite), r.Step == stepState, r.Step == stepFstab,
+			r.Step == stepRestore, r.Step == stepTable, r.Step == stepBoot:
+			return true
+		}
+	}
+	return false
+}
+
+// takeUp finds on the media a migration that began writing a disk present
+// here and finishes it from its journal. It reports whether it took one.
+func (a *Agent) takeUp(disks []inventory.Disk) (bool, error) {
+	reader := &roles.MountReader{Dir: "/run/passeur/resume"}
+	defer reader.Close()
+	dev, _, err := roles.FindMediaDevice(disks, reader)
+	if err != nil {
+		return false, nil // no media: the normal path says so
+	}
+	if err := reader.Release(dev); err != nil {
+		return false, err
+	}
+	r := &run{mediaDev: dev}
+	if err := a.mountMediaDev(r); err != nil {
+		return false, err
+	}
+	runs, err := journal.Unfinished(filepath.Join(r.media, backup.Root, "*", "*"))
+	if err != nil {
+		a.closeRun(r)
+		return false, a.mediaErr(r, err)
+	}
+	for _, u := range runs {
+		if u.Header.Mode != string(config.ModeMigrate) && u.Header.Mode != string(config.ModeInstall) || !writing(u.Records) {
+			continue
+		}
+		detail, ok := doneDetail(u.Records, stepPlan)
+		var job *migrate.Job
+		if !ok || json.Unmarshal(detail, &job) != nil {
+			continue
+		}
+		if _, err := job.Target.Find(disks); err != nil {
+			a.Log.Printf("unfinished migration %s: %v", u.Dir, err)
+			continue
+		}
+		defer a.closeRun(r)
+		a.Log.Printf("taking up the unfinished migration %s of %s", u.Dir, job.Target)
+		r.dir, r.host, r.machine = u.Dir, u.Header.Host, u.Header.Machine
+		if r.j, err = journal.Open(filepath.Join(u.Dir, journal.File)); err != nil {
+			return true, a.mediaErr(r, err)
+		}
+		if err := a.attach(r, "console.log"); err != nil {
+			return true, err
+		}
+		m, err := a.sameRelease(r, job)
+		if err != nil {
+			return true, err
+		}
+		return true, a.writeJob(r, job, m, disks, reader)
+	}
+	return false, a.closeRun(r)
+}
+
+func doneDetail(recs []journal.Record, step string) (json.RawMessage, bool) {
+	for i := len(recs) - 1; i >= 0; i-- {
+		if recs[i].Step == step && recs[i].State == journal.StateDone {
+			return recs[i].Detail, true
+		}
+	}
+	return nil, false
+}
+
+// sameRelease verifies again the release a taken-up job writes: signed
+// by a trusted key, and the very manifest the job was made from.
+func (a *Agent) sameRelease(r *run, job *migrate.Job) (*release.Manifest, error) {
+	trusted, err := media.LoadTrusted("/" + media.TrustedDir)
+	if err != nil {
+		return nil, err
+	}
+	files := os.DirFS(r.media)
+	rels, refused := media.Releases(files, trusted)
+	for _, x := range refused {
+		if x.Dir == job.Release {
+			return nil, fmt.Errorf("%w: %s: %w", ErrReleaseChanged, x.Dir, x.Err)
+		}
+	}
+	for _, rel := range rels {
+		if rel.Dir != job.Release {
+			continue
+		}
+		if sum, err := manifestSum(files, rel.Dir); err != nil || sum != job.ManifestSHA256 {
+			return nil, fmt.Errorf("%w: %s: manifest SHA-256 %s, the job was made from %s", ErrReleaseChanged, rel.Dir, sum, job.ManifestSHA256)
+		}
+		return rel.Manifest, a.checkArtifacts(files, rel.Dir, rel.Manifest)
+	}
+	return nil, fmt.Errorf("%w: %s is gone", ErrReleaseChanged, job.Release)
+}
+
+// writeJob does the job's steps that the journal has not done: reattach
+// (read-only checks), the images, the state partition, the table, the
+// boot. Every step starts over when it was cut.
+func (a *Agent) writeJob(r *run, job *migrate.Job, m *release.Manifest, disks []inventory.Disk, reader *roles.MountReader) error {
+	if _, err := r.j.Step(stepReattach, func() (any, error) { return a.reattach(job, m, disks, reader) }); err != nil {
+		return a.mediaErr(r, err)
+	}
+	if err := reader.Close(); err != nil { // nothing of the target may stay mounted
+		return err
+	}
+	target, err := job.Target.Find(disks)
+	if err != nil {
+		return err
+	}
+	f, err := migrate.OpenTarget(target.Path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	relDir := filepath.Join(r.media, job.Release)
+	for _, e := range job.Extents {
+		if e.Role != release.RoleArtifact {
+			continue
+		}
+		step := stepWrite + e.Name
+		_, begun := beganDetail(r.j.Records, step)
+		if _, err := r.j.Step(step, func() (any, error) { return a.writeImage(f, e, m, relDir, job.Reinstall || begun) }); err != nil {
+			return a.mediaErr(r, err)
+		}
+	}
+	if job.State != "" {
+		st, _ := job.Extent(job.State)
+		if _, err := r.j.Step(stepState, func() (any, error) {
+			return map[string]string{"uuid": job.StateUUID}, migrate.MakeFilesystem(f, st, job.StateUUID)
+		}); err != nil {
+			return a.mediaErr(r, err)
+		}
+		if _, err := r.j.Step(stepFstab, func() (any, error) { return a.writeFstab(r, target.Path, st) }); err != nil {
+			return a.mediaErr(r, err)
+		}
+		if _, err := r.j.Step(stepRestore, func() (any, error) { return a.restoreInto(r, target.Path, st) }); err != nil {
+			return a.mediaErr(r, err)
+		}
+	}
+	if _, err := r.j.Step(stepTable, func() (any, error) {
+		if err := job.WriteTable(f); err != nil {
+			return nil, err
+		}
+		return map[string]any{"disk_guid": job.DiskGUID, "partitions": len(job.Extents)}, nil
+	}); err != nil {
+		return a.mediaErr(r, err)
+	}
+	if err := migrate.Rescan(f); err != nil {
+		a.Log.Printf("%v (the new system reads it at boot)", err)
+	}
+	f.Close()
+	return a.bootNew(r, job, target.Path)
+}
+
+func beganDetail(recs []journal.Record, step string) (json.RawMessage, bool) {
+	for _, r := range recs {
+		if r.Step == step && r.State == journal.StateBegun {
+			return r.Detail, true
+		}
+	}
+	return nil, false
+}
+
+// reattach checks each data volume of the old system read-only and makes
+// the new system's fstab entries; a volume missing or unreadable is left
+// out, named.
+func (a *Agent) reattach(job *migrate.Job, m *release.Manifest, disks []inventory.Disk, reader *roles.MountReader) (any, error) {
+	var ok []roles.Volume
+	var bad []reattach.Skipped
+	for _, v := range job.Reattach {
+		dev, err := inventory.Find(disks, "UUID="+v.UUID)
+		if err == nil {
+			var files fs.FS
+			if files, err = reader.Files(dev, v.FSType); err == nil {
+				_, err = fs.ReadDir(files, ".")
+			}
+		}
+		if err != nil {
+			bad = append(bad, reattach.Skipped{Volume: v, Reason: err.Error()})
+			a.Log.Printf("reattach: %s (%s %s) left out: %v", v.Spec, v.FSType, v.UUID, err)
+			continue
+		}
+		v.Device = dev
+		ok = append(ok, v)
+	}
+	entries, skipped := reattach.Entries(ok, m)
+	for _, e := range entries {
+		a.Log.Printf("reattach: %s on %s (%s, %s)", e.Spec, e.Mountpoint, e.Type, e.Options)
+	}
+	for _, s := range skipped {
+		a.Log.Printf("reattach: %s left out: %s", s.Volume.Spec, s.Reason)
+	}
+	return reattachDetail{Entries: entries, Skipped: append(bad, skipped...)}, nil
+}
+
+// writeImage writes the artifact of partition e in one pass: decompressed,
+// hashed and written as it streams; the step is done only when the hash
+// matched (and, with passeur.verify=readback, the read-back too).
+func (a *Agent) writeImage(f *os.File, e release.Extent, m *release.Manifest, relDir string, skip bool) (any, error) {
+	var art *release.Artifact
+	for i := range m.Artifacts {
+		if m.Artifacts[i].Name == e.Artifact {
+			art = &m.Artifacts[i]
+		}
+	}
+	if art == nil {
+		return nil, fmt.Errorf("%w: %q", release.ErrUnknownArtifact, e.Artifact)
+	}
+	rc, err := art.Open(relDir)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	p := &backup.Progress{Label: "write " + e.Name, Out: a.Console, Every: 500 * time.Millisecond,
+		Event: func(r backup.Report) { a.Events.Emit("progress", r) }}
+	p.Start(art.Size)
+	var last int64
+	res, err := stream.Write(f, e.Start, e.Bytes, rc, stream.Options{SkipUnchanged: skip, ReadBack: a.Config.ReadBack, WantSHA256: art.SHA256,
+		Progress: func(done int64) { p.Add(done - last); last = done }})
+	if err != nil {
+		return nil, fmt.Errorf("partition %s: %w", e.Name, err)
+	}
+	p.Finish()
+	a.Log.Printf("%s: %d bytes at %d verified (SHA-256 %s…), %d written, %d unchanged, in %.1f s",
+		e.Name, res.Bytes, e.Start, art.SHA256[:12], res.Written, res.Skipped, res.Seconds)
+	return map[string]any{"artifact": art.Name, "sha256": art.SHA256, "result": res, "readback": a.Config.ReadBack}, nil
+}
+
+// mountState mounts the state partition, not yet in any table, through a
+// loop device over its place on the disk.
+func mountState(disk string, st release.Extent) (func() error, error) {
+	l, err := migrate.AttachLoop(disk, st.Start, st.Bytes, false)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(targetMount, 0o755); err != nil {
+		l.Detach()
+		return nil, err
+	}
+	if err := unix.Mount(l.Path, targetMount, "ext4", unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
+		l.Detach()
+		return nil, fmt.Errorf("mount the state partition (%s) read-write: %w", l.Path, err)
+	}
+	return func() error {
+		unix.Sync()
+		err := unix.Unmount(targetMount, 0)
+		return errors.Join(err, l.Detach())
+	}, nil
+}
+
+// writeFstab writes the reattach step's entries into the state partition.
+func (a *Agent) writeFstab(r *run, disk string, st release.Extent) (any, error) {
+	var d reattachDetail
+	if raw, ok := r.j.Done(stepReattach); ok {
+		if err := json.Unmarshal(raw, &d); err != nil {
+			return nil, fmt.Errorf("%w: reattach record: %w", journal.ErrCorrupt, err)
+		}
+	}
+	umount, err := mountState(disk, st)
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	b.WriteString("# Data volumes of the previous system, reattached by passeur.\n")
+	err = fstab.Write(&b, d.Entries)
+	if err == nil {
+		err = atomicfile.MkdirAll(filepath.Join(targetMount, "etc"), 0o755)
+	}
+	if err == nil {
+		err = atomicfile.WriteFile(filepath.Join(targetMount, "etc/fstab"), b.Bytes(), 0o644)
+	}
+	return map[string]int{"entries": len(d.Entries), "skipped": len(d.Skipped)}, errors.Join(err, umount())
+}
+
+// restoreInto restores the run's backup into the state partition's
+// restore/ folder, unless the operator chose a fresh start.
+func (a *Agent) restoreInto(r *run, disk string, st release.Extent) (any, error) {
+	if !a.Config.Restore {
+		a.Log.Printf("passeur.restore=no: the new system starts fresh; the backup stays on the media")
+		return map[string]any{"restored": false}, nil
+	}
+	ids, err := identities(r.media)
+	if err != nil {
+		return nil, err
+	}
+	if err := backup.Verify(r.dir, nil); err != nil {
+		return nil, err
+	}
+	umount, err := mountState(disk, st)
+	if err != nil {
+		return nil, err
+	}
+	done, err := backup.Restore(r.dir, targetMount, backup.RestoreOptions{Identities: ids,
+		Map:      func(p string) string { return path.Join("/restore", p) },
+		Progress: &backup.Progress{Label: "restore", Out: a.Console}})
+	err = errors.Join(err, umount())
+	var paths []string
+	for _, e := range done {
+		paths = append(paths, e.Path)
+	}
+	return map[string]any{"restored": true, "entries": len(done), "paths": paths}, err
+}
+
+// bootNew loads the new system's kernel from its boot entry and jumps to
+// it (kexec); when that cannot be done, it reboots.
+func (a *Agent) bootNew(r *run, job *migrate.Job, disk string) error {
+	if err := r.j.Begin(stepBoot, nil); err != nil {
+		return a.mediaErr(r, err)
+	}
+	img, err := loadBootEntry(job, disk, a.Log)
+	if err != nil {
+		r.j.Fail(stepBoot, err)
+		a.Log.Printf("kexec: %v: rebooting instead", err)
+	}
+	detail := map[string]string{"how": "reboot"}
+	if img != nil {
+		detail = map[string]string{"how": "kexec", "entry": img.Label(), "cmdline": img.Cmdline}
+	}
+	if err := r.j.Complete(stepBoot, detail); err != nil {
+		return a.mediaErr(r, err)
+	}
+	a.Log.Printf("booting the new system (%s); the run ends with its health report", detail["how"])
+	a.Events.Emit("boot", detail)
+	if err := a.closeRun(r); err != nil {
+		return a.mediaErr(r, err)
+	}
+	unix.Sync()
+	if img != nil {
+		if err := boot.Execute(); err != nil {
+			a.Log.Printf("kexec: %v: rebooting instead", err)
+		}
+	}
+	return unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART)
+}
+
+// loadBootEntry finds the default Boot Loader Specification entry on the
+// new ESP and loads its kernel and initrd for kexec.
+func loadBootEntry(job *migrate.Job, disk string, log interface{ Printf(string, ...any) }) (*boot.LinuxImage, error) {
+	var esp *release.Extent
+	for i, e := range job.Extents {
+		if g, _ := e.TypeGUID(); g == release.TypeGUIDs["esp"] {
+			esp = &job.Extents[i]
+		}
+	}
+	if esp == nil {
+		return nil, errors.New("the layout has no EFI system partition")
+	}
+	l, err := migrate.AttachLoop(disk, esp.Start, esp.Bytes, true)
+	if err != nil {
+		return nil, err
+	}
+	defer l.Detach()
+	const dir = "/run/passeur/esp"
+	os.MkdirAll(dir, 0o755)
+	if err := unix.Mount(l.Path, dir, "vfat", unix.MS_RDONLY, ""); err != nil {
+		return nil, fmt.Errorf("mount the new ESP: %w", err)
+	}
+	defer unix.Unmount(dir, 0)
+	imgs, err := bls.ScanBLSEntries(log, dir, nil, "")
+	if err != nil {
+		return nil, err
+	}
+	li, ok := imgs[0].(*boot.LinuxImage)
+	if !ok {
+		return nil, fmt.Errorf("boot entry %s is not a Linux kernel", imgs[0].Label())
+	}
+	if err := li.Load(boot.WithLogger(log)); err != nil {
+		return nil, fmt.Errorf("load %s: %w", li.Label(), err)
+	}
+	return li, nil
+}
