@@ -157,6 +157,22 @@ func (vm *VM) WaitEvent(typ string, timeout time.Duration) (event.Event, error) 
 	return got, err
 }
 
+// WaitMatch waits until an event match accepts has been seen (since the
+// VM started) and returns it.
+func (vm *VM) WaitMatch(timeout time.Duration, what string, match func(event.Event) bool) (event.Event, error) {
+	var got event.Event
+	err := vm.wait(timeout, what, func() (bool, error) {
+		for _, ev := range vm.events {
+			if match(ev) {
+				got = ev
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	return got, err
+}
+
 // WaitAny waits until an event of one of the types has been seen (since
 // the VM started) and returns its type.
 func (vm *VM) WaitAny(timeout time.Duration, types ...string) (string, error) {

@@ -1,10 +1,18 @@
 package tests
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/passeur/passeur/image/release"
+	"github.com/passeur/passeur/image/sign"
+	"github.com/passeur/passeur/initramfs/backup"
+	"github.com/passeur/passeur/initramfs/event"
+	"github.com/passeur/passeur/initramfs/journal"
 	"github.com/passeur/passeur/qemu"
 	"github.com/passeur/passeur/qemu/camrec"
 )
@@ -111,4 +119,255 @@ func TestMigrate(t *testing.T) {
 // fixtureData is the appliance's data disks, without its system disk.
 func fixtureData(a *camrec.Appliance) []qemu.Disk {
 	return a.Disks()[1:]
+}
+
+// badRelease copies the camrec 8 release into a new folder and lets
+// change spoil it; resign signs its manifest again with the trusted key.
+func badRelease(t *testing.T, r camrecRelease, change func(dir string, m *release.Manifest) (resign bool)) camrecRelease {
+	t.Helper()
+	dir := t.TempDir()
+	names, _ := filepath.Glob(filepath.Join(r.dir, "*"))
+	for _, n := range names {
+		data, err := os.ReadFile(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, filepath.Base(n)), data, 0o644)
+	}
+	m := *r.m
+	m.Layout.Partitions = append([]release.Partition(nil), r.m.Layout.Partitions...)
+	if change(dir, &m) {
+		data, err := m.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		keyFile, _ := signingKey(t)
+		sk, err := sign.LoadPrivateKey(keyFile, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, "manifest.json"), data, 0o644)
+		os.WriteFile(filepath.Join(dir, "manifest.json"+sign.Ext), sign.Sign(sk, data, "passeur release"), 0o644)
+	}
+	return camrecRelease{dir: dir, pub: r.pub, m: &m}
+}
+
+// TestMigrateRefusals runs migrations that must not start: a damaged,
+// unsigned, wrongly signed, foreign or oversized release, and an installed
+// version the release does not migrate. Each ends in its named error, and
+// no disk but the key changes by a single byte.
+func TestMigrateRefusals(t *testing.T) {
+	r := camrec8(t)
+	a := v7(t, camrec.VariantA, camrec.Options{Seed: 23})
+	c := v7(t, camrec.VariantC, camrec.Options{Seed: 24})
+	flip := func(name string, at func(size int) int) func(string, *release.Manifest) bool {
+		return func(dir string, _ *release.Manifest) bool {
+			p := filepath.Join(dir, name)
+			data, _ := os.ReadFile(p)
+			data[at(len(data))] ^= 0x10
+			os.WriteFile(p, data, 0o644)
+			return false
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		app    *camrec.Appliance
+		change func(string, *release.Manifest) bool
+		want   []string // in the run's errors and refusals
+	}{
+		{"flipped byte", a, flip("root.img.zst", func(n int) int { return n / 2 }),
+			[]string{"artifact does not match the manifest", "artifact root as stored has SHA-256"}},
+		{"truncated artifact", a, func(dir string, _ *release.Manifest) bool {
+			p := filepath.Join(dir, "esp.img.zst")
+			st, _ := os.Stat(p)
+			os.Truncate(p, st.Size()/2)
+			return false
+		}, []string{"artifact does not match the manifest", "artifact esp as stored is"}},
+		{"unsigned", a, func(dir string, _ *release.Manifest) bool {
+			os.Remove(filepath.Join(dir, "manifest.json"+sign.Ext))
+			return false
+		}, []string{"no valid release on the install media", "no signature"}},
+		{"signed by another key", a, func(dir string, _ *release.Manifest) bool {
+			_, priv, err := sign.GenerateKey("")
+			if err != nil {
+				t.Fatal(err)
+			}
+			kf := filepath.Join(t.TempDir(), "other.key")
+			os.WriteFile(kf, priv, 0o600)
+			sk, err := sign.LoadPrivateKey(kf, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			data, _ := os.ReadFile(filepath.Join(dir, "manifest.json"))
+			os.WriteFile(filepath.Join(dir, "manifest.json"+sign.Ext), sign.Sign(sk, data, "not ours"), 0o644)
+			return false
+		}, []string{"no valid release on the install media", "signature"}},
+		{"wrong architecture", a, func(_ string, m *release.Manifest) bool { m.Arch = "arm64"; return true },
+			[]string{"no valid release on the install media", "release is for another architecture: camrec 8.0.0 is for arm64"}},
+		{"layout too big", a, func(_ string, m *release.Manifest) bool {
+			m.Layout.Partitions[1].Size = release.Size{Bytes: 1 << 30}
+			return true
+		}, []string{"preflight failed", "target size", "layout larger than disk"}},
+		{"version 7.12", c, func(string, *release.Manifest) bool { return false },
+			[]string{"preflight failed", "camrec 7.12", "cannot be migrated to 8.0.0"}},
+	} {
+		t.Run(strings.ReplaceAll(tc.name, " ", "-"), func(t *testing.T) {
+			key := makeKey(t, badRelease(t, r, tc.change), 512<<20, 32)
+			before := hashes(t, tc.app.Disks())
+			m := migrate(t, append(tc.app.Disks(), key), "")
+			sameHashes(t, tc.name, before, hashes(t, tc.app.Disks()))
+			if m.health != nil {
+				t.Fatal("the migration went through")
+			}
+			said := strings.Join(m.errors, "\n")
+			for _, ev := range m.events {
+				if ev.Type == "release" {
+					said += "\n" + string(ev.Raw)
+				}
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(said, w) {
+					t.Errorf("the run does not say %q:\n%s", w, said)
+				}
+			}
+			if len(m.errors) == 0 {
+				t.Error("no error event")
+			}
+		})
+	}
+}
+
+// migrationCut is a point of a migration the power is cut at: right after
+// a journal record, or during an image write once a fraction of it is on
+// the disk (a progress event).
+type migrationCut struct {
+	step, state string
+	fraction    float64 // of the write step's bytes, for state "progress"
+}
+
+func (c migrationCut) String() string {
+	if c.state == "progress" {
+		return fmt.Sprintf("%s-%.0f%%", strings.ReplaceAll(c.step, " ", "-"), 100*c.fraction)
+	}
+	return strings.ReplaceAll(c.step, " ", "-") + "-" + c.state
+}
+
+// migrationCuts spread over every step: backup, release check, reattach,
+// each image write at several offsets, the state partition, fstab,
+// restore, the table, the boot.
+var migrationCuts = []migrationCut{
+	{step: "plan", state: journal.StateDone},
+	{step: "backup", state: journal.StateBegun},
+	{step: "backup", state: journal.StateDone},
+	{step: "complete", state: journal.StateDone},
+	{step: "reattach", state: journal.StateDone},
+	{step: "write esp", state: journal.StateBegun},
+	{step: "write esp", state: "progress", fraction: 0.25},
+	{step: "write esp", state: "progress", fraction: 0.6},
+	{step: "write esp", state: journal.StateDone},
+	{step: "write root", state: journal.StateBegun},
+	{step: "write root", state: journal.StateDone},
+	{step: "state", state: journal.StateBegun},
+	{step: "state", state: journal.StateDone},
+	{step: "fstab", state: journal.StateDone},
+	{step: "restore", state: journal.StateBegun},
+	{step: "restore", state: journal.StateDone},
+	{step: "table", state: journal.StateBegun},
+	{step: "table", state: journal.StateDone},
+	{step: "boot", state: journal.StateBegun},
+	{step: "boot", state: journal.StateDone},
+}
+
+// sampledCuts run in the default test run: one or two per phase.
+var sampledCuts = []migrationCut{migrationCuts[2], migrationCuts[7], migrationCuts[12], migrationCuts[14], migrationCuts[17], migrationCuts[19]}
+
+// cutMigration boots a migration and kills QEMU, as a power cut, at c.
+func cutMigration(t *testing.T, disks []qemu.Disk, c migrationCut) {
+	t.Helper()
+	a := qemu.BuiltArtifacts(t, "qemu-x86_64")
+	vm := qemu.Test(t, qemu.Options{Board: a.Board, Kernel: a.Kernel, Initrd: a.Initrd, Disks: disks,
+		Cmdline: "passeur.unattended=yes passeur.mode=migrate"})
+	ev, err := vm.WaitMatch(3*bootTimeout, c.String(), func(ev event.Event) bool {
+		switch ev.Type {
+		case "journal":
+			var rec journal.Record
+			ev.Decode(&rec)
+			return rec.Step == c.step && (rec.State == c.state || c.state == "progress" && rec.State == journal.StateDone)
+		case "progress":
+			var p backup.Report
+			ev.Decode(&p)
+			return c.state == "progress" && p.Label == c.step && float64(p.Done) >= c.fraction*float64(p.Total)
+		case "error", "idle":
+			return true
+		}
+		return false
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm.Stop()
+	switch ev.Type {
+	case "error", "idle":
+		t.Fatalf("the migration stopped before %s: %s", c, ev.Raw)
+	case "journal":
+		if c.state == "progress" {
+			t.Logf("%s: the write ended before a progress report that far; cut after it", c)
+		}
+	}
+}
+
+// TestMigratePowerCuts cuts the power at points spread over every step of
+// a migration of fixture (b), each boot taking up what the previous one
+// left; the last boot completes it, and the new system's health report and
+// the data are those of an uninterrupted migration. The default run cuts
+// at a sample of six points, the long run at all twenty.
+func TestMigratePowerCuts(t *testing.T) {
+	r := camrec8(t)
+	a := v7(t, camrec.VariantB, camrec.Options{Seed: 21})
+	key := passeurKey(t, r)
+	disks := append(a.Disks(), key)
+	data := fixtureData(a)
+	before := hashes(t, data)
+	kept, _ := partition(t, a.System.Path, 2)
+	keptSum := fileSHA(t, kept)
+	cuts := sampledCuts
+	if os.Getenv("PASSEUR_LONG") != "" {
+		cuts = migrationCuts
+	}
+	for _, c := range cuts {
+		cutMigration(t, disks, c)
+		sameHashes(t, "power cut at "+c.String(), before, hashes(t, data))
+	}
+	m := migrate(t, disks, "")
+	if len(m.errors) > 0 || m.health == nil {
+		t.Fatalf("after the power cuts: errors %v, health %v", m.errors, m.health)
+	}
+	if !reflect.DeepEqual(*m.health, a.Expected) {
+		t.Errorf("health report after the power cuts\n got %+v\nwant %+v", *m.health, a.Expected)
+	}
+	sameHashes(t, "migration after power cuts", before, hashes(t, data))
+	if img, _ := partition(t, a.System.Path, 4); fileSHA(t, img) != keptSum {
+		t.Error("the kept data partition changed")
+	}
+	runs := runDirs(t, keyTree(t, key.Path), "camrec-b")
+	if len(runs) != 1 {
+		t.Fatalf("%d run folders, want the one run taken up again: %v", len(runs), runs)
+	}
+	if err := sha256sumOK(runs[0]); err != nil || !backup.IsComplete(runs[0]) {
+		t.Errorf("backup of the migration: complete %v, %v", backup.IsComplete(runs[0]), err)
+	}
+	recs, _ := journal.Read(filepath.Join(runs[0], journal.File))
+	resumed := 0
+	for _, rec := range recs {
+		if rec.State == journal.StateResumed {
+			resumed++
+		}
+	}
+	if resumed != len(cuts) {
+		t.Errorf("the journal records %d resumptions, want %d (one per cut)", resumed, len(cuts))
+	}
+	fsckClean(t, key.Path)
+	if got := bootV8(t, a.Disks()); !reflect.DeepEqual(got, a.Expected) {
+		t.Errorf("health report under UEFI\n got %+v\nwant %+v", got, a.Expected)
+	}
 }

@@ -108,4 +108,3 @@ func TestTableAndFilesystem(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
-
