@@ -22,7 +22,7 @@ HOST_TOOLS=(
   mksquashfs:squashfs-tools sfdisk:fdisk blkid:util-linux mcopy:mtools
   zstd:zstd dpkg-deb:dpkg minisign:minisign
   /usr/lib/systemd/boot/efi/systemd-bootx64.efi:systemd-boot-efi debugfs:e2fsprogs xfs_repair:xfsprogs
-  age:age fsck.vfat:dosfstools sha256sum:coreutils
+  age:age fsck.vfat:dosfstools sha256sum:coreutils socat:socat
 )
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/passeur/passeur/board"
@@ -54,6 +55,12 @@ type Options struct {
 	// Net adds a virtio NIC on QEMU user networking, always restrict=on:
 	// the guest reaches nothing outside this machine.
 	Net bool
+	// GuestFwd forwards the guest's TCP connections to an address of the
+	// user network ("10.0.2.100:80") to a host address ("127.0.0.1:8080"):
+	// how a guest reaches a test server on the host's loopback. Each
+	// connection gets its own socat (QEMU's tcp: form would connect once,
+	// at start, and serve only the guest's first connection).
+	GuestFwd map[string]string
 	// Dir holds the console log; it must exist.
 	Dir string
 	// Console, when set, receives the serial console live (the demo shows it).
@@ -119,7 +126,16 @@ func (o Options) Args() ([]string, error) {
 			"-append", strings.TrimSpace(b.Kernel.Cmdline+" "+o.Cmdline))
 	}
 	if o.Net {
-		args = append(args, "-netdev", "user,id=n0,restrict=on", "-device", "virtio-net-pci,netdev=n0")
+		netdev := "user,id=n0,restrict=on"
+		guests := make([]string, 0, len(o.GuestFwd))
+		for g := range o.GuestFwd {
+			guests = append(guests, g)
+		}
+		sort.Strings(guests)
+		for _, g := range guests {
+			netdev += ",guestfwd=tcp:" + g + "-cmd:socat STDIO TCP:" + o.GuestFwd[g]
+		}
+		args = append(args, "-netdev", netdev, "-device", "virtio-net-pci,netdev=n0")
 	}
 	d, err := diskArgs(o.Disks)
 	if err != nil {

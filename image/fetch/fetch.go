@@ -33,7 +33,14 @@ type Options struct {
 	Progress func(done int64)
 	// Log, when set, is told of each retry.
 	Log func(format string, a ...any)
+	// Stall ends an attempt that receives nothing for this long (default
+	// one minute): a server or a network that stops without closing the
+	// connection costs a retry, never the whole run.
+	Stall time.Duration
 }
+
+// ErrStalled ends an attempt that received nothing for Options.Stall.
+var ErrStalled = errors.New("no data received")
 
 // Result says how a download went.
 type Result struct {
@@ -61,6 +68,9 @@ func File(ctx context.Context, url, path string, o Options) (Result, error) {
 	}
 	if o.Backoff <= 0 {
 		o.Backoff = time.Second
+	}
+	if o.Stall <= 0 {
+		o.Stall = time.Minute
 	}
 	part := path + ".part"
 	var r Result
@@ -116,7 +126,11 @@ func attempt(ctx context.Context, url, part string, o Options) (int64, bool, err
 	if o.Size > 0 && have > o.Size {
 		have = 0
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	actx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stall := time.AfterFunc(o.Stall, func() { cancel(fmt.Errorf("%w for %s", ErrStalled, o.Stall)) })
+	defer stall.Stop()
+	req, err := http.NewRequestWithContext(actx, http.MethodGet, url, nil)
 	if err != nil {
 		return have, false, err
 	}
@@ -125,7 +139,7 @@ func attempt(ctx context.Context, url, part string, o Options) (int64, bool, err
 	}
 	resp, err := o.Client.Do(req)
 	if err != nil {
-		return have, false, err
+		return have, false, stalled(actx, err)
 	}
 	defer resp.Body.Close()
 	total := int64(-1)
@@ -159,6 +173,7 @@ func attempt(ctx context.Context, url, part string, o Options) (int64, bool, err
 	buf := make([]byte, 1<<20)
 	for {
 		n, rerr := resp.Body.Read(buf)
+		stall.Reset(o.Stall)
 		if n > 0 {
 			if _, err := f.Write(buf[:n]); err != nil {
 				return have, resumed, err
@@ -173,7 +188,7 @@ func attempt(ctx context.Context, url, part string, o Options) (int64, bool, err
 		}
 		if rerr != nil {
 			f.Sync() // keep what came: the next attempt continues from it
-			return have, resumed, rerr
+			return have, resumed, stalled(actx, rerr)
 		}
 	}
 	if err := f.Sync(); err != nil {
@@ -183,6 +198,14 @@ func attempt(ctx context.Context, url, part string, o Options) (int64, bool, err
 		return have, resumed, fmt.Errorf("connection ended at %d of %d bytes", have, total)
 	}
 	return have, resumed, nil
+}
+
+// stalled names the stall behind err, if the watchdog ended the attempt.
+func stalled(ctx context.Context, err error) error {
+	if cause := context.Cause(ctx); errors.Is(cause, ErrStalled) {
+		return fmt.Errorf("%w: %w", cause, err)
+	}
+	return err
 }
 
 // contentRange parses "bytes start-end/size".

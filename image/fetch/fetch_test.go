@@ -92,3 +92,42 @@ func TestRefusals(t *testing.T) {
 		t.Errorf("404: %v", err)
 	}
 }
+
+// TestStalledServer: the first response stops after 1 MiB without closing
+// the connection; the attempt ends after Stall and the next one resumes.
+func TestStalledServer(t *testing.T) {
+	content := make([]byte, 2<<20)
+	rand.New(rand.NewSource(2)).Read(content)
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var ranges []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		ranges = append(ranges, r.Header.Get("Range"))
+		first := len(ranges) == 1
+		mu.Unlock()
+		if first {
+			w.Header().Set("Content-Length", strconv.Itoa(len(content)))
+			w.Write(content[:1<<20])
+			w.(http.Flusher).Flush()
+			<-release // hangs, connection open
+			return
+		}
+		http.ServeContent(w, r, "esp.img.zst", time.Time{}, bytes.NewReader(content))
+	}))
+	defer srv.Close()
+	defer close(release) // before Close, which waits for the handler
+	dst := filepath.Join(t.TempDir(), "esp.img.zst")
+	var logged []string
+	r, err := File(context.Background(), srv.URL+"/esp.img.zst", dst, Options{Backoff: time.Millisecond, Stall: 200 * time.Millisecond,
+		Log: func(f string, a ...any) { logged = append(logged, f) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(dst); !bytes.Equal(got, content) || r.Resumed != 1 || ranges[1] != "bytes=1048576-" {
+		t.Errorf("result %+v, ranges %q", r, ranges)
+	}
+	if len(logged) != 1 {
+		t.Errorf("retries logged: %q", logged)
+	}
+}

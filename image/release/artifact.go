@@ -66,6 +66,16 @@ func (a Artifact) VerifyStored(fsys fs.FS, dir string) error {
 	return err
 }
 
+// VerifyArtifactsStored checks every artifact of m as stored in dir of fsys.
+func (m *Manifest) VerifyArtifactsStored(fsys fs.FS, dir string) error {
+	for _, a := range m.Artifacts {
+		if err := a.VerifyStored(fsys, dir); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // VerifyArtifacts checks every artifact of m stored in dir.
 func (m *Manifest) VerifyArtifacts(dir string) error {
 	for _, a := range m.Artifacts {

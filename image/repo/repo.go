@@ -56,6 +56,18 @@ func Load(dir string, pk minisign.PublicKey) (*Index, error) {
 	return parse(data)
 }
 
+// Verify checks an index fetched over the network against the trusted
+// keys and parses it.
+func Verify(data, sig []byte, trusted []minisign.PublicKey) (*Index, error) {
+	err := sign.ErrBadSignature
+	for _, k := range trusted {
+		if _, err = sign.Verify(k, data, sig); err == nil {
+			return parse(data)
+		}
+	}
+	return nil, fmt.Errorf("repository index: %w", err)
+}
+
 func parse(data []byte) (*Index, error) {
 	var ix Index
 	dec := json.NewDecoder(bytes.NewReader(data))

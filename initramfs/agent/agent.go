@@ -24,6 +24,7 @@ type Agent struct {
 	Config  config.Config
 	hub     *control.Hub // the event stream served on the control channel
 	runLog  *runLog      // the console, saved with the run on the media
+	want    string       // the release version to install, when one is named
 }
 
 // Logger is where the agent's steps report progress; PID 1 sends it to the

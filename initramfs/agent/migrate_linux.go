@@ -62,6 +62,9 @@ func (a *Agent) migrate(disks []inventory.Disk) error {
 	if took, err := a.takeUp(disks); took || err != nil {
 		return err
 	}
+	if err := a.obtain(disks); err != nil {
+		return err
+	}
 	s, err := a.prepare(disks)
 	defer s.close(a)
 	if err != nil {
@@ -155,7 +158,7 @@ func manifestSum(files fs.FS, dir string) (string, error) {
 func writing(recs []journal.Record) bool {
 	for _, r := range recs {
 		switch {
-		case strings.HasPrefix(r.Step, stepWrite), r.Step == stepState, r.Step == stepFstab,
+		case strings.HasPrefix(r.Step, stepWrite), strings.HasPrefix(r.Step, stepFormat), r.Step == stepState, r.Step == stepFstab,
 			r.Step == stepRestore, r.Step == stepTable, r.Step == stepBoot:
 			return true
 		}
@@ -254,7 +257,22 @@ func (a *Agent) sameRelease(r *run, job *migrate.Job) (*release.Manifest, error)
 // (read-only checks), the images, the state partition, the table, the
 // boot. Every step starts over when it was cut.
 func (a *Agent) writeJob(r *run, job *migrate.Job, m *release.Manifest, disks []inventory.Disk, reader *roles.MountReader) error {
-	if _, err := r.j.Step(stepReattach, func() (any, error) { return a.reattach(job, m, disks, reader) }); err != nil {
+	install := job.Mode == string(config.ModeInstall)
+	if install {
+		if err := reader.Close(); err != nil {
+			return err
+		}
+		if err := a.formatData(r, job, disks); err != nil {
+			return err
+		}
+	}
+	if _, err := r.j.Step(stepReattach, func() (any, error) {
+		if install { // volumes passeur just made: nothing to check
+			entries, skipped := reattach.Entries(job.Reattach, m)
+			return reattachDetail{Entries: entries, Skipped: skipped}, nil
+		}
+		return a.reattach(job, m, disks, reader)
+	}); err != nil {
 		return a.mediaErr(r, err)
 	}
 	if err := reader.Close(); err != nil { // nothing of the target may stay mounted
@@ -290,8 +308,10 @@ func (a *Agent) writeJob(r *run, job *migrate.Job, m *release.Manifest, disks []
 		if _, err := r.j.Step(stepFstab, func() (any, error) { return a.writeFstab(r, target.Path, st) }); err != nil {
 			return a.mediaErr(r, err)
 		}
-		if _, err := r.j.Step(stepRestore, func() (any, error) { return a.restoreInto(r, target.Path, st) }); err != nil {
-			return a.mediaErr(r, err)
+		if !install {
+			if _, err := r.j.Step(stepRestore, func() (any, error) { return a.restoreInto(r, target.Path, st) }); err != nil {
+				return a.mediaErr(r, err)
+			}
 		}
 	}
 	if _, err := r.j.Step(stepTable, func() (any, error) {

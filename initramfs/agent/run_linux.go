@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -66,6 +68,9 @@ func (a *Agent) run() error {
 	for _, err := range errs {
 		a.Fail("cmdline", err)
 	}
+	if a.Config.HasDebug("stacks") {
+		go a.printStacks(30 * time.Second)
+	}
 	b, err := board.LoadFile("/" + board.ImageFile)
 	if err != nil {
 		return err
@@ -99,7 +104,8 @@ func (a *Agent) run() error {
 	if err != nil {
 		return err
 	}
-	if a.Config.Net == "dhcp" {
+	a.mediaConfig(disks)
+	if a.Config.Net == "dhcp" || a.Config.Repo != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		lease, err := network.DHCP(ctx, 15*time.Second, 3)
 		cancel()
@@ -119,7 +125,6 @@ func (a *Agent) run() error {
 	if rec != nil {
 		a.Events.Emit("sysfs", map[string]string{"txtar": string(rec.Archive())})
 	}
-	a.mediaConfig(disks)
 	switch a.Config.Mode {
 	case config.ModePlan:
 		if err := a.plan(disks); err != nil {
@@ -137,8 +142,29 @@ func (a *Agent) run() error {
 		if err := a.migrate(disks); err != nil {
 			a.Fail("migrate", err)
 		}
+	case config.ModeInstall:
+		if err := a.install(disks); err != nil {
+			a.Fail("install", err)
+		}
 	}
 	return a.follow()
+}
+
+// printStacks prints, every period, the agent's goroutines and the kernel
+// stack of each of its threads: where a run that hangs is stuck.
+func (a *Agent) printStacks(period time.Duration) {
+	buf := make([]byte, 1<<20)
+	for {
+		time.Sleep(period)
+		n := runtime.Stack(buf, true)
+		fmt.Fprintf(a.Console, "passeur.debug=stacks: goroutines\n%s\n", buf[:n])
+		tasks, _ := filepath.Glob("/proc/self/task/*")
+		for _, t := range tasks {
+			wchan, _ := os.ReadFile(t + "/wchan")
+			stack, _ := os.ReadFile(t + "/stack")
+			fmt.Fprintf(a.Console, "passeur.debug=stacks: thread %s in %s\n%s", filepath.Base(t), wchan, stack)
+		}
+	}
 }
 
 // serveControl serves the event stream on vsock and checks it end to end

@@ -36,6 +36,7 @@ var modes = []Mode{ModeWait, ModeShell, ModePoweroff, ModePlan, ModeBackup, Mode
 var debugs = []string{
 	"sysfs",          // emit a capture of what inventory read from /sys
 	"no-space-check", // run the backup even when preflight finds too little room (to prove the media-full path)
+	"stacks",         // print every goroutine's and every thread's kernel stack each 30 s (a hang's whereabouts)
 }
 
 // Config is everything the agent can be told.
@@ -71,6 +72,9 @@ type Config struct {
 	// disks an install makes data disks of (one ext4 each); nothing else
 	// is ever formatted.
 	FormatData []string
+	// Target is passeur.target=: the serial (or WWID) of the blank disk an
+	// install writes, needed when there are several.
+	Target string
 	// Unattended is passeur.unattended=yes: no question is ever asked;
 	// where one would be, the run stops with the named refusal.
 	Unattended bool
@@ -167,6 +171,13 @@ var keys = map[string]func(*Config, string) error{
 			}
 			c.FormatData = append(c.FormatData, d)
 		}
+		return nil
+	},
+	"target": func(c *Config, v string) error {
+		if v == "" {
+			return fmt.Errorf("empty disk identity")
+		}
+		c.Target = v
 		return nil
 	},
 	"unattended": func(c *Config, v string) (err error) {

@@ -81,7 +81,7 @@ func Releases(files fs.FS, trusted []minisign.PublicKey) ([]Release, []Refused) 
 			continue
 		}
 		dir := path.Join(ReleasesDir, e.Name())
-		m, key, err := verify(files, dir, trusted)
+		m, key, err := Verify(files, dir, trusted)
 		if err != nil {
 			bad = append(bad, Refused{Dir: dir, Err: err})
 			continue
@@ -91,7 +91,9 @@ func Releases(files fs.FS, trusted []minisign.PublicKey) ([]Release, []Refused) 
 	return good, bad
 }
 
-func verify(files fs.FS, dir string, trusted []minisign.PublicKey) (*release.Manifest, minisign.PublicKey, error) {
+// Verify reads the manifest of the release in dir of files and checks its
+// signature against the trusted keys, then parses and checks it.
+func Verify(files fs.FS, dir string, trusted []minisign.PublicKey) (*release.Manifest, minisign.PublicKey, error) {
 	data, err := fs.ReadFile(files, path.Join(dir, "manifest.json"))
 	if err != nil {
 		return nil, minisign.PublicKey{}, err

@@ -1,0 +1,228 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/passeur/passeur/image/release"
+	"github.com/passeur/passeur/initramfs/backup"
+	"github.com/passeur/passeur/initramfs/config"
+	"github.com/passeur/passeur/initramfs/inventory"
+	"github.com/passeur/passeur/initramfs/journal"
+	"github.com/passeur/passeur/initramfs/media"
+	"github.com/passeur/passeur/initramfs/migrate"
+	"github.com/passeur/passeur/initramfs/roles"
+)
+
+// Errors of an install's choice of disks.
+var (
+	ErrNoBlankDisk  = errors.New("no blank disk to install on")
+	ErrWhichDisk    = errors.New("more than one blank disk could be the system disk")
+	ErrNotBlank     = errors.New("passeur installs on, and formats, blank disks only")
+	ErrInstalled    = errors.New("an install of the product is already here")
+	stepFormat      = "format " // + disk serial: a data disk formatted
+	installHostName = "install"
+)
+
+// install runs passeur.mode=install: the release written on a blank disk,
+// the data disks the operator named (passeur.format-data=) formatted, the
+// new system booted. Nothing else is written.
+func (a *Agent) install(disks []inventory.Disk) error {
+	if took, err := a.takeUp(disks); took || err != nil {
+		return err
+	}
+	if err := a.obtain(disks); err != nil {
+		return err
+	}
+	s := &session{reader: &roles.MountReader{Dir: "/run/passeur/mnt"}, disks: disks}
+	defer s.close(a)
+	trusted, err := media.LoadTrusted("/" + media.TrustedDir)
+	if err != nil {
+		return err
+	}
+	files, err := roles.FindMedia(disks, s.reader)
+	if err != nil {
+		return err
+	}
+	rels, refused := media.Releases(files, trusted)
+	for _, r := range refused {
+		a.Log.Printf("release %s refused: %v", r.Dir, r.Err)
+		a.Events.Emit("release", releaseEvent{Dir: r.Dir, Error: r.Err.Error()})
+	}
+	if s.rel, err = a.choose(rels); err != nil {
+		return err
+	}
+	s.m = s.rel.Manifest
+	if s.roles, err = roles.Assign(disks, s.m, s.reader, roles.Unattended{}); err != nil {
+		return err
+	}
+	roles.WriteTable(a.Console, s.roles)
+	a.Events.Emit("roles", rolesEvent{Release: s.m.Product + " " + s.m.Version.String(), Disks: s.roles.Disks})
+	if sys := s.roles.System(); sys != nil {
+		return fmt.Errorf("%w: %s holds %s %s (passeur.mode=migrate keeps its data)", ErrInstalled, sys.Disk.Path, sys.Product, sys.Version)
+	}
+	target, format, err := a.installDisks(s.roles)
+	if err != nil {
+		return err
+	}
+	if s.ext, err = s.m.Layout.PlaceKeeping(target.Size, nil); err != nil {
+		return err
+	}
+	if files, err = s.mediaFiles(); err != nil {
+		return err
+	}
+	if err := a.checkArtifacts(files, s.rel.Dir, s.m); err != nil {
+		return err
+	}
+	sum, err := manifestSum(files, s.rel.Dir)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(a.Console, "PLAN: install %s %s onto %s (%s)\n", s.m.Product, s.m.Version, target.Path, roles.Identity(*target))
+	for _, e := range s.ext {
+		fmt.Fprintf(a.Console, "  %-6s %-8s at %9s, %9s\n", e.Role, e.Name, inventory.HumanSize(e.Start), inventory.HumanSize(e.Bytes))
+	}
+	for _, d := range format {
+		fmt.Fprintf(a.Console, "  format %s (%s) as a data disk\n", d.Path, roles.Identity(d))
+	}
+
+	r := &run{s: s, host: installHostName, machine: roles.Identity(*target)}
+	if r.mediaDev, err = s.mediaDevice(); err != nil {
+		return err
+	}
+	if err := s.reader.Release(r.mediaDev); err != nil {
+		return err
+	}
+	if err := a.mountMediaDev(r); err != nil {
+		return err
+	}
+	defer a.closeRun(r)
+	stamp := backup.Stamp(time.Now())
+	r.dir = filepath.Join(r.media, backup.Root, r.host, stamp)
+	for i := 2; exists(r.dir); i++ {
+		r.dir = filepath.Join(r.media, backup.Root, r.host, fmt.Sprintf("%s-%d", stamp, i))
+	}
+	if r.j, err = journal.Create(filepath.Join(r.dir, journal.File), r.header(string(config.ModeInstall))); err != nil {
+		return a.mediaErr(r, err)
+	}
+	if err := a.attach(r, "console.log"); err != nil {
+		return err
+	}
+	seed := filepath.Base(r.dir) + "\x00" + r.machine
+	job := migrate.NewJob(string(config.ModeInstall), s.rel.Dir, sum, s.m, *target, s.ext, nil, seed)
+	for i, d := range format {
+		job.FormatData = append(job.FormatData, migrate.TargetOf(d, ""))
+		label := dataLabel(s.m, i+1)
+		job.Reattach = append(job.Reattach, roles.Volume{Spec: "LABEL=" + label, Label: label, FSType: "ext4",
+			UUID: release.StableUUID(seed + "\x00data\x00" + d.Serial + d.WWID)})
+	}
+	a.Events.Emit("plan", job)
+	if err := r.j.Complete(stepPlan, job); err != nil {
+		return a.mediaErr(r, err)
+	}
+	return a.writeJob(r, job, s.m, disks, s.reader)
+}
+
+// choose picks the release passeur.release= names, else the newest.
+func (a *Agent) choose(rels []media.Release) (*media.Release, error) {
+	if a.want == "" {
+		return media.Newest(rels, "")
+	}
+	for i := range rels {
+		if rels[i].Manifest.Version.String() == a.want {
+			return &rels[i], nil
+		}
+	}
+	return nil, fmt.Errorf("%w: none is version %s (passeur.release=)", media.ErrNoRelease, a.want)
+}
+
+// installDisks picks the install's target, the one blank disk not named to
+// be formatted (or passeur.target=), and the data disks to format.
+func (a *Agent) installDisks(r *roles.Result) (*inventory.Disk, []inventory.Disk, error) {
+	named := func(d inventory.Disk, ids []string) bool {
+		return d.Serial != "" && slices.Contains(ids, d.Serial) || d.WWID != "" && slices.Contains(ids, d.WWID)
+	}
+	var blank []*inventory.Disk
+	var format []inventory.Disk
+	found := map[string]bool{}
+	for i := range r.Disks {
+		d := &r.Disks[i].Disk
+		if r.Disks[i].Role == roles.InstallMedia {
+			continue
+		}
+		if named(*d, a.Config.FormatData) {
+			found[d.Serial], found[d.WWID] = true, true
+			if d.Content != inventory.Blank {
+				return nil, nil, fmt.Errorf("%w: passeur.format-data names %s (%s), which holds %s", ErrNotBlank, d.Path, roles.Identity(*d), d.Content)
+			}
+			format = append(format, *d)
+			continue
+		}
+		if a.Config.Target != "" && !named(*d, []string{a.Config.Target}) {
+			continue
+		}
+		if d.Content == inventory.Blank {
+			blank = append(blank, d)
+		} else if a.Config.Target != "" {
+			return nil, nil, fmt.Errorf("%w: passeur.target names %s (%s), which holds %s", ErrNotBlank, d.Path, roles.Identity(*d), d.Content)
+		}
+	}
+	for _, id := range a.Config.FormatData {
+		if !found[id] {
+			return nil, nil, fmt.Errorf("passeur.format-data names %s: no such disk here", id)
+		}
+	}
+	switch len(blank) {
+	case 0:
+		return nil, nil, ErrNoBlankDisk
+	case 1:
+		return blank[0], format, nil
+	}
+	var names []string
+	for _, d := range blank {
+		names = append(names, d.Path+" ("+roles.Identity(*d)+")")
+	}
+	return nil, nil, fmt.Errorf("%w: %s; name it with passeur.target=<serial>", ErrWhichDisk, strings.Join(names, ", "))
+}
+
+// dataLabel is the label of the n-th data disk an install formats: the
+// release's first data label pattern, its * replaced by n.
+func dataLabel(m *release.Manifest, n int) string {
+	for _, p := range m.DataVolumes.LabelPatterns {
+		if strings.Count(p, "*") == 1 && !strings.ContainsAny(p, "?[") {
+			return strings.Replace(p, "*", fmt.Sprint(n), 1)
+		}
+	}
+	return fmt.Sprintf("data-%d", n)
+}
+
+// formatData formats the data disks of an install's job, each a step.
+func (a *Agent) formatData(r *run, job *migrate.Job, disks []inventory.Disk) error {
+	for i, t := range job.FormatData {
+		v := job.Reattach[i]
+		id := t.Serial + t.WWID
+		if _, err := r.j.Step(stepFormat+id, func() (any, error) {
+			d, err := t.Find(disks)
+			if err != nil {
+				return nil, err
+			}
+			f, err := migrate.OpenTarget(d.Path)
+			if err != nil {
+				return nil, err
+			}
+			defer f.Close()
+			if err := migrate.FormatDisk(f, d.Size, v.Label, v.UUID); err != nil {
+				return nil, err
+			}
+			a.Log.Printf("formatted %s (%s) as ext4 %s, label %s", d.Path, id, v.UUID, v.Label)
+			return map[string]string{"disk": d.Path, "uuid": v.UUID, "label": v.Label}, nil
+		}); err != nil {
+			return a.mediaErr(r, err)
+		}
+	}
+	return nil
+}
