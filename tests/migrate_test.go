@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"reflect"
@@ -116,13 +117,65 @@ func TestMigrate(t *testing.T) {
 			if !strings.Contains(m.console, "booting the new system (kexec)") {
 				t.Error("the new system was not started by kexec")
 			}
+			wantOK := true
+			if tc.v == camrec.VariantB {
+				// The recordings lose a segment before the next boot: the
+				// new system reports it missing, and passeur says so.
+				loseSegment(t, a, "/srv/recordings/d1/")
+				a.Expected.SegmentsMissing, a.Expected.OK, wantOK = 1, false, false
+				a.Expected.Bytes -= a.Segments[0].Size
+				before = hashes(t, data)
+			}
 			if got := bootV8(t, a.Disks()); !reflect.DeepEqual(got, a.Expected) {
 				t.Errorf("health report under UEFI\n got %+v\nwant %+v", got, a.Expected)
 			}
 			sameHashes(t, "first boots of camrec 8", before, hashes(t, data))
+
+			// The next rescue boot reads the new system's health report
+			// and ends the run with it.
+			again := rescue(t, append(a.Disks(), key), "passeur.mode=migrate")
+			var out struct {
+				OK      bool
+				Message string
+			}
+			again.decode(t, "outcome", &out)
+			if out.OK != wantOK || len(again.errors) > 0 {
+				t.Errorf("outcome %+v (errors %v), want ok %v", out, again.errors, wantOK)
+			}
+			runs := runDirs(t, keyTree(t, key.Path), a.Expected.Product+"-"+string(tc.v))
+			recs, _ := journal.Read(filepath.Join(runs[0], journal.File))
+			if len(runs) != 1 || len(recs) == 0 || recs[len(recs)-1].State != journal.StateFinished {
+				t.Errorf("run folders %v: the run is not finished", runs)
+			}
+			if again.event("boot") != nil {
+				t.Error("the rescue boot started the new system again")
+			}
 			fsckClean(t, key.Path)
 		})
 	}
+}
+
+// loseSegment deletes the first recording under the mount point prefix
+// from its data disk (a GPT whose first partition is the ext4 volume).
+func loseSegment(t *testing.T, a *camrec.Appliance, prefix string) {
+	t.Helper()
+	for i, s := range a.Segments {
+		if !strings.HasPrefix(s.Path, prefix) {
+			continue
+		}
+		a.Segments[0], a.Segments[i] = a.Segments[i], a.Segments[0]
+		for _, v := range a.Volumes {
+			if v.Mountpoint+"/" == prefix {
+				img, putBack := partition(t, a.Data[v.Disk].Path, 1)
+				if out, err := exec.Command("debugfs", "-w", "-R", "rm "+strings.TrimPrefix(s.Path, prefix), img).CombinedOutput(); err != nil {
+					t.Fatalf("debugfs rm: %v\n%s", err, out)
+				}
+				putBack()
+				return
+			}
+		}
+	}
+	t.Fatalf("no segment under %s", prefix)
 }
 
 // fixtureData is the appliance's data disks, without its system disk.
@@ -565,7 +618,7 @@ func TestInstall(t *testing.T) {
 	if uuid == nil || !strings.Contains(out, "LABEL=rec-1") || !strings.Contains(out, "TYPE=ext4") {
 		t.Fatalf("the data disk after the install: %s", out)
 	}
-	want := camrec.Report{Product: "camrec", Version: "8.0.0", Volumes: []string{uuid[1]}}
+	want := camrec.Report{Product: "camrec", Version: "8.0.0", Volumes: []string{uuid[1]}, OK: true}
 	if !reflect.DeepEqual(*m.health, want) {
 		t.Errorf("health report after kexec\n got %+v\nwant %+v", *m.health, want)
 	}

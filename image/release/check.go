@@ -51,6 +51,9 @@ func (m *Manifest) Check() error {
 	if err := m.Layout.check(arts); err != nil {
 		return err
 	}
+	if m.Health != "" && (m.State == "" || path.IsAbs(m.Health) || path.Clean(m.Health) != m.Health || strings.HasPrefix(m.Health, "..")) {
+		return fmt.Errorf("%w: health %q must be a clean relative path on the state partition", ErrSyntax, m.Health)
+	}
 	if m.State != "" {
 		ok := false
 		for _, p := range m.Layout.Partitions {

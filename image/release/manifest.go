@@ -43,6 +43,11 @@ type Manifest struct {
 	// reattached data volumes, and restore/ with the backed-up paths
 	// (restore/etc/…). Absent: nothing is handed over.
 	State string `json:"state,omitempty"`
+	// Health is the path, on the state partition, of the report the new
+	// system writes at each boot: a JSON object whose boolean "ok" is its
+	// verdict. passeur records it in the run's journal at the next rescue
+	// boot; absent, the run ends when the new system is started.
+	Health string `json:"health,omitempty"`
 	// MinMediaFree is the least free space, in bytes, the install media
 	// must have (backup and release included); preflight may ask for more.
 	MinMediaFree int64 `json:"min_media_free"`

@@ -213,6 +213,11 @@ func (a *Agent) takeUp(disks []inventory.Disk) (bool, error) {
 		if err != nil {
 			return true, err
 		}
+		if _, booted := doneDetail(u.Records, stepBoot); booted && job.Health != "" {
+			if done, err := a.outcome(r, job, disks); done || err != nil {
+				return true, err
+			}
+		}
 		return true, a.writeJob(r, job, m, disks, reader)
 	}
 	return false, a.closeRun(r)
@@ -496,6 +501,11 @@ func (a *Agent) bootNew(r *run, job *migrate.Job, disk string) error {
 	if err := r.j.Complete(stepBoot, detail); err != nil {
 		return a.mediaErr(r, err)
 	}
+	if job.Health == "" {
+		if err := r.j.Finish(map[string]string{"outcome": "new system started", "how": detail["how"]}); err != nil {
+			return a.mediaErr(r, err)
+		}
+	}
 	a.Log.Printf("booting the new system (%s); the run ends with its health report", detail["how"])
 	a.Events.Emit("boot", detail)
 	if err := a.closeRun(r); err != nil {
@@ -508,6 +518,67 @@ func (a *Agent) bootNew(r *run, job *migrate.Job, disk string) error {
 		}
 	}
 	return unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART)
+}
+
+// outcomeEvent is the payload of the "outcome" event.
+type outcomeEvent struct {
+	Run     string          `json:"run"`
+	OK      bool            `json:"ok"`
+	Health  json.RawMessage `json:"health"`
+	Backup  string          `json:"backup,omitempty"`
+	Message string          `json:"message"`
+}
+
+// outcome reads, at the rescue boot after a migration booted the new
+// system, the health report that system left on its state partition and
+// ends the run with it. It reports false when there is none yet: the new
+// system did not get that far, and is booted again.
+func (a *Agent) outcome(r *run, job *migrate.Job, disks []inventory.Disk) (bool, error) {
+	target, err := job.Target.Find(disks)
+	if err != nil {
+		return false, err
+	}
+	st, _ := job.Extent(job.State)
+	l, err := migrate.AttachLoop(target.Path, st.Start, st.Bytes, true)
+	if err != nil {
+		return false, err
+	}
+	defer l.Detach()
+	const dir = "/run/passeur/state"
+	os.MkdirAll(dir, 0o755)
+	if err := unix.Mount(l.Path, dir, "ext4", unix.MS_RDONLY, "noload"); err != nil {
+		return false, fmt.Errorf("mount the new system's state partition: %w", err)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, job.Health))
+	unix.Unmount(dir, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		a.Log.Printf("the new system left no health report (%s): booting it again", job.Health)
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	var verdict struct {
+		OK *bool `json:"ok"`
+	}
+	if err := json.Unmarshal(data, &verdict); err != nil || verdict.OK == nil {
+		return false, fmt.Errorf("health report %s of the new system: no boolean \"ok\" (%v)", job.Health, err)
+	}
+	name, _ := filepath.Rel(r.media, r.dir)
+	ev := outcomeEvent{Run: name, OK: *verdict.OK, Health: json.RawMessage(bytes.TrimSpace(data))}
+	if ev.OK {
+		ev.Message = "migrated: the new system reported healthy"
+	} else {
+		ev.Backup = name
+		ev.Message = fmt.Sprintf("the new system failed its health check; the backup %s holds the previous configuration and index: passeur.mode=restore passeur.backup=%s puts them back", name, filepath.Base(r.dir))
+		r.j.Fail("health", errors.New(ev.Message))
+	}
+	if err := r.j.Finish(map[string]any{"outcome": ev.Message, "ok": ev.OK, "health": ev.Health}); err != nil {
+		return true, a.mediaErr(r, err)
+	}
+	a.Log.Printf("%s: %s", name, ev.Message)
+	a.Events.Emit("outcome", ev)
+	return true, nil
 }
 
 // loadBootEntry finds the default Boot Loader Specification entry on the

@@ -35,6 +35,9 @@ type Job struct {
 	State string `json:"state,omitempty"`
 	// StateUUID is the filesystem UUID given to the state partition.
 	StateUUID string `json:"state_uuid,omitempty"`
+	// Health is where, on the state partition, the new system leaves its
+	// health report (the release's "health").
+	Health string `json:"health,omitempty"`
 	// Reattach are the old system's data volumes, to mount in the new one.
 	Reattach []roles.Volume `json:"reattach,omitempty"`
 	// Reinstall is set when the installed version is the release's: the
@@ -146,7 +149,7 @@ func NewJob(mode, relDir, manifestSHA string, m *release.Manifest, sys inventory
 		j.Extents = append(j.Extents, e)
 	}
 	if st := m.StatePartition(); st != "" {
-		j.State, j.StateUUID = st, release.StableUUID(seed+"\x00state-fs")
+		j.State, j.StateUUID, j.Health = st, release.StableUUID(seed+"\x00state-fs"), m.Health
 	}
 	return j
 }

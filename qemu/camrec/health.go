@@ -10,4 +10,6 @@ type Report struct {
 	SegmentsMissing int      `json:"segments_missing"`
 	Bytes           int64    `json:"bytes"`
 	Volumes         []string `json:"volumes"` // UUIDs of the data volumes mounted, sorted
+	// OK is the verdict passeur records: no indexed segment is missing.
+	OK bool `json:"ok"`
 }

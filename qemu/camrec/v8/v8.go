@@ -117,6 +117,7 @@ func Check(version string, c Config, idx []IndexEntry, volumes []string) camrec.
 		}
 		r.Bytes += e.Size
 	}
+	r.OK = r.SegmentsMissing == 0
 	return r
 }
 
