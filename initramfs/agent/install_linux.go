@@ -20,12 +20,15 @@ import (
 
 // Errors of an install's choice of disks.
 var (
-	ErrNoBlankDisk  = errors.New("no blank disk to install on")
-	ErrWhichDisk    = errors.New("more than one blank disk could be the system disk")
-	ErrNotBlank     = errors.New("passeur installs on, and formats, blank disks only")
-	ErrInstalled    = errors.New("an install of the product is already here")
+	ErrNoBlankDisk = errors.New("no blank disk to install on")
+	ErrWhichDisk   = errors.New("more than one blank disk could be the system disk")
+	ErrNotBlank    = errors.New("passeur installs on, and formats, blank disks only")
+	ErrInstalled   = errors.New("an install of the product is already here")
+)
+
+const (
 	stepFormat      = "format " // + disk serial: a data disk formatted
-	installHostName = "install"
+	installHostName = "install" // the runs of installs: Backup/install/<stamp>
 )
 
 // install runs passeur.mode=install: the release written on a blank disk,
@@ -72,13 +75,7 @@ func (a *Agent) install(disks []inventory.Disk) error {
 	if s.ext, err = s.m.Layout.PlaceKeeping(target.Size, nil); err != nil {
 		return err
 	}
-	if files, err = s.mediaFiles(); err != nil {
-		return err
-	}
-	if err := a.checkArtifacts(files, s.rel.Dir, s.m); err != nil {
-		return err
-	}
-	sum, err := manifestSum(files, s.rel.Dir)
+	sum, err := a.checkRelease(s)
 	if err != nil {
 		return err
 	}

@@ -75,14 +75,7 @@ func (a *Agent) migrate(disks []inventory.Disk) error {
 	if err := a.confirm(s); err != nil {
 		return err
 	}
-	files, err := s.mediaFiles()
-	if err != nil {
-		return err
-	}
-	if err := a.checkArtifacts(files, s.rel.Dir, s.m); err != nil {
-		return err
-	}
-	sum, err := manifestSum(files, s.rel.Dir)
+	sum, err := a.checkRelease(s)
 	if err != nil {
 		return err
 	}
@@ -129,6 +122,20 @@ func (a *Agent) confirm(s *session) error {
 		return errors.New("stopped by the operator before anything was written")
 	}
 	return nil
+}
+
+// checkRelease checks the session's release on the media, its artifacts
+// as stored, before anything is written anywhere, and returns the hash of
+// its manifest, which the job keeps.
+func (a *Agent) checkRelease(s *session) (string, error) {
+	files, err := s.mediaFiles()
+	if err != nil {
+		return "", err
+	}
+	if err := a.checkArtifacts(files, s.rel.Dir, s.m); err != nil {
+		return "", err
+	}
+	return manifestSum(files, s.rel.Dir)
 }
 
 // checkArtifacts checks every artifact of m as stored in dir of the media
