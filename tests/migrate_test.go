@@ -87,9 +87,10 @@ func bootV8(t *testing.T, disks []qemu.Disk) camrec.Report {
 func TestMigrate(t *testing.T) {
 	r := camrec8(t)
 	for _, tc := range []struct {
-		v    camrec.Variant
-		kept int // partition number of the kept data partition before, 0 for none
-	}{{camrec.VariantA, 0}, {camrec.VariantB, 2}} {
+		v       camrec.Variant
+		kept    int    // partition number of the kept data partition before, 0 for none
+		cmdline string // more passeur keys
+	}{{camrec.VariantA, 0, ""}, {camrec.VariantB, 2, "passeur.verify=readback"}} {
 		t.Run(string(tc.v), func(t *testing.T) {
 			a := v7(t, tc.v, camrec.Options{Seed: 21})
 			key := passeurKey(t, r)
@@ -100,9 +101,25 @@ func TestMigrate(t *testing.T) {
 				img, _ := partition(t, a.System.Path, tc.kept)
 				keptSum = fileSHA(t, img)
 			}
-			m := migrate(t, append(a.Disks(), key), "")
+			m := migrate(t, append(a.Disks(), key), tc.cmdline)
 			if len(m.errors) > 0 || m.health == nil {
 				t.Fatalf("errors %v, health %v", m.errors, m.health)
+			}
+			writes := 0
+			for _, ev := range m.events {
+				var rec struct {
+					Step, State string
+					Detail      struct{ Readback bool }
+				}
+				if ev.Type == "journal" && ev.Decode(&rec) == nil && strings.HasPrefix(rec.Step, "write ") && rec.State == journal.StateDone {
+					writes++
+					if rec.Detail.Readback != strings.Contains(tc.cmdline, "readback") {
+						t.Errorf("%s: read back %v with keys %q", rec.Step, rec.Detail.Readback, tc.cmdline)
+					}
+				}
+			}
+			if writes != 2 {
+				t.Errorf("%d image writes journaled, want esp and root", writes)
 			}
 			if !reflect.DeepEqual(*m.health, a.Expected) {
 				t.Errorf("health report after kexec\n got %+v\nwant %+v", *m.health, a.Expected)
