@@ -5,6 +5,7 @@
 //	passeur build [-board qemu-x86_64] [-out out] [-cache .cache]
 //	passeur boards
 //	passeur release keygen|sign|verify|inspect ...
+//	passeur key -image key.img | -dir /media/KEY  [-release DIR,...] [-config F]
 package main
 
 import (
@@ -30,13 +31,15 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: passeur build|boards|release [flags]")
+		return fmt.Errorf("usage: passeur build|boards|release|key [flags]")
 	}
 	switch args[0] {
 	case "build":
 		return buildCmd(args[1:], stdout, stderr)
 	case "release":
 		return releaseCmd(args[1:], stdout, stderr)
+	case "key":
+		return keyCmd(args[1:], stdout, stderr)
 	case "boards":
 		for _, n := range board.Names() {
 			b, err := board.Load(n)
@@ -47,7 +50,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 		return nil
 	}
-	return fmt.Errorf("unknown command %q (known: build, boards, release)", args[0])
+	return fmt.Errorf("unknown command %q (known: build, boards, release, key)", args[0])
 }
 
 func buildCmd(args []string, stdout, stderr io.Writer) error {
