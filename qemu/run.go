@@ -34,7 +34,18 @@ type VM struct {
 	matched int            // console offset Expect has consumed
 	exited  bool
 	exitErr error
+	last    time.Time // when the guest last printed
 }
+
+// SilenceLimit ends a wait when the guest has printed nothing for this
+// long: every boot and every step passeur takes prints well within it, and
+// a guest that hangs under TCG (seen, rarely, on these hosts: QEMU spinning
+// on both cores, no output) then fails its test in minutes, not after the
+// wait's whole timeout.
+var SilenceLimit = 4 * time.Minute
+
+// ErrSilent is returned when the guest printed nothing for SilenceLimit.
+var ErrSilent = errors.New("guest silent (hung?)")
 
 // Start boots a VM. The caller must Stop it; tests use Test, which does.
 func Start(o Options) (*VM, error) {
@@ -42,7 +53,7 @@ func Start(o Options) (*VM, error) {
 	if err != nil {
 		return nil, err
 	}
-	vm := &VM{changed: make(chan struct{}), used: map[string]int{}, LogPath: filepath.Join(o.Dir, "console.log"), dir: o.Dir}
+	vm := &VM{changed: make(chan struct{}), used: map[string]int{}, last: time.Now(), LogPath: filepath.Join(o.Dir, "console.log"), dir: o.Dir}
 	logf, err := os.Create(vm.LogPath)
 	if err != nil {
 		return nil, err
@@ -84,6 +95,7 @@ func (vm *VM) read(r io.Reader, logf *os.File, sink io.Writer) {
 		}
 		vm.mu.Lock()
 		if err == nil {
+			vm.last = time.Now()
 			vm.out.WriteByte(b)
 			if b == '\n' {
 				if ev, ok, perr := event.Parse(string(line)); ok && perr == nil {
@@ -117,10 +129,12 @@ var ErrExited = errors.New("qemu exited")
 // exits, or timeout passes.
 func (vm *VM) wait(timeout time.Duration, what string, check func() (bool, error)) error {
 	deadline := time.After(timeout)
+	tick := time.NewTicker(10 * time.Second)
+	defer tick.Stop()
 	for {
 		vm.mu.Lock()
 		ok, err := check()
-		ch, exited, exitErr := vm.changed, vm.exited, vm.exitErr
+		ch, exited, exitErr, last := vm.changed, vm.exited, vm.exitErr, vm.last
 		vm.mu.Unlock()
 		if ok || err != nil {
 			return err
@@ -128,8 +142,12 @@ func (vm *VM) wait(timeout time.Duration, what string, check func() (bool, error
 		if exited {
 			return fmt.Errorf("waiting for %s: %w (%v); console in %s", what, ErrExited, exitErr, vm.LogPath)
 		}
+		if time.Since(last) > SilenceLimit {
+			return fmt.Errorf("waiting for %s: %w: nothing printed for %v; console in %s", what, ErrSilent, time.Since(last).Round(time.Second), vm.LogPath)
+		}
 		select {
 		case <-ch:
+		case <-tick.C:
 		case <-deadline:
 			return fmt.Errorf("waiting for %s: %w after %v; console in %s", what, ErrTimeout, timeout, vm.LogPath)
 		}

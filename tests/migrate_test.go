@@ -17,6 +17,7 @@ import (
 	"github.com/passeur/passeur/image/release"
 	"github.com/passeur/passeur/image/repo"
 	"github.com/passeur/passeur/image/sign"
+	"github.com/passeur/passeur/image/version"
 	"github.com/passeur/passeur/initramfs/backup"
 	"github.com/passeur/passeur/initramfs/config"
 	"github.com/passeur/passeur/initramfs/event"
@@ -94,6 +95,11 @@ func TestMigrate(t *testing.T) {
 		t.Run(string(tc.v), func(t *testing.T) {
 			a := v7(t, tc.v, camrec.Options{Seed: 21})
 			key := passeurKey(t, r)
+			if tc.v == camrec.VariantA {
+				// A newer release whose artifact was damaged on the key
+				// lies beside the good one: refused by name, 8.0.0 used.
+				key = keyWithReleases(t, map[string]string{"camrec-8.0.0": r.dir, "camrec-8.0.1": tamperedNewer(t, r).dir})
+			}
 			data := fixtureData(a)
 			before := hashes(t, data)
 			var keptSum string
@@ -129,6 +135,18 @@ func TestMigrate(t *testing.T) {
 				img, _ := partition(t, a.System.Path, 4)
 				if fileSHA(t, img) != keptSum {
 					t.Error("the kept data partition changed")
+				}
+			}
+			if tc.v == camrec.VariantA {
+				refused := false
+				for _, ev := range m.events {
+					var rel struct{ Dir, Error string }
+					if ev.Type == "release" && ev.Decode(&rel) == nil && rel.Dir == "releases/camrec-8.0.1" {
+						refused = strings.Contains(rel.Error, "artifact does not match the manifest: artifact root as stored")
+					}
+				}
+				if !refused {
+					t.Error("the tampered camrec 8.0.1 on the key was not refused by name")
 				}
 			}
 			if !strings.Contains(m.console, "booting the new system (kexec)") {
@@ -170,6 +188,38 @@ func TestMigrate(t *testing.T) {
 			fsckClean(t, key.Path)
 		})
 	}
+}
+
+// tamperedNewer is camrec 8 signed again as 8.0.1 (by the trusted key),
+// with one byte of its root artifact flipped afterwards, as a failing key
+// would.
+func tamperedNewer(t *testing.T, r camrecRelease) camrecRelease {
+	return badRelease(t, r, func(dir string, m *release.Manifest) bool {
+		m.Version = version.MustParse("8.0.1")
+		p := filepath.Join(dir, "root.img.zst")
+		data, _ := os.ReadFile(p)
+		data[len(data)/3] ^= 0x01
+		os.WriteFile(p, data, 0o644)
+		return true
+	})
+}
+
+// keyWithReleases makes a passeur key holding releases/<name>/ for each
+// name and release folder.
+func keyWithReleases(t *testing.T, rels map[string]string) qemu.Disk {
+	t.Helper()
+	files := map[string]string{}
+	for name, dir := range rels {
+		names, _ := filepath.Glob(filepath.Join(dir, "*"))
+		for _, n := range names {
+			files["releases/"+name+"/"+filepath.Base(n)] = n
+		}
+	}
+	img := filepath.Join(t.TempDir(), "key.img")
+	if err := fixture.Key(img, 512<<20, 32, files, map[string]string{roles.MediaMarker: `{"format":1}`}); err != nil {
+		t.Fatal(err)
+	}
+	return qemu.Disk{Path: img, Bus: qemu.USB, Serial: "PASSEUR-KEY"}
 }
 
 // loseSegment deletes the first recording under the mount point prefix

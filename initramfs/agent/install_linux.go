@@ -3,6 +3,7 @@ package agent
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -56,7 +57,7 @@ func (a *Agent) install(disks []inventory.Disk) error {
 		a.Log.Printf("release %s refused: %v", r.Dir, r.Err)
 		a.Events.Emit("release", releaseEvent{Dir: r.Dir, Error: r.Err.Error()})
 	}
-	if s.rel, err = a.choose(rels); err != nil {
+	if s.rel, err = a.choose(files, rels); err != nil {
 		return err
 	}
 	s.m = s.rel.Manifest
@@ -124,17 +125,35 @@ func (a *Agent) install(disks []inventory.Disk) error {
 	return a.writeJob(r, job, s.m, disks, s.reader)
 }
 
-// choose picks the release passeur.release= names, else the newest.
-func (a *Agent) choose(rels []media.Release) (*media.Release, error) {
-	if a.want == "" {
-		return media.Newest(rels, "")
+// choose picks the release passeur.release= names, else the newest, among
+// those whose artifacts verify as stored on the media: a release damaged
+// on the key is refused by name, and the next good one is used.
+func (a *Agent) choose(files fs.FS, rels []media.Release) (*media.Release, error) {
+	if _, err := media.Newest(rels, ""); err != nil {
+		return nil, err // none, or several products
 	}
-	for i := range rels {
-		if rels[i].Manifest.Version.String() == a.want {
-			return &rels[i], nil
+	order := slices.Clone(rels)
+	slices.SortStableFunc(order, func(x, y media.Release) int { return y.Manifest.Version.Compare(x.Manifest.Version) })
+	var refused []string
+	for i := range order {
+		r := &order[i]
+		if a.want != "" && r.Manifest.Version.String() != a.want {
+			continue
 		}
+		start := time.Now()
+		if err := r.Manifest.VerifyArtifactsStored(files, r.Dir); err != nil {
+			a.Log.Printf("release %s refused: %v", r.Dir, err)
+			a.Events.Emit("release", releaseEvent{Dir: r.Dir, Error: err.Error()})
+			refused = append(refused, r.Dir+": "+err.Error())
+			continue
+		}
+		a.Log.Printf("release %s: %d artifacts verified as stored, in %.1f s", r.Dir, len(r.Manifest.Artifacts), time.Since(start).Seconds())
+		return r, nil
 	}
-	return nil, fmt.Errorf("%w: none is version %s (passeur.release=)", media.ErrNoRelease, a.want)
+	if a.want != "" && refused == nil {
+		return nil, fmt.Errorf("%w: none is version %s (passeur.release=)", media.ErrNoRelease, a.want)
+	}
+	return nil, fmt.Errorf("%w: %s", media.ErrNoRelease, strings.Join(refused, "; "))
 }
 
 // installDisks picks the install's target, the one blank disk not named to

@@ -96,7 +96,7 @@ func (a *Agent) prepare(disks []inventory.Disk) (*session, error) {
 	for _, r := range rels {
 		a.Events.Emit("release", releaseEvent{Dir: r.Dir, Product: r.Manifest.Product, Version: r.Manifest.Version.String()})
 	}
-	rel, err := a.choose(rels)
+	rel, err := a.choose(files, rels)
 	if err != nil {
 		return s, err
 	}
