@@ -6,6 +6,7 @@
 //	passeur boards
 //	passeur release keygen|sign|verify|inspect ...
 //	passeur key -image key.img | -dir /media/KEY  [-release DIR,...] [-config F]
+//	passeur netboot -dir DIR [-key name=value ...]
 package main
 
 import (
@@ -31,7 +32,7 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: passeur build|boards|release|key [flags]")
+		return fmt.Errorf("usage: passeur build|boards|release|key|netboot [flags]")
 	}
 	switch args[0] {
 	case "build":
@@ -40,6 +41,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return releaseCmd(args[1:], stdout, stderr)
 	case "key":
 		return keyCmd(args[1:], stdout, stderr)
+	case "netboot":
+		return netbootCmd(args[1:], stdout, stderr)
 	case "boards":
 		for _, n := range board.Names() {
 			b, err := board.Load(n)
@@ -50,7 +53,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 		return nil
 	}
-	return fmt.Errorf("unknown command %q (known: build, boards, release, key)", args[0])
+	return fmt.Errorf("unknown command %q (known: build, boards, release, key, netboot)", args[0])
 }
 
 func buildCmd(args []string, stdout, stderr io.Writer) error {
