@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -194,19 +195,10 @@ func (vm *VM) WaitMatch(timeout time.Duration, what string, match func(event.Eve
 // WaitAny waits until an event of one of the types has been seen (since
 // the VM started) and returns its type.
 func (vm *VM) WaitAny(timeout time.Duration, types ...string) (string, error) {
-	var got string
-	err := vm.wait(timeout, fmt.Sprintf("one of the events %v", types), func() (bool, error) {
-		for _, ev := range vm.events {
-			for _, typ := range types {
-				if ev.Type == typ {
-					got = typ
-					return true, nil
-				}
-			}
-		}
-		return false, nil
+	ev, err := vm.WaitMatch(timeout, fmt.Sprintf("one of the events %v", types), func(ev event.Event) bool {
+		return slices.Contains(types, ev.Type)
 	})
-	return got, err
+	return ev.Type, err
 }
 
 // Events returns every event seen so far.

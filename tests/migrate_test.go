@@ -666,14 +666,14 @@ func TestInstall(t *testing.T) {
 
 	// Refused: the disk named for formatting holds a filesystem.
 	before := hashes(t, []qemu.Disk{sys, data, other})
-	m := migrateMode(t, disks, "install", "passeur.format-data=OTHER")
+	m := migrate(t, disks, "passeur.mode=install passeur.format-data=OTHER")
 	sameHashes(t, "refused install", before, hashes(t, []qemu.Disk{sys, data, other}))
 	if m.health != nil || !strings.Contains(strings.Join(m.errors, "\n"), "passeur installs on, and formats, blank disks only") {
 		t.Fatalf("format-data of a disk holding ext4: errors %v", m.errors)
 	}
 
 	otherSum := fileSHA(t, other.Path)
-	m = migrateMode(t, disks, "install", "passeur.format-data=NEW-DATA1")
+	m = migrate(t, disks, "passeur.mode=install passeur.format-data=NEW-DATA1")
 	if len(m.errors) > 0 || m.health == nil {
 		t.Fatalf("errors %v, health %v", m.errors, m.health)
 	}
@@ -698,10 +698,4 @@ func TestInstall(t *testing.T) {
 	if got := bootV8(t, []qemu.Disk{sys, data, other}); !reflect.DeepEqual(got, want) {
 		t.Errorf("health report under UEFI\n got %+v\nwant %+v", got, want)
 	}
-}
-
-// migrateMode is migrate with another mode (install).
-func migrateMode(t *testing.T, disks []qemu.Disk, mode, cmdline string) migration {
-	t.Helper()
-	return migrate(t, disks, "passeur.mode="+mode+" "+cmdline)
 }

@@ -73,19 +73,10 @@ func TestUSBKeyUnderOVMF(t *testing.T) {
 	if err != nil || len(recs) == 0 {
 		t.Fatalf("journal: %v", err)
 	}
-	if _, ok := doneStep(recs, "boot"); !ok {
+	if _, ok := journal.DoneIn(recs, "boot"); !ok {
 		t.Error("the journal on the key does not record the boot of the new system")
 	}
 	if log := fileSHA(t, filepath.Join(runs[0], "console.log")); log == "" {
 		t.Error("no console log")
 	}
-}
-
-func doneStep(recs []journal.Record, step string) (journal.Record, bool) {
-	for _, r := range recs {
-		if r.Step == step && r.State == journal.StateDone {
-			return r, true
-		}
-	}
-	return journal.Record{}, false
 }

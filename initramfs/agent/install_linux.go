@@ -3,7 +3,6 @@ package agent
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,7 +13,6 @@ import (
 	"github.com/passeur/passeur/initramfs/config"
 	"github.com/passeur/passeur/initramfs/inventory"
 	"github.com/passeur/passeur/initramfs/journal"
-	"github.com/passeur/passeur/initramfs/media"
 	"github.com/passeur/passeur/initramfs/migrate"
 	"github.com/passeur/passeur/initramfs/roles"
 )
@@ -42,30 +40,11 @@ func (a *Agent) install(disks []inventory.Disk) error {
 	if err := a.obtain(disks); err != nil {
 		return err
 	}
-	s := &session{reader: &roles.MountReader{Dir: "/run/passeur/mnt"}, disks: disks}
+	s, err := a.assign(disks)
 	defer s.close(a)
-	trusted, err := media.LoadTrusted("/" + media.TrustedDir)
 	if err != nil {
 		return err
 	}
-	files, err := roles.FindMedia(disks, s.reader)
-	if err != nil {
-		return err
-	}
-	rels, refused := media.Releases(files, trusted)
-	for _, r := range refused {
-		a.Log.Printf("release %s refused: %v", r.Dir, r.Err)
-		a.Events.Emit("release", releaseEvent{Dir: r.Dir, Error: r.Err.Error()})
-	}
-	if s.rel, err = a.choose(files, rels); err != nil {
-		return err
-	}
-	s.m = s.rel.Manifest
-	if s.roles, err = roles.Assign(disks, s.m, s.reader, roles.Unattended{}); err != nil {
-		return err
-	}
-	roles.WriteTable(a.Console, s.roles)
-	a.Events.Emit("roles", rolesEvent{Release: s.m.Product + " " + s.m.Version.String(), Disks: s.roles.Disks})
 	if sys := s.roles.System(); sys != nil {
 		return fmt.Errorf("%w: %s holds %s %s (passeur.mode=migrate keeps its data)", ErrInstalled, sys.Disk.Path, sys.Product, sys.Version)
 	}
@@ -76,7 +55,7 @@ func (a *Agent) install(disks []inventory.Disk) error {
 	if s.ext, err = s.m.Layout.PlaceKeeping(target.Size, nil); err != nil {
 		return err
 	}
-	sum, err := a.checkRelease(s)
+	sum, err := s.manifestSum()
 	if err != nil {
 		return err
 	}
@@ -123,37 +102,6 @@ func (a *Agent) install(disks []inventory.Disk) error {
 		return a.mediaErr(r, err)
 	}
 	return a.writeJob(r, job, s.m, disks, s.reader)
-}
-
-// choose picks the release passeur.release= names, else the newest, among
-// those whose artifacts verify as stored on the media: a release damaged
-// on the key is refused by name, and the next good one is used.
-func (a *Agent) choose(files fs.FS, rels []media.Release) (*media.Release, error) {
-	if _, err := media.Newest(rels, ""); err != nil {
-		return nil, err // none, or several products
-	}
-	order := slices.Clone(rels)
-	slices.SortStableFunc(order, func(x, y media.Release) int { return y.Manifest.Version.Compare(x.Manifest.Version) })
-	var refused []string
-	for i := range order {
-		r := &order[i]
-		if a.want != "" && r.Manifest.Version.String() != a.want {
-			continue
-		}
-		start := time.Now()
-		if err := r.Manifest.VerifyArtifactsStored(files, r.Dir); err != nil {
-			a.Log.Printf("release %s refused: %v", r.Dir, err)
-			a.Events.Emit("release", releaseEvent{Dir: r.Dir, Error: err.Error()})
-			refused = append(refused, r.Dir+": "+err.Error())
-			continue
-		}
-		a.Log.Printf("release %s: %d artifacts verified as stored, in %.1f s", r.Dir, len(r.Manifest.Artifacts), time.Since(start).Seconds())
-		return r, nil
-	}
-	if a.want != "" && refused == nil {
-		return nil, fmt.Errorf("%w: none is version %s (passeur.release=)", media.ErrNoRelease, a.want)
-	}
-	return nil, fmt.Errorf("%w: %s", media.ErrNoRelease, strings.Join(refused, "; "))
 }
 
 // installDisks picks the install's target, the one blank disk not named to

@@ -75,7 +75,7 @@ func (a *Agent) migrate(disks []inventory.Disk) error {
 	if err := a.confirm(s); err != nil {
 		return err
 	}
-	sum, err := a.checkRelease(s)
+	sum, err := s.manifestSum()
 	if err != nil {
 		return err
 	}
@@ -124,10 +124,10 @@ func (a *Agent) confirm(s *session) error {
 	return nil
 }
 
-// checkRelease returns the hash of the session's release manifest, which
-// the job keeps (its artifacts were verified as stored when it was chosen,
+// manifestSum is the hash of the session's release manifest, which the
+// job keeps (its artifacts were verified as stored when it was chosen,
 // before anything is written anywhere).
-func (a *Agent) checkRelease(s *session) (string, error) {
+func (s *session) manifestSum() (string, error) {
 	files, err := s.mediaFiles()
 	if err != nil {
 		return "", err
@@ -195,7 +195,7 @@ func (a *Agent) takeUp(disks []inventory.Disk) (bool, error) {
 		if u.Header.Mode != string(config.ModeMigrate) && u.Header.Mode != string(config.ModeInstall) || !writing(u.Records) {
 			continue
 		}
-		detail, ok := doneDetail(u.Records, stepPlan)
+		detail, ok := journal.DoneIn(u.Records, stepPlan)
 		var job *migrate.Job
 		if !ok || json.Unmarshal(detail, &job) != nil {
 			continue
@@ -217,7 +217,7 @@ func (a *Agent) takeUp(disks []inventory.Disk) (bool, error) {
 		if err != nil {
 			return true, err
 		}
-		if _, booted := doneDetail(u.Records, stepBoot); booted && job.Health != "" {
+		if _, booted := journal.DoneIn(u.Records, stepBoot); booted && job.Health != "" {
 			if done, err := a.outcome(r, job, disks); done || err != nil {
 				return true, err
 			}
@@ -225,15 +225,6 @@ func (a *Agent) takeUp(disks []inventory.Disk) (bool, error) {
 		return true, a.writeJob(r, job, m, disks, reader)
 	}
 	return false, a.closeRun(r)
-}
-
-func doneDetail(recs []journal.Record, step string) (json.RawMessage, bool) {
-	for i := len(recs) - 1; i >= 0; i-- {
-		if recs[i].Step == step && recs[i].State == journal.StateDone {
-			return recs[i].Detail, true
-		}
-	}
-	return nil, false
 }
 
 // sameRelease verifies again the release a taken-up job writes: signed
@@ -302,7 +293,7 @@ func (a *Agent) writeJob(r *run, job *migrate.Job, m *release.Manifest, disks []
 			continue
 		}
 		step := stepWrite + e.Name
-		_, begun := beganDetail(r.j.Records, step)
+		begun := journal.Began(r.j.Records, step)
 		if _, err := r.j.Step(step, func() (any, error) { return a.writeImage(f, e, m, relDir, job.Reinstall || begun) }); err != nil {
 			return a.mediaErr(r, err)
 		}
@@ -336,15 +327,6 @@ func (a *Agent) writeJob(r *run, job *migrate.Job, m *release.Manifest, disks []
 	}
 	f.Close()
 	return a.bootNew(r, job, target.Path)
-}
-
-func beganDetail(recs []journal.Record, step string) (json.RawMessage, bool) {
-	for _, r := range recs {
-		if r.Step == step && r.State == journal.StateBegun {
-			return r.Detail, true
-		}
-	}
-	return nil, false
 }
 
 // reattach checks each data volume of the old system read-only and makes

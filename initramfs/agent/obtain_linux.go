@@ -15,7 +15,6 @@ import (
 	"github.com/passeur/passeur/image/fetch"
 	"github.com/passeur/passeur/image/repo"
 	"github.com/passeur/passeur/image/sign"
-	"github.com/passeur/passeur/image/version"
 	"github.com/passeur/passeur/initramfs/backup"
 	"github.com/passeur/passeur/initramfs/inventory"
 	"github.com/passeur/passeur/initramfs/media"
@@ -38,12 +37,9 @@ type downloadEvent struct {
 // releases/<product>-<version>/, unless the media holds it already. The
 // index's and the manifest's signatures are checked before anything else
 // is fetched; an artifact cut off resumes where it stopped (HTTP Range),
-// in this run or the next. It sets a.want to the version to install.
+// in this run or the next. A tag sets a.want to the version it names.
 func (a *Agent) obtain(disks []inventory.Disk) error {
 	want := a.Config.Release
-	if v, err := version.Parse(want); err == nil {
-		a.want = v.String()
-	}
 	if a.Config.Repo == "" {
 		return nil
 	}

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"slices"
+	"strings"
 
 	"github.com/passeur/passeur/image/release"
 	"github.com/passeur/passeur/initramfs/config"
@@ -76,48 +77,20 @@ func (s *session) fsType(dev string) string {
 	return ""
 }
 
-// prepare establishes the session. The session is always returned, to be
-// closed (its reader may have mounted something), even with an error.
+// prepare establishes the session of a run on an installed system:
+// release, roles, preflight and plan. The session is always returned, to
+// be closed (its reader may have mounted something), even with an error.
 func (a *Agent) prepare(disks []inventory.Disk) (*session, error) {
-	s := &session{reader: &roles.MountReader{Dir: "/run/passeur/mnt"}, disks: disks}
-	trusted, err := media.LoadTrusted("/" + media.TrustedDir)
+	s, err := a.assign(disks)
 	if err != nil {
 		return s, err
 	}
-	files, err := roles.FindMedia(disks, s.reader)
-	if err != nil {
-		return s, err
-	}
-	rels, refused := media.Releases(files, trusted)
-	for _, r := range refused {
-		a.Log.Printf("release %s refused: %v", r.Dir, r.Err)
-		a.Events.Emit("release", releaseEvent{Dir: r.Dir, Error: r.Err.Error()})
-	}
-	for _, r := range rels {
-		a.Events.Emit("release", releaseEvent{Dir: r.Dir, Product: r.Manifest.Product, Version: r.Manifest.Version.String()})
-	}
-	rel, err := a.choose(files, rels)
-	if err != nil {
-		return s, err
-	}
-	s.rel = rel
-	a.Log.Printf("release %s %s from %s", rel.Manifest.Product, rel.Manifest.Version, rel.Dir)
-	s.m = rel.Manifest
-	var ask roles.Asker = roles.Unattended{}
-	if !a.Config.Unattended {
-		ask = roles.NewConsole(os.Stdin, a.Console)
-	}
-	if s.roles, err = roles.Assign(disks, s.m, s.reader, ask); err != nil {
-		return s, err
-	}
-	roles.WriteTable(a.Console, s.roles)
-	a.Events.Emit("roles", rolesEvent{Release: s.m.Product + " " + s.m.Version.String(), Disks: s.roles.Disks})
 	if s.sys = s.roles.System(); s.sys == nil {
 		return s, fmt.Errorf("%w: no disk holds an install of %s", ErrNoSystem, s.m.Product)
 	}
 
 	env := preflight.MountEnv{Reader: s.reader, FSType: s.fsType}
-	rep := preflight.Run(preflight.Input{Release: s.m, SignedBy: "key " + rel.KeyID, Roles: s.roles}, env)
+	rep := preflight.Run(preflight.Input{Release: s.m, SignedBy: "key " + s.rel.KeyID, Roles: s.roles}, env)
 	var failed []string
 	for _, c := range rep.Checks {
 		mark := "ok  "
@@ -139,6 +112,74 @@ func (a *Agent) prepare(disks []inventory.Disk) (*session, error) {
 	}
 	s.plan = plan.Make(s.m, s.roles, s.ext)
 	return s, nil
+}
+
+// assign finds the install media and the release to use, and gives every
+// disk its role, reading only: what every mode that acts on disks does
+// first. The session is always returned, to be closed, even with an error.
+func (a *Agent) assign(disks []inventory.Disk) (*session, error) {
+	s := &session{reader: &roles.MountReader{Dir: "/run/passeur/mnt"}, disks: disks}
+	trusted, err := media.LoadTrusted("/" + media.TrustedDir)
+	if err != nil {
+		return s, err
+	}
+	files, err := roles.FindMedia(disks, s.reader)
+	if err != nil {
+		return s, err
+	}
+	rels, refused := media.Releases(files, trusted)
+	for _, r := range refused {
+		a.Log.Printf("release %s refused: %v", r.Dir, r.Err)
+		a.Events.Emit("release", releaseEvent{Dir: r.Dir, Error: r.Err.Error()})
+	}
+	for _, r := range rels {
+		a.Events.Emit("release", releaseEvent{Dir: r.Dir, Product: r.Manifest.Product, Version: r.Manifest.Version.String()})
+	}
+	rel, err := a.choose(files, rels)
+	if err != nil {
+		return s, err
+	}
+	s.rel, s.m = rel, rel.Manifest
+	a.Log.Printf("release %s %s from %s", rel.Manifest.Product, rel.Manifest.Version, rel.Dir)
+	var ask roles.Asker = roles.Unattended{}
+	if !a.Config.Unattended {
+		ask = roles.NewConsole(os.Stdin, a.Console)
+	}
+	if s.roles, err = roles.Assign(disks, s.m, s.reader, ask); err != nil {
+		return s, err
+	}
+	roles.WriteTable(a.Console, s.roles)
+	a.Events.Emit("roles", rolesEvent{Release: s.m.Product + " " + s.m.Version.String(), Disks: s.roles.Disks})
+	return s, nil
+}
+
+// choose picks the release passeur.release= names, else the newest, among
+// those whose artifacts verify as stored on the media: a release damaged
+// on the key is refused by name, and the next good one is used.
+func (a *Agent) choose(files fs.FS, rels []media.Release) (*media.Release, error) {
+	if _, err := media.Newest(rels, ""); err != nil {
+		return nil, err // none, or several products
+	}
+	order := slices.Clone(rels)
+	slices.SortStableFunc(order, func(x, y media.Release) int { return y.Manifest.Version.Compare(x.Manifest.Version) })
+	var refused []string
+	for i := range order {
+		r := &order[i]
+		if a.want != "" && r.Manifest.Version.String() != a.want {
+			continue
+		}
+		if err := a.checkArtifacts(files, r.Dir, r.Manifest); err != nil {
+			a.Log.Printf("release %s refused: %v", r.Dir, err)
+			a.Events.Emit("release", releaseEvent{Dir: r.Dir, Error: err.Error()})
+			refused = append(refused, err.Error())
+			continue
+		}
+		return r, nil
+	}
+	if a.want != "" && refused == nil {
+		return nil, fmt.Errorf("%w: none is version %s (passeur.release=)", media.ErrNoRelease, a.want)
+	}
+	return nil, fmt.Errorf("%w: %s", media.ErrNoRelease, strings.Join(refused, "; "))
 }
 
 // mediaFiles reads the media's files, read-only (preflight may have

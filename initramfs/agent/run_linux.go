@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/passeur/passeur/board"
+	"github.com/passeur/passeur/image/version"
 	"github.com/passeur/passeur/initramfs/config"
 	"github.com/passeur/passeur/initramfs/control"
 	"github.com/passeur/passeur/initramfs/event"
@@ -124,6 +125,9 @@ func (a *Agent) run() error {
 	a.Events.Emit("inventory", inventoryEvent{Disks: disks, Links: links})
 	if rec != nil {
 		a.Events.Emit("sysfs", map[string]string{"txtar": string(rec.Archive())})
+	}
+	if v, err := version.Parse(a.Config.Release); err == nil {
+		a.want = v.String() // a tag is resolved by the repository, in obtain
 	}
 	switch a.Config.Mode {
 	case config.ModePlan:

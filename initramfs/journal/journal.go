@@ -184,10 +184,22 @@ func (j *Journal) Header() Header {
 
 // Done returns the detail of the last done record of step, if it is done.
 func (j *Journal) Done(step string) (json.RawMessage, bool) {
-	return done(j.Records, step)
+	return DoneIn(j.Records, step)
 }
 
-func done(recs []Record, step string) (json.RawMessage, bool) {
+// Began reports whether step was ever begun in recs.
+func Began(recs []Record, step string) bool {
+	for _, r := range recs {
+		if r.Step == step && r.State == StateBegun {
+			return true
+		}
+	}
+	return false
+}
+
+// DoneIn returns the detail of the last done record of step in recs (a
+// journal read, not opened), if it is done.
+func DoneIn(recs []Record, step string) (json.RawMessage, bool) {
 	for i := len(recs) - 1; i >= 0; i-- {
 		if recs[i].Step == step && recs[i].State == StateDone {
 			return recs[i].Detail, true
