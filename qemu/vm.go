@@ -2,8 +2,9 @@
 // disks on chosen buses, booted from a kernel and initramfs, its serial
 // console captured to a file and parsed into passeur events.
 //
-// Boot is direct kernel boot for now; UEFI from a USB key and iPXE netboot
-// are further values of Boot, each adding its own arguments.
+// Three ways to boot: direct kernel boot (Kernel, Initrd), the firmware
+// starting what the disks hold (UEFI: OVMF, e.g. from a USB key), and
+// netboot through the NIC's iPXE ROM (Netboot, under OVMF or SeaBIOS).
 package qemu
 
 import (
@@ -59,7 +60,8 @@ type Options struct {
 	// user network ("10.0.2.100:80") to a host address ("127.0.0.1:8080"):
 	// how a guest reaches a test server on the host's loopback. Each
 	// connection gets its own socat (QEMU's tcp: form would connect once,
-	// at start, and serve only the guest's first connection).
+	// at start, and serve only the guest's first connection). socat logs
+	// nowhere: QEMU would pass its messages to the guest as data.
 	GuestFwd map[string]string
 	// Dir holds the console log; it must exist.
 	Dir string
@@ -68,9 +70,19 @@ type Options struct {
 	// UEFI boots the firmware (OVMF) instead of Kernel and Initrd: it
 	// starts what the disks hold, as a PC does.
 	UEFI bool
+	// Netboot boots through the NIC's iPXE ROM: QEMU's user network hands
+	// out Netboot.BootFile from the folder Netboot.TFTP (an iPXE script).
+	// It implies Net; with UEFI, OVMF runs iPXE's EFI driver.
+	Netboot *Netboot
 	// Monitor opens QEMU's human monitor on a socket in Dir, for
 	// VM.Monitor (pulling a disk out while the guest runs).
 	Monitor bool
+}
+
+// Netboot is what the user network's DHCP and TFTP hand out to iPXE.
+type Netboot struct {
+	TFTP     string // folder served by TFTP
+	BootFile string // DHCP file name, in TFTP
 }
 
 // DiskID is the QEMU device id of the i-th disk, for device_del.
@@ -119,23 +131,33 @@ func (o Options) Args() ([]string, error) {
 		args = append(args,
 			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+OVMFCode,
 			"-drive", "if=pflash,format=raw,unit=1,file="+vars)
+	case o.Netboot != nil:
+		// SeaBIOS, QEMU's default firmware, runs the NIC's iPXE ROM.
 	case o.Kernel == "" || o.Initrd == "":
 		return nil, fmt.Errorf("qemu: direct kernel boot needs a kernel and an initrd")
 	default:
 		args = append(args, "-kernel", o.Kernel, "-initrd", o.Initrd,
 			"-append", strings.TrimSpace(b.Kernel.Cmdline+" "+o.Cmdline))
 	}
-	if o.Net {
+	if o.Net || o.Netboot != nil {
 		netdev := "user,id=n0,restrict=on"
+		nic := "virtio-net-pci,netdev=n0"
+		if nb := o.Netboot; nb != nil {
+			if strings.ContainsAny(nb.TFTP+nb.BootFile, ",") || nb.TFTP == "" || nb.BootFile == "" {
+				return nil, fmt.Errorf("qemu: netboot needs a TFTP folder and a boot file, without commas")
+			}
+			netdev += ",tftp=" + nb.TFTP + ",bootfile=" + nb.BootFile
+			nic += ",bootindex=0"
+		}
 		guests := make([]string, 0, len(o.GuestFwd))
 		for g := range o.GuestFwd {
 			guests = append(guests, g)
 		}
 		sort.Strings(guests)
 		for _, g := range guests {
-			netdev += ",guestfwd=tcp:" + g + "-cmd:socat STDIO TCP:" + o.GuestFwd[g]
+			netdev += ",guestfwd=tcp:" + g + "-cmd:socat -lf /dev/null STDIO TCP:" + o.GuestFwd[g]
 		}
-		args = append(args, "-netdev", netdev, "-device", "virtio-net-pci,netdev=n0")
+		args = append(args, "-netdev", netdev, "-device", nic)
 	}
 	d, err := diskArgs(o.Disks)
 	if err != nil {

@@ -47,3 +47,29 @@ func TestArgsRejectsUnknownBus(t *testing.T) {
 		t.Error("unknown bus: want an error")
 	}
 }
+
+func TestArgsNetboot(t *testing.T) {
+	b, _ := board.Load("qemu-x86_64")
+	o := Options{Board: b, Dir: t.TempDir(), Netboot: &Netboot{TFTP: "/srv/tftp", BootFile: "boot.ipxe"},
+		GuestFwd: map[string]string{"10.0.2.100:80": "127.0.0.1:8080"}}
+	args, err := o.Args()
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := strings.Join(args, " ")
+	for _, want := range []string{
+		"user,id=n0,restrict=on,tftp=/srv/tftp,bootfile=boot.ipxe,guestfwd=tcp:10.0.2.100:80-cmd:socat -lf /dev/null STDIO TCP:127.0.0.1:8080",
+		"-device virtio-net-pci,netdev=n0,bootindex=0",
+	} {
+		if !strings.Contains(line, want) {
+			t.Errorf("args lack %q:\n%s", want, line)
+		}
+	}
+	if strings.Contains(line, "-kernel") || strings.Contains(line, "pflash") {
+		t.Errorf("SeaBIOS netboot with a -kernel or OVMF:\n%s", line)
+	}
+	o.Netboot.TFTP = "/a,b"
+	if _, err := o.Args(); err == nil {
+		t.Error("a TFTP folder with a comma was accepted")
+	}
+}

@@ -633,6 +633,7 @@ func TestMigrateFromRepository(t *testing.T) {
 // downloadEvent is the agent's "download" event.
 type downloadEvent struct {
 	Release  string
+	Files    int
 	Bytes    int64
 	Attempts int
 	Resumed  int

@@ -6,7 +6,8 @@
 //	passeur boards
 //	passeur release keygen|sign|verify|inspect ...
 //	passeur key -image key.img | -dir /media/KEY  [-release DIR,...] [-config F]
-//	passeur netboot -dir DIR [-key name=value ...]
+//	passeur netboot -dir DIR [-base URL] [-key name=value ...]
+//	passeur serve -bundle DIR [-repo DIR] [-listen ADDR]
 package main
 
 import (
@@ -32,7 +33,7 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: passeur build|boards|release|key|netboot [flags]")
+		return fmt.Errorf("usage: passeur build|boards|release|key|netboot|serve [flags]")
 	}
 	switch args[0] {
 	case "build":
@@ -43,6 +44,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return keyCmd(args[1:], stdout, stderr)
 	case "netboot":
 		return netbootCmd(args[1:], stdout, stderr)
+	case "serve":
+		return serveCmd(args[1:], stdout, stderr)
 	case "boards":
 		for _, n := range board.Names() {
 			b, err := board.Load(n)
@@ -53,7 +56,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 		return nil
 	}
-	return fmt.Errorf("unknown command %q (known: build, boards, release, key, netboot)", args[0])
+	return fmt.Errorf("unknown command %q (known: build, boards, release, key, netboot, serve)", args[0])
 }
 
 func buildCmd(args []string, stdout, stderr io.Writer) error {

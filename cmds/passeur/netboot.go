@@ -4,6 +4,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log"
+	"net"
+	"net/http"
 	"path/filepath"
 	"strings"
 
@@ -34,6 +37,7 @@ func netbootCmd(args []string, stdout, stderr io.Writer) error {
 	boardName := fs.String("board", "qemu-x86_64", "board the bundle boots")
 	out := fs.String("out", "out", "build output folder (passeur build)")
 	dir := fs.String("dir", "", "folder to write the bundle to (serve it over HTTP)")
+	base := fs.String("base", "", "HTTP URL the kernel and initramfs are fetched from, when the script is handed out by TFTP (default: beside the script)")
 	keys := keyList{}
 	fs.Var(keys, "key", "a passeur key of the run, name=value (repeat)")
 	if err := fs.Parse(args); err != nil {
@@ -47,10 +51,39 @@ func netbootCmd(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	bundle := netboot.Bundle{Kernel: filepath.Join(*out, b.Name, "vmlinuz"), Initramfs: filepath.Join(*out, b.Name, "initramfs.cpio.zst"),
-		BoardCmdline: b.Kernel.Cmdline, Keys: keys}
+		BoardCmdline: b.Kernel.Cmdline, Keys: keys, Base: *base}
 	if err := netboot.Write(*dir, bundle); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "wrote %s: serve it over HTTP and chain http://<server>/%s from iPXE\n", *dir, netboot.ScriptFile)
 	return nil
+}
+
+// serveCmd serves a netboot bundle and a repository over HTTP for a lab
+// bench, logging each request.
+//
+//	passeur serve -bundle out/netboot -repo /srv/repo -listen :8080
+func serveCmd(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	bundle := fs.String("bundle", "", "netboot bundle folder (passeur netboot -dir)")
+	repoDir := fs.String("repo", "", "repository folder (passeur release publish), served under "+netboot.RepoPath)
+	listen := fs.String("listen", "127.0.0.1:8080", "address to listen on (\":8080\" for a lab network)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	s := &netboot.Server{Bundle: *bundle, Repo: *repoDir, Log: log.New(stderr, "serve: ", log.LstdFlags).Printf}
+	if err := s.Check(); err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "serving the bundle %s at http://%s/%s", *bundle, l.Addr(), netboot.ScriptFile)
+	if *repoDir != "" {
+		fmt.Fprintf(stdout, " and the repository %s at http://%s%s", *repoDir, l.Addr(), netboot.RepoPath)
+	}
+	fmt.Fprintln(stdout)
+	return http.Serve(l, s)
 }

@@ -1,13 +1,15 @@
 // Package netboot makes a board's netboot bundle: the rescue kernel and
 // initramfs, and an iPXE script that boots them over HTTP with the
 // passeur.* keys of an unattended run (a lab installing from its
-// repository). Serve the bundle's folder over HTTP and chain the script
-// from DHCP (iPXE's "chain http://server/boot.ipxe").
+// repository), and serves a bundle and a repository for a lab bench
+// (Server). The script is handed out by DHCP (as a TFTP file name, or an
+// http:// URL for iPXE clients) or chained from iPXE.
 package netboot
 
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -24,6 +26,10 @@ type Bundle struct {
 	// Keys are passeur keys without the prefix: {"mode": "install",
 	// "repo": "http://…", "unattended": "yes"}.
 	Keys map[string]string
+	// Base, when set, is the HTTP URL of the folder serving the kernel and
+	// initramfs ("http://10.0.2.100/"): for a script handed out by TFTP.
+	// Empty, they are fetched relative to the script's own URL.
+	Base string
 }
 
 // Names of the bundle's files.
@@ -57,15 +63,23 @@ func (b Bundle) Cmdline() (string, error) {
 	return strings.TrimSpace(line), nil
 }
 
-// Script is the iPXE script: the kernel and initramfs fetched relative to
-// the script's own URL.
+// Script is the iPXE script: the kernel and initramfs fetched from Base,
+// or relative to the script's own URL.
 func (b Bundle) Script() (string, error) {
 	line, err := b.Cmdline()
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("#!ipxe\n# passeur netboot bundle\necho passeur: fetching the rescue kernel and initramfs\nkernel %s initrd=%s %s\ninitrd %s\nboot\n",
-		KernelFile, InitramfsFile, line, InitramfsFile), nil
+	base := b.Base
+	if base != "" {
+		u, err := url.Parse(base)
+		if err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "" || strings.ContainsAny(base, " \t\n") {
+			return "", fmt.Errorf("netboot base %q: want the http:// URL of the bundle's folder", base)
+		}
+		base = strings.TrimSuffix(base, "/") + "/"
+	}
+	return fmt.Sprintf("#!ipxe\n# passeur netboot bundle\necho passeur: fetching the rescue kernel and initramfs\nkernel %s%s initrd=%s %s\ninitrd %s%s\nboot\n",
+		base, KernelFile, InitramfsFile, line, base, InitramfsFile), nil
 }
 
 // Write puts the bundle in dir: the kernel, the initramfs and the script.

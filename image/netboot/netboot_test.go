@@ -1,6 +1,10 @@
 package netboot
 
 import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,5 +34,80 @@ func TestWrite(t *testing.T) {
 		if err := Write(t.TempDir(), b); err == nil {
 			t.Errorf("keys %v accepted", bad)
 		}
+	}
+}
+
+func TestScriptBase(t *testing.T) {
+	b := Bundle{BoardCmdline: "console=ttyS0", Keys: map[string]string{"mode": "install"}, Base: "http://10.0.2.100"}
+	s, err := b.Script()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"kernel http://10.0.2.100/vmlinuz initrd=initramfs.cpio.zst console=ttyS0 passeur.mode=install\n", "initrd http://10.0.2.100/initramfs.cpio.zst\n"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("script lacks %q:\n%s", want, s)
+		}
+	}
+	for _, bad := range []string{"tftp://10.0.2.2/", "10.0.2.100", "http://", "http://a b/"} {
+		b.Base = bad
+		if _, err := b.Script(); err == nil {
+			t.Errorf("base %q accepted", bad)
+		}
+	}
+}
+
+func TestServer(t *testing.T) {
+	bundle, repo := t.TempDir(), t.TempDir()
+	for _, f := range []string{ScriptFile, KernelFile, InitramfsFile} {
+		os.WriteFile(filepath.Join(bundle, f), []byte("file "+f), 0o644)
+	}
+	os.MkdirAll(filepath.Join(repo, "camrec/8.0.0"), 0o755)
+	os.WriteFile(filepath.Join(repo, "index.json"), []byte("{}"), 0o644)
+	os.WriteFile(filepath.Join(repo, "camrec/8.0.0/esp.img.zst"), []byte("0123456789"), 0o644)
+	os.WriteFile(filepath.Join(filepath.Dir(bundle), "secret"), []byte("no"), 0o644)
+	var lines []string
+	s := &Server{Bundle: bundle, Repo: repo, Log: func(f string, a ...any) { lines = append(lines, fmt.Sprintf(f, a...)) }}
+	if err := s.Check(); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	get := func(p, rng string) (int, string) {
+		req, _ := http.NewRequest("GET", srv.URL+p, nil)
+		if rng != "" {
+			req.Header.Set("Range", rng)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(body)
+	}
+	for _, c := range []struct {
+		path, rng string
+		code      int
+		body      string
+	}{
+		{"/boot.ipxe", "", 200, "file boot.ipxe"},
+		{"/vmlinuz", "", 200, "file vmlinuz"},
+		{"/repo/index.json", "", 200, "{}"},
+		{"/repo/camrec/8.0.0/esp.img.zst", "bytes=4-", 206, "456789"},
+		{"/repo/camrec/", "", 404, ""},
+		{"/../secret", "", 404, ""},
+		{"/repo/../../secret", "", 404, ""},
+		{"/camrec/8.0.0/esp.img.zst", "", 404, ""},
+	} {
+		code, body := get(c.path, c.rng)
+		if code != c.code || c.code < 300 && body != c.body {
+			t.Errorf("GET %s (%s): %d %q, want %d %q", c.path, c.rng, code, body, c.code, c.body)
+		}
+	}
+	if len(lines) != 8 || !strings.Contains(lines[3], `/repo/camrec/8.0.0/esp.img.zst "bytes=4-" 206 6 bytes`) {
+		t.Errorf("log:\n%s", strings.Join(lines, "\n"))
+	}
+	if err := (&Server{Bundle: repo}).Check(); err == nil {
+		t.Error("a folder without a bundle passed the check")
 	}
 }

@@ -57,7 +57,7 @@ var Entries = []Entry{
 }
 
 // Marker is the content of passeur's marker file on the keys it makes.
-const Marker = `{"format":1}` + "\n"
+const Marker = roles.MarkerData
 
 // Files lists the key's tree: files, and folders that must exist even
 // empty.

@@ -13,6 +13,7 @@ import (
 	"github.com/passeur/passeur/initramfs/control"
 	"github.com/passeur/passeur/initramfs/event"
 	"github.com/passeur/passeur/initramfs/inventory"
+	"github.com/passeur/passeur/initramfs/migrate"
 )
 
 // Agent holds what every step of a run shares.
@@ -22,9 +23,11 @@ type Agent struct {
 	Log     Logger
 	Board   *board.Board
 	Config  config.Config
-	hub     *control.Hub // the event stream served on the control channel
-	runLog  *runLog      // the console, saved with the run on the media
-	want    string       // the release version to install, when one is named
+	hub     *control.Hub  // the event stream served on the control channel
+	runLog  *runLog       // the console, saved with the run on the media
+	want    string        // the release version to install, when one is named
+	noMedia bool          // no install media was found at boot
+	ram     *migrate.Loop // the media made in RAM, held for the run
 }
 
 // Logger is where the agent's steps report progress; PID 1 sends it to the

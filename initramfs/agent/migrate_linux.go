@@ -59,6 +59,9 @@ type reattachDetail struct {
 // the release, reattaches the data volumes, restores, and boots the new
 // system.
 func (a *Agent) migrate(disks []inventory.Disk) error {
+	if a.noMedia {
+		return ErrMigrateNeedsMedia
+	}
 	if took, err := a.takeUp(disks); took || err != nil {
 		return err
 	}

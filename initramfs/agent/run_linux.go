@@ -105,7 +105,7 @@ func (a *Agent) run() error {
 	if err != nil {
 		return err
 	}
-	a.mediaConfig(disks)
+	a.noMedia = !a.mediaConfig(disks)
 	if a.Config.Net == "dhcp" || a.Config.Repo != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		lease, err := network.DHCP(ctx, 15*time.Second, 3)
@@ -128,6 +128,12 @@ func (a *Agent) run() error {
 	}
 	if v, err := version.Parse(a.Config.Release); err == nil {
 		a.want = v.String() // a tag is resolved by the repository, in obtain
+	}
+	if a.noMedia && a.Config.Repo != "" && a.Config.Mode == config.ModeInstall {
+		if disks, err = a.ramMedia(disks); err != nil {
+			a.Fail("install", err)
+			return a.follow()
+		}
 	}
 	switch a.Config.Mode {
 	case config.ModePlan:
@@ -217,20 +223,24 @@ func (a *Agent) shell() error {
 }
 
 // mediaConfig applies the install media's configuration file, if there is
-// one, under the kernel command line (which wins).
-func (a *Agent) mediaConfig(disks []inventory.Disk) {
+// one, under the kernel command line (which wins). It reports whether
+// install media is here.
+func (a *Agent) mediaConfig(disks []inventory.Disk) bool {
 	reader := &roles.MountReader{Dir: "/run/passeur/cfg"}
 	defer reader.Close()
 	files, err := roles.FindMedia(disks, reader)
+	if errors.Is(err, roles.ErrNoMedia) {
+		return false
+	}
 	if err != nil {
-		return // no media, or two: the mode that needs one says so
+		return true // two: the mode that needs one says so
 	}
 	data, err := fs.ReadFile(files, config.File)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			a.Fail("config", err)
 		}
-		return
+		return true
 	}
 	c, errs := config.Load(sysinit.Cmdline(), data)
 	for _, err := range errs {
@@ -241,4 +251,5 @@ func (a *Agent) mediaConfig(disks []inventory.Disk) {
 	a.Config = c
 	a.Log.Printf("configuration: %s on the install media, under the kernel command line", config.File)
 	a.Events.Emit("config", map[string]any{"file": config.File, "mode": c.Mode, "unattended": c.Unattended, "age_recipients": len(c.AgeRecipients)})
+	return true
 }

@@ -103,6 +103,17 @@ func Scan(sys SysFS, open Opener) ([]Disk, error) {
 	return disks, nil
 }
 
+// Describe reads one block device as Scan would, whatever its kind: how
+// the rescue system sees a loop device it made itself.
+func Describe(sys SysFS, open Opener, name string) (Disk, error) {
+	d, err := scanDisk(sys, name)
+	if err != nil {
+		return d, err
+	}
+	readContent(&d, sys, open)
+	return d, nil
+}
+
 func readString(sys SysFS, name string) string {
 	b, err := sys.ReadFile(name)
 	if err != nil {

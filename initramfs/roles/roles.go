@@ -30,6 +30,9 @@ const (
 // prepared FAT32 key), relative to the FAT filesystem's root.
 const MediaMarker = "passeur/media.json"
 
+// MarkerData is the marker's content on the media passeur makes.
+const MarkerData = `{"format":1}` + "\n"
+
 // Errors a caller branches on: each is a refusal in unattended mode and a
 // question to the operator in interactive mode.
 var (

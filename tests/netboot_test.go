@@ -1,0 +1,206 @@
+package tests
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/passeur/passeur/image/netboot"
+	"github.com/passeur/passeur/image/repo"
+	"github.com/passeur/passeur/image/sign"
+	"github.com/passeur/passeur/qemu"
+	"github.com/passeur/passeur/qemu/camrec"
+	"github.com/passeur/passeur/qemu/fixture"
+)
+
+// labBench is a lab's netboot server on the host's loopback: passeur
+// serve's handler over a bundle and a repository, its request log kept.
+type labBench struct {
+	addr string
+	mu   sync.Mutex
+	log  []string
+}
+
+func (l *labBench) requests() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.log, "\n")
+}
+
+func serveLab(t *testing.T, bundle, repoDir string) *labBench {
+	t.Helper()
+	lab := &labBench{}
+	s := &netboot.Server{Bundle: bundle, Repo: repoDir, Log: func(f string, a ...any) {
+		lab.mu.Lock()
+		lab.log = append(lab.log, fmt.Sprintf(f, a...))
+		lab.mu.Unlock()
+	}}
+	if err := s.Check(); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: s}
+	go hs.Serve(l)
+	t.Cleanup(func() { hs.Close() })
+	lab.addr = l.Addr().String()
+	return lab
+}
+
+// writeBundle writes the board's netboot bundle for keys, its script
+// fetching the kernel and initramfs from the lab server (10.0.2.100).
+func writeBundle(t *testing.T, art qemu.Artifacts, keys map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	b := netboot.Bundle{Kernel: art.Kernel, Initramfs: art.Initrd, BoardCmdline: art.Board.Kernel.Cmdline, Keys: keys, Base: "http://10.0.2.100/"}
+	if err := netboot.Write(dir, b); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestNetbootInstall boots a blank UEFI machine over the network, as a lab
+// does: OVMF runs the NIC's iPXE, which gets the bundle's script by TFTP
+// from QEMU's user network (restrict=on) and the kernel and initramfs over
+// HTTP from passeur serve's handler on the host's loopback (guestfwd).
+// First the repository's port is closed: the error is on the console after
+// bounded retries with doubling pauses, and no disk changed. Then the
+// install: with no key, the release is downloaded into media made in RAM
+// and written on the blank disk; v8 boots (kexec, then under OVMF from
+// its own disk) and reports a fresh appliance; the other disk is unchanged.
+func TestNetbootInstall(t *testing.T) {
+	r := camrec8(t)
+	art := qemu.BuiltArtifacts(t, "qemu-x86_64")
+	keyFile, _ := signingKey(t)
+	sk, err := sign.LoadPrivateKey(keyFile, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	repoDir := t.TempDir()
+	if _, err := repo.Publish(repoDir, r.dir, sk, "stable"); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	sys := qemu.Disk{Path: filepath.Join(dir, "sys.img"), Bus: qemu.VirtioBlk, Serial: "LAB-SYS"}
+	other := qemu.Disk{Path: filepath.Join(dir, "other.img"), Bus: qemu.SATA, Serial: "OTHER"}
+	if err := fixture.Blank(sys.Path, 512<<20); err != nil {
+		t.Fatal(err)
+	}
+	if err := fixture.Mkfs(other.Path, "ext4", "someone-else", 32<<20); err != nil {
+		t.Fatal(err)
+	}
+	disks := []qemu.Disk{sys, other}
+	keys := map[string]string{"mode": "install", "unattended": "yes", "repo": "http://10.0.2.100/repo"}
+	boot := func(bundle string, lab *labBench, closedPort string) *qemu.VM {
+		fwd := map[string]string{"10.0.2.100:80": lab.addr}
+		if closedPort != "" {
+			fwd["10.0.2.100:81"] = closedPort
+		}
+		return qemu.Test(t, qemu.Options{Board: art.Board, UEFI: true, Disks: disks,
+			Netboot: &qemu.Netboot{TFTP: bundle, BootFile: netboot.ScriptFile}, GuestFwd: fwd})
+	}
+
+	t.Run("unreachable repository", func(t *testing.T) {
+		closed, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		closedAddr := closed.Addr().String()
+		closed.Close() // nothing listens there now
+		keys := map[string]string{"mode": "install", "unattended": "yes", "repo": "http://10.0.2.100:81/repo"}
+		bundle := writeBundle(t, art, keys)
+		lab := serveLab(t, bundle, repoDir)
+		before := hashes(t, disks)
+		vm := boot(bundle, lab, closedAddr)
+		if _, err := vm.WaitEvent("idle", 3*bootTimeout); err != nil {
+			t.Fatal(err)
+		}
+		vm.Stop()
+		run := collect(vm)
+		sameHashes(t, "netboot with an unreachable repository", before, hashes(t, disks))
+		msg := strings.Join(run.errors, "\n")
+		t.Logf("the error: %s", msg)
+		if !strings.Contains(msg, "repository http://10.0.2.100:81/repo") {
+			t.Errorf("errors %q: want the repository named", msg)
+		}
+		console := vm.Console()
+		for _, pause := range []string{"again in 1s", "again in 2s", "again in 4s", "again in 8s", "again in 16s"} {
+			if !strings.Contains(console, pause) {
+				t.Errorf("console lacks the retry %q", pause)
+			}
+		}
+		if strings.Contains(console, "again in 32s") {
+			t.Error("more retries than the bound")
+		}
+		if run.event("health") != nil || run.event("journal") != nil {
+			t.Error("a run began although the repository was unreachable")
+		}
+		if reqs := lab.requests(); !strings.Contains(reqs, "GET /vmlinuz") || !strings.Contains(reqs, "GET /initramfs.cpio.zst") {
+			t.Errorf("the lab server did not serve the kernel and initramfs:\n%s", reqs)
+		}
+	})
+	if t.Failed() {
+		return
+	}
+
+	bundle := writeBundle(t, art, keys)
+	lab := serveLab(t, bundle, repoDir)
+	otherSum := fileSHA(t, other.Path)
+	vm := boot(bundle, lab, "")
+	if _, err := vm.WaitAny(6*bootTimeout, "health", "idle"); err != nil {
+		t.Fatal(err)
+	}
+	vm.Stop()
+	m := migration{rescueRun: collect(vm)}
+	if len(m.errors) > 0 || m.event("health") == nil {
+		t.Fatalf("errors %v, no health report", m.errors)
+	}
+	var got camrec.Report
+	m.decode(t, "health", &got)
+	if got.Product != "camrec" || got.Version != "8.0.0" || !got.OK || len(got.Volumes) != 0 || got.SegmentsIndexed != 0 {
+		t.Errorf("health report after kexec: %+v, want a fresh camrec 8.0.0", got)
+	}
+	console := vm.Console()
+	for _, want := range []string{"tftp://10.0.2.2/boot.ipxe", "http://10.0.2.100/vmlinuz", "http://10.0.2.100/initramfs.cpio.zst"} {
+		if !strings.Contains(console, want) {
+			t.Errorf("console lacks iPXE's %q", want)
+		}
+	}
+	var media struct {
+		Device string
+		RAM    bool
+	}
+	m.decode(t, "media", &media)
+	if !media.RAM || !strings.HasPrefix(media.Device, "/dev/loop") {
+		t.Errorf("media event %+v: want media made in RAM", media)
+	}
+	var dl downloadEvent
+	m.decode(t, "download", &dl)
+	if dl.Release != "releases/camrec-8.0.0" || dl.Files != 4 {
+		t.Errorf("download event %+v", dl)
+	}
+	reqs := lab.requests()
+	for _, want := range []string{"GET /vmlinuz", "GET /initramfs.cpio.zst", "GET /repo/index.json ", "GET /repo/index.json.minisig",
+		"GET /repo/camrec/8.0.0/manifest.json.minisig", "GET /repo/camrec/8.0.0/esp.img.zst", "GET /repo/camrec/8.0.0/root.img.zst"} {
+		if !strings.Contains(reqs, want) {
+			t.Errorf("the lab server saw no %q:\n%s", want, reqs)
+		}
+	}
+	if fileSHA(t, other.Path) != otherSum {
+		t.Error("the disk holding someone else's filesystem changed")
+	}
+	out, err := fixture.Run("", "sfdisk", "-d", sys.Path)
+	if err != nil || !strings.Contains(out, "label: gpt") {
+		t.Errorf("the system disk after the install: %v\n%s", err, out)
+	}
+	again := bootV8(t, []qemu.Disk{sys, other})
+	if again.Product != "camrec" || again.Version != "8.0.0" || !again.OK || len(again.Volumes) != 0 {
+		t.Errorf("health report under UEFI: %+v", again)
+	}
+}
