@@ -13,6 +13,9 @@ export GOFLAGS=${GOFLAGS:--buildvcs=false}
 BOARD=${BOARD:-qemu-x86_64}
 OUT=${OUT:-out}
 CACHE=${CACHE:-.cache}
+# Release specs of the products the rescue image knows without a release on
+# the key (it can then still back up and recover them).
+PRODUCTS=${PASSEUR_PRODUCTS:-qemu/camrec/v8/release.json}
 
 # Host tools the build and the tests use, and the Debian packages they come in.
 HOST_TOOLS=(
@@ -70,7 +73,7 @@ build() {
   go build -o "$OUT/bin/passeur" ./cmds/passeur
   dev_key
   say "building board $BOARD"
-  "$OUT/bin/passeur" build -board "$BOARD" -out "$OUT" -cache "$CACHE" -trust "${PASSEUR_KEY%.key}.pub"
+  "$OUT/bin/passeur" build -board "$BOARD" -out "$OUT" -cache "$CACHE" -trust "${PASSEUR_KEY%.key}.pub" -product "$PRODUCTS"
 }
 
 # module_tree prints the unpacked module tree of the board's kernel.
@@ -115,7 +118,8 @@ usage: ./build.sh [command] [args]
   test        build, go vet, then every test: unit and QEMU (args go to go test,
               e.g. ./build.sh test -run TestInventoryFiveBuses)
   test-long   the same with the long matrices (PASSEUR_LONG=1)
-  demo        build, then boot the rescue image in QEMU over demo disks, console live
+  demo        build, then migrate a camrec 7 appliance to camrec 8 under QEMU:
+              OVMF boots the USB key image, console live; ends with both health reports
   bench       build, then the boot-time benchmark (agent vs hello-world /init)
   deps        only install the missing host packages
   clean       remove $OUT/ (the download cache $CACHE/ stays)

@@ -1,21 +1,28 @@
-// Command passeur-demo boots the rescue image of a board in QEMU over a set
-// of demo disks (one per bus, made by the host's mkfs and sfdisk), shows its
-// console live, and ends with the inventory it reported. ./build.sh demo
-// runs it after building.
+// Command passeur-demo shows a whole migration under QEMU, as a technician
+// would run it: it builds and signs camrec 8, makes a camrec 7 appliance
+// (fixture b: a system disk keeping a data partition, and two data disks),
+// makes the USB key image with the release on it, boots the appliance
+// under OVMF from the key with the serial console shown live, and ends by
+// booting v8 from its own disk and printing its health report next to
+// what v7 held. ./build.sh demo runs it after building.
 package main
 
 import (
+	"crypto/sha256"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/passeur/passeur/board"
-	"github.com/passeur/passeur/initramfs/inventory"
+	"github.com/passeur/passeur/image/builder"
+	"github.com/passeur/passeur/image/sign"
+	"github.com/passeur/passeur/image/usbkey"
 	"github.com/passeur/passeur/qemu"
-	"github.com/passeur/passeur/qemu/fixture"
+	"github.com/passeur/passeur/qemu/camrec"
 )
 
 func main() {
@@ -30,9 +37,15 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	boardName := fs.String("board", "qemu-x86_64", "board to boot")
 	out := fs.String("out", "out", "where build.sh put the board's files")
-	timeout := fs.Duration("timeout", 5*time.Minute, "how long the VM may take")
+	cache := fs.String("cache", ".cache", "download cache (camrec 8's kernel)")
+	keyFile := fs.String("key", os.Getenv("PASSEUR_KEY"), "minisign key to sign camrec 8 with (the rescue image must trust it)")
+	loader := fs.String("loader", "/usr/lib/systemd/boot/efi/systemd-bootx64.efi", "systemd-boot's EFI binary")
+	timeout := fs.Duration("timeout", 15*time.Minute, "how long each boot may take")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *keyFile == "" {
+		return fmt.Errorf("give -key (./build.sh demo sets PASSEUR_KEY)")
 	}
 	b, err := board.Load(*boardName)
 	if err != nil {
@@ -43,41 +56,163 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
+	start := time.Now()
+	step := func(format string, a ...any) {
+		fmt.Fprintf(stdout, "\n== [%5.1f s] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, a...))
+	}
 
-	fmt.Fprintln(stdout, "== demo disks, made with mkfs.ext4, mkfs.vfat, mkfs.xfs and sfdisk:")
-	disks, err := fixture.FiveBuses(dir)
+	step("building and signing camrec 8 (passeur's release builder)")
+	spec, err := builder.ReadSpec("qemu/camrec/v8/release.json")
 	if err != nil {
 		return err
 	}
-	for _, d := range disks {
-		fmt.Fprintf(stdout, "   %-12s %-10s %s\n", d.Bus, d.Serial, d.Content)
+	sk, err := sign.LoadPrivateKey(*keyFile, "")
+	if err != nil {
+		return err
 	}
-	fmt.Fprintln(stdout, "== booting the rescue image under QEMU (TCG); serial console follows")
-	vm, err := qemu.Start(qemu.Options{
-		Board: b, Kernel: filepath.Join(*out, b.Name, "vmlinuz"), Initrd: filepath.Join(*out, b.Name, "initramfs.cpio.zst"),
-		Disks: fixture.QEMU(disks), Cmdline: "passeur.mode=poweroff", Dir: dir, Console: stdout,
-	})
+	relDir := filepath.Join(dir, "camrec-8.0.0")
+	m, err := builder.Run(spec, builder.Options{RepoDir: ".", Cache: *cache, OutDir: relDir, Key: &sk, Log: io.Discard})
+	if err != nil {
+		return fmt.Errorf("camrec 8: %w", err)
+	}
+	for _, a := range m.Artifacts {
+		fmt.Fprintf(stdout, "   %-5s %-14s %9d bytes, %9d stored, sha256 %s…\n", a.Name, a.File, a.Size, a.StoredSize, a.SHA256[:16])
+	}
+
+	step("making the camrec 7 appliance (fixture b, with sfdisk and mkfs as its vendor did)")
+	app, err := camrec.BuildV7(filepath.Join(dir, "v7"), camrec.VariantB, camrec.Options{Seed: 7, SegmentsPerCamera: 10})
+	if err != nil {
+		return err
+	}
+	disks := app.Disks()
+	before := map[string]string{}
+	for _, d := range disks {
+		fmt.Fprintf(stdout, "   %-11s %-10s %s\n", d.Bus, d.Serial, filepath.Base(d.Path))
+		if d.Path != app.System.Path {
+			if before[d.Path], err = fileSum(d.Path); err != nil {
+				return err
+			}
+		}
+	}
+
+	step("making the USB key image (systemd-boot, rescue kernel and initramfs, camrec 8, unattended)")
+	key := filepath.Join(dir, "key.img")
+	c := usbkey.Content{Loader: *loader, Cmdline: b.Kernel.Cmdline, Releases: []string{relDir}, Config: []byte(`{"unattended": true}`),
+		Kernel: filepath.Join(*out, b.Name, "vmlinuz"), Initramfs: filepath.Join(*out, b.Name, "initramfs.cpio.zst")}
+	if err := usbkey.Image(key, 768<<20, c); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "   %s: GPT, one FAT32 EFI system partition\n", filepath.Base(key))
+
+	step("booting the appliance under OVMF from the key (usb-storage); the serial console follows")
+	console := &plainText{w: stdout}
+	vm, err := qemu.Start(qemu.Options{Board: b, UEFI: true, Dir: dir, Console: console,
+		Disks: append(disks, qemu.Disk{Path: key, Bus: qemu.USB, Serial: "PASSEUR-KEY"})})
 	if err != nil {
 		return err
 	}
 	defer vm.Stop()
-	ready, err := vm.WaitEvent("ready", *timeout)
+	got, err := vm.WaitAny(*timeout, "health", "idle")
 	if err != nil {
 		return err
 	}
-	ev, err := vm.WaitEvent("inventory", *timeout)
+	if got != "health" {
+		return fmt.Errorf("the migration stopped before v8 started: see the console above")
+	}
+	vm.Stop()
+
+	step("booting camrec 8 from its own disk under OVMF, as the box will from now on")
+	vm, err = qemu.Start(qemu.Options{Board: b, UEFI: true, Dir: dir, Console: console, Disks: disks})
 	if err != nil {
 		return err
 	}
-	var inv struct{ Disks []inventory.Disk }
-	if err := ev.Decode(&inv); err != nil {
+	defer vm.Stop()
+	ev, err := vm.WaitEvent("health", *timeout)
+	if err != nil {
 		return err
 	}
-	var r struct{ Uptime float64 }
-	ready.Decode(&r)
-	if err := vm.Wait(*timeout); err != nil {
-		return fmt.Errorf("the VM did not power off: %w", err)
+	var v8 camrec.Report
+	if err := ev.Decode(&v8); err != nil {
+		return err
 	}
-	fmt.Fprintf(stdout, "\n== the rescue image was ready %.1f s after the kernel started and found %d disks:\n", r.Uptime, len(inv.Disks))
-	return inventory.WriteTable(stdout, inv.Disks)
+	vm.Stop()
+	unchanged := true
+	for p, sum := range before {
+		if now, err := fileSum(p); err != nil || now != sum {
+			unchanged = false
+		}
+	}
+
+	step("done")
+	v7 := app.Expected
+	row := func(what, a, b string) { fmt.Fprintf(stdout, "   %-18s %-42s %s\n", what, a, b) }
+	row("", "camrec "+app.Version+" (before: what it held)", "camrec "+v8.Version+" (after: its health report)")
+	row("cameras", fmt.Sprint(v7.Cameras), fmt.Sprint(v8.Cameras))
+	row("segments indexed", fmt.Sprint(v7.SegmentsIndexed), fmt.Sprint(v8.SegmentsIndexed))
+	row("segments missing", fmt.Sprint(v7.SegmentsMissing), fmt.Sprint(v8.SegmentsMissing))
+	row("bytes", fmt.Sprint(v7.Bytes), fmt.Sprint(v8.Bytes))
+	for i := 0; i < max(len(v7.Volumes), len(v8.Volumes)); i++ {
+		row(map[bool]string{true: "data volumes"}[i == 0], at(v7.Volumes, i), at(v8.Volumes, i))
+	}
+	row("verdict", "", map[bool]string{true: "ok", false: "NOT OK"}[v8.OK])
+	same := v8.Cameras == v7.Cameras && v8.SegmentsIndexed == v7.SegmentsIndexed && v8.SegmentsMissing == 0 &&
+		v8.Bytes == v7.Bytes && strings.Join(v8.Volumes, ",") == strings.Join(v7.Volumes, ",") && v8.OK
+	fmt.Fprintf(stdout, "\n   data disks unchanged, byte for byte: %v\n", unchanged)
+	fmt.Fprintf(stdout, "   migration faithful: %v (%.0f s in all)\n", same, time.Since(start).Seconds())
+	if !same || !unchanged {
+		return fmt.Errorf("the migration did not keep what v7 held")
+	}
+	return nil
+}
+
+func at(s []string, i int) string {
+	if i < len(s) {
+		return s[i]
+	}
+	return ""
+}
+
+// fileSum is the SHA-256 of a disk image.
+func fileSum(p string) (string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%x", h.Sum(nil)), nil
+}
+
+// plainText passes the serial console on without its terminal escape
+// sequences: the firmware clears the screen, which would wipe the demo's
+// earlier output.
+type plainText struct {
+	w      io.Writer
+	inEsc  bool // after ESC
+	inCSI  bool // after ESC [
+	pended []byte
+}
+
+func (p *plainText) Write(b []byte) (int, error) {
+	out := p.pended[:0]
+	for _, c := range b {
+		switch {
+		case p.inCSI:
+			p.inCSI = c < 0x40 || c > 0x7e // a final byte ends the sequence
+		case p.inEsc:
+			p.inEsc, p.inCSI = false, c == '['
+		case c == 0x1b:
+			p.inEsc = true
+		default:
+			out = append(out, c)
+		}
+	}
+	p.pended = out
+	if _, err := p.w.Write(out); err != nil {
+		return 0, err
+	}
+	return len(b), nil
 }

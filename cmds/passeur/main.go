@@ -67,6 +67,7 @@ func buildCmd(args []string, stdout, stderr io.Writer) error {
 	cache := fs.String("cache", ".cache", "download cache folder")
 	src := fs.String("src", ".", "passeur's source tree")
 	trust := fs.String("trust", "", "comma-separated minisign public key files whose signatures the rescue system accepts")
+	products := fs.String("product", "", "comma-separated release specs of the products the rescue system knows without a release (backup, recover)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -82,17 +83,15 @@ func buildCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var trusted []string
-	if *trust != "" {
-		for _, t := range strings.Split(*trust, ",") {
-			abs, err := filepath.Abs(t)
-			if err != nil {
-				return err
-			}
-			trusted = append(trusted, abs)
-		}
+	trusted, err := absList(*trust)
+	if err != nil {
+		return err
 	}
-	res, err := build.Build(build.Options{Board: b, Kernel: k, RepoDir: repoAbs, OutDir: filepath.Join(*out, b.Name), Trusted: trusted, Log: stderr})
+	specs, err := absList(*products)
+	if err != nil {
+		return err
+	}
+	res, err := build.Build(build.Options{Board: b, Kernel: k, RepoDir: repoAbs, OutDir: filepath.Join(*out, b.Name), Trusted: trusted, Products: specs, Log: stderr})
 	if err != nil {
 		return err
 	}
@@ -109,4 +108,20 @@ func buildCmd(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "  %s  %s\n", res.Vmlinuz, inventory.HumanSize(kst.Size()))
 	fmt.Fprintf(stdout, "  %s  %s\n", res.Initramfs, inventory.HumanSize(res.Size))
 	return nil
+}
+
+// absList makes each path of a comma-separated list absolute.
+func absList(list string) ([]string, error) {
+	var out []string
+	for _, p := range strings.Split(list, ",") {
+		if p == "" {
+			continue
+		}
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, abs)
+	}
+	return out, nil
 }

@@ -104,18 +104,27 @@ func (m *Manifest) StatePartition() string { return m.State }
 // from a newer format must not be half understood.
 func Parse(data []byte) (*Manifest, error) {
 	var m Manifest
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&m); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrSyntax, err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%w: data after the manifest object", ErrSyntax)
+	if err := decodeStrict(data, &m, "manifest"); err != nil {
+		return nil, err
 	}
 	if err := m.Check(); err != nil {
 		return nil, err
 	}
 	return &m, nil
+}
+
+// decodeStrict decodes the one JSON object data holds into v: no unknown
+// field, nothing after it.
+func decodeStrict(data []byte, v any, what string) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrSyntax, what, err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return fmt.Errorf("%w: data after the %s object", ErrSyntax, what)
+	}
+	return nil
 }
 
 // Marshal renders the manifest canonically: the same manifest always gives

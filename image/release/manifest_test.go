@@ -2,8 +2,10 @@ package release
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -157,4 +159,34 @@ func FuzzParse(f *testing.F) {
 			t.Errorf("accepted manifest does not re-parse: %v\n%s", err, b)
 		}
 	})
+}
+
+func TestProfile(t *testing.T) {
+	data, err := os.ReadFile("testdata/camrec-8.0.0.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := json.Marshal(m.Profile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := ParseProfile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back := p.Manifest()
+	if back.Product != "camrec" || !reflect.DeepEqual(back.Recognize, m.Recognize) || !reflect.DeepEqual(back.Config, m.Config) ||
+		!reflect.DeepEqual(back.Index, m.Index) || !reflect.DeepEqual(back.DataVolumes, m.DataVolumes) || len(back.Artifacts) != 0 {
+		t.Errorf("profile round trip: %+v", back)
+	}
+	for _, bad := range []string{`{}`, `{"product":"x","config":["/etc"]}`, `{"product":"x","recognize":{"files":["/a"],"version_file":"/v"}}`,
+		`{"product":"x","recognize":{"files":["/a"],"version_file":"/v"},"config":["/etc"],"layout":{}}`} {
+		if _, err := ParseProfile([]byte(bad)); err == nil {
+			t.Errorf("profile %s accepted", bad)
+		}
+	}
 }

@@ -199,7 +199,7 @@ func (a *Agent) open(s *session) (*run, error) {
 }
 
 func (r *run) header(mode string) journal.Header {
-	return journal.Header{Mode: mode, Machine: r.machine, Host: r.host, Release: r.s.m.Product + " " + r.s.m.Version.String()}
+	return journal.Header{Mode: mode, Machine: r.machine, Host: r.host, Release: r.s.release()}
 }
 
 // attach turns the run's journal records into events, starting with its

@@ -41,6 +41,9 @@ type session struct {
 	plan   *plan.Plan
 	rel    *media.Release // the release chosen on the media
 	ext    []release.Extent
+	// profile is set when no release is on the media and the product is
+	// known from the rescue image's profile: backing up only.
+	profile bool
 }
 
 // ErrNoSystem is returned by the modes that need an installed system when
@@ -61,6 +64,14 @@ func (a *Agent) plan(disks []inventory.Disk) error {
 	}
 	s.plan.Write(a.Console)
 	return a.Events.Emit("plan", s.plan)
+}
+
+// release names the session's release, or the profile standing for it.
+func (s *session) release() string {
+	if s.profile {
+		return s.m.Product + " (no release: the rescue image's profile)"
+	}
+	return s.m.Product + " " + s.m.Version.String()
 }
 
 func (s *session) close(a *Agent) {
@@ -90,7 +101,7 @@ func (a *Agent) prepare(disks []inventory.Disk) (*session, error) {
 	}
 
 	env := preflight.MountEnv{Reader: s.reader, FSType: s.fsType}
-	rep := preflight.Run(preflight.Input{Release: s.m, SignedBy: "key " + s.rel.KeyID, Roles: s.roles}, env)
+	rep := preflight.Run(preflight.Input{Release: s.m, SignedBy: "key " + s.rel.KeyID, Roles: s.roles, BackupOnly: s.profile}, env)
 	var failed []string
 	for _, c := range rep.Checks {
 		mark := "ok  "
@@ -106,6 +117,9 @@ func (a *Agent) prepare(disks []inventory.Disk) (*session, error) {
 			return s, err
 		}
 		a.Log.Printf("passeur.debug=no-space-check: going on although %v", err)
+	}
+	if s.profile {
+		return s, nil // no release: no layout, no plan
 	}
 	if s.ext, err = preflight.Layout(s.m, s.sys); err != nil {
 		return s, err
@@ -135,12 +149,24 @@ func (a *Agent) assign(disks []inventory.Disk) (*session, error) {
 	for _, r := range rels {
 		a.Events.Emit("release", releaseEvent{Dir: r.Dir, Product: r.Manifest.Product, Version: r.Manifest.Version.String()})
 	}
-	rel, err := a.choose(files, rels)
-	if err != nil {
-		return s, err
+	var rel *media.Release
+	switch {
+	case len(rels) > 0 || len(refused) > 0:
+		if rel, err = a.choose(files, rels); err != nil {
+			return s, err
+		}
+		a.Log.Printf("release %s %s from %s", rel.Manifest.Product, rel.Manifest.Version, rel.Dir)
+	case a.Config.Mode == config.ModeBackup || a.Config.Mode == config.ModeRecover:
+		if rel, err = a.profileRelease(); err != nil {
+			return s, fmt.Errorf("%w, and %w", media.ErrNoRelease, err)
+		}
+		s.profile = true
+	case a.Config.Repo == "":
+		return s, ErrNothingToInstall
+	default:
+		return s, fmt.Errorf("%w: none came from the repository %s", media.ErrNoRelease, a.Config.Repo)
 	}
 	s.rel, s.m = rel, rel.Manifest
-	a.Log.Printf("release %s %s from %s", rel.Manifest.Product, rel.Manifest.Version, rel.Dir)
 	var ask roles.Asker = roles.Unattended{}
 	if !a.Config.Unattended {
 		ask = roles.NewConsole(os.Stdin, a.Console)
@@ -149,7 +175,7 @@ func (a *Agent) assign(disks []inventory.Disk) (*session, error) {
 		return s, err
 	}
 	roles.WriteTable(a.Console, s.roles)
-	a.Events.Emit("roles", rolesEvent{Release: s.m.Product + " " + s.m.Version.String(), Disks: s.roles.Disks})
+	a.Events.Emit("roles", rolesEvent{Release: s.release(), Disks: s.roles.Disks})
 	return s, nil
 }
 

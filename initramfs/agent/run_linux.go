@@ -151,10 +151,16 @@ func (a *Agent) run() error {
 	case config.ModeMigrate:
 		if err := a.migrate(disks); err != nil {
 			a.Fail("migrate", err)
+			if errors.Is(err, ErrNothingToInstall) {
+				a.offerLeft(disks)
+			}
 		}
 	case config.ModeInstall:
 		if err := a.install(disks); err != nil {
 			a.Fail("install", err)
+			if errors.Is(err, ErrNothingToInstall) {
+				a.offerLeft(disks)
+			}
 		}
 	}
 	return a.follow()

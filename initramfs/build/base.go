@@ -20,7 +20,7 @@ import (
 // device nodes and directories of a u-root image, the board's modules with
 // their modules.dep, the board definition the agent reads at boot, and the
 // trusted public keys.
-func baseArchive(b *board.Board, k *kernel.Kernel, trusted []string) (*cpio.Archive, int, error) {
+func baseArchive(b *board.Board, k *kernel.Kernel, trusted, products []string) (*cpio.Archive, int, error) {
 	a := uimage.DefaultRamfs()
 	add := func(r cpio.Record) error { return a.WriteRecord(cpio.MakeReproducible(r)) }
 	dir := func(p string) error {
@@ -80,6 +80,17 @@ func baseArchive(b *board.Board, k *kernel.Kernel, trusted []string) (*cpio.Arch
 			return nil, 0, fmt.Errorf("trusted key: %w", err)
 		}
 		files = append(files, struct{ name, data string }{path.Join(media.TrustedDir, filepath.Base(t)), string(data)})
+	}
+	for _, p := range products {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return nil, 0, fmt.Errorf("product profile: %w", err)
+		}
+		name, profile, err := media.ProfileOf(data)
+		if err != nil {
+			return nil, 0, fmt.Errorf("%s: %w", p, err)
+		}
+		files = append(files, struct{ name, data string }{path.Join(media.ProductsDir, name+".json"), string(profile)})
 	}
 	for _, f := range files {
 		if err := dir(path.Dir(f.name)); err != nil {

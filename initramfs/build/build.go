@@ -44,7 +44,11 @@ type Options struct {
 	// Trusted are the minisign public key files the rescue system accepts
 	// releases and repositories signed by; they go to media.TrustedDir.
 	Trusted []string
-	Log     io.Writer
+	// Products are release specs (or manifests) whose product profile the
+	// rescue image keeps in media.ProductsDir: with them it backs up and
+	// recovers even from a key holding no release.
+	Products []string
+	Log      io.Writer
 }
 
 // Image is an initramfs to assemble: Go commands in one busybox binary,
@@ -57,13 +61,14 @@ type Image struct {
 	Init     string   // command linked to /init
 	Shell    string   // command linked to /bin/sh; none if empty
 	Trusted  []string // public key files copied to media.TrustedDir
+	Products []string // release specs whose profiles go to media.ProductsDir
 	Log      io.Writer
 }
 
 // Assemble writes img, zstd-compressed, to path. It returns the sizes
 // before and after compression and the number of kernel modules shipped.
 func Assemble(img Image, path string) (cpioSize, size int64, modules int, err error) {
-	base, nmods, err := baseArchive(img.Board, img.Kernel, img.Trusted)
+	base, nmods, err := baseArchive(img.Board, img.Kernel, img.Trusted, img.Products)
 	if err != nil {
 		return 0, 0, 0, err
 	}
@@ -109,7 +114,7 @@ func Build(o Options) (*Result, error) {
 		return nil, err
 	}
 	res := &Result{Vmlinuz: filepath.Join(o.OutDir, "vmlinuz"), Initramfs: filepath.Join(o.OutDir, "initramfs.cpio.zst")}
-	stamp, err := Stamp(o.RepoDir, o.Board.Name, o.Kernel.Package, o.Trusted)
+	stamp, err := Stamp(o.RepoDir, o.Board.Name, o.Kernel.Package, append(append([]string(nil), o.Trusted...), o.Products...))
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +133,7 @@ func Build(o Options) (*Result, error) {
 	}
 	res.CPIOSize, res.Size, res.Modules, err = Assemble(Image{
 		Board: o.Board, Kernel: o.Kernel, RepoDir: o.RepoDir, Log: o.Log,
-		Commands: pkgs, Init: "passeur-agent", Shell: "gosh", Trusted: o.Trusted,
+		Commands: pkgs, Init: "passeur-agent", Shell: "gosh", Trusted: o.Trusted, Products: o.Products,
 	}, res.Initramfs)
 	if err != nil {
 		return nil, err

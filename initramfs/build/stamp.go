@@ -12,7 +12,8 @@ import (
 
 // Stamp fingerprints every input of an image: passeur's Go sources (tests
 // excepted), go.mod and go.sum, the board definitions, the board's name and
-// the versioned kernel package, the trusted keys. Same stamp, same image.
+// the versioned kernel package, the files put in the image as they are
+// (trusted keys, product specs). Same stamp, same image.
 func Stamp(repo, boardName, kernelPkg string, trusted []string) (string, error) {
 	var files []string
 	err := filepath.WalkDir(repo, func(p string, d fs.DirEntry, err error) error {

@@ -67,6 +67,11 @@ type Input struct {
 	// SignedBy names the key the release verified with.
 	SignedBy string
 	Roles    *roles.Result
+	// BackupOnly is set when Release is only the rescue image's profile of
+	// the product (no release on the media): nothing will be installed,
+	// so the release's own checks (source version, target size) are not
+	// made.
+	BackupOnly bool
 }
 
 // Run performs every check and returns the report.
@@ -80,10 +85,16 @@ func Run(in Input, env Env) Report {
 		r.Checks = append(r.Checks, c)
 	}
 	m := in.Release
-	add("release signature", nil, fmt.Sprintf("%s %s signed by %s", m.Product, m.Version, in.SignedBy))
-
 	sys := in.Roles.System()
 	switch {
+	case in.BackupOnly:
+		add("release", nil, "none: "+m.Product+" recognised by the rescue image's profile, backing up only")
+	default:
+		add("release signature", nil, fmt.Sprintf("%s %s signed by %s", m.Product, m.Version, in.SignedBy))
+	}
+
+	switch {
+	case in.BackupOnly:
 	case sys == nil:
 		add("source version", nil, "no installed "+m.Product+": fresh install")
 	case m.MigrateFrom == nil:
@@ -114,7 +125,7 @@ func Run(in Input, env Env) Report {
 		}
 	}
 
-	if sys != nil {
+	if sys != nil && !in.BackupOnly {
 		add("target not busy", env.Busy(sys.Disk.Path), sys.Disk.Path+" is not in use")
 		ext, err := Layout(m, sys)
 		detail := ""

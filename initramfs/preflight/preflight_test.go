@@ -126,3 +126,25 @@ func TestTargetTooSmall(t *testing.T) {
 		t.Errorf("failed %q: %v", got, r.Err())
 	}
 }
+
+// TestBackupOnly checks a run with only the rescue image's profile: the
+// release's own checks are not made (7.12 is out of camrec 8's range,
+// which a backup does not care about), the media and volumes still are.
+func TestBackupOnly(t *testing.T) {
+	p := manifest(t).Profile()
+	r := Run(Input{Release: p.Manifest(), Roles: small("7.12.0.4", fat32, false), BackupOnly: true}, fakeEnv{free: 2 << 30, tree: 10 << 20})
+	if err := r.Err(); err != nil {
+		t.Fatalf("%v\n%+v", err, r.Checks)
+	}
+	var names []string
+	for _, c := range r.Checks {
+		names = append(names, c.Name)
+	}
+	if got := strings.Join(names, ","); got != "release,install media,media free space,data volume /srv/recordings/local,data volume /srv/recordings/d2" {
+		t.Errorf("checks %s", got)
+	}
+	r = Run(Input{Release: p.Manifest(), Roles: small("7.12.0.4", fat32, true), BackupOnly: true}, fakeEnv{free: 2 << 30})
+	if got := failed(r); got != "install media" {
+		t.Errorf("read-only key: failed %q", got)
+	}
+}
