@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/passeur/passeur/board"
 	"github.com/passeur/passeur/image/builder"
@@ -187,18 +188,24 @@ func fileSum(p string) (string, error) {
 }
 
 // plainText passes the serial console on without its terminal escape
-// sequences: the firmware clears the screen, which would wipe the demo's
-// earlier output.
+// sequences (the firmware clears the screen, which would wipe the demo's
+// earlier output) and without the bytes of systemd-boot's menu frame (a PC
+// code page, sometimes valid UTF-8 by chance): outside ASCII, only general
+// punctuation (passeur's "…") passes.
 type plainText struct {
 	w      io.Writer
-	inEsc  bool // after ESC
-	inCSI  bool // after ESC [
+	inEsc  bool   // after ESC
+	inCSI  bool   // after ESC [
+	rest   []byte // the start of a UTF-8 sequence cut by the previous write
 	pended []byte
 }
 
 func (p *plainText) Write(b []byte) (int, error) {
+	in := append(p.rest, b...)
+	p.rest = nil
 	out := p.pended[:0]
-	for _, c := range b {
+	for i := 0; i < len(in); {
+		c := in[i]
 		switch {
 		case p.inCSI:
 			p.inCSI = c < 0x40 || c > 0x7e // a final byte ends the sequence
@@ -206,9 +213,21 @@ func (p *plainText) Write(b []byte) (int, error) {
 			p.inEsc, p.inCSI = false, c == '['
 		case c == 0x1b:
 			p.inEsc = true
-		default:
+		case c < utf8.RuneSelf:
 			out = append(out, c)
+		case !utf8.FullRune(in[i:]):
+			p.rest = append([]byte(nil), in[i:]...)
+			i = len(in)
+			continue
+		default:
+			r, n := utf8.DecodeRune(in[i:])
+			if r >= 0x2000 && r <= 0x206f { // punctuation passeur prints (…); the rest is frame
+				out = append(out, in[i:i+n]...)
+			}
+			i += n
+			continue
 		}
+		i++
 	}
 	p.pended = out
 	if _, err := p.w.Write(out); err != nil {
