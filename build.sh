@@ -99,6 +99,12 @@ case $cmd in
   build) build ;;
   test) if (($#)); then gotest "$@"; else gotest ./...; fi ;;
   test-long) if (($#)); then PASSEUR_LONG=1 gotest "$@"; else PASSEUR_LONG=1 gotest ./...; fi ;;
+  key)
+    build
+    "$OUT/bin/passeur" key -board "$BOARD" -out "$OUT" -image "$OUT/$BOARD/passeur-key.img" "$@" ;;
+  netboot)
+    build
+    "$OUT/bin/passeur" netboot -board "$BOARD" -out "$OUT" -dir "$OUT/$BOARD/netboot" "$@" ;;
   demo)
     build
     go run ./cmds/passeur-demo -board "$BOARD" -out "$OUT" "$@" ;;
@@ -118,16 +124,22 @@ usage: ./build.sh [command] [args]
   test        build, go vet, then every test: unit and QEMU (args go to go test,
               e.g. ./build.sh test -run TestInventoryFiveBuses)
   test-long   the same with the long matrices (PASSEUR_LONG=1)
+  key         build, then the USB key image $OUT/<board>/passeur-key.img (args go to
+              passeur key: -release DIR,... -config FILE -size 4GiB)
+  netboot     build, then the netboot bundle in $OUT/<board>/netboot/ (args go to
+              passeur netboot: -base URL -key mode=install -key repo=URL ...)
   demo        build, then migrate a camrec 7 appliance to camrec 8 under QEMU:
               OVMF boots the USB key image, console live; ends with both health reports
-  bench       build, then the boot-time benchmark (agent vs hello-world /init)
+  bench       build, then the benchmarks, each against a plain baseline
   deps        only install the missing host packages
   clean       remove $OUT/ (the download cache $CACHE/ stays)
   help        this text
 
 Environment: BOARD (default qemu-x86_64), OUT (default out), CACHE (default .cache),
 PASSEUR_KEY (private key releases are signed with; its .pub is trusted by the
-image; default: a development key made once in CACHE/keys).
+image; default: a development key made once in CACHE/keys), PASSEUR_PRODUCTS
+(release specs whose product profiles the image carries; default
+qemu/camrec/v8/release.json).
 USAGE
     ;;
   *) echo "build.sh: unknown command '$cmd' (try ./build.sh help)" >&2; exit 2 ;;

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,15 +30,80 @@ func TestUSBKeyUnderOVMF(t *testing.T) {
 	art := qemu.BuiltArtifacts(t, "qemu-x86_64")
 	a := v7(t, camrec.VariantA, camrec.Options{Seed: 27})
 	img := filepath.Join(t.TempDir(), "key.img")
-	c := usbkey.Content{Loader: "/usr/lib/systemd/boot/efi/systemd-bootx64.efi", Kernel: art.Kernel, Initramfs: art.Initrd,
-		Cmdline: art.Board.Kernel.Cmdline, Releases: []string{r.dir}, Config: []byte(`{"unattended": true}`)}
-	if err := usbkey.Image(img, 768<<20, c); err != nil {
+	if err := usbkey.Image(img, 768<<20, keyContent(art, r)); err != nil {
 		t.Fatal(err)
 	}
+	migrateFromKeyUnderOVMF(t, a, img)
+	checkKeyAfter(t, img, 1<<20, 766<<20)
+}
+
+// TestPreparedKeyUnderOVMF is the same from a key the technician already
+// had: an MBR with one FAT32 partition (sfdisk, mkfs.vfat) holding their
+// own files, onto which the key's tree was copied (passeur key -dir
+// prepares a mounted key; the host here cannot mount FAT, so it prepares a
+// folder and mtools copies it, as cp would). The key's own files survive.
+func TestPreparedKeyUnderOVMF(t *testing.T) {
+	r := camrec8(t)
+	art := qemu.BuiltArtifacts(t, "qemu-x86_64")
+	a := v7(t, camrec.VariantA, camrec.Options{Seed: 31})
+	dir := t.TempDir()
+	img := filepath.Join(dir, "key.img")
+	const size, start = 2 << 30, 1 << 20
+	if err := fixture.Blank(img, size); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fixture.Run("label: dos\nstart=2048, type=c, bootable\n", "sfdisk", "-q", img); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fixture.Run("", "mkfs.vfat", "-F", "32", "-n", "MYKEY", "--offset", fmt.Sprint(start/512), img, fmt.Sprint((size-start)/1024)); err != nil {
+		t.Fatal(err)
+	}
+	on := img + "@@" + fmt.Sprint(start)
+	own := filepath.Join(dir, "notes.txt")
+	os.WriteFile(own, []byte("the technician's own file\n"), 0o644)
+	if _, err := fixture.Run("", "mcopy", "-i", on, own, "::/notes.txt"); err != nil {
+		t.Fatal(err)
+	}
+	tree := filepath.Join(dir, "tree")
+	if err := usbkey.Prepare(tree, keyContent(art, r)); err != nil {
+		t.Fatal(err)
+	}
+	ents, _ := os.ReadDir(tree)
+	args := []string{"-s", "-i", on}
+	for _, e := range ents {
+		args = append(args, filepath.Join(tree, e.Name()))
+	}
+	if _, err := fixture.Run("", "mcopy", append(args, "::/")...); err != nil {
+		t.Fatal(err)
+	}
+	migrateFromKeyUnderOVMF(t, a, img)
+	part := checkKeyAfter(t, img, start, size-start)
+	back := filepath.Join(dir, "notes-after.txt")
+	if _, err := fixture.Run("", "mcopy", "-n", "-i", part, "::/notes.txt", back); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(back); string(got) != "the technician's own file\n" {
+		t.Errorf("the key's own file after the migration: %q", got)
+	}
+}
+
+// keyContent is the key's tree for the tests: the built rescue image,
+// camrec 8, unattended.
+func keyContent(art qemu.Artifacts, r camrecRelease) usbkey.Content {
+	return usbkey.Content{Loader: "/usr/lib/systemd/boot/efi/systemd-bootx64.efi", Kernel: art.Kernel, Initramfs: art.Initrd,
+		Cmdline: art.Board.Kernel.Cmdline, Releases: []string{r.dir}, Config: []byte(`{"unattended": true}`)}
+}
+
+// migrateFromKeyUnderOVMF boots appliance a under OVMF with the key image
+// on usb-storage and checks the migration: v8's health as expected, the
+// default entry's mode, the data disks unchanged.
+func migrateFromKeyUnderOVMF(t *testing.T, a *camrec.Appliance, key string) {
+	t.Helper()
+	art := qemu.BuiltArtifacts(t, "qemu-x86_64")
 	data := fixtureData(a)
 	before := hashes(t, data)
 	vm := qemu.Test(t, qemu.Options{Board: art.Board, UEFI: true,
-		Disks: append(a.Disks(), qemu.Disk{Path: img, Bus: qemu.USB, Serial: "PASSEUR-KEY"})})
+		Disks: append(a.Disks(), qemu.Disk{Path: key, Bus: qemu.USB, Serial: "PASSEUR-KEY"})})
 	ev, err := vm.WaitEvent("health", 8*bootTimeout)
 	if err != nil {
 		t.Fatal(err)
@@ -60,9 +126,17 @@ func TestUSBKeyUnderOVMF(t *testing.T) {
 		t.Errorf("mode %q: the rescue system was not started by the key's default entry", cfg.Mode)
 	}
 	sameHashes(t, "migration from the USB key", before, hashes(t, data))
+}
 
+// checkKeyAfter extracts the key's FAT partition (size bytes at start)
+// after a migration of fixture (a), checks it is fsck clean and holds one
+// complete, verified backup, the journal with the boot done and the
+// console log, and returns the partition's image.
+func checkKeyAfter(t *testing.T, img string, start, size int64) string {
+	t.Helper()
 	part := filepath.Join(t.TempDir(), "part.img")
-	if out, err := exec.Command("dd", "if="+img, "of="+part, "bs=1M", "skip=1", "count=766", "status=none").CombinedOutput(); err != nil {
+	if out, err := exec.Command("dd", "if="+img, "of="+part, "bs=1M", fmt.Sprintf("skip=%d", start>>20), fmt.Sprintf("count=%d", size>>20),
+		"conv=sparse", "status=none").CombinedOutput(); err != nil {
 		t.Fatalf("dd: %v %s", err, out)
 	}
 	fsckClean(t, part)
@@ -81,9 +155,10 @@ func TestUSBKeyUnderOVMF(t *testing.T) {
 	if _, ok := journal.DoneIn(recs, "boot"); !ok {
 		t.Error("the journal on the key does not record the boot of the new system")
 	}
-	if log := fileSHA(t, filepath.Join(runs[0], "console.log")); log == "" {
-		t.Error("no console log")
+	if st, err := os.Stat(filepath.Join(runs[0], "console.log")); err != nil || st.Size() == 0 {
+		t.Errorf("no console log: %v", err)
 	}
+	return part
 }
 
 // TestKeyWithoutRelease boots fixture (a) in migrate mode with a key that
