@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -68,8 +69,9 @@ func writeBundle(t *testing.T, art qemu.Artifacts, keys map[string]string) strin
 // TestNetbootInstall boots a blank UEFI machine over the network, as a lab
 // does: OVMF runs the NIC's iPXE, which gets the bundle's script by TFTP
 // from QEMU's user network (restrict=on) and the kernel and initramfs over
-// HTTP from passeur serve's handler on the host's loopback (guestfwd).
-// First the repository's port is closed: the error is on the console after
+// HTTP from passeur serve's handler on the host's loopback (guestfwd);
+// test-long also boots the install under SeaBIOS (legacy PXE). First the
+// repository's port is closed: the error is on the console after
 // bounded retries with doubling pauses, and no disk changed. Then the
 // install: with no key, the release is downloaded into media made in RAM
 // and written on the blank disk; v8 boots (kexec, then under OVMF from
@@ -86,25 +88,7 @@ func TestNetbootInstall(t *testing.T) {
 	if _, err := repo.Publish(repoDir, r.dir, sk, "stable"); err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	sys := qemu.Disk{Path: filepath.Join(dir, "sys.img"), Bus: qemu.VirtioBlk, Serial: "LAB-SYS"}
-	other := qemu.Disk{Path: filepath.Join(dir, "other.img"), Bus: qemu.SATA, Serial: "OTHER"}
-	if err := fixture.Blank(sys.Path, 512<<20); err != nil {
-		t.Fatal(err)
-	}
-	if err := fixture.Mkfs(other.Path, "ext4", "someone-else", 32<<20); err != nil {
-		t.Fatal(err)
-	}
-	disks := []qemu.Disk{sys, other}
 	keys := map[string]string{"mode": "install", "unattended": "yes", "repo": "http://10.0.2.100/repo"}
-	boot := func(bundle string, lab *labBench, closedPort string) *qemu.VM {
-		fwd := map[string]string{"10.0.2.100:80": lab.addr}
-		if closedPort != "" {
-			fwd["10.0.2.100:81"] = closedPort
-		}
-		return qemu.Test(t, qemu.Options{Board: art.Board, UEFI: true, Disks: disks,
-			Netboot: &qemu.Netboot{TFTP: bundle, BootFile: netboot.ScriptFile}, GuestFwd: fwd})
-	}
 
 	t.Run("unreachable repository", func(t *testing.T) {
 		closed, err := net.Listen("tcp", "127.0.0.1:0")
@@ -116,8 +100,9 @@ func TestNetbootInstall(t *testing.T) {
 		keys := map[string]string{"mode": "install", "unattended": "yes", "repo": "http://10.0.2.100:81/repo"}
 		bundle := writeBundle(t, art, keys)
 		lab := serveLab(t, bundle, repoDir)
+		disks := labDisks(t)
 		before := hashes(t, disks)
-		vm := boot(bundle, lab, closedAddr)
+		vm := netbootVM(t, true, disks, bundle, map[string]string{"10.0.2.100:80": lab.addr, "10.0.2.100:81": closedAddr})
 		if _, err := vm.WaitEvent("idle", 3*bootTimeout); err != nil {
 			t.Fatal(err)
 		}
@@ -149,10 +134,51 @@ func TestNetbootInstall(t *testing.T) {
 		return
 	}
 
+	firmwares := []string{"uefi"}
+	if os.Getenv("PASSEUR_LONG") != "" {
+		firmwares = append(firmwares, "seabios") // a legacy BIOS PXE boot of the same bundle
+	}
+	for _, fw := range firmwares {
+		t.Run("install under "+fw, func(t *testing.T) {
+			netbootInstall(t, fw == "uefi", repoDir, keys)
+		})
+	}
+}
+
+// labDisks are a lab machine's disks: a blank system disk and a disk of
+// someone else's.
+func labDisks(t *testing.T) []qemu.Disk {
+	t.Helper()
+	dir := t.TempDir()
+	sys := qemu.Disk{Path: filepath.Join(dir, "sys.img"), Bus: qemu.VirtioBlk, Serial: "LAB-SYS"}
+	other := qemu.Disk{Path: filepath.Join(dir, "other.img"), Bus: qemu.SATA, Serial: "OTHER"}
+	if err := fixture.Blank(sys.Path, 512<<20); err != nil {
+		t.Fatal(err)
+	}
+	if err := fixture.Mkfs(other.Path, "ext4", "someone-else", 32<<20); err != nil {
+		t.Fatal(err)
+	}
+	return []qemu.Disk{sys, other}
+}
+
+// netbootVM boots disks over the network: iPXE (under OVMF, or SeaBIOS)
+// takes the bundle's script by TFTP; fwd reaches the lab's servers.
+func netbootVM(t *testing.T, uefi bool, disks []qemu.Disk, bundle string, fwd map[string]string) *qemu.VM {
+	art := qemu.BuiltArtifacts(t, "qemu-x86_64")
+	return qemu.Test(t, qemu.Options{Board: art.Board, UEFI: uefi, Disks: disks,
+		Netboot: &qemu.Netboot{TFTP: bundle, BootFile: netboot.ScriptFile}, GuestFwd: fwd})
+}
+
+// netbootInstall is TestNetbootInstall's install on the lab's disks,
+// netbooted with the bundle for keys.
+func netbootInstall(t *testing.T, uefi bool, repoDir string, keys map[string]string) {
+	art := qemu.BuiltArtifacts(t, "qemu-x86_64")
+	disks := labDisks(t)
+	sys, other := disks[0], disks[1]
 	bundle := writeBundle(t, art, keys)
 	lab := serveLab(t, bundle, repoDir)
 	otherSum := fileSHA(t, other.Path)
-	vm := boot(bundle, lab, "")
+	vm := netbootVM(t, uefi, disks, bundle, map[string]string{"10.0.2.100:80": lab.addr})
 	if _, err := vm.WaitAny(6*bootTimeout, "health", "idle"); err != nil {
 		t.Fatal(err)
 	}
@@ -167,8 +193,8 @@ func TestNetbootInstall(t *testing.T) {
 		t.Errorf("health report after kexec: %+v, want a fresh camrec 8.0.0", got)
 	}
 	console := vm.Console()
-	for _, want := range []string{"tftp://10.0.2.2/boot.ipxe", "http://10.0.2.100/vmlinuz", "http://10.0.2.100/initramfs.cpio.zst"} {
-		if !strings.Contains(console, want) {
+	for _, want := range []string{"boot.ipxe", "http://10.0.2.100/vmlinuz", "http://10.0.2.100/initramfs.cpio.zst"} {
+		if uefi && !strings.Contains(console, want) { // SeaBIOS's iPXE writes to the screen only
 			t.Errorf("console lacks iPXE's %q", want)
 		}
 	}

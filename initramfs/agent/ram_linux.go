@@ -62,7 +62,7 @@ func (a *Agent) ramMedia(disks []inventory.Disk) ([]inventory.Disk, error) {
 		return disks, fmt.Errorf("media in RAM: %w", err)
 	}
 	a.ram = loop // held: the loop device goes when its last user closes it
-	d, err := inventory.Describe(inventory.DirSys("/sys"), func(name string) (inventory.Device, error) { return os.Open("/dev/" + name) }, filepath.Base(loop.Path))
+	d, err := inventory.Describe(inventory.DirSys("/sys"), openDevice, filepath.Base(loop.Path))
 	if err != nil {
 		return disks, fmt.Errorf("media in RAM: %w", err)
 	}

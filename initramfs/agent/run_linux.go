@@ -101,7 +101,7 @@ func (a *Agent) run() error {
 		rec = inventory.NewRecorder(sys)
 		sys = rec
 	}
-	disks, err := inventory.Scan(sys, func(name string) (inventory.Device, error) { return os.Open("/dev/" + name) })
+	disks, err := inventory.Scan(sys, openDevice)
 	if err != nil {
 		return err
 	}
@@ -165,6 +165,10 @@ func (a *Agent) run() error {
 	}
 	return a.follow()
 }
+
+// openDevice opens a block device by kernel name, read-only, for the
+// inventory.
+func openDevice(name string) (inventory.Device, error) { return os.Open("/dev/" + name) }
 
 // printStacks prints, every period, the agent's goroutines and the kernel
 // stack of each of its threads: where a run that hangs is stuck.
