@@ -401,3 +401,33 @@ func TestEncryptedRecoverBackup(t *testing.T) {
 		}
 	}
 }
+
+// TestBackupOfAnyVersion backs up fixture (c), camrec 7.12, which the key's
+// camrec 8 refuses to migrate: a backup does not depend on the release, so
+// it completes and verifies; it keeps no migration plan, and says why.
+func TestBackupOfAnyVersion(t *testing.T) {
+	r := camrec8(t)
+	a := v7(t, camrec.VariantC, camrec.Options{Seed: 33})
+	key := passeurKey(t, r)
+	before := hashes(t, a.Disks())
+	run := rescue(t, append(a.Disks(), key), "passeur.mode=backup")
+	if len(run.errors) > 0 || run.event("backup") == nil {
+		t.Fatalf("errors: %v", run.errors)
+	}
+	sameHashes(t, "backup of 7.12", before, hashes(t, a.Disks()))
+	runs := runDirs(t, keyTree(t, key.Path), "camrec-c")
+	if len(runs) != 1 || !backup.IsComplete(runs[0]) {
+		t.Fatalf("run folders %v: want one, complete", runs)
+	}
+	if err := sha256sumOK(runs[0]); err != nil {
+		t.Error(err)
+	}
+	if _, err := os.Stat(filepath.Join(runs[0], "passeur/plan.json")); err == nil {
+		t.Error("a migration plan was kept although camrec 8 cannot migrate 7.12")
+	}
+	log, _ := os.ReadFile(filepath.Join(runs[0], "console.log"))
+	if !strings.Contains(string(log), "the backup keeps no migration plan: camrec 7.12") {
+		t.Errorf("the console log does not say why no plan is kept")
+	}
+	fsckClean(t, key.Path)
+}

@@ -343,12 +343,14 @@ func (a *Agent) storeBackup(r *run, rebuilt []recovery.File, damaged bool) (any,
 		items = append(items, backup.Item{Entry: backup.Entry{Path: f.Path, Origin: backup.OriginRecovered, Type: "file",
 			Mode: f.Mode, MTime: now, Size: int64(len(f.Data))}, Data: f.Data})
 	}
-	planJSON, err := json.MarshalIndent(r.s.plan, "", "  ")
-	if err != nil {
-		return nil, err
+	if r.s.plan != nil { // none when the release cannot migrate this system, or there is no release
+		planJSON, err := json.MarshalIndent(r.s.plan, "", "  ")
+		if err != nil {
+			return nil, err
+		}
+		items = append(items, backup.Item{Entry: backup.Entry{Path: "/plan.json", Origin: backup.OriginPasseur, Type: "file",
+			Mode: 0o644, MTime: now, Size: int64(len(planJSON))}, Data: planJSON})
 	}
-	items = append(items, backup.Item{Entry: backup.Entry{Path: "/plan.json", Origin: backup.OriginPasseur, Type: "file",
-		Mode: 0o644, MTime: now, Size: int64(len(planJSON))}, Data: planJSON})
 
 	previous := map[string]backup.Entry{}
 	for _, rec := range r.j.Records {

@@ -100,8 +100,9 @@ func (a *Agent) prepare(disks []inventory.Disk) (*session, error) {
 		return s, fmt.Errorf("%w: no disk holds an install of %s", ErrNoSystem, s.m.Product)
 	}
 
+	backupOnly := s.profile || a.Config.Mode == config.ModeBackup || a.Config.Mode == config.ModeRecover
 	env := preflight.MountEnv{Reader: s.reader, FSType: s.fsType}
-	rep := preflight.Run(preflight.Input{Release: s.m, SignedBy: "key " + s.rel.KeyID, Roles: s.roles, BackupOnly: s.profile}, env)
+	rep := preflight.Run(preflight.Input{Release: s.m, SignedBy: "key " + s.rel.KeyID, Roles: s.roles, BackupOnly: backupOnly}, env)
 	var failed []string
 	for _, c := range rep.Checks {
 		mark := "ok  "
@@ -118,8 +119,20 @@ func (a *Agent) prepare(disks []inventory.Disk) (*session, error) {
 		}
 		a.Log.Printf("passeur.debug=no-space-check: going on although %v", err)
 	}
-	if s.profile {
-		return s, nil // no release: no layout, no plan
+	if backupOnly {
+		// A backup never depends on the release; it keeps the plan a
+		// migration to it would follow, when the release can migrate this
+		// system.
+		if s.profile {
+			return s, nil
+		}
+		if s.ext, err = preflight.Migratable(s.m, s.sys); err != nil {
+			a.Log.Printf("the backup keeps no migration plan: %v", err)
+			s.ext = nil
+			return s, nil
+		}
+		s.plan = plan.Make(s.m, s.roles, s.ext)
+		return s, nil
 	}
 	if s.ext, err = preflight.Layout(s.m, s.sys); err != nil {
 		return s, err

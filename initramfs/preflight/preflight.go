@@ -67,10 +67,11 @@ type Input struct {
 	// SignedBy names the key the release verified with.
 	SignedBy string
 	Roles    *roles.Result
-	// BackupOnly is set when Release is only the rescue image's profile of
-	// the product (no release on the media): nothing will be installed,
-	// so the release's own checks (source version, target size) are not
-	// made.
+	// BackupOnly is set for a run that writes only the backup (backup and
+	// recover modes): the release's own checks (source version, target
+	// size, target busy) are not made, since nothing will be installed.
+	// Release may then be only the rescue image's profile of the product
+	// (no version): when no release is on the media.
 	BackupOnly bool
 }
 
@@ -86,10 +87,9 @@ func Run(in Input, env Env) Report {
 	}
 	m := in.Release
 	sys := in.Roles.System()
-	switch {
-	case in.BackupOnly:
+	if m.Version.String() == "" {
 		add("release", nil, "none: "+m.Product+" recognised by the rescue image's profile, backing up only")
-	default:
+	} else {
 		add("release signature", nil, fmt.Sprintf("%s %s signed by %s", m.Product, m.Version, in.SignedBy))
 	}
 
@@ -135,6 +135,19 @@ func Run(in Input, env Env) Report {
 		add("target size", err, detail)
 	}
 	return r
+}
+
+// Migratable tells whether release m can migrate the installed system
+// sys, and where its layout goes: what a backup-only run keeps as the plan
+// when it can.
+func Migratable(m *release.Manifest, sys *roles.Assignment) ([]release.Extent, error) {
+	if m.MigrateFrom == nil {
+		return nil, fmt.Errorf("%s %s installs fresh only", m.Product, m.Version)
+	}
+	if err := versionAllowed(m, sys.Version); err != nil {
+		return nil, err
+	}
+	return Layout(m, sys)
 }
 
 func versionAllowed(m *release.Manifest, installed string) error {

@@ -148,3 +148,21 @@ func TestBackupOnly(t *testing.T) {
 		t.Errorf("read-only key: failed %q", got)
 	}
 }
+
+// TestBackupOnlyWithRelease: a backup with a release on the key whose
+// range does not hold the installed version (7.12) is not refused, and
+// Migratable says why no plan is kept.
+func TestBackupOnlyWithRelease(t *testing.T) {
+	m := manifest(t)
+	in := small("7.12.0.4", fat32, false)
+	r := Run(Input{Release: m, SignedBy: "key 1234", Roles: in, BackupOnly: true}, fakeEnv{free: 2 << 30, tree: 10 << 20})
+	if err := r.Err(); err != nil || r.Checks[0].Name != "release signature" || len(r.Checks) != 5 {
+		t.Fatalf("%v\n%+v", err, r.Checks)
+	}
+	if _, err := Migratable(m, in.System()); err == nil || !strings.Contains(err.Error(), "cannot be migrated") {
+		t.Errorf("Migratable of 7.12: %v", err)
+	}
+	if ext, err := Migratable(m, small("7.14.0.3", fat32, false).System()); err != nil || len(ext) != 4 {
+		t.Errorf("Migratable of 7.14: %v %v", ext, err)
+	}
+}
