@@ -2,8 +2,6 @@ package tests
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -14,9 +12,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/passeur/passeur/image/builder"
 	"github.com/passeur/passeur/image/release"
-	"github.com/passeur/passeur/image/sign"
 	"github.com/passeur/passeur/qemu"
 	"github.com/passeur/passeur/qemu/camrec"
 	"github.com/passeur/passeur/qemu/fixture"
@@ -41,17 +37,8 @@ func repoRoot(t *testing.T) string {
 }
 
 func buildCamrec(t *testing.T, out string) (*release.Manifest, error) {
-	spec, err := builder.ReadSpec(filepath.Join(repoRoot(t), "qemu/camrec/v8/release.json"))
-	if err != nil {
-		return nil, err
-	}
 	keyFile, _ := signingKey(t)
-	sk, err := sign.LoadPrivateKey(keyFile, "")
-	if err != nil {
-		return nil, err
-	}
-	cache := filepath.Join(repoRoot(t), ".cache")
-	return builder.Run(spec, builder.Options{RepoDir: repoRoot(t), Cache: cache, OutDir: out, Key: &sk, Log: io.Discard})
+	return camrec.BuildV8(repoRoot(t), filepath.Join(repoRoot(t), ".cache"), out, keyFile, io.Discard)
 }
 
 // signingKey is the private key releases are signed with and its public
@@ -213,14 +200,11 @@ func installWithHostTools(t *testing.T, r camrecRelease, disk string, size int64
 
 func fileSHA(t *testing.T, p string) string {
 	t.Helper()
-	f, err := os.Open(p)
+	sum, err := fixture.SHA256(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	h := sha256.New()
-	io.Copy(h, f)
-	return hex.EncodeToString(h.Sum(nil))
+	return sum
 }
 
 // TestCamrecV8BootsUnderOVMF installs camrec 8 on a disk with a v7

@@ -44,12 +44,18 @@ func migrate(t *testing.T, disks []qemu.Disk, cmdline string) migration {
 	a := qemu.BuiltArtifacts(t, "qemu-x86_64")
 	vm := qemu.Test(t, qemu.Options{Board: a.Board, Kernel: a.Kernel, Initrd: a.Initrd, Disks: disks,
 		Cmdline: "passeur.unattended=yes passeur.mode=migrate " + cmdline})
-	var m migration
+	return finished(t, vm)
+}
+
+// finished waits for the new system's health report, or for the rescue
+// system to have nothing more to do (a refusal), and stops the VM.
+func finished(t *testing.T, vm *qemu.VM) migration {
+	t.Helper()
 	if _, err := vm.WaitAny(6*bootTimeout, "health", "idle"); err != nil {
 		t.Fatal(err)
 	}
 	vm.Stop()
-	m.rescueRun, m.console = collect(vm), vm.Console()
+	m := migration{rescueRun: collect(vm), console: vm.Console()}
 	if ev := m.event("health"); ev != nil {
 		m.health = new(camrec.Report)
 		if err := ev.Decode(m.health); err != nil {
@@ -57,6 +63,16 @@ func migrate(t *testing.T, disks []qemu.Disk, cmdline string) migration {
 		}
 	}
 	return m
+}
+
+// healthy is the new system's report; it fails the test unless the run
+// got there without an error.
+func (m migration) healthy(t *testing.T) camrec.Report {
+	t.Helper()
+	if len(m.errors) > 0 || m.health == nil {
+		t.Fatalf("errors %v, no health report", m.errors)
+	}
+	return *m.health
 }
 
 // bootV8 boots the system disk alone with the data disks under UEFI, as the
@@ -108,9 +124,7 @@ func TestMigrate(t *testing.T) {
 				keptSum = fileSHA(t, img)
 			}
 			m := migrate(t, append(a.Disks(), key), tc.cmdline)
-			if len(m.errors) > 0 || m.health == nil {
-				t.Fatalf("errors %v, health %v", m.errors, m.health)
-			}
+			m.healthy(t)
 			writes := 0
 			for _, ev := range m.events {
 				var rec struct {
@@ -476,11 +490,8 @@ func TestMigratePowerCuts(t *testing.T) {
 		sameHashes(t, "power cut at "+c.String(), before, hashes(t, data))
 	}
 	m := migrate(t, disks, os.Getenv("PASSEUR_CMDLINE"))
-	if len(m.errors) > 0 || m.health == nil {
-		t.Fatalf("after the power cuts: errors %v, health %v", m.errors, m.health)
-	}
-	if !reflect.DeepEqual(*m.health, a.Expected) {
-		t.Errorf("health report after the power cuts\n got %+v\nwant %+v", *m.health, a.Expected)
+	if got := m.healthy(t); !reflect.DeepEqual(got, a.Expected) {
+		t.Errorf("health report after the power cuts\n got %+v\nwant %+v", got, a.Expected)
 	}
 	sameHashes(t, "migration after power cuts", before, hashes(t, data))
 	if img, _ := partition(t, a.System.Path, 4); fileSHA(t, img) != keptSum {
@@ -592,17 +603,8 @@ func TestMigrateFromRepository(t *testing.T) {
 	vm := qemu.Test(t, qemu.Options{Board: art.Board, Kernel: art.Kernel, Initrd: art.Initrd, Disks: append(a.Disks(), key),
 		Net: true, GuestFwd: map[string]string{"10.0.2.100:80": l.Addr().String()},
 		Cmdline: "passeur.unattended=yes passeur.mode=migrate"})
-	if _, err := vm.WaitAny(6*bootTimeout, "health", "idle"); err != nil {
-		t.Fatal(err)
-	}
-	vm.Stop()
-	m := migration{rescueRun: collect(vm)}
-	if len(m.errors) > 0 || m.event("health") == nil {
-		t.Fatalf("errors %v, no health report", m.errors)
-	}
-	var got camrec.Report
-	m.decode(t, "health", &got)
-	if !reflect.DeepEqual(got, a.Expected) {
+	m := finished(t, vm)
+	if got := m.healthy(t); !reflect.DeepEqual(got, a.Expected) {
 		t.Errorf("health report\n got %+v\nwant %+v", got, a.Expected)
 	}
 	sameHashes(t, "migration from the repository", before, hashes(t, data))
@@ -675,9 +677,7 @@ func TestInstall(t *testing.T) {
 
 	otherSum := fileSHA(t, other.Path)
 	m = migrate(t, disks, "passeur.mode=install passeur.format-data=NEW-DATA1")
-	if len(m.errors) > 0 || m.health == nil {
-		t.Fatalf("errors %v, health %v", m.errors, m.health)
-	}
+	got := m.healthy(t)
 	out, err := fixture.Run("", "blkid", "-o", "export", data.Path)
 	if err != nil {
 		t.Fatal(err)
@@ -687,8 +687,8 @@ func TestInstall(t *testing.T) {
 		t.Fatalf("the data disk after the install: %s", out)
 	}
 	want := camrec.Report{Product: "camrec", Version: "8.0.0", Volumes: []string{uuid[1]}, OK: true}
-	if !reflect.DeepEqual(*m.health, want) {
-		t.Errorf("health report after kexec\n got %+v\nwant %+v", *m.health, want)
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("health report after kexec\n got %+v\nwant %+v", got, want)
 	}
 	if fileSHA(t, other.Path) != otherSum {
 		t.Error("the disk holding someone else's filesystem changed")

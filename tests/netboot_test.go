@@ -14,7 +14,6 @@ import (
 	"github.com/passeur/passeur/image/repo"
 	"github.com/passeur/passeur/image/sign"
 	"github.com/passeur/passeur/qemu"
-	"github.com/passeur/passeur/qemu/camrec"
 	"github.com/passeur/passeur/qemu/fixture"
 )
 
@@ -178,23 +177,12 @@ func netbootInstall(t *testing.T, uefi bool, repoDir string, keys map[string]str
 	bundle := writeBundle(t, art, keys)
 	lab := serveLab(t, bundle, repoDir)
 	otherSum := fileSHA(t, other.Path)
-	vm := netbootVM(t, uefi, disks, bundle, map[string]string{"10.0.2.100:80": lab.addr})
-	if _, err := vm.WaitAny(6*bootTimeout, "health", "idle"); err != nil {
-		t.Fatal(err)
-	}
-	vm.Stop()
-	m := migration{rescueRun: collect(vm)}
-	if len(m.errors) > 0 || m.event("health") == nil {
-		t.Fatalf("errors %v, no health report", m.errors)
-	}
-	var got camrec.Report
-	m.decode(t, "health", &got)
-	if got.Product != "camrec" || got.Version != "8.0.0" || !got.OK || len(got.Volumes) != 0 || got.SegmentsIndexed != 0 {
+	m := finished(t, netbootVM(t, uefi, disks, bundle, map[string]string{"10.0.2.100:80": lab.addr}))
+	if got := m.healthy(t); got.Product != "camrec" || got.Version != "8.0.0" || !got.OK || len(got.Volumes) != 0 || got.SegmentsIndexed != 0 {
 		t.Errorf("health report after kexec: %+v, want a fresh camrec 8.0.0", got)
 	}
-	console := vm.Console()
 	for _, want := range []string{"boot.ipxe", "http://10.0.2.100/vmlinuz", "http://10.0.2.100/initramfs.cpio.zst"} {
-		if uefi && !strings.Contains(console, want) { // SeaBIOS's iPXE writes to the screen only
+		if uefi && !strings.Contains(m.console, want) { // SeaBIOS's iPXE writes to the screen only
 			t.Errorf("console lacks iPXE's %q", want)
 		}
 	}

@@ -90,7 +90,7 @@ func TestPreparedKeyUnderOVMF(t *testing.T) {
 // keyContent is the key's tree for the tests: the built rescue image,
 // camrec 8, unattended.
 func keyContent(art qemu.Artifacts, r camrecRelease) usbkey.Content {
-	return usbkey.Content{Loader: "/usr/lib/systemd/boot/efi/systemd-bootx64.efi", Kernel: art.Kernel, Initramfs: art.Initrd,
+	return usbkey.Content{Loader: usbkey.SystemdBoot, Kernel: art.Kernel, Initramfs: art.Initrd,
 		Cmdline: art.Board.Kernel.Cmdline, Releases: []string{r.dir}, Config: []byte(`{"unattended": true}`)}
 }
 

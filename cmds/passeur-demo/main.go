@@ -8,7 +8,6 @@
 package main
 
 import (
-	"crypto/sha256"
 	"flag"
 	"fmt"
 	"io"
@@ -19,11 +18,10 @@ import (
 	"unicode/utf8"
 
 	"github.com/passeur/passeur/board"
-	"github.com/passeur/passeur/image/builder"
-	"github.com/passeur/passeur/image/sign"
 	"github.com/passeur/passeur/image/usbkey"
 	"github.com/passeur/passeur/qemu"
 	"github.com/passeur/passeur/qemu/camrec"
+	"github.com/passeur/passeur/qemu/fixture"
 )
 
 func main() {
@@ -40,7 +38,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	out := fs.String("out", "out", "where build.sh put the board's files")
 	cache := fs.String("cache", ".cache", "download cache (camrec 8's kernel)")
 	keyFile := fs.String("key", os.Getenv("PASSEUR_KEY"), "minisign key to sign camrec 8 with (the rescue image must trust it)")
-	loader := fs.String("loader", "/usr/lib/systemd/boot/efi/systemd-bootx64.efi", "systemd-boot's EFI binary")
+	loader := fs.String("loader", usbkey.SystemdBoot, "systemd-boot's EFI binary")
 	timeout := fs.Duration("timeout", 15*time.Minute, "how long each boot may take")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -63,16 +61,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 
 	step("building and signing camrec 8 (passeur's release builder)")
-	spec, err := builder.ReadSpec("qemu/camrec/v8/release.json")
-	if err != nil {
-		return err
-	}
-	sk, err := sign.LoadPrivateKey(*keyFile, "")
-	if err != nil {
-		return err
-	}
 	relDir := filepath.Join(dir, "camrec-8.0.0")
-	m, err := builder.Run(spec, builder.Options{RepoDir: ".", Cache: *cache, OutDir: relDir, Key: &sk, Log: io.Discard})
+	m, err := camrec.BuildV8(".", *cache, relDir, *keyFile, io.Discard)
 	if err != nil {
 		return fmt.Errorf("camrec 8: %w", err)
 	}
@@ -90,7 +80,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	for _, d := range disks {
 		fmt.Fprintf(stdout, "   %-11s %-10s %s\n", d.Bus, d.Serial, filepath.Base(d.Path))
 		if d.Path != app.System.Path {
-			if before[d.Path], err = fileSum(d.Path); err != nil {
+			if before[d.Path], err = fixture.SHA256(d.Path); err != nil {
 				return err
 			}
 		}
@@ -139,7 +129,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	vm.Stop()
 	unchanged := true
 	for p, sum := range before {
-		if now, err := fileSum(p); err != nil || now != sum {
+		if now, err := fixture.SHA256(p); err != nil || now != sum {
 			unchanged = false
 		}
 	}
@@ -171,20 +161,6 @@ func at(s []string, i int) string {
 		return s[i]
 	}
 	return ""
-}
-
-// fileSum is the SHA-256 of a disk image.
-func fileSum(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return fmt.Sprintf("%x", h.Sum(nil)), nil
 }
 
 // plainText passes the serial console on without its terminal escape

@@ -30,7 +30,7 @@ func keyCmd(args []string, stdout, stderr io.Writer) error {
 	dir := fs.String("dir", "", "instead, copy the tree onto this mounted FAT32 key (or folder)")
 	rels := fs.String("release", "", "comma-separated release folders to put in releases/")
 	cfg := fs.String("config", "", "file to install as passeur/config.json")
-	loader := fs.String("loader", "/usr/lib/systemd/boot/efi/systemd-bootx64.efi", "systemd-boot's EFI binary")
+	loader := fs.String("loader", usbkey.SystemdBoot, "systemd-boot's EFI binary")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -30,7 +30,7 @@ import (
 
 // Content is what goes on a key.
 type Content struct {
-	Loader    string // systemd-boot's EFI binary, e.g. /usr/lib/systemd/boot/efi/systemd-bootx64.efi
+	Loader    string // systemd-boot's EFI binary, e.g. SystemdBoot
 	Kernel    string // the board's vmlinuz
 	Initramfs string // the rescue initramfs
 	Cmdline   string // the board's kernel command line
@@ -55,6 +55,9 @@ var Entries = []Entry{
 	{"recover", "passeur: rebuild the recording index, then back up", "passeur.mode=recover"},
 	{"shell", "passeur: debug shell", "passeur.mode=shell"},
 }
+
+// SystemdBoot is where Debian's systemd-boot-efi package puts the loader.
+const SystemdBoot = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi"
 
 // Marker is the content of passeur's marker file on the keys it makes.
 const Marker = roles.MarkerData

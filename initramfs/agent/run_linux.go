@@ -135,32 +135,23 @@ func (a *Agent) run() error {
 			return a.follow()
 		}
 	}
+	var failed error
 	switch a.Config.Mode {
 	case config.ModePlan:
-		if err := a.plan(disks); err != nil {
-			a.Fail("plan", err)
-		}
+		failed = a.plan(disks)
 	case config.ModeBackup, config.ModeRecover:
-		if err := a.backup(disks); err != nil {
-			a.Fail(string(a.Config.Mode), err)
-		}
+		failed = a.backup(disks)
 	case config.ModeRestore:
-		if err := a.restore(disks); err != nil {
-			a.Fail("restore", err)
-		}
+		failed = a.restore(disks)
 	case config.ModeMigrate:
-		if err := a.migrate(disks); err != nil {
-			a.Fail("migrate", err)
-			if errors.Is(err, ErrNothingToInstall) {
-				a.offerLeft(disks)
-			}
-		}
+		failed = a.migrate(disks)
 	case config.ModeInstall:
-		if err := a.install(disks); err != nil {
-			a.Fail("install", err)
-			if errors.Is(err, ErrNothingToInstall) {
-				a.offerLeft(disks)
-			}
+		failed = a.install(disks)
+	}
+	if failed != nil {
+		a.Fail(string(a.Config.Mode), failed)
+		if errors.Is(failed, ErrNothingToInstall) {
+			a.offerLeft(disks)
 		}
 	}
 	return a.follow()
