@@ -350,7 +350,7 @@ func TestMigrateRefusals(t *testing.T) {
 		{"layout too big", a, func(_ string, m *release.Manifest) bool {
 			m.Layout.Partitions[1].Size = release.Size{Bytes: 1 << 30}
 			return true
-		}, []string{"preflight failed", "target size", "layout larger than disk"}},
+		}, []string{"preflight failed", "target layout", "layout larger than disk"}},
 		{"version 7.12", c, func(string, *release.Manifest) bool { return false },
 			[]string{"preflight failed", "camrec 7.12", "cannot be migrated to 8.0.0"}},
 	} {

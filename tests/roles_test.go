@@ -303,7 +303,7 @@ func TestPreflightRefusals(t *testing.T) {
 		}, "data volume /srv/recordings/d1"},
 		{"target too small", func() []qemu.Disk {
 			return append(appliance(camrec.Options{SystemDiskSize: 200 << 20}).Disks(), passeurKey(t, r))
-		}, "target size"},
+		}, "target layout"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			run := runPlan(t, tc.disks())

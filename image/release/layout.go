@@ -10,8 +10,14 @@ import (
 
 // Layout is the target partitioning of the system disk.
 type Layout struct {
-	// Table is the partition table type; only "gpt" for now.
-	Table      string      `json:"table"`
+	// Table is the partition table type: "gpt".
+	Table string `json:"table"`
+	// Fallback is the table written when a GPT cannot hold the layout
+	// around the partitions kept in place (a data partition to the disk's
+	// last sector leaves no room for the backup GPT): "dos" (an MBR of four
+	// primary partitions at most, the ESP as type 0xef, bootable), or
+	// empty: such a disk is refused.
+	Fallback   string      `json:"fallback,omitempty"`
 	Partitions []Partition `json:"partitions"`
 }
 
@@ -73,9 +79,28 @@ func (p Partition) TypeGUID() (string, error) {
 	return "", fmt.Errorf("%w: partition %q: type %q is neither a GUID nor a known name", ErrLayout, p.Name, p.Type)
 }
 
+// MBRType is the partition's type in an MBR ("dos") table, in hex as
+// sfdisk prints it: EFI system, Linux swap, or Linux.
+func (p Partition) MBRType() string {
+	g, _ := p.TypeGUID()
+	switch g {
+	case TypeGUIDs["esp"]:
+		return "ef"
+	case TypeGUIDs["swap"]:
+		return "82"
+	}
+	return "83"
+}
+
 func (l Layout) check(arts map[string]*Artifact) error {
 	if l.Table != "gpt" {
 		return fmt.Errorf("%w: table %q (only gpt)", ErrLayout, l.Table)
+	}
+	if l.Fallback != "" && l.Fallback != "dos" {
+		return fmt.Errorf("%w: fallback table %q (only dos)", ErrLayout, l.Fallback)
+	}
+	if l.Fallback == "dos" && len(l.Partitions) > 4 {
+		return fmt.Errorf("%w: fallback table dos holds 4 partitions, the layout has %d", ErrLayout, len(l.Partitions))
 	}
 	names := map[string]bool{}
 	for i, p := range l.Partitions {

@@ -17,6 +17,14 @@ type Extent struct {
 	Bytes int64
 }
 
+// Placement is a layout placed on one disk: the partition table that
+// holds it ("gpt", or the layout's fallback "dos") and every partition's
+// extent, kept ones included, in layout order.
+type Placement struct {
+	Table   string   `json:"table"`
+	Extents []Extent `json:"extents"`
+}
+
 // Place computes where each partition of the layout goes on a disk of
 // diskSize bytes: in order, each start aligned to 1 MiB, fixed sizes as
 // given, a "min:" size as given unless it is the last partition, which

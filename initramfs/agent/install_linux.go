@@ -14,6 +14,7 @@ import (
 	"github.com/passeur/passeur/initramfs/inventory"
 	"github.com/passeur/passeur/initramfs/journal"
 	"github.com/passeur/passeur/initramfs/migrate"
+	"github.com/passeur/passeur/initramfs/preflight"
 	"github.com/passeur/passeur/initramfs/roles"
 )
 
@@ -52,7 +53,7 @@ func (a *Agent) install(disks []inventory.Disk) error {
 	if err != nil {
 		return err
 	}
-	if s.ext, err = s.m.Layout.PlaceKeeping(target.Size, nil); err != nil {
+	if s.pl, err = preflight.Layout(s.m, &roles.Assignment{Disk: *target}); err != nil {
 		return err
 	}
 	sum, err := s.manifestSum()
@@ -60,7 +61,7 @@ func (a *Agent) install(disks []inventory.Disk) error {
 		return err
 	}
 	fmt.Fprintf(a.Console, "PLAN: install %s %s onto %s (%s)\n", s.m.Product, s.m.Version, target.Path, roles.Identity(*target))
-	for _, e := range s.ext {
+	for _, e := range s.pl.Extents {
 		fmt.Fprintf(a.Console, "  %-6s %-8s at %9s, %9s\n", e.Role, e.Name, inventory.HumanSize(e.Start), inventory.HumanSize(e.Bytes))
 	}
 	for _, d := range format {
@@ -90,7 +91,10 @@ func (a *Agent) install(disks []inventory.Disk) error {
 		return err
 	}
 	seed := filepath.Base(r.dir) + "\x00" + r.machine
-	job := migrate.NewJob(string(config.ModeInstall), s.rel.Dir, sum, s.m, *target, s.ext, nil, seed)
+	job, err := migrate.NewJob(string(config.ModeInstall), s.rel.Dir, sum, s.m, *target, s.pl, nil, seed)
+	if err != nil {
+		return err
+	}
 	for i, d := range format {
 		job.FormatData = append(job.FormatData, migrate.TargetOf(d, ""))
 		label := dataLabel(s.m, i+1)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -33,15 +34,16 @@ import (
 // Journal steps of a migration, after the backup's, in order. "write
 // <partition>" is one step per artifact partition.
 const (
-	stepPlan     = "plan"     // the job, fixed before any write
-	stepRelease  = "release"  // every artifact checked as stored on the media
-	stepReattach = "reattach" // data volumes checked read-only, fstab entries made
-	stepWrite    = "write "   // + partition name: an image written and verified
-	stepState    = "state"    // the state partition's filesystem made
-	stepFstab    = "fstab"    // the reattached volumes written in the state's etc/fstab
-	stepRestore  = "restore"  // the backup restored into the state's restore/
-	stepTable    = "table"    // the new GPT written, last
-	stepBoot     = "boot"     // the new system's kernel loaded and booted
+	stepPlan     = "plan"       // the job, fixed before any write
+	stepRelease  = "release"    // every artifact checked as stored on the media
+	stepReattach = "reattach"   // data volumes checked read-only, fstab entries made
+	stepWrite    = "write "     // + partition name: an image written and verified
+	stepEntry    = "boot entry" // the new ESP's boot entries made to name the new table's PARTUUIDs
+	stepState    = "state"      // the state partition's filesystem made
+	stepFstab    = "fstab"      // the reattached volumes written in the state's etc/fstab
+	stepRestore  = "restore"    // the backup restored into the state's restore/
+	stepTable    = "table"      // the new GPT written, last
+	stepBoot     = "boot"       // the new system's kernel loaded and booted
 )
 
 // ErrReleaseChanged refuses to take up a migration whose release is no
@@ -94,7 +96,13 @@ func (a *Agent) migrate(disks []inventory.Disk) error {
 		}
 	} else {
 		name := filepath.Base(r.dir)
-		job = migrate.NewJob(string(config.ModeMigrate), s.rel.Dir, sum, s.m, s.sys.Disk, s.ext, s.plan.Reattach, name+"\x00"+r.machine)
+		job, err = migrate.NewJob(string(config.ModeMigrate), s.rel.Dir, sum, s.m, s.sys.Disk, s.pl, s.plan.Reattach, name+"\x00"+r.machine)
+		if err != nil {
+			return err
+		}
+		for _, id := range job.Identity {
+			a.Log.Printf("kept partition %s", id)
+		}
 		job.Reinstall = s.sys.Version == s.m.Version.String()
 		if err := r.j.Complete(stepPlan, job); err != nil {
 			return a.mediaErr(r, err)
@@ -165,7 +173,7 @@ func manifestSum(files fs.FS, dir string) (string, error) {
 func writing(recs []journal.Record) bool {
 	for _, r := range recs {
 		switch {
-		case strings.HasPrefix(r.Step, stepWrite), strings.HasPrefix(r.Step, stepFormat), r.Step == stepState, r.Step == stepFstab,
+		case strings.HasPrefix(r.Step, stepWrite), strings.HasPrefix(r.Step, stepFormat), r.Step == stepEntry, r.Step == stepState, r.Step == stepFstab,
 			r.Step == stepRestore, r.Step == stepTable, r.Step == stepBoot:
 			return true
 		}
@@ -298,6 +306,11 @@ func (a *Agent) writeJob(r *run, job *migrate.Job, m *release.Manifest, disks []
 		step := stepWrite + e.Name
 		begun := journal.Began(r.j.Records, step)
 		if _, err := r.j.Step(step, func() (any, error) { return a.writeImage(f, e, m, relDir, job.Reinstall || begun) }); err != nil {
+			return a.mediaErr(r, err)
+		}
+	}
+	if len(job.BootUUIDs) > 0 {
+		if _, err := r.j.Step(stepEntry, func() (any, error) { return rewriteBootEntries(job, target.Path) }); err != nil {
 			return a.mediaErr(r, err)
 		}
 	}
@@ -570,9 +583,12 @@ func (a *Agent) outcome(r *run, job *migrate.Job, disks []inventory.Disk) (bool,
 	return true, nil
 }
 
-// loadBootEntry finds the default Boot Loader Specification entry on the
-// new ESP and loads its kernel and initrd for kexec.
-func loadBootEntry(job *migrate.Job, disk string, log interface{ Printf(string, ...any) }) (*boot.LinuxImage, error) {
+// espDir is where the new system's ESP is mounted.
+const espDir = "/run/passeur/esp"
+
+// mountESP mounts the new system's ESP, not yet in any table, through a
+// loop device over its place on disk.
+func mountESP(job *migrate.Job, disk string, readOnly bool) (func(), error) {
 	var esp *release.Extent
 	for i, e := range job.Extents {
 		if g, _ := e.TypeGUID(); g == release.TypeGUIDs["esp"] {
@@ -582,18 +598,103 @@ func loadBootEntry(job *migrate.Job, disk string, log interface{ Printf(string, 
 	if esp == nil {
 		return nil, errors.New("the layout has no EFI system partition")
 	}
-	l, err := migrate.AttachLoop(disk, esp.Start, esp.Bytes, true)
+	l, err := migrate.AttachLoop(disk, esp.Start, esp.Bytes, readOnly)
 	if err != nil {
 		return nil, err
 	}
-	defer l.Detach()
-	const dir = "/run/passeur/esp"
-	os.MkdirAll(dir, 0o755)
-	if err := unix.Mount(l.Path, dir, "vfat", unix.MS_RDONLY, ""); err != nil {
+	os.MkdirAll(espDir, 0o755)
+	flags := uintptr(unix.MS_NOSUID | unix.MS_NODEV)
+	if readOnly {
+		flags |= unix.MS_RDONLY
+	}
+	if err := unix.Mount(l.Path, espDir, "vfat", flags, ""); err != nil {
+		l.Detach()
 		return nil, fmt.Errorf("mount the new ESP: %w", err)
 	}
-	defer unix.Unmount(dir, 0)
-	imgs, err := bls.ScanBLSEntries(log, dir, nil, "")
+	return func() { unix.Sync(); unix.Unmount(espDir, 0); l.Detach() }, nil
+}
+
+// maxEntry bounds a boot entry file read from the new ESP.
+const maxEntry = 64 << 10
+
+// rewriteBootEntries makes the Boot Loader Specification entries on the
+// new ESP name the partitions by the PARTUUIDs the new table gives them,
+// where the table cannot hold the release's own (an MBR).
+func rewriteBootEntries(job *migrate.Job, disk string) (any, error) {
+	umount, err := mountESP(job, disk, false)
+	if err != nil {
+		return nil, err
+	}
+	defer umount()
+	dir := filepath.Join(espDir, "loader/entries")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("the new ESP's boot entries: %w", err)
+	}
+	var changed []string
+	for _, e := range ents {
+		if !e.Type().IsRegular() || !strings.HasSuffix(e.Name(), ".conf") {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		data, err := readBounded(p, maxEntry)
+		if err != nil {
+			return nil, err
+		}
+		text := string(data)
+		for from, to := range job.BootUUIDs {
+			text = replaceFold(text, "PARTUUID="+from, "PARTUUID="+to)
+		}
+		if text == string(data) {
+			continue
+		}
+		if err := atomicfile.WriteFile(p, []byte(text), 0o644); err != nil {
+			return nil, err
+		}
+		changed = append(changed, e.Name())
+	}
+	return map[string]any{"entries": changed, "partuuids": job.BootUUIDs}, nil
+}
+
+// readBounded reads a file of at most limit bytes.
+func readBounded(p string, limit int64) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err == nil && int64(len(data)) > limit {
+		err = fmt.Errorf("%s is larger than %d bytes", p, limit)
+	}
+	return data, err
+}
+
+// replaceFold replaces every occurrence of old in s, compared without
+// regard to case (PARTUUIDs are written either way).
+func replaceFold(s, old, repl string) string {
+	var b strings.Builder
+	lower, lo := strings.ToLower(s), strings.ToLower(old)
+	for {
+		i := strings.Index(lower, lo)
+		if i < 0 {
+			b.WriteString(s)
+			return b.String()
+		}
+		b.WriteString(s[:i] + repl)
+		s, lower = s[i+len(old):], lower[i+len(old):]
+	}
+}
+
+// loadBootEntry finds the default Boot Loader Specification entry on the
+// new ESP and loads its kernel and initrd for kexec.
+func loadBootEntry(job *migrate.Job, disk string, log interface{ Printf(string, ...any) }) (*boot.LinuxImage, error) {
+	umount, err := mountESP(job, disk, true)
+	if err != nil {
+		return nil, err
+	}
+	defer umount()
+	imgs, err := bls.ScanBLSEntries(log, espDir, nil, "")
 	if err != nil {
 		return nil, err
 	}

@@ -40,7 +40,7 @@ type session struct {
 	sys    *roles.Assignment // nil when no installed product was found
 	plan   *plan.Plan
 	rel    *media.Release // the release chosen on the media
-	ext    []release.Extent
+	pl     release.Placement
 	// profile is set when no release is on the media and the product is
 	// known from the rescue image's profile: backing up only.
 	profile bool
@@ -126,18 +126,17 @@ func (a *Agent) prepare(disks []inventory.Disk) (*session, error) {
 		if s.profile {
 			return s, nil
 		}
-		if s.ext, err = preflight.Migratable(s.m, s.sys); err != nil {
+		if s.pl, err = preflight.Migratable(s.m, s.sys); err != nil {
 			a.Log.Printf("the backup keeps no migration plan: %v", err)
-			s.ext = nil
 			return s, nil
 		}
-		s.plan = plan.Make(s.m, s.roles, s.ext)
+		s.plan = plan.Make(s.m, s.roles, s.pl)
 		return s, nil
 	}
-	if s.ext, err = preflight.Layout(s.m, s.sys); err != nil {
+	if s.pl, err = preflight.Layout(s.m, s.sys); err != nil {
 		return s, err
 	}
-	s.plan = plan.Make(s.m, s.roles, s.ext)
+	s.plan = plan.Make(s.m, s.roles, s.pl)
 	return s, nil
 }
 

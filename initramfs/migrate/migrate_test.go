@@ -49,8 +49,12 @@ func TestTableAndFilesystem(t *testing.T) {
 		t.Fatal(err)
 	}
 	sys := inventory.Disk{Path: "/dev/vda", Serial: "S1", Size: size, Partitions: []inventory.Partition{{Start: 40 << 20, Size: 8 << 20, PartUUID: "AAAAAAAA-0000-4000-8000-000000000001"}}}
-	j := NewJob("migrate", "releases/p-1", "x", m, sys, ext, nil, "run-1")
-	if again := NewJob("migrate", "releases/p-1", "x", m, sys, ext, nil, "run-1"); again.DiskGUID != j.DiskGUID || again.StateUUID != j.StateUUID {
+	pl := release.Placement{Table: "gpt", Extents: ext}
+	j, err := NewJob("migrate", "releases/p-1", "x", m, sys, pl, nil, "run-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := NewJob("migrate", "releases/p-1", "x", m, sys, pl, nil, "run-1"); again.DiskGUID != j.DiskGUID || again.StateUUID != j.StateUUID || again.TableSHA256 != j.TableSHA256 {
 		t.Error("the same run gives other identifiers")
 	}
 	st, _ := j.Extent("state")

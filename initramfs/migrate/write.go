@@ -3,36 +3,30 @@ package migrate
 import (
 	"fmt"
 	"os"
-	"strings"
 
 	"github.com/diskfs/go-diskfs/backend/file"
 	"github.com/diskfs/go-diskfs/filesystem/ext4"
-	"github.com/diskfs/go-diskfs/partition/gpt"
 	"github.com/google/uuid"
 	"github.com/passeur/passeur/image/release"
+	"github.com/passeur/passeur/initramfs/ptable"
 )
 
-// sector is the logical sector size passeur writes tables for.
+// sector is the sector size filesystems are made with.
 const sector = 512
 
-// WriteTable writes the job's GPT on disk (protective MBR, primary and
-// backup headers and entries), each part synced. It is the last write of
-// a job: until it is done the disk keeps its old table.
+// WriteTable writes the job's new partition table on disk: the bytes the
+// job was made with (their hash is checked first), each part synced. It
+// is the last write of a job: until it is done the disk keeps its old
+// table.
 func (j *Job) WriteTable(disk *os.File) error {
-	t := &gpt.Table{LogicalSectorSize: sector, PhysicalSectorSize: sector, ProtectiveMBR: true, GUID: strings.ToUpper(j.DiskGUID)}
-	for i, e := range j.Extents {
-		typ, err := e.TypeGUID()
-		if err != nil {
-			return err
-		}
-		if e.Start%sector != 0 || e.Bytes%sector != 0 {
-			return fmt.Errorf("partition %s at %d+%d is not sector aligned", e.Name, e.Start, e.Bytes)
-		}
-		t.Partitions = append(t.Partitions, &gpt.Partition{Index: i + 1,
-			Start: uint64(e.Start / sector), End: uint64((e.Start+e.Bytes)/sector - 1), Size: uint64(e.Bytes),
-			Type: gpt.Type(strings.ToUpper(typ)), Name: e.Name, GUID: strings.ToUpper(e.UUID)})
+	im, err := j.TableImage()
+	if err != nil {
+		return err
 	}
-	if err := t.Write(disk, j.Target.Size); err != nil {
+	if sum := im.SHA256(); sum != j.TableSHA256 {
+		return fmt.Errorf("%w: the table serializes to %s, the job was made with %s", ptable.ErrTable, sum, j.TableSHA256)
+	}
+	if err := im.WriteTo(disk); err != nil {
 		return fmt.Errorf("write the partition table: %w", err)
 	}
 	return disk.Sync()

@@ -19,9 +19,13 @@ type Plan struct {
 	Release    string         `json:"release"`
 	Mode       string         `json:"mode"` // migrate or install
 	Target     Disk           `json:"target"`
+	Table      string         `json:"table"` // the target's new partition table: gpt or dos
 	Backup     Backup         `json:"backup"`
 	Partitions []Partition    `json:"partitions"`
 	Reattach   []roles.Volume `json:"reattach"`
+	// Candidates carry the release's data labels but the old system does
+	// not mount them: shown, never reattached unless the operator said so.
+	Candidates []roles.Volume `json:"candidates,omitempty"`
 	Untouched  []Disk         `json:"untouched"`
 	Steps      []string       `json:"steps"`
 }
@@ -49,13 +53,13 @@ type Partition struct {
 }
 
 // Make builds the plan of a migration of sys to m, with the target's new
-// partitions at ext.
-func Make(m *release.Manifest, r *roles.Result, ext []release.Extent) *Plan {
+// partitions placed as pl.
+func Make(m *release.Manifest, r *roles.Result, pl release.Placement) *Plan {
 	sys := r.System()
-	p := &Plan{Release: m.Product + " " + m.Version.String(), Mode: "migrate",
-		Target: Disk{sys.Disk.Path, roles.Identity(sys.Disk), string(sys.Role)}}
+	p := &Plan{Release: m.Product + " " + m.Version.String(), Mode: "migrate", Table: pl.Table,
+		Target: Disk{sys.Disk.Path, roles.Identity(sys.Disk), string(sys.Role)}, Candidates: r.Candidates}
 	p.Backup = Backup{From: sys.Root, Paths: append(append(append([]string{}, m.Config...), m.Index...), "/etc/fstab")}
-	for _, e := range ext {
+	for _, e := range pl.Extents {
 		pp := Partition{Name: e.Name, Start: e.Start, Size: e.Bytes}
 		switch e.Role {
 		case release.RoleArtifact:
@@ -81,7 +85,7 @@ func Make(m *release.Manifest, r *roles.Result, ext []release.Extent) *Plan {
 	p.Steps = []string{
 		fmt.Sprintf("back up %s from %s to the install media, read back and verify", strings.Join(p.Backup.Paths, ", "), sys.Root),
 		"verify the release's artifacts as they stream",
-		fmt.Sprintf("repartition %s to the %s layout, kept partitions byte for byte in place", sys.Disk.Path, p.Release),
+		fmt.Sprintf("repartition %s to the %s layout (%s table), kept partitions byte for byte in place", sys.Disk.Path, p.Release, tableName(pl.Table)),
 		"write each partition image, partition table and boot-critical bytes last",
 		fmt.Sprintf("reattach %d data volume(s) in the new system's fstab, read-only checked, never written", len(p.Reattach)),
 		"restore the configuration and the index into the new system's state partition",
@@ -93,13 +97,16 @@ func Make(m *release.Manifest, r *roles.Result, ext []release.Extent) *Plan {
 // Write prints the plan for the operator.
 func (p *Plan) Write(w io.Writer) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "PLAN: %s %s onto %s (%s)\n", p.Mode, p.Release, p.Target.Path, p.Target.Identity)
+	fmt.Fprintf(&b, "PLAN: %s %s onto %s (%s), %s table\n", p.Mode, p.Release, p.Target.Path, p.Target.Identity, tableName(p.Table))
 	fmt.Fprintf(&b, "  back up from %s: %s\n", p.Backup.From, strings.Join(p.Backup.Paths, " "))
 	for _, pp := range p.Partitions {
 		fmt.Fprintf(&b, "  %-6s %-8s at %9s, %9s  %s\n", pp.Action, pp.Name, inventory.HumanSize(pp.Start), inventory.HumanSize(pp.Size), pp.From)
 	}
 	for _, v := range p.Reattach {
 		fmt.Fprintf(&b, "  reattach %s %s (%s %s) at %s\n", v.Device, v.Spec, v.FSType, v.UUID, v.Mountpoint)
+	}
+	for _, v := range p.Candidates {
+		fmt.Fprintf(&b, "  not reattached: %s %s (%s %s): carries a data label, the old system does not mount it\n", v.Device, v.Spec, v.FSType, v.UUID)
 	}
 	for _, d := range p.Untouched {
 		fmt.Fprintf(&b, "  never written: %s %s (%s)\n", d.Path, d.Role, d.Identity)
@@ -109,4 +116,11 @@ func (p *Plan) Write(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+func tableName(t string) string {
+	if t == "dos" {
+		return "MBR"
+	}
+	return "GPT"
 }

@@ -33,7 +33,7 @@ func TestMake(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := Make(m, r, ext)
+	p := Make(m, r, release.Placement{Table: "gpt", Extents: ext})
 	var actions []string
 	for _, pp := range p.Partitions {
 		actions = append(actions, pp.Action+" "+pp.Name+" "+pp.From)

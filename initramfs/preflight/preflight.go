@@ -9,11 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/passeur/passeur/image/release"
 	"github.com/passeur/passeur/image/version"
 	"github.com/passeur/passeur/initramfs/inventory"
+	"github.com/passeur/passeur/initramfs/migrate"
+	"github.com/passeur/passeur/initramfs/ptable"
 	"github.com/passeur/passeur/initramfs/roles"
 )
 
@@ -127,12 +130,12 @@ func Run(in Input, env Env) Report {
 
 	if sys != nil && !in.BackupOnly {
 		add("target not busy", env.Busy(sys.Disk.Path), sys.Disk.Path+" is not in use")
-		ext, err := Layout(m, sys)
+		pl, err := Layout(m, sys)
 		detail := ""
 		if err == nil {
-			detail = fmt.Sprintf("%s on %s (%s)", describe(ext), sys.Disk.Path, inventory.HumanSize(sys.Disk.Size))
+			detail = fmt.Sprintf("%s table: %s on %s (%s)", pl.Table, describe(pl.Extents), sys.Disk.Path, inventory.HumanSize(sys.Disk.Size))
 		}
-		add("target size", err, detail)
+		add("target layout", err, detail)
 	}
 	return r
 }
@@ -140,12 +143,12 @@ func Run(in Input, env Env) Report {
 // Migratable tells whether release m can migrate the installed system
 // sys, and where its layout goes: what a backup-only run keeps as the plan
 // when it can.
-func Migratable(m *release.Manifest, sys *roles.Assignment) ([]release.Extent, error) {
+func Migratable(m *release.Manifest, sys *roles.Assignment) (release.Placement, error) {
 	if m.MigrateFrom == nil {
-		return nil, fmt.Errorf("%s %s installs fresh only", m.Product, m.Version)
+		return release.Placement{}, fmt.Errorf("%s %s installs fresh only", m.Product, m.Version)
 	}
 	if err := versionAllowed(m, sys.Version); err != nil {
-		return nil, err
+		return release.Placement{}, err
 	}
 	return Layout(m, sys)
 }
@@ -201,26 +204,106 @@ func neededRoom(m *release.Manifest, sys *roles.Assignment, env Env) (int64, str
 		inventory.HumanSize(backup), inventory.HumanSize(Margin), inventory.HumanSize(m.MinMediaFree)), nil
 }
 
-// Layout places the release's layout on the system disk, keeping the data
-// partitions of the system disk where they are.
-func Layout(m *release.Manifest, sys *roles.Assignment) ([]release.Extent, error) {
-	kept := map[string]release.Extent{}
-	for _, p := range m.Layout.Partitions {
-		if p.Role != release.RoleKeep {
+// ErrDataInTheWay refuses a migration that would drop or overwrite a data
+// partition of the system disk.
+var ErrDataInTheWay = errors.New("a data partition of the system disk cannot be kept")
+
+// Layout places the release's layout on the system disk. Every partition
+// of the system disk that the old system mounts as data is kept where it
+// is, whatever its label: in the keep partition whose keep_label it
+// carries, else in the first keep partition left, else as one more kept
+// partition like the layout's last. The release's table is used, or its
+// fallback when that cannot hold the kept partitions (an MBR when data runs
+// to the disk's last sector). The new table is then serialized and read
+// back as the job will write it: anything it cannot hold is refused here,
+// before any write.
+func Layout(m *release.Manifest, sys *roles.Assignment) (release.Placement, error) {
+	l, kept, err := keptPartitions(m.Layout, sys)
+	if err != nil {
+		return release.Placement{}, err
+	}
+	g := ptable.Geometry{Size: sys.Disk.Size, SectorSize: max(sys.Disk.SectorSize, 512)}
+	var errs []string
+	for _, t := range []string{l.Table, l.Fallback} {
+		if t == "" {
 			continue
 		}
-		for _, v := range sys.Volumes {
-			for _, part := range sys.Disk.Partitions {
-				if part.Path != v.Device {
+		first, end := ptable.Usable(t, g)
+		ext, err := l.PlaceIn(g.Size, release.Region{Table: t, Start: first, End: end}, kept)
+		if err == nil {
+			pl := release.Placement{Table: t, Extents: ext}
+			// The identifiers depend on the run; whether the table can
+			// hold the layout does not.
+			if _, err = migrate.NewJob("preflight", "", "", m, sys.Disk, pl, nil, "preflight"); err == nil {
+				return pl, nil
+			}
+		}
+		errs = append(errs, err.Error())
+	}
+	if len(errs) == 1 {
+		return release.Placement{}, errors.New(errs[0])
+	}
+	return release.Placement{}, fmt.Errorf("%w: %s", release.ErrTooLarge, strings.Join(errs, "; and as a fallback: "))
+}
+
+// keptPartitions maps the layout's keep partitions to the system disk's
+// data partitions, adding keep partitions where the old system has more
+// data partitions than the layout names.
+func keptPartitions(l release.Layout, sys *roles.Assignment) (release.Layout, map[string]release.Extent, error) {
+	type dataPart struct {
+		v    roles.Volume
+		part inventory.Partition
+	}
+	var data []dataPart
+	for _, v := range sys.Volumes {
+		for _, part := range sys.Disk.Partitions {
+			if part.Path == v.Device && part.Path != sys.Root {
+				data = append(data, dataPart{v, part})
+			}
+		}
+	}
+	kept := map[string]release.Extent{}
+	placed := map[string]bool{}
+	var slots []release.Partition
+	for _, p := range l.Partitions {
+		if p.Role == release.RoleKeep {
+			slots = append(slots, p)
+		}
+	}
+	// By label first, then the remaining slots in order.
+	for pass := 0; pass < 2; pass++ {
+		for _, p := range slots {
+			if _, ok := kept[p.Name]; ok {
+				continue
+			}
+			for _, d := range data {
+				if placed[d.part.Path] {
 					continue
 				}
-				if ok, _ := path.Match(p.KeepLabel, v.Label); ok || matches(p.KeepLabel, part.PartLabel) {
-					kept[p.Name] = release.Extent{Start: part.Start, Bytes: part.Size}
+				if ok, _ := path.Match(p.KeepLabel, d.v.Label); pass == 1 || ok || matches(p.KeepLabel, d.part.PartLabel) {
+					kept[p.Name] = release.Extent{Start: d.part.Start, Bytes: d.part.Size}
+					placed[d.part.Path] = true
+					break
 				}
 			}
 		}
 	}
-	return m.Layout.PlaceKeeping(sys.Disk.Size, kept)
+	for _, d := range data {
+		if placed[d.part.Path] {
+			continue
+		}
+		if len(slots) == 0 {
+			return l, nil, fmt.Errorf("%w: the old system mounts %s from %s (partition %d of the system disk), and the release's layout keeps no partition",
+				ErrDataInTheWay, volumeName(d.v), d.part.Path, d.part.Number)
+		}
+		extra := slots[len(slots)-1]
+		extra.Name = fmt.Sprintf("%s-%d", extra.Name, d.part.Number)
+		extra.Size = release.Size{Bytes: d.part.Size}
+		l.Partitions = append(slices.Clone(l.Partitions), extra)
+		kept[extra.Name] = release.Extent{Start: d.part.Start, Bytes: d.part.Size}
+		placed[d.part.Path] = true
+	}
+	return l, kept, nil
 }
 
 func matches(glob, s string) bool {

@@ -122,7 +122,7 @@ func TestTargetTooSmall(t *testing.T) {
 	in.Disks[0].Disk.Size = 200 << 20
 	in.Disks[0].Disk.Partitions[1].Start = 150 << 20
 	r := Run(Input{Release: manifest(t), Roles: in}, fakeEnv{free: 2 << 30})
-	if got := failed(r); got != "target size" || !strings.Contains(r.Err().Error(), release.ErrTooLarge.Error()) {
+	if got := failed(r); got != "target layout" || !strings.Contains(r.Err().Error(), release.ErrTooLarge.Error()) {
 		t.Errorf("failed %q: %v", got, r.Err())
 	}
 }
@@ -162,7 +162,7 @@ func TestBackupOnlyWithRelease(t *testing.T) {
 	if _, err := Migratable(m, in.System()); err == nil || !strings.Contains(err.Error(), "cannot be migrated") {
 		t.Errorf("Migratable of 7.12: %v", err)
 	}
-	if ext, err := Migratable(m, small("7.14.0.3", fat32, false).System()); err != nil || len(ext) != 4 {
-		t.Errorf("Migratable of 7.14: %v %v", ext, err)
+	if pl, err := Migratable(m, small("7.14.0.3", fat32, false).System()); err != nil || len(pl.Extents) != 4 || pl.Table != "gpt" {
+		t.Errorf("Migratable of 7.14: %v %v", pl, err)
 	}
 }

@@ -69,7 +69,7 @@ func readMBR(mbr []byte) *Table {
 			Start:    uint64(start),
 			Sectors:  uint64(n),
 			Type:     fmt.Sprintf("%x", typ),
-			UUID:     fmt.Sprintf("%s-%02d", t.ID, i+1),
+			UUID:     fmt.Sprintf("%s-%02x", t.ID, i+1),
 			Bootable: e[0] == 0x80,
 		})
 	}

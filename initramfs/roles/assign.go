@@ -1,6 +1,7 @@
 package roles
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -15,6 +16,10 @@ import (
 // Result is the role of every disk.
 type Result struct {
 	Disks []Assignment `json:"disks"`
+	// Candidates are filesystems carrying the release's data labels that
+	// the installed system does not mount, and the operator did not ask to
+	// reattach: never reattached, never written.
+	Candidates []Volume `json:"candidates,omitempty"`
 }
 
 // System returns the system disk's assignment, if there is one.
@@ -167,33 +172,39 @@ func Assign(disks []inventory.Disk, m *release.Manifest, r Reader, ask Asker) (*
 		}
 		volumes = append(volumes, vols...)
 	}
+	// Filesystems that carry the release's data labels but that the old
+	// system does not mount are candidates: shown, reattached only when
+	// the operator says so (unattended: left out).
 	for _, v := range all {
 		if taken[v.dev] || media[v.disk] || v.lbl == "" || !matchAny(m.DataVolumes.LabelPatterns, v.lbl) {
 			continue
 		}
-		dev := v.dev
-		if clones := devicesWithUUID(all, v.uuid); len(clones) > 1 {
-			refusal := fmt.Errorf("%w: %s (label %s) is on %s", ErrClonedVolume, v.uuid, v.lbl, strings.Join(clones, ", "))
-			picked, err := pickClone(ask, refusal, "label "+v.lbl, clones, disks, all)
-			if err != nil {
-				return nil, err
-			}
-			for _, c := range clones {
-				if c != picked {
-					note(diskOf(all, c), "%s: a clone of %s, not the one the operator chose, never written", c, v.uuid)
-				}
-				taken[c] = true
-			}
-			dev = picked
+		vol := Volume{Device: v.dev, Spec: "LABEL=" + v.lbl, FSType: v.typ, UUID: v.uuid, Label: v.lbl}
+		taken[v.dev] = true
+		if len(devicesWithUUID(all, v.uuid)) > 1 || len(systems) == 0 {
+			res.Candidates = append(res.Candidates, vol)
+			note(v.disk, "%s carries the data label %s but is no volume of an installed system: not reattached, never written", v.dev, v.lbl)
+			continue
 		}
-		volumes = append(volumes, Volume{Device: dev, Spec: "LABEL=" + v.lbl, FSType: v.typ, UUID: v.uuid, Label: v.lbl})
-		taken[dev] = true
+		refusal := fmt.Errorf("%w: %s (label %s)", ErrCandidate, v.dev, v.lbl)
+		q := fmt.Sprintf("%s (%s, label %s, on the disk with %s) carries the release's data label, but the installed system does not mount it. Reattach it in the new system?",
+			v.dev, v.typ, v.lbl, Identity(disks[v.disk]))
+		i, err := ask.Ask(refusal, q, []string{"leave it out: never written, not reattached", "reattach it, read-only checked, never written"})
+		if err != nil && (errors.Is(err, ErrOperatorQuit) || !errors.Is(err, ErrCandidate)) {
+			return nil, err
+		}
+		if err != nil || i == 0 {
+			res.Candidates = append(res.Candidates, vol)
+			note(v.disk, "%s carries the data label %s but the installed system does not mount it: a candidate, not reattached, never written", v.dev, v.lbl)
+			continue
+		}
+		volumes = append(volumes, vol)
 	}
 	for _, vol := range volumes {
 		i := diskOf(all, vol.Device)
 		a := &res.Disks[i]
 		a.Volumes = append(a.Volumes, vol)
-		why := "label " + vol.Label + " matches the release's data labels"
+		why := "label " + vol.Label + " matches the release's data labels, reattached by the operator"
 		if vol.Mountpoint != "" {
 			why = "mounted at " + vol.Mountpoint + " by the installed system's fstab (" + vol.Spec + ")"
 		}

@@ -153,9 +153,42 @@ func TestNoSystemIsFreshInstall(t *testing.T) {
 	if res.System() != nil || res.Media() == nil {
 		t.Errorf("roles %s: want no system, the media found", roleTable(res))
 	}
-	// Without the system's fstab only label patterns find data: camrec-data.
-	if got := roleTable(res); got != "D1=unknown D2=unknown KEY=install-media OTHER=unknown SYS=data" {
+	// Without an installed system a data label makes a candidate only.
+	if got := roleTable(res); got != "D1=unknown D2=unknown KEY=install-media OTHER=unknown SYS=unknown" {
 		t.Errorf("roles %s", got)
+	}
+	if len(res.Candidates) != 1 || res.Candidates[0].Device != "/dev/vda2" {
+		t.Errorf("candidates %+v, want /dev/vda2", res.Candidates)
+	}
+}
+
+// TestLabelAloneIsACandidate: a disk of another machine whose filesystem
+// carries a data label, absent from the old fstab, is never reattached
+// unattended; attended, the operator may add it.
+func TestLabelAloneIsACandidate(t *testing.T) {
+	stray := inventory.Disk{Name: "vde", Path: "/dev/vde", Serial: "STRAY", FS: ext4("57a7", "camrec-data")}
+	disks, r := smallLayout()
+	res, err := Assign(append(disks, stray), manifest(t), r, Unattended{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := roleTable(res); got != "D1=data D2=data KEY=install-media OTHER=unknown STRAY=unknown SYS=system" {
+		t.Errorf("unattended: roles %s", got)
+	}
+	if len(res.Candidates) != 1 || res.Candidates[0].Device != "/dev/vde" {
+		t.Errorf("unattended: candidates %+v", res.Candidates)
+	}
+	for _, answer := range []int{0, 1} {
+		disks, r := smallLayout()
+		s := &script{answers: []int{answer}}
+		res, err := Assign(append(disks, stray), manifest(t), r, s)
+		if err != nil || len(s.questions) != 1 {
+			t.Fatalf("attended: %v, questions %q", err, s.questions)
+		}
+		role := res.Disks[len(res.Disks)-1].Role
+		if answer == 0 && (role != Unknown || len(res.Candidates) != 1) || answer == 1 && (role != Data || len(res.Candidates) != 0) {
+			t.Errorf("answer %d: role %s, candidates %+v", answer, role, res.Candidates)
+		}
 	}
 }
 

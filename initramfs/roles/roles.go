@@ -1,8 +1,9 @@
 // Package roles decides what each disk is to passeur, from content, never
 // from device names or bus order: the install media (by passeur's own marker
 // on it), the system disk (a recognised install of the release's product),
-// the data disks (the volumes that system's fstab mounts, or that carry the
-// release's data labels), and unknown disks, which passeur never writes.
+// the data disks (the volumes that system's fstab mounts; a filesystem that
+// only carries the release's data labels is a candidate the operator may
+// add), and unknown disks, which passeur never writes.
 // When the evidence is ambiguous it refuses with a named error.
 package roles
 
@@ -40,6 +41,10 @@ var (
 	ErrUnreadableVersion = errors.New("installed product found but its version cannot be read")
 	ErrMissingVolume     = errors.New("a data volume of the installed system is missing")
 	ErrClonedVolume      = errors.New("a data volume is found on more than one device (cloned UUID)")
+	// ErrCandidate is the question about a filesystem that carries the
+	// release's data labels but that the installed system does not mount;
+	// unattended, it is left out (not an error).
+	ErrCandidate = errors.New("a filesystem carries a data label but the installed system does not mount it")
 )
 
 // Reader gives read-only access to the files of a filesystem on a device
