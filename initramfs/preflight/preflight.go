@@ -223,7 +223,7 @@ func Layout(m *release.Manifest, sys *roles.Assignment) (release.Placement, erro
 		return release.Placement{}, err
 	}
 	g := ptable.Geometry{Size: sys.Disk.Size, SectorSize: max(sys.Disk.SectorSize, 512)}
-	var errs []string
+	var errs []error
 	for _, t := range []string{l.Table, l.Fallback} {
 		if t == "" {
 			continue
@@ -238,12 +238,12 @@ func Layout(m *release.Manifest, sys *roles.Assignment) (release.Placement, erro
 				return pl, nil
 			}
 		}
-		errs = append(errs, err.Error())
+		errs = append(errs, err)
 	}
 	if len(errs) == 1 {
-		return release.Placement{}, errors.New(errs[0])
+		return release.Placement{}, errs[0]
 	}
-	return release.Placement{}, fmt.Errorf("%w: %s", release.ErrTooLarge, strings.Join(errs, "; and as a fallback: "))
+	return release.Placement{}, fmt.Errorf("as a GPT: %w; as an MBR (the release's fallback): %w", errs[0], errs[1])
 }
 
 // keptPartitions maps the layout's keep partitions to the system disk's

@@ -47,7 +47,57 @@ func Read(r io.ReaderAt, sectorSize int) (*Table, error) {
 	if t, err := readGPT(r, sectorSize); t != nil || err != nil {
 		return t, err
 	}
-	return readMBR(mbr), nil
+	t := readMBR(mbr)
+	if t != nil {
+		t.Partitions = append(t.Partitions, readLogical(r, sectorSize, t)...)
+	}
+	return t, nil
+}
+
+// maxLogical bounds the chain of extended boot records followed: a chain
+// read from a disk may loop or run on.
+const maxLogical = 128
+
+// readLogical follows the chain of extended boot records of the first
+// extended partition of t and returns its logical partitions, numbered
+// from 5 as the kernel numbers them. A broken link ends the chain: what
+// was read stands.
+func readLogical(r io.ReaderAt, sectorSize int, t *Table) []Entry {
+	var ext *Entry
+	for i, e := range t.Partitions {
+		if e.Type == "5" || e.Type == "f" || e.Type == "85" {
+			ext = &t.Partitions[i]
+			break
+		}
+	}
+	if ext == nil {
+		return nil
+	}
+	var out []Entry
+	seen := map[uint64]bool{}
+	ebr := make([]byte, 512)
+	for at := ext.Start; len(out) < maxLogical && !seen[at] && at < ext.Start+ext.Sectors; {
+		seen[at] = true
+		if _, err := r.ReadAt(ebr, int64(at)*int64(sectorSize)); err != nil || ebr[510] != 0x55 || ebr[511] != 0xAA {
+			break
+		}
+		e, next := ebr[446:462], ebr[462:478]
+		if typ, start, n := e[4], le.Uint32(e[8:]), le.Uint32(e[12:]); typ != 0 && n != 0 {
+			out = append(out, Entry{
+				Number:   5 + len(out),
+				Start:    at + uint64(start),
+				Sectors:  uint64(n),
+				Type:     fmt.Sprintf("%x", typ),
+				UUID:     fmt.Sprintf("%s-%02x", t.ID, 5+len(out)),
+				Bootable: e[0] == 0x80,
+			})
+		}
+		if next[4] == 0 || le.Uint32(next[8:]) == 0 {
+			break
+		}
+		at = ext.Start + uint64(le.Uint32(next[8:]))
+	}
+	return out
 }
 
 // readMBR decodes the four primary entries of an MBR. It returns nil when

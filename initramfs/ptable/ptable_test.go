@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -72,6 +73,10 @@ func TestAgainstSfdisk(t *testing.T) {
 	for name, script := range map[string]string{
 		"gpt": "label: gpt\nsize=8MiB, type=U, name=esp\nsize=16MiB, type=L, name=\"camrec root\"\ntype=L, name=data\n",
 		"dos": "label: dos\n,8MiB,c,*\n,16MiB,83\n,,83\n",
+		// Logical partitions 5 to 7 in an extended partition at 2, with a
+		// primary after it.
+		"dos-logical": "label: dos\nstart=2048,size=16384,type=83\nstart=18432,size=81920,type=5\nstart=20480,size=8192,type=83\n" +
+			"start=30720,size=8192,type=82\nstart=40960,size=40960,type=83\nstart=102400,type=83\n",
 	} {
 		t.Run(name, func(t *testing.T) {
 			img := makeDisk(t, 64<<20, script)
@@ -93,6 +98,13 @@ func TestAgainstSfdisk(t *testing.T) {
 				}
 				if name == "gpt" && !strings.EqualFold(p.UUID, w.UUID) {
 					t.Errorf("partition %d PARTUUID %s, sfdisk says %s", i+1, p.UUID, w.UUID)
+				}
+			}
+			if name == "dos-logical" {
+				for _, p := range tab.Partitions {
+					if want := tab.ID + "-0" + strconv.Itoa(p.Number); p.UUID != want {
+						t.Errorf("partition %d PARTUUID %s, want %s", p.Number, p.UUID, want)
+					}
 				}
 			}
 			if name == "dos" {

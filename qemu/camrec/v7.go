@@ -29,6 +29,15 @@ const (
 	VariantB Variant = "b"
 	// VariantC: like A at version 7.12, which v8 must refuse to migrate.
 	VariantC Variant = "c"
+	// VariantD: the MBR disk many installers leave: root at partition 1,
+	// swap at 2, the recordings partition at 3 (labelled nvr-data, outside
+	// the release's data labels, mounted by UUID) ending 1 MiB before the
+	// disk's end, or at its last sector with Options.DataToEnd; plus an
+	// ext4 data disk mounted by UUID.
+	VariantD Variant = "d"
+	// VariantE: a GPT system disk whose data partition sits right after a
+	// small root, in the way of camrec 8's layout: v8 must refuse it.
+	VariantE Variant = "e"
 )
 
 // ReleaseVersion is the version of camrec v8 the expected reports name.
@@ -48,6 +57,9 @@ type Options struct {
 	// Strays puts files that are not recordings on the first volume: a
 	// name that does not parse and a header that does not match its name.
 	Strays bool
+	// DataToEnd makes variant D's recordings partition run to the disk's
+	// last sector, leaving no room for a backup GPT.
+	DataToEnd bool
 }
 
 // IndexDamage is what happened to a fixture's index.
@@ -74,6 +86,8 @@ type Volume struct {
 	// Disk is the index of the data disk holding it in Appliance.Data, or
 	// -1 for a partition of the system disk.
 	Disk int
+	// Size is the filesystem's size; 0 sizes it by its recordings.
+	Size int64
 }
 
 // Appliance is an installed camrec v7, as disk images.
@@ -136,8 +150,21 @@ func BuildV7(dir string, v Variant, o Options) (*Appliance, error) {
 		}
 		a.Volumes[0].FstabSpec = "UUID=" + a.Volumes[0].UUID
 		a.Volumes[2].FstabSpec = "UUID=" + a.Volumes[2].UUID
+	case VariantD:
+		a.Volumes = []Volume{
+			{Mountpoint: "/srv/recordings/local", FSType: "ext4", Label: "nvr-data", UUID: u("local"), Cameras: []string{"cam01", "cam02"}, Disk: -1},
+			{Mountpoint: "/srv/recordings/d1", FSType: "ext4", Label: "rec-d1", UUID: u("d1"), Cameras: []string{"cam03"}, Disk: 0},
+		}
+		a.Volumes[0].Size = legacyData(o)
+	case VariantE:
+		a.Volumes = []Volume{{Mountpoint: "/srv/recordings/local", FSType: "ext4", Label: "camrec-data", UUID: u("local"), Cameras: []string{"cam01", "cam02", "cam03"}, Disk: -1, Size: 300 << 20}}
 	default:
 		return nil, fmt.Errorf("camrec: unknown variant %q", v)
+	}
+	for i := range a.Volumes {
+		if a.Volumes[i].FstabSpec == "" {
+			a.Volumes[i].FstabSpec = "UUID=" + a.Volumes[i].UUID
+		}
 	}
 
 	images := map[string]string{} // volume mount point -> filesystem image
@@ -207,6 +234,9 @@ func buildVolume(dir string, i int, vol Volume, o Options) (string, []Segment, e
 	}
 	img := filepath.Join(dir, fmt.Sprintf("vol%d.fs", i))
 	size := roundMiB(total*3/2 + 32<<20)
+	if vol.Size > 0 {
+		size = vol.Size
+	}
 	var err error
 	switch vol.FSType {
 	case "ext4":
@@ -380,6 +410,18 @@ func (a *Appliance) assemble(dir, root string, images map[string]string, seed, s
 		}); err != nil {
 			return err
 		}
+	case VariantD:
+		if err := legacyMBR(sys, sysSize, labelID, root, images["/srv/recordings/local"]); err != nil {
+			return err
+		}
+	case VariantE:
+		header := "label: gpt\nlabel-id: " + uuidFor(seed, "gpt-system") + "\n"
+		if err := partitioned(sys, sysSize, header, []part{
+			{root, 100 << 20, "type=L, name=root, uuid=" + uuidFor(seed, "part-root")},
+			{images["/srv/recordings/local"], 300 << 20, "type=L, name=data, uuid=" + uuidFor(seed, "part-data")},
+		}); err != nil {
+			return err
+		}
 	}
 	a.System = fixture.Disk{Disk: qemu.Disk{Path: sys, Bus: qemu.VirtioBlk, Serial: "CAMREC-SYS"}, Content: inventory.Partitioned}
 	for _, vol := range a.Volumes {
@@ -410,6 +452,56 @@ func (a *Appliance) assemble(dir, root string, images map[string]string, seed, s
 			d.Content = inventory.Partitioned
 		}
 		a.Data = append(a.Data, d)
+	}
+	return nil
+}
+
+// Variant D's system disk: root, swap, then the recordings partition.
+const (
+	legacyRootMiB = 180
+	legacySwapMiB = 48
+	legacyDataAt  = (1 + legacyRootMiB + legacySwapMiB) << 20
+)
+
+// legacyData is the size of variant D's recordings partition: to the
+// disk's last sector, or 1 MiB short of it.
+func legacyData(o Options) int64 {
+	if o.DataToEnd {
+		return o.SystemDiskSize - legacyDataAt
+	}
+	return o.SystemDiskSize - legacyDataAt - 1<<20
+}
+
+// legacyMBR lays variant D's system disk as an installer does: sfdisk's
+// MBR, mkswap on the swap partition, the filesystems at their places.
+func legacyMBR(disk string, size int64, labelID, root, data string) error {
+	if err := fixture.Blank(disk, size); err != nil {
+		return err
+	}
+	dataSize := ""
+	if st, err := os.Stat(data); err == nil && legacyDataAt+st.Size() < size {
+		dataSize = fmt.Sprintf(", size=%d", st.Size()/512)
+	}
+	script := fmt.Sprintf("label: dos\nlabel-id: %s\nstart=2048, size=%d, type=83, bootable\nstart=%d, size=%d, type=82\nstart=%d%s, type=83\n",
+		labelID, legacyRootMiB<<11, (1+legacyRootMiB)<<11, legacySwapMiB<<11, legacyDataAt/512, dataSize)
+	if _, err := fixture.Run(script, "sfdisk", "-q", "--no-reread", "--no-tell-kernel", disk); err != nil {
+		return err
+	}
+	swap := disk + ".swap"
+	defer os.Remove(swap)
+	if err := fixture.Blank(swap, legacySwapMiB<<20); err != nil {
+		return err
+	}
+	if _, err := fixture.Run("", "mkswap", "-q", swap); err != nil {
+		return err
+	}
+	for _, w := range []struct {
+		img string
+		at  int64
+	}{{root, 1 << 20}, {swap, (1 + legacyRootMiB) << 20}, {data, legacyDataAt}} {
+		if _, err := fixture.Run("", "dd", "if="+w.img, "of="+disk, "bs=1M", fmt.Sprintf("seek=%d", w.at>>20), "conv=notrunc,sparse", "status=none"); err != nil {
+			return err
+		}
 	}
 	return nil
 }
