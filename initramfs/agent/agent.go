@@ -28,6 +28,9 @@ type Agent struct {
 	want    string        // the release version to install, when one is named
 	noMedia bool          // no install media was found at boot
 	ram     *migrate.Loop // the media made in RAM, held for the run
+	// thenRollback is set when the operator chose, at a failed outcome,
+	// to roll the migration back.
+	thenRollback bool
 }
 
 // Logger is where the agent's steps report progress; PID 1 sends it to the

@@ -113,10 +113,36 @@ func (a *Agent) migrate(disks []inventory.Disk) error {
 	}); err != nil {
 		return a.mediaErr(r, err)
 	}
+	if _, err := r.j.Step(stepSave, func() (any, error) { return a.saveForRollback(r, job, s.rollback, s.sys.Disk.Path) }); err != nil {
+		return a.mediaErr(r, err)
+	}
 	if _, err := a.backupSteps(r); err != nil {
 		return err
 	}
-	return a.writeJob(r, job, s.m, disks, s.reader)
+	return a.offerRollback(r, a.writeJob(r, job, s.m, disks, s.reader), disks)
+}
+
+// offerRollback, when a migration failed after writing began, says how to
+// roll it back and, attended, offers to do it now.
+func (a *Agent) offerRollback(r *run, err error, disks []inventory.Disk) error {
+	if err == nil || !writing(r.j.Records) {
+		return err
+	}
+	if _, serr := sourceOf(journal.Run{Dir: r.dir, Records: r.j.Records}, disks); serr != nil {
+		a.Log.Printf("the migration failed after writing began; the next boot from the key takes it up (no rollback save: %v)", serr)
+		return err
+	}
+	a.Log.Printf("the migration failed after writing began: the next boot from the key takes it up, or passeur.mode=rollback puts the previous system back byte for byte")
+	if !a.Config.Unattended {
+		ask := roles.NewConsole(os.Stdin, a.Console)
+		i, aerr := ask.Ask(errors.New("no choice"), fmt.Sprintf("The migration failed after writing began (%v). Roll back to the previous system now?", err),
+			[]string{"yes, roll back now", "no, try again at the next boot"})
+		if a.thenRollback = aerr == nil && i == 0; a.thenRollback {
+			a.Fail(string(config.ModeMigrate), err)
+			return nil
+		}
+	}
+	return err
 }
 
 // confirm asks the operator to go on, unless the run is unattended.
@@ -203,6 +229,15 @@ func (a *Agent) takeUp(disks []inventory.Disk) (bool, error) {
 		return false, a.mediaErr(r, err)
 	}
 	for _, u := range runs {
+		if u.Header.Mode == string(config.ModeRollback) {
+			// A rollback cut by a power loss is finished first: the disk
+			// is neither system until it is.
+			if took, err := a.resumeRollback(r, u, disks); took || err != nil {
+				defer a.closeRun(r)
+				return true, err
+			}
+			continue
+		}
 		if u.Header.Mode != string(config.ModeMigrate) && u.Header.Mode != string(config.ModeInstall) || !writing(u.Records) {
 			continue
 		}
@@ -233,7 +268,7 @@ func (a *Agent) takeUp(disks []inventory.Disk) (bool, error) {
 				return true, err
 			}
 		}
-		return true, a.writeJob(r, job, m, disks, reader)
+		return true, a.offerRollback(r, a.writeJob(r, job, m, disks, reader), disks)
 	}
 	return false, a.closeRun(r)
 }
@@ -524,11 +559,13 @@ func (a *Agent) bootNew(r *run, job *migrate.Job, disk string) error {
 
 // outcomeEvent is the payload of the "outcome" event.
 type outcomeEvent struct {
-	Run     string          `json:"run"`
-	OK      bool            `json:"ok"`
-	Health  json.RawMessage `json:"health"`
-	Backup  string          `json:"backup,omitempty"`
-	Message string          `json:"message"`
+	Run    string          `json:"run"`
+	OK     bool            `json:"ok"`
+	Health json.RawMessage `json:"health"`
+	Backup string          `json:"backup,omitempty"`
+	// Rollback tells that the media holds the previous system's save.
+	Rollback bool   `json:"rollback,omitempty"`
+	Message  string `json:"message"`
 }
 
 // outcome reads, at the rescue boot after a migration booted the new
@@ -573,6 +610,10 @@ func (a *Agent) outcome(r *run, job *migrate.Job, disks []inventory.Disk) (bool,
 	} else {
 		ev.Backup = name
 		ev.Message = fmt.Sprintf("the new system failed its health check; the backup %s holds the previous configuration and index: passeur.mode=restore passeur.backup=%s puts them back", name, filepath.Base(r.dir))
+		if _, err := sourceOf(journal.Run{Dir: r.dir, Records: r.j.Records}, disks); err == nil {
+			ev.Rollback = true
+			ev.Message += "; passeur.mode=rollback puts the previous system back byte for byte, data partitions untouched"
+		}
 		r.j.Fail("health", errors.New(ev.Message))
 	}
 	if err := r.j.Finish(map[string]any{"outcome": ev.Message, "ok": ev.OK, "health": ev.Health}); err != nil {
@@ -580,6 +621,12 @@ func (a *Agent) outcome(r *run, job *migrate.Job, disks []inventory.Disk) (bool,
 	}
 	a.Log.Printf("%s: %s", name, ev.Message)
 	a.Events.Emit("outcome", ev)
+	if ev.Rollback && !a.Config.Unattended {
+		ask := roles.NewConsole(os.Stdin, a.Console)
+		i, err := ask.Ask(errors.New("no choice"), "The new system failed its health check. Roll back to the previous system now?",
+			[]string{"yes, roll back now", "no, keep the new system (passeur.mode=rollback later)"})
+		a.thenRollback = err == nil && i == 0
+	}
 	return true, nil
 }
 

@@ -41,6 +41,9 @@ type session struct {
 	plan   *plan.Plan
 	rel    *media.Release // the release chosen on the media
 	pl     release.Placement
+	// rollback tells whether preflight found room on the media to save
+	// what the migration overwrites.
+	rollback bool
 	// profile is set when no release is on the media and the product is
 	// known from the rescue image's profile: backing up only.
 	profile bool
@@ -113,6 +116,7 @@ func (a *Agent) prepare(disks []inventory.Disk) (*session, error) {
 		fmt.Fprintf(a.Console, "  [%s] %-32s %s\n", mark, c.Name, c.Detail)
 	}
 	a.Events.Emit("preflight", rep)
+	s.rollback = rep.Rollback
 	if err := rep.Err(); err != nil {
 		if !slices.Equal(failed, []string{"media free space"}) || !a.Config.HasDebug("no-space-check") || a.Config.Mode == config.ModePlan {
 			return s, err

@@ -144,9 +144,13 @@ func (a *Agent) run() error {
 	case config.ModeRestore:
 		failed = a.restore(disks)
 	case config.ModeMigrate:
-		failed = a.migrate(disks)
+		if failed = a.migrate(disks); failed == nil && a.thenRollback { // the operator's choice
+			failed = a.rollback(disks)
+		}
 	case config.ModeInstall:
 		failed = a.install(disks)
+	case config.ModeRollback:
+		failed = a.rollback(disks)
 	}
 	if failed != nil {
 		a.Fail(string(a.Config.Mode), failed)

@@ -28,9 +28,10 @@ const (
 	ModeRestore  Mode = "restore"  // put a verified backup back into the installed system
 	ModeMigrate  Mode = "migrate"  // back up, write the release, reattach, restore, boot the new system
 	ModeInstall  Mode = "install"  // write the release on a blank system disk and boot it
+	ModeRollback Mode = "rollback" // put the system disk back as it was before the last migration, from its save on the media
 )
 
-var modes = []Mode{ModeWait, ModeShell, ModePoweroff, ModePlan, ModeBackup, ModeRecover, ModeRestore, ModeMigrate, ModeInstall}
+var modes = []Mode{ModeWait, ModeShell, ModePoweroff, ModePlan, ModeBackup, ModeRecover, ModeRestore, ModeMigrate, ModeInstall, ModeRollback}
 
 // debugs are the known passeur.debug= outputs.
 var debugs = []string{
@@ -42,7 +43,7 @@ var debugs = []string{
 // Config is everything the agent can be told.
 type Config struct {
 	// Mode is passeur.mode=: wait (default), shell, poweroff, plan,
-	// backup, recover or restore.
+	// backup, recover, restore, migrate, install or rollback.
 	Mode Mode
 	// Debug is passeur.debug=, a comma-separated list: "sysfs" emits a
 	// capture of what inventory read from /sys; "no-space-check" lets a

@@ -287,7 +287,12 @@ type Run struct {
 // Unfinished lists the run folders matching glob whose journal is not
 // finished, newest (greatest folder name) first. Folders without a
 // readable journal are not runs.
-func Unfinished(glob string) ([]Run, error) {
+func Unfinished(glob string) ([]Run, error) { return runs(glob, false) }
+
+// All lists the run folders matching glob, finished or not, newest first.
+func All(glob string) ([]Run, error) { return runs(glob, true) }
+
+func runs(glob string, all bool) ([]Run, error) {
 	dirs, err := filepath.Glob(glob)
 	if err != nil {
 		return nil, err
@@ -296,7 +301,7 @@ func Unfinished(glob string) ([]Run, error) {
 	var out []Run
 	for _, d := range dirs {
 		recs, err := Read(filepath.Join(d, File))
-		if err != nil || len(recs) == 0 || finished(recs) {
+		if err != nil || len(recs) == 0 || !all && finished(recs) {
 			continue
 		}
 		var h Header

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/passeur/passeur/initramfs/ptable"
+	"github.com/passeur/passeur/initramfs/rollback"
 
 	"github.com/passeur/passeur/image/release"
 	"github.com/passeur/passeur/initramfs/inventory"
@@ -251,6 +252,31 @@ func mbrPartUUID(sig string, n int) string { return fmt.Sprintf("%s-%02x", sig, 
 func isGUID(s string) bool {
 	_, err := uuid.Parse(s)
 	return err == nil && len(s) == 36
+}
+
+// Overwrites lists the bytes of the target that the job writes: each
+// partition it writes or makes, then the new table's bytes, last as they
+// are written last (a rollback puts them back in this order).
+func (j *Job) Overwrites() ([]rollback.Region, error) {
+	var out []rollback.Region
+	for _, e := range j.Extents {
+		if e.Role != release.RoleKeep {
+			out = append(out, rollback.Region{Offset: e.Start, Length: e.Bytes})
+		}
+	}
+	im, err := j.TableImage()
+	if err != nil {
+		return nil, err
+	}
+	var table []rollback.Region
+	for _, r := range im.Ranges() {
+		if n := len(table); n > 0 && table[n-1].Offset+table[n-1].Length == r[0] {
+			table[n-1].Length += r[1] - r[0]
+			continue
+		}
+		table = append(table, rollback.Region{Offset: r[0], Length: r[1] - r[0]})
+	}
+	return append(out, table...), nil
 }
 
 // PTable is the job's new partition table.

@@ -30,6 +30,9 @@ type Check struct {
 // Report is every check, in order.
 type Report struct {
 	Checks []Check `json:"checks"`
+	// Rollback says whether the media has room, beside the backup, for a
+	// copy of every byte the migration overwrites: the way back.
+	Rollback bool `json:"rollback"`
 }
 
 // ErrFailed is wrapped by Report.Err when a check failed.
@@ -109,10 +112,12 @@ func Run(in Input, env Env) Report {
 
 	mediaDev, mediaErr := checkMedia(in.Roles)
 	add("install media", mediaErr, "FAT32, writable: "+mediaDev)
+	var free, need int64
 	if mediaErr == nil {
-		need, detail, err := neededRoom(m, sys, env)
+		var detail string
+		var err error
+		need, detail, err = neededRoom(m, sys, env)
 		if err == nil {
-			var free int64
 			free, err = env.MediaFree(mediaDev)
 			if err == nil && free < need {
 				err = fmt.Errorf("%s free on %s, %s needed (%s)", inventory.HumanSize(free), mediaDev, inventory.HumanSize(need), detail)
@@ -136,8 +141,28 @@ func Run(in Input, env Env) Report {
 			detail = fmt.Sprintf("%s table: %s on %s (%s)", pl.Table, describe(pl.Extents), sys.Disk.Path, inventory.HumanSize(sys.Disk.Size))
 		}
 		add("target layout", err, detail)
+		if err == nil && mediaErr == nil {
+			r.Rollback, detail = rollbackRoom(pl, free, need)
+			add("rollback", nil, detail)
+		}
 	}
 	return r
+}
+
+// rollbackRoom says whether the media has room for a copy of what the
+// placement overwrites (bounded by its raw size; zstd makes it smaller).
+func rollbackRoom(pl release.Placement, free, need int64) (bool, string) {
+	raw := int64(1 << 20) // the table's bytes, generously
+	for _, e := range pl.Extents {
+		if e.Role != release.RoleKeep {
+			raw += e.Bytes
+		}
+	}
+	if free >= need+raw {
+		return true, fmt.Sprintf("available: the %s the migration overwrites are saved on the media first", inventory.HumanSize(raw))
+	}
+	return false, fmt.Sprintf("not available: the migration overwrites %s, the media has %s free beyond the backup's %s (a larger key keeps the way back)",
+		inventory.HumanSize(raw), inventory.HumanSize(max(free-need, 0)), inventory.HumanSize(need))
 }
 
 // Migratable tells whether release m can migrate the installed system

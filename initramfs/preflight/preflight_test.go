@@ -80,8 +80,13 @@ func TestAllPass(t *testing.T) {
 	if err := r.Err(); err != nil {
 		t.Fatalf("%v\n%+v", err, r.Checks)
 	}
-	if len(r.Checks) != 8 {
-		t.Errorf("%d checks: %+v", len(r.Checks), r.Checks)
+	if len(r.Checks) != 9 || !r.Rollback {
+		t.Errorf("%d checks, rollback %v: %+v", len(r.Checks), r.Rollback, r.Checks)
+	}
+	// 1 GiB needed, 1.4 GiB free: no room for the 477 MiB overwritten.
+	tight := Run(Input{Release: manifest(t), SignedBy: "key 1234", Roles: small("7.14.0.3", fat32, false)}, fakeEnv{free: 1400 << 20, tree: 10 << 20})
+	if last := tight.Checks[len(tight.Checks)-1]; tight.Err() != nil || tight.Rollback || last.Name != "rollback" || !strings.Contains(last.Detail, "not available") {
+		t.Errorf("tight media: rollback %v, %+v", tight.Rollback, last)
 	}
 	for _, c := range r.Checks {
 		if c.Detail == "" {

@@ -70,6 +70,10 @@ const (
 	IndexMissing   IndexDamage = "missing"
 	IndexTruncated IndexDamage = "truncated"
 	IndexFlipped   IndexDamage = "flipped"
+	// IndexPhantom lists one recording more than the volumes hold (one
+	// deleted by hand on the old system): a valid index camrec 8 reports
+	// a missing segment from, failing its health check.
+	IndexPhantom IndexDamage = "phantom"
 )
 
 // StrayFiles are the files Options.Strays adds, relative to the volume.
@@ -256,7 +260,14 @@ func (a *Appliance) buildRoot(dir string, damage IndexDamage) (string, error) {
 	if err := WriteConfigV7(&conf, a.Config); err != nil {
 		return "", err
 	}
-	if err := WriteIndexV1(&index, a.Segments); err != nil {
+	indexed := a.Segments
+	if damage == IndexPhantom {
+		last := a.Segments[len(a.Segments)-1]
+		last.Start = last.Start.Add(SegmentDuration)
+		last.Path = strings.TrimSuffix(last.Path, RelPath(last.Camera, a.Segments[len(a.Segments)-1].Start)) + RelPath(last.Camera, last.Start)
+		indexed = append(append([]Segment(nil), a.Segments...), last)
+	}
+	if err := WriteIndexV1(&index, indexed); err != nil {
 		return "", err
 	}
 	fmt.Fprintf(&fstab, "# /etc/fstab written by the camrec 7 installer\nUUID=%s / ext4 errors=remount-ro 0 1\n", a.RootUUID)

@@ -1,0 +1,322 @@
+package agent
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/passeur/passeur/initramfs/backup"
+	"github.com/passeur/passeur/initramfs/config"
+	"github.com/passeur/passeur/initramfs/inventory"
+	"github.com/passeur/passeur/initramfs/journal"
+	"github.com/passeur/passeur/initramfs/migrate"
+	"github.com/passeur/passeur/initramfs/roles"
+	"github.com/passeur/passeur/initramfs/rollback"
+	"golang.org/x/sys/unix"
+)
+
+// Steps of the way back.
+const (
+	stepSave     = "rollback save" // in a migration: what it will overwrite, saved on the media before the first write
+	stepPiece    = "rollback "     // + piece number: a saved piece written back on the system disk
+	stepRolledIn = "rolled back"   // noted in the migration's journal once its system disk is back
+)
+
+// saveDir is where, in a migration's run folder, its rollback save lies.
+const saveDir = "rollback"
+
+// ErrNoRollback is returned by passeur.mode=rollback when no migration on
+// the media can be rolled back on this machine.
+var ErrNoRollback = errors.New("no migration on the install media can be rolled back on this machine")
+
+// saveDetail is the journaled result of the save step.
+type saveDetail struct {
+	Available bool   `json:"available"`
+	Why       string `json:"why,omitempty"`
+	Bytes     int64  `json:"bytes,omitempty"`
+	Stored    int64  `json:"stored,omitempty"`
+	Pieces    int    `json:"pieces,omitempty"`
+}
+
+// saveForRollback saves on the media every byte of the system disk the
+// job will overwrite, read back with the page cache dropped, when
+// preflight found room; otherwise the operator is asked (unattended: the
+// run goes on without, and says so).
+func (a *Agent) saveForRollback(r *run, job *migrate.Job, room bool, disk string) (any, error) {
+	regions, err := job.Overwrites()
+	if err != nil {
+		return nil, err
+	}
+	if !room {
+		why := fmt.Sprintf("the media has no room for the %s the migration overwrites", inventory.HumanSize(rollback.Size(regions)))
+		a.Log.Printf("rollback not available: %s", why)
+		if !a.Config.Unattended {
+			ask := roles.NewConsole(os.Stdin, a.Console)
+			i, err := ask.Ask(errors.New("no rollback"), "There is no room on the key to save the old system first: if the migration fails, only the backup of its configuration and index remains. Go on without the way back?",
+				[]string{"go on without rollback", "stop here, change nothing"})
+			if err != nil || i != 0 {
+				return nil, errors.Join(errors.New("stopped by the operator: no room for the rollback save"), err)
+			}
+		}
+		return saveDetail{Why: why}, nil
+	}
+	f, err := os.Open(disk)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	p := &backup.Progress{Label: "save for rollback", Out: a.Console, Every: 500 * time.Millisecond}
+	p.Start(rollback.Size(regions))
+	var last int64
+	dir := filepath.Join(r.dir, saveDir)
+	m, err := rollback.Save(f, job.Target.Size, regions, dir, func(n int64) { p.Add(n - last); last = n })
+	if err != nil {
+		return nil, err
+	}
+	p.Finish()
+	unix.Sync()
+	if err := dropCaches(); err != nil {
+		a.Log.Printf("read-back from the page cache: %v", err)
+	}
+	if _, err := rollback.Load(dir, job.Target.Size); err != nil {
+		return nil, fmt.Errorf("read back the rollback save: %w", err)
+	}
+	var stored int64
+	for _, pc := range m.Pieces {
+		stored += pc.StoredSize
+	}
+	a.Log.Printf("rollback: %s of the system disk saved in %d pieces (%s stored), read back and verified",
+		inventory.HumanSize(m.Bytes()), len(m.Pieces), inventory.HumanSize(stored))
+	return saveDetail{Available: true, Bytes: m.Bytes(), Stored: stored, Pieces: len(m.Pieces)}, nil
+}
+
+// rollbackSource is a migration on the media that can be rolled back
+// here: its job, and its disk present.
+type rollbackSource struct {
+	dir    string // the migration's run folder
+	job    *migrate.Job
+	target *inventory.Disk
+}
+
+// findRollback finds the newest migration on the media whose save is
+// complete and whose system disk is here, not rolled back yet.
+func findRollback(media string, disks []inventory.Disk) (*rollbackSource, error) {
+	runs, err := journal.All(filepath.Join(media, backup.Root, "*", "*"))
+	if err != nil {
+		return nil, err
+	}
+	var why []string
+	for _, u := range runs {
+		if u.Header.Mode != string(config.ModeMigrate) {
+			continue
+		}
+		src, err := sourceOf(u, disks)
+		if err != nil {
+			why = append(why, fmt.Sprintf("%s: %v", filepath.Base(u.Dir), err))
+			continue
+		}
+		return src, nil
+	}
+	if why == nil {
+		return nil, ErrNoRollback
+	}
+	return nil, fmt.Errorf("%w: %s", ErrNoRollback, strings.Join(why, "; "))
+}
+
+// sourceOf checks that the migration run u can be rolled back here.
+func sourceOf(u journal.Run, disks []inventory.Disk) (*rollbackSource, error) {
+	if _, done := journal.DoneIn(u.Records, stepRolledIn); done {
+		return nil, errors.New("already rolled back")
+	}
+	raw, ok := journal.DoneIn(u.Records, stepSave)
+	var saved saveDetail
+	if !ok || json.Unmarshal(raw, &saved) != nil || !saved.Available {
+		return nil, errors.New("no rollback save")
+	}
+	plan, ok := journal.DoneIn(u.Records, stepPlan)
+	var job *migrate.Job
+	if !ok || json.Unmarshal(plan, &job) != nil || job == nil {
+		return nil, errors.New("no readable plan")
+	}
+	target, err := job.Target.Find(disks)
+	if err != nil {
+		return nil, err
+	}
+	return &rollbackSource{dir: u.Dir, job: job, target: target}, nil
+}
+
+// rollback runs passeur.mode=rollback: it takes up an unfinished rollback,
+// or finds the newest migration of a disk here that can be rolled back,
+// and puts that disk back as it was before the migration.
+func (a *Agent) rollback(disks []inventory.Disk) error {
+	r, err := a.mountAnyMedia(disks)
+	if err != nil {
+		return err
+	}
+	defer a.closeRun(r)
+	runs, err := journal.Unfinished(filepath.Join(r.media, backup.Root, "*", "*"))
+	if err != nil {
+		return a.mediaErr(r, err)
+	}
+	for _, u := range runs {
+		if u.Header.Mode == string(config.ModeRollback) {
+			if took, err := a.resumeRollback(r, u, disks); took || err != nil {
+				return err
+			}
+		}
+	}
+	src, err := findRollback(r.media, disks)
+	if err != nil {
+		return err
+	}
+	return a.rollBack(r, src, "")
+}
+
+// mountAnyMedia mounts the install media found among disks read-write.
+func (a *Agent) mountAnyMedia(disks []inventory.Disk) (*run, error) {
+	reader := &roles.MountReader{Dir: "/run/passeur/find"}
+	defer reader.Close()
+	dev, _, err := roles.FindMediaDevice(disks, reader)
+	if err != nil {
+		return nil, err
+	}
+	if err := reader.Release(dev); err != nil {
+		return nil, err
+	}
+	r := &run{mediaDev: dev}
+	return r, a.mountMediaDev(r)
+}
+
+// resumeRollback takes up the unfinished rollback u, when its migration
+// and disk are here. It reports whether it took it.
+func (a *Agent) resumeRollback(r *run, u journal.Run, disks []inventory.Disk) (bool, error) {
+	raw, ok := journal.DoneIn(u.Records, stepPlan)
+	var from struct{ From string }
+	if !ok || json.Unmarshal(raw, &from) != nil || !isRunPath(from.From) {
+		return false, nil
+	}
+	runs, err := journal.All(filepath.Join(r.media, filepath.FromSlash(from.From)))
+	if err != nil || len(runs) != 1 {
+		return false, nil
+	}
+	src, err := sourceOf(runs[0], disks)
+	if err != nil {
+		a.Log.Printf("unfinished rollback %s: %v", u.Dir, err)
+		return false, nil
+	}
+	return true, a.rollBack(r, src, u.Dir)
+}
+
+// isRunPath tells whether p, read from the media, names a run folder
+// (Backup/<host>/<stamp>) and nothing else: no other folder, no pattern.
+func isRunPath(p string) bool {
+	parts := strings.Split(p, "/")
+	if len(parts) != 3 || parts[0] != backup.Root {
+		return false
+	}
+	for _, s := range parts {
+		if s == "" || s == "." || s == ".." || strings.ContainsAny(s, `*?[\`) {
+			return false
+		}
+	}
+	return true
+}
+
+// rollBack writes the save of src back on its disk, journaled piece by
+// piece in a rollback run of its own (dir, when taken up), then notes it
+// in the migration's journal.
+func (a *Agent) rollBack(r *run, src *rollbackSource, dir string) error {
+	save := filepath.Join(src.dir, saveDir)
+	m, err := rollback.Load(save, src.target.Size)
+	if err != nil {
+		return err
+	}
+	regions, err := src.job.Overwrites()
+	if err == nil {
+		err = m.Within(regions)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %w", rollback.ErrBadSave, err)
+	}
+	from, _ := filepath.Rel(r.media, src.dir)
+	from = filepath.ToSlash(from)
+	a.Log.Printf("rollback: %s (%s) goes back to what it was before the migration %s: %s in %d pieces; its kept data partitions are not touched",
+		src.target.Path, roles.Identity(*src.target), from, inventory.HumanSize(m.Bytes()), len(m.Pieces))
+	if dir == "" && !a.Config.Unattended {
+		ask := roles.NewConsole(os.Stdin, a.Console)
+		i, err := ask.Ask(errors.New("rollback not confirmed"), fmt.Sprintf("Put %s back as it was before %s? The new system, and what it stored on its own partitions, will be gone.", src.target.Path, from),
+			[]string{"yes, roll back", "no, stop here"})
+		if err != nil {
+			return err
+		}
+		if i != 0 {
+			return errors.New("stopped by the operator before anything was written")
+		}
+	}
+	r.host = filepath.Base(filepath.Dir(src.dir))
+	r.machine = src.job.Target.String()
+	if dir == "" {
+		stamp := backup.Stamp(time.Now())
+		dir = filepath.Join(filepath.Dir(src.dir), stamp+"-rollback")
+		for i := 2; exists(dir); i++ {
+			dir = filepath.Join(filepath.Dir(src.dir), fmt.Sprintf("%s-rollback-%d", stamp, i))
+		}
+		if r.j, err = journal.Create(filepath.Join(dir, journal.File), journal.Header{Mode: string(config.ModeRollback), Machine: r.machine, Host: r.host}); err != nil {
+			return a.mediaErr(r, err)
+		}
+	} else if r.j, err = journal.Open(filepath.Join(dir, journal.File)); err != nil {
+		return a.mediaErr(r, err)
+	}
+	r.dir = dir
+	if err := a.attach(r, "console.log"); err != nil {
+		return err
+	}
+	if _, err := r.j.Step(stepPlan, func() (any, error) {
+		return map[string]any{"from": from, "target": src.job.Target, "pieces": len(m.Pieces), "bytes": m.Bytes()}, nil
+	}); err != nil {
+		return a.mediaErr(r, err)
+	}
+	f, err := migrate.OpenTarget(src.target.Path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	p := &backup.Progress{Label: "rollback", Out: a.Console, Every: 500 * time.Millisecond}
+	p.Start(m.Bytes())
+	err = rollback.Restore(f, f.Sync, m, save,
+		func(i int) bool { _, done := r.j.Done(stepPiece + strconv.Itoa(i)); return done },
+		func(i int, pc rollback.Piece) error {
+			p.Add(pc.Length)
+			return r.j.Complete(stepPiece+strconv.Itoa(i), map[string]any{"offset": pc.Offset, "length": pc.Length, "sha256": pc.SHA256})
+		})
+	if err != nil {
+		return a.mediaErr(r, err)
+	}
+	p.Finish()
+	if err := migrate.Rescan(f); err != nil {
+		a.Log.Printf("%v", err)
+	}
+	mj, err := journal.Open(filepath.Join(src.dir, journal.File))
+	if err == nil {
+		err = mj.Complete(stepRolledIn, map[string]string{"by": filepath.Base(dir)})
+		if err == nil && !mj.Finished() {
+			err = mj.Finish(map[string]string{"outcome": "rolled back by " + filepath.Base(dir)})
+		}
+		err = errors.Join(err, mj.Close())
+	}
+	if err != nil {
+		return a.mediaErr(r, err)
+	}
+	msg := fmt.Sprintf("%s is back as it was before the migration %s; its data partitions were not touched. Remove the key and restart: the previous system boots.", src.target.Path, from)
+	if err := r.j.Finish(map[string]string{"outcome": msg, "from": from}); err != nil {
+		return a.mediaErr(r, err)
+	}
+	a.Log.Printf("rollback: %s", msg)
+	a.Events.Emit("rollback", map[string]any{"ok": true, "from": from, "run": filepath.Base(dir), "message": msg})
+	return nil
+}

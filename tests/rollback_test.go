@@ -1,0 +1,115 @@
+package tests
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/passeur/passeur/initramfs/event"
+	"github.com/passeur/passeur/initramfs/journal"
+	"github.com/passeur/passeur/qemu"
+	"github.com/passeur/passeur/qemu/camrec"
+)
+
+// TestRollback migrates a camrec 7 whose index lists a recording its
+// volumes no longer hold: the migration saves what it will overwrite on
+// the key first, camrec 8 then fails its health check (one segment
+// missing), the next rescue boot records that and offers the rollback.
+// passeur.mode=rollback is cut by a power loss after its second piece;
+// the next boot takes it up and finishes it: the whole system disk is
+// byte for byte what camrec 7 left, and the data disk never changed.
+func TestRollback(t *testing.T) {
+	r := camrec8(t)
+	a := v7(t, camrec.VariantA, camrec.Options{Seed: 45, Index: camrec.IndexPhantom})
+	key := makeKey(t, r, 1<<30, 32) // room for the backup and the save
+	disks := append(a.Disks(), key)
+	sysBefore := fileSHA(t, a.System.Path)
+	dataBefore := hashes(t, fixtureData(a))
+
+	m := migrate(t, disks, "")
+	var saved struct {
+		Step, State string
+		Detail      struct {
+			Available bool
+			Bytes     int64
+			Pieces    int
+		}
+	}
+	for _, ev := range m.events {
+		var rec journal.Record
+		if ev.Type == "journal" && ev.Decode(&rec) == nil && rec.Step == "rollback save" && rec.State == journal.StateDone {
+			ev.Decode(&saved)
+		}
+	}
+	if !saved.Detail.Available || saved.Detail.Pieces < 3 {
+		t.Fatalf("the migration saved no rollback: %+v", saved)
+	}
+	if m.health == nil || m.health.OK || m.health.SegmentsMissing != 1 {
+		t.Fatalf("camrec 8's health %+v, want one segment missing", m.health)
+	}
+	if fileSHA(t, a.System.Path) == sysBefore {
+		t.Fatal("the migration did not write the system disk")
+	}
+
+	again := rescue(t, disks, "passeur.mode=migrate")
+	var out struct {
+		OK       bool
+		Rollback bool
+		Message  string
+	}
+	again.decode(t, "outcome", &out)
+	if out.OK || !out.Rollback || !strings.Contains(out.Message, "passeur.mode=rollback") {
+		t.Errorf("outcome %+v: the failed check does not offer the rollback", out)
+	}
+
+	// The power is cut while the rollback writes its third piece.
+	art := qemu.BuiltArtifacts(t, "qemu-x86_64")
+	vm := qemu.Test(t, qemu.Options{Board: art.Board, Kernel: art.Kernel, Initrd: art.Initrd, Disks: disks,
+		Cmdline: "passeur.unattended=yes passeur.mode=rollback"})
+	ev, err := vm.WaitMatch(3*bootTimeout, "rollback 1 done", func(ev event.Event) bool {
+		var rec journal.Record
+		return ev.Type == "journal" && ev.Decode(&rec) == nil && rec.Step == "rollback 1" || ev.Type == "error" || ev.Type == "idle"
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm.Stop()
+	if ev.Type != "journal" {
+		t.Fatalf("the rollback stopped before its second piece: %s", ev.Raw)
+	}
+	if fileSHA(t, a.System.Path) == sysBefore {
+		t.Fatal("the cut rollback was already complete: no cut tested")
+	}
+
+	done := rescue(t, disks, "passeur.mode=rollback")
+	var rb struct {
+		OK   bool
+		From string
+	}
+	done.decode(t, "rollback", &rb)
+	if !rb.OK || len(done.errors) > 0 {
+		t.Fatalf("rollback %+v, errors %v", rb, done.errors)
+	}
+	resumed := 0
+	for _, ev := range done.events {
+		var rec journal.Record
+		if ev.Type == "journal" && ev.Decode(&rec) == nil && strings.HasPrefix(rec.Step, "rollback ") && rec.State == journal.StateDone {
+			resumed++
+		}
+	}
+	if resumed >= saved.Detail.Pieces || resumed == 0 {
+		t.Errorf("the second boot wrote %d of %d pieces: the cut rollback was not taken up", resumed, saved.Detail.Pieces)
+	}
+	if got := fileSHA(t, a.System.Path); got != sysBefore {
+		t.Errorf("the system disk after the rollback is not camrec 7's: %s, was %s", got, sysBefore)
+	}
+	sameHashes(t, "migration and rollback", dataBefore, hashes(t, fixtureData(a)))
+
+	// Nothing more to roll back: a third boot says so and writes nothing.
+	third := rescue(t, disks, "passeur.mode=rollback")
+	if said := strings.Join(third.errors, "\n"); !strings.Contains(said, "already rolled back") {
+		t.Errorf("a second rollback: %s", said)
+	}
+	if fileSHA(t, a.System.Path) != sysBefore {
+		t.Error("the third boot changed the system disk")
+	}
+}
