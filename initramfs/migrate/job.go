@@ -8,6 +8,7 @@
 package migrate
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -188,6 +189,9 @@ func NewJob(mode, relDir, manifestSHA string, m *release.Manifest, sys inventory
 	if st := m.StatePartition(); st != "" {
 		j.State, j.StateUUID, j.Health = st, release.StableUUID(seed+"\x00state-fs"), m.Health
 	}
+	if err := j.checkLateSteps(); err != nil {
+		return nil, err
+	}
 	im, err := j.TableImage()
 	if err != nil {
 		return nil, err
@@ -195,6 +199,34 @@ func NewJob(mode, relDir, manifestSHA string, m *release.Manifest, sys inventory
 	j.TableSHA256 = im.SHA256()
 	return j, nil
 }
+
+// ErrLateStep names a late step that would fail for a reason known before
+// the first write.
+var ErrLateStep = errors.New("a step after the first write cannot be done")
+
+// checkLateSteps refuses, before any write, a job whose late steps cannot
+// succeed: a filesystem passeur cannot make, a boot entry to rewrite with
+// no ESP to rewrite it on.
+func (j *Job) checkLateSteps() error {
+	esp := false
+	for _, e := range j.Extents {
+		if e.Role == release.RoleEmpty && e.Filesystem != "ext4" {
+			return fmt.Errorf("%w: partition %s: passeur makes ext4 filesystems only, not %s", ErrLateStep, e.Name, e.Filesystem)
+		}
+		if e.Role == release.RoleEmpty && e.Bytes < minExt4 {
+			return fmt.Errorf("%w: partition %s of %d bytes is too small for an ext4 filesystem (%d at least)", ErrLateStep, e.Name, e.Bytes, minExt4)
+		}
+		g, _ := e.TypeGUID()
+		esp = esp || g == release.TypeGUIDs["esp"] && e.Role == release.RoleArtifact
+	}
+	if len(j.BootUUIDs) > 0 && !esp {
+		return fmt.Errorf("%w: the boot entries must name the MBR's PARTUUIDs, and the layout writes no EFI system partition", ErrLateStep)
+	}
+	return nil
+}
+
+// minExt4 is the smallest partition passeur makes an ext4 filesystem in.
+const minExt4 = 4 << 20
 
 // carry gives the kept extent e its old PARTUUID when the new table can
 // hold it, and says what was done.

@@ -3,6 +3,7 @@ package migrate
 import (
 	"bytes"
 	"crypto/rand"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -112,3 +113,32 @@ func TestTableAndFilesystem(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestLateStepsCheckedFirst: what a late step could only fail on is a
+// refusal when the job is made, before any write.
+func TestLateStepsCheckedFirst(t *testing.T) {
+	const size = 64 << 20
+	sys := inventory.Disk{Path: "/dev/vda", Serial: "S1", Size: size, SectorSize: 512, Table: &inventory.Table{Type: "dos", ID: "7c0ffee7"}}
+	part := func(name, typ string, mib int64, role, fs string) release.Partition {
+		return release.Partition{Name: name, Type: typ, Size: release.Size{Bytes: mib << 20}, Role: role, Filesystem: fs, Artifact: name,
+			UUID: release.StableUUID(name)}
+	}
+	for name, tc := range map[string]struct {
+		table string
+		parts []release.Partition
+	}{
+		"xfs state":          {"gpt", []release.Partition{part("esp", "esp", 8, release.RoleArtifact, ""), part("state", "linux-generic", 16, release.RoleEmpty, "xfs")}},
+		"tiny state":         {"gpt", []release.Partition{part("esp", "esp", 8, release.RoleArtifact, ""), {Name: "state", Type: "linux-generic", Size: release.Size{Bytes: 1 << 20}, Role: release.RoleEmpty, Filesystem: "ext4"}}},
+		"mbr without an esp": {"dos", []release.Partition{part("root", "root-x86-64", 8, release.RoleArtifact, ""), part("state", "linux-generic", 16, release.RoleEmpty, "ext4")}},
+	} {
+		m := &release.Manifest{Product: "p", Layout: release.Layout{Table: "gpt", Partitions: tc.parts}}
+		first, end := ptable.Usable(tc.table, ptable.Geometry{Size: size, SectorSize: 512})
+		ext, err := m.Layout.PlaceIn(size, release.Region{Table: tc.table, Start: first, End: end}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := NewJob("migrate", "r", "x", m, sys, release.Placement{Table: tc.table, Extents: ext}, nil, "run"); !errors.Is(err, ErrLateStep) {
+			t.Errorf("%s: NewJob = %v, want ErrLateStep", name, err)
+		}
+	}
+}

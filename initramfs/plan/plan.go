@@ -20,6 +20,7 @@ type Plan struct {
 	Mode       string         `json:"mode"` // migrate or install
 	Target     Disk           `json:"target"`
 	Table      string         `json:"table"` // the target's new partition table: gpt or dos
+	Boot       string         `json:"boot"`  // the path the firmware takes to the new system
 	Backup     Backup         `json:"backup"`
 	Partitions []Partition    `json:"partitions"`
 	Reattach   []roles.Volume `json:"reattach"`
@@ -75,6 +76,12 @@ func Make(m *release.Manifest, r *roles.Result, pl release.Placement) *Plan {
 			}
 		}
 		p.Partitions = append(p.Partitions, pp)
+		if g, _ := e.TypeGUID(); g == release.TypeGUIDs["esp"] {
+			p.Boot = fmt.Sprintf("UEFI: the firmware loads the release's loader from %s (GPT type EFI system)", e.Name)
+			if pl.Table == "dos" {
+				p.Boot = fmt.Sprintf("UEFI: the firmware loads the release's loader from %s (MBR type ef, bootable); its boot entries are made to name the MBR's PARTUUIDs", e.Name)
+			}
+		}
 	}
 	for _, a := range r.Disks {
 		p.Reattach = append(p.Reattach, a.Volumes...)
@@ -101,6 +108,9 @@ func (p *Plan) Write(w io.Writer) error {
 	fmt.Fprintf(&b, "  back up from %s: %s\n", p.Backup.From, strings.Join(p.Backup.Paths, " "))
 	for _, pp := range p.Partitions {
 		fmt.Fprintf(&b, "  %-6s %-8s at %9s, %9s  %s\n", pp.Action, pp.Name, inventory.HumanSize(pp.Start), inventory.HumanSize(pp.Size), pp.From)
+	}
+	if p.Boot != "" {
+		fmt.Fprintf(&b, "  boot: %s\n", p.Boot)
 	}
 	for _, v := range p.Reattach {
 		fmt.Fprintf(&b, "  reattach %s %s (%s %s) at %s\n", v.Device, v.Spec, v.FSType, v.UUID, v.Mountpoint)
