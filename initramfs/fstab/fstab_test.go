@@ -2,6 +2,7 @@ package fstab
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 	"testing"
 )
@@ -40,5 +41,16 @@ PARTUUID=0a0b0c0d-02	/srv/My\040Videos	xfs
 	}
 	if _, err := Parse(strings.NewReader("/dev/sda1\n")); err == nil {
 		t.Error("line without mount point: want an error")
+	}
+}
+
+func TestParseMountUnit(t *testing.T) {
+	unit := "[Unit]\nDescription=Recordings\nWhat=/not/this\n\n[Mount]\nWhat=/dev/disk/by-uuid/1234-abcd\nWhere=/srv/recordings/nas\nType=ext4\nOptions=noatime\n\n[Install]\nWantedBy=multi-user.target\n"
+	e, err := ParseMountUnit(strings.NewReader(unit))
+	if err != nil || e != (Entry{Spec: "/dev/disk/by-uuid/1234-abcd", Mountpoint: "/srv/recordings/nas", Type: "ext4", Options: "noatime"}) {
+		t.Errorf("ParseMountUnit = %+v, %v", e, err)
+	}
+	if _, err := ParseMountUnit(strings.NewReader("[Service]\nExecStart=/bin/true\n")); !errors.Is(err, ErrNotAMount) {
+		t.Errorf("a service unit: %v, want ErrNotAMount", err)
 	}
 }

@@ -1,8 +1,10 @@
 package roles
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"path"
 	"regexp"
@@ -228,12 +230,7 @@ func Assign(disks []inventory.Disk, m *release.Manifest, r Reader, ask Asker) (*
 // volume it mounts where the release keeps data. A missing or cloned
 // volume is a question for ask; note records what was settled.
 func fstabVolumes(files fs.FS, globs []string, disks []inventory.Disk, all []volumeFS, ask Asker, note func(dev, why string)) ([]Volume, error) {
-	f, err := files.Open("etc/fstab")
-	if err != nil {
-		return nil, nil // a system without fstab mounts no data volume
-	}
-	entries, err := fstab.Parse(f)
-	f.Close()
+	entries, err := mounts(files)
 	if err != nil {
 		return nil, err
 	}
@@ -280,6 +277,58 @@ func fstabVolumes(files fs.FS, globs []string, disks []inventory.Disk, all []vol
 		out = append(out, v)
 	}
 	return out, nil
+}
+
+// Bounds on what is read of the old system's mount configuration.
+const (
+	maxMountFile  = 256 << 10
+	maxMountUnits = 256
+)
+
+// mounts lists what the installed system mounts: its /etc/fstab, then its
+// systemd mount units (/etc/systemd/system/*.mount), each file bounded.
+func mounts(files fs.FS) ([]fstab.Entry, error) {
+	var entries []fstab.Entry
+	if data, err := readBounded(files, "etc/fstab"); err == nil {
+		if entries, err = fstab.Parse(bytes.NewReader(data)); err != nil {
+			return nil, err
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	units, _ := fs.Glob(files, "etc/systemd/system/*.mount")
+	if len(units) > maxMountUnits {
+		return nil, fmt.Errorf("the installed system has %d mount units, more than the %d passeur reads", len(units), maxMountUnits)
+	}
+	for _, u := range units {
+		data, err := readBounded(files, u)
+		if err != nil {
+			continue // a dangling link, a folder: not a unit
+		}
+		e, err := fstab.ParseMountUnit(bytes.NewReader(data))
+		if err == nil {
+			entries = append(entries, e)
+		}
+	}
+	return entries, nil
+}
+
+// readBounded reads a regular file of the installed system, of at most
+// maxMountFile bytes.
+func readBounded(files fs.FS, name string) ([]byte, error) {
+	f, err := files.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", name)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxMountFile+1))
+	if err == nil && len(data) > maxMountFile {
+		err = fmt.Errorf("%s is larger than %d bytes", name, maxMountFile)
+	}
+	return data, err
 }
 
 // NormalizeSpec turns /dev/disk/by-uuid/X (and by-label, by-partuuid,

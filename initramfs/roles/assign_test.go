@@ -206,3 +206,19 @@ func TestNormalizeSpec(t *testing.T) {
 		}
 	}
 }
+
+// TestMountUnitVolume: a volume the old system mounts by a systemd mount
+// unit, not by fstab, is one of its data volumes.
+func TestMountUnitVolume(t *testing.T) {
+	disks, r := smallLayout()
+	disks = append(disks, inventory.Disk{Name: "vde", Path: "/dev/vde", Serial: "NAS", FS: ext4("5a5a", "nvr-nas")})
+	r["/dev/vda1"]["etc/systemd/system/srv-recordings-nas.mount"] = &fstest.MapFile{Data: []byte("[Mount]\nWhat=UUID=5a5a\nWhere=/srv/recordings/nas\nType=ext4\n")}
+	r["/dev/vda1"]["etc/systemd/system/backup.mount"] = &fstest.MapFile{Data: []byte("[Mount]\nWhat=UUID=0ther\nWhere=/mnt/backup\n")}
+	res, err := Assign(disks, manifest(t), r, Unattended{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := roleTable(res); got != "D1=data D2=data KEY=install-media NAS=data OTHER=unknown SYS=system" {
+		t.Errorf("roles %s", got)
+	}
+}
