@@ -1,6 +1,11 @@
 package tests
 
 import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -8,7 +13,36 @@ import (
 	"github.com/passeur/passeur/initramfs/journal"
 	"github.com/passeur/passeur/qemu"
 	"github.com/passeur/passeur/qemu/camrec"
+	"github.com/passeur/passeur/qemu/fixture"
 )
+
+// bootV7 boots the old system from its disk, as its boot loader would:
+// the board's kernel with an initrd that mounts root=PARTUUID=… (camrec
+// 8's), then its own /sbin/init (camrec7d), and returns its health report.
+func bootV7(t *testing.T, a *camrec.Appliance, initrd string) camrec.Report {
+	t.Helper()
+	out, err := fixture.Run("", "sfdisk", "--json", a.System.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pt struct {
+		PartitionTable struct{ ID string } `json:"partitiontable"`
+	}
+	json.Unmarshal([]byte(out), &pt)
+	art := qemu.BuiltArtifacts(t, "qemu-x86_64")
+	vm := qemu.Test(t, qemu.Options{Board: art.Board, Kernel: art.Kernel, Initrd: initrd, Disks: a.Disks(),
+		Cmdline: "root=PARTUUID=" + strings.TrimPrefix(pt.PartitionTable.ID, "0x") + "-01"})
+	ev, err := vm.WaitEvent("health", 2*bootTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got camrec.Report
+	if err := ev.Decode(&got); err != nil {
+		t.Fatal(err)
+	}
+	vm.Stop()
+	return got
+}
 
 // TestRollback migrates a camrec 7 whose index lists a recording its
 // volumes no longer hold: the migration saves what it will overwrite on
@@ -16,10 +50,25 @@ import (
 // missing), the next rescue boot records that and offers the rollback.
 // passeur.mode=rollback is cut by a power loss after its second piece;
 // the next boot takes it up and finishes it: the whole system disk is
-// byte for byte what camrec 7 left, and the data disk never changed.
+// byte for byte what camrec 7 left, the data disk never changed, and
+// camrec 7 boots again and reports what it reported before.
 func TestRollback(t *testing.T) {
 	r := camrec8(t)
-	a := v7(t, camrec.VariantA, camrec.Options{Seed: 45, Index: camrec.IndexPhantom})
+	init := filepath.Join(t.TempDir(), "camrec7d")
+	build := exec.Command("go", "build", "-o", init, "./cmds/camrec7d")
+	build.Dir, build.Env = repoRoot(t), append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build camrec7d: %v\n%s", err, out)
+	}
+	initrd := filepath.Join(t.TempDir(), "initrd.zst")
+	if _, err := fixture.Run("", "mcopy", "-i", extractArtifact(t, r, "esp"), "::/camrec/initrd.zst", initrd); err != nil {
+		t.Fatal(err)
+	}
+	a := v7(t, camrec.VariantA, camrec.Options{Seed: 45, Index: camrec.IndexPhantom, Init: init})
+	v7Before := bootV7(t, a, initrd)
+	if v7Before.Version != a.Version || v7Before.SegmentsMissing != 1 || v7Before.SegmentsIndexed != len(a.Segments)+1 {
+		t.Fatalf("camrec 7 before the migration reports %+v", v7Before)
+	}
 	key := makeKey(t, r, 1<<30, 32) // room for the backup and the save
 	disks := append(a.Disks(), key)
 	sysBefore := fileSHA(t, a.System.Path)
@@ -111,5 +160,8 @@ func TestRollback(t *testing.T) {
 	}
 	if fileSHA(t, a.System.Path) != sysBefore {
 		t.Error("the third boot changed the system disk")
+	}
+	if got := bootV7(t, a, initrd); !reflect.DeepEqual(got, v7Before) {
+		t.Errorf("camrec 7 after the rollback reports\n %+v\nbefore the migration it reported\n %+v", got, v7Before)
 	}
 }

@@ -42,7 +42,7 @@ const (
 	stepState    = "state"      // the state partition's filesystem made
 	stepFstab    = "fstab"      // the reattached volumes written in the state's etc/fstab
 	stepRestore  = "restore"    // the backup restored into the state's restore/
-	stepTable    = "table"      // the new GPT written, last
+	stepTable    = "table"      // the new partition table written, last
 	stepBoot     = "boot"       // the new system's kernel loaded and booted
 )
 
@@ -228,14 +228,20 @@ func (a *Agent) takeUp(disks []inventory.Disk) (bool, error) {
 		a.closeRun(r)
 		return false, a.mediaErr(r, err)
 	}
+	// A rollback cut by a power loss is finished first, whatever the
+	// order of the folders' stamps (a box without a battery clock): the
+	// disk is neither system until it is.
 	for _, u := range runs {
-		if u.Header.Mode == string(config.ModeRollback) {
-			// A rollback cut by a power loss is finished first: the disk
-			// is neither system until it is.
-			if took, err := a.resumeRollback(r, u, disks); took || err != nil {
-				defer a.closeRun(r)
-				return true, err
-			}
+		if u.Header.Mode != string(config.ModeRollback) {
+			continue
+		}
+		if took, err := a.resumeRollback(r, u, disks); took || err != nil {
+			defer a.closeRun(r)
+			return true, err
+		}
+	}
+	for _, u := range runs {
+		if journal.Began(u.Records, stepRolledIn) { // its disk is being, or was, put back
 			continue
 		}
 		if u.Header.Mode != string(config.ModeMigrate) && u.Header.Mode != string(config.ModeInstall) || !writing(u.Records) {
@@ -700,8 +706,49 @@ func rewriteBootEntries(job *migrate.Job, disk string) (any, error) {
 		}
 		changed = append(changed, e.Name())
 	}
+	if err := noneLeft(espDir, job.BootUUIDs); err != nil {
+		return nil, err
+	}
 	return map[string]any{"entries": changed, "partuuids": job.BootUUIDs}, nil
 }
+
+// Bounds on what is read of the new ESP when looking for old PARTUUIDs.
+const (
+	maxESPFile  = 128 << 20
+	maxESPTotal = 512 << 20
+)
+
+// noneLeft fails when a file of the ESP at dir still names one of the
+// release's PARTUUIDs that the table will not hold (a unified kernel
+// image's command line, a by-partuuid path): the new system would not
+// find its partitions, and the table must not be written.
+func noneLeft(dir string, uuids map[string]string) error {
+	var total int64
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		data, err := readBounded(p, maxESPFile)
+		if err != nil {
+			return err
+		}
+		if total += int64(len(data)); total > maxESPTotal {
+			return fmt.Errorf("the new ESP holds more than %d bytes of files", maxESPTotal)
+		}
+		lower := asciiLower(string(data))
+		for old := range uuids {
+			if strings.Contains(lower, asciiLower(old)) {
+				rel, _ := filepath.Rel(dir, p)
+				return fmt.Errorf("%w: %s on the new ESP still names PARTUUID %s, which the MBR cannot hold: the new system would not find its partitions", ErrBootPath, rel, old)
+			}
+		}
+		return nil
+	})
+}
+
+// ErrBootPath refuses to write a table under which the new system's boot
+// path would not find its partitions.
+var ErrBootPath = errors.New("the new system's boot path does not hold")
 
 // readBounded reads a file of at most limit bytes.
 func readBounded(p string, limit int64) ([]byte, error) {
@@ -718,10 +765,11 @@ func readBounded(p string, limit int64) ([]byte, error) {
 }
 
 // replaceFold replaces every occurrence of old in s, compared without
-// regard to case (PARTUUIDs are written either way).
+// regard to ASCII case (PARTUUIDs are written either way); other bytes,
+// valid UTF-8 or not, are compared as they are.
 func replaceFold(s, old, repl string) string {
 	var b strings.Builder
-	lower, lo := strings.ToLower(s), strings.ToLower(old)
+	lower, lo := asciiLower(s), asciiLower(old)
 	for {
 		i := strings.Index(lower, lo)
 		if i < 0 {
@@ -731,6 +779,17 @@ func replaceFold(s, old, repl string) string {
 		b.WriteString(s[:i] + repl)
 		s, lower = s[i+len(old):], lower[i+len(old):]
 	}
+}
+
+// asciiLower lowers A to Z only, so that byte offsets stay the same.
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 // loadBootEntry finds the default Boot Loader Specification entry on the

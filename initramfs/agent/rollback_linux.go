@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -110,28 +111,41 @@ func findRollback(media string, disks []inventory.Disk) (*rollbackSource, error)
 	if err != nil {
 		return nil, err
 	}
-	var why []string
+	// The newest migration of a disk that is here decides: an older one
+	// is never put back over it.
 	for _, u := range runs {
 		if u.Header.Mode != string(config.ModeMigrate) {
 			continue
 		}
+		plan, ok := journal.DoneIn(u.Records, stepPlan)
+		var job *migrate.Job
+		if !ok || json.Unmarshal(plan, &job) != nil || job == nil {
+			continue
+		}
+		if _, err := job.Target.Find(disks); err != nil {
+			continue
+		}
 		src, err := sourceOf(u, disks)
 		if err != nil {
-			why = append(why, fmt.Sprintf("%s: %v", filepath.Base(u.Dir), err))
-			continue
+			return nil, fmt.Errorf("%w: the last migration of %s, %s: %w", ErrNoRollback, job.Target, filepath.Base(u.Dir), err)
 		}
 		return src, nil
 	}
-	if why == nil {
-		return nil, ErrNoRollback
-	}
-	return nil, fmt.Errorf("%w: %s", ErrNoRollback, strings.Join(why, "; "))
+	return nil, ErrNoRollback
 }
 
-// sourceOf checks that the migration run u can be rolled back here.
+// ErrRolledBack says the migration was rolled back already.
+var ErrRolledBack = errors.New("already rolled back")
+
+// sourceOf checks that the migration run u can be rolled back here: it
+// began writing its disk, saved what it overwrote first, and its disk is
+// here.
 func sourceOf(u journal.Run, disks []inventory.Disk) (*rollbackSource, error) {
 	if _, done := journal.DoneIn(u.Records, stepRolledIn); done {
-		return nil, errors.New("already rolled back")
+		return nil, ErrRolledBack
+	}
+	if !writing(u.Records) {
+		return nil, errors.New("it wrote nothing on its disk")
 	}
 	raw, ok := journal.DoneIn(u.Records, stepSave)
 	var saved saveDetail
@@ -205,11 +219,61 @@ func (a *Agent) resumeRollback(r *run, u journal.Run, disks []inventory.Disk) (b
 		return false, nil
 	}
 	src, err := sourceOf(runs[0], disks)
+	if errors.Is(err, ErrRolledBack) { // cut after its last record in the migration's journal
+		j, err := journal.Open(filepath.Join(u.Dir, journal.File))
+		if err == nil {
+			err = errors.Join(j.Finish(map[string]string{"outcome": "rolled back", "from": from.From}), j.Close())
+		}
+		return true, err
+	}
 	if err != nil {
 		a.Log.Printf("unfinished rollback %s: %v", u.Dir, err)
 		return false, nil
 	}
 	return true, a.rollBack(r, src, u.Dir)
+}
+
+// ErrNotThisDisk refuses a rollback onto a disk that is not in a state
+// the migration could have left.
+var ErrNotThisDisk = errors.New("the disk is not one the migration wrote")
+
+// checkTarget checks, before a byte is written, that the rollback's disk
+// is not the install media and that every range of its table is either
+// what the migration wrote there or what it replaced (a rollback cut by a
+// power loss may have put some back): a save on the media never puts its
+// bytes on a disk the migration did not write.
+func checkTarget(r *run, src *rollbackSource, m *rollback.Manifest, save string) error {
+	if r.mediaDev == src.target.Path {
+		return fmt.Errorf("%w: %s holds the install media", ErrNotThisDisk, src.target.Path)
+	}
+	for _, p := range src.target.Partitions {
+		if p.Path == r.mediaDev {
+			return fmt.Errorf("%w: %s holds the install media", ErrNotThisDisk, src.target.Path)
+		}
+	}
+	im, err := src.job.TableImage()
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(src.target.Path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	for _, w := range im {
+		cur := make([]byte, len(w.Data))
+		if _, err := f.ReadAt(cur, w.Offset); err != nil {
+			return fmt.Errorf("read %s at %d: %w", src.target.Path, w.Offset, err)
+		}
+		old, err := m.Read(save, w.Offset, int64(len(w.Data)))
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(cur, w.Data) && !bytes.Equal(cur, old) {
+			return fmt.Errorf("%w: %s: its table's bytes at %d are neither those the migration wrote nor those it replaced", ErrNotThisDisk, src.target.Path, w.Offset)
+		}
+	}
+	return nil
 }
 
 // isRunPath tells whether p, read from the media, names a run folder
@@ -238,10 +302,13 @@ func (a *Agent) rollBack(r *run, src *rollbackSource, dir string) error {
 	}
 	regions, err := src.job.Overwrites()
 	if err == nil {
-		err = m.Within(regions)
+		err = m.Tiles(regions)
 	}
 	if err != nil {
 		return fmt.Errorf("%w: %w", rollback.ErrBadSave, err)
+	}
+	if err := checkTarget(r, src, m, save); err != nil {
+		return err
 	}
 	from, _ := filepath.Rel(r.media, src.dir)
 	from = filepath.ToSlash(from)
@@ -286,6 +353,18 @@ func (a *Agent) rollBack(r *run, src *rollbackSource, dir string) error {
 		return err
 	}
 	defer f.Close()
+	// The migration's journal says, before the first piece, that its disk
+	// is being put back: it is never taken up again.
+	mj, err := journal.Open(filepath.Join(src.dir, journal.File))
+	if err == nil && !journal.Began(mj.Records, stepRolledIn) {
+		err = mj.Begin(stepRolledIn, map[string]string{"by": filepath.Base(dir)})
+	}
+	if mj != nil {
+		err = errors.Join(err, mj.Close())
+	}
+	if err != nil {
+		return a.mediaErr(r, err)
+	}
 	p := &backup.Progress{Label: "rollback", Out: a.Console, Every: 500 * time.Millisecond}
 	p.Start(m.Bytes())
 	err = rollback.Restore(f, f.Sync, m, save,
@@ -301,7 +380,7 @@ func (a *Agent) rollBack(r *run, src *rollbackSource, dir string) error {
 	if err := migrate.Rescan(f); err != nil {
 		a.Log.Printf("%v", err)
 	}
-	mj, err := journal.Open(filepath.Join(src.dir, journal.File))
+	mj, err = journal.Open(filepath.Join(src.dir, journal.File))
 	if err == nil {
 		err = mj.Complete(stepRolledIn, map[string]string{"by": filepath.Base(dir)})
 		if err == nil && !mj.Finished() {

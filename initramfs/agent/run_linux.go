@@ -144,12 +144,13 @@ func (a *Agent) run() error {
 	case config.ModeRestore:
 		failed = a.restore(disks)
 	case config.ModeMigrate:
-		if failed = a.migrate(disks); failed == nil && a.thenRollback { // the operator's choice
-			failed = a.rollback(disks)
-		}
+		failed = a.migrate(disks)
 	case config.ModeInstall:
 		failed = a.install(disks)
 	case config.ModeRollback:
+		failed = a.rollback(disks)
+	}
+	if failed == nil && a.thenRollback { // the operator's choice, at a failed outcome or step
 		failed = a.rollback(disks)
 	}
 	if failed != nil {

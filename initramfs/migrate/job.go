@@ -51,6 +51,9 @@ type Job struct {
 	// ones the new table gives those partitions, where they differ (an MBR
 	// cannot hold the release's GUIDs): the boot entry step rewrites them.
 	BootUUIDs map[string]string `json:"boot_uuids,omitempty"`
+	// MBRTypes are, in an MBR, the types kept partitions had in the old
+	// MBR (a kept NTFS stays 07), by extent name.
+	MBRTypes map[string]string `json:"mbr_types,omitempty"`
 	// Identity says, for each kept partition, whether its PARTUUID was
 	// carried across or a new one given (and the old system's fstab name
 	// replaced by its filesystem UUID).
@@ -238,6 +241,12 @@ func (j *Job) carry(e *release.Extent, number int, sys inventory.Disk) string {
 		}
 	}
 	was := strings.ToLower(old.PartUUID)
+	if j.Table == "dos" && sys.Table != nil && sys.Table.Type == "dos" && old.PartType != "" {
+		if j.MBRTypes == nil {
+			j.MBRTypes = map[string]string{}
+		}
+		j.MBRTypes[e.Name] = old.PartType
+	}
 	switch {
 	case j.Table == "dos" && was == mbrPartUUID(j.DiskGUID, number):
 		return fmt.Sprintf("%s (%s): PARTUUID %s kept (same MBR signature and number)", e.Name, old.Path, was)
@@ -322,6 +331,9 @@ func (j *Job) PTable() (*ptable.Table, error) {
 		p := ptable.Entry{Number: j.Numbers[i], Start: uint64(e.Start / s), Sectors: uint64(e.Bytes / s), UUID: e.UUID}
 		if j.Table == "dos" {
 			p.Type = e.MBRType()
+			if t, ok := j.MBRTypes[e.Name]; ok {
+				p.Type = t
+			}
 			p.Bootable = p.Type == "ef"
 		} else {
 			typ, err := e.TypeGUID()

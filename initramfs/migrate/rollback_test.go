@@ -148,7 +148,7 @@ func TestLateFailureRollsBack(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := saved.Within(regions); err != nil {
+			if err := saved.Tiles(regions); err != nil {
 				t.Fatal(err)
 			}
 			if err := rollback.Restore(f, f.Sync, saved, save, nil, nil); err != nil {

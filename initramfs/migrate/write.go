@@ -15,7 +15,7 @@ import (
 const sector = 512
 
 // WriteTable writes the job's new partition table on disk: the bytes the
-// job was made with (their hash is checked first), each part synced. It
+// job was made with (their hash is checked first), then synced. It
 // is the last write of a job: until it is done the disk keeps its old
 // table.
 func (j *Job) WriteTable(disk *os.File) error {

@@ -18,6 +18,7 @@ import (
 	"github.com/passeur/passeur/initramfs/migrate"
 	"github.com/passeur/passeur/initramfs/ptable"
 	"github.com/passeur/passeur/initramfs/roles"
+	"github.com/passeur/passeur/initramfs/rollback"
 )
 
 // Check is one preflight check.
@@ -158,6 +159,9 @@ func rollbackRoom(pl release.Placement, free, need int64) (bool, string) {
 			raw += e.Bytes
 		}
 	}
+	if n := (raw + rollback.PieceSize - 1) / rollback.PieceSize; n > rollback.MaxPieces {
+		return false, fmt.Sprintf("not available: the migration overwrites %s, more than a save holds", inventory.HumanSize(raw))
+	}
 	if free >= need+raw {
 		return true, fmt.Sprintf("available: the %s the migration overwrites are saved on the media first", inventory.HumanSize(raw))
 	}
@@ -247,6 +251,9 @@ func Layout(m *release.Manifest, sys *roles.Assignment) (release.Placement, erro
 	if err != nil {
 		return release.Placement{}, err
 	}
+	if err := accountedFor(sys, kept); err != nil {
+		return release.Placement{}, err
+	}
 	g := ptable.Geometry{Size: sys.Disk.Size, SectorSize: max(sys.Disk.SectorSize, 512)}
 	var errs []error
 	for _, t := range []string{l.Table, l.Fallback} {
@@ -271,6 +278,43 @@ func Layout(m *release.Manifest, sys *roles.Assignment) (release.Placement, erro
 	return release.Placement{}, fmt.Errorf("as a GPT: %w; as an MBR (the release's fallback): %w", errs[0], errs[1])
 }
 
+// systemMounts are where the installed system mounts what a migration
+// replaces: its root and boot files, its system folders.
+var systemMounts = map[string]bool{"/": true, "/boot": true, "/boot/efi": true, "/efi": true, "/usr": true, "/var": true, "/tmp": true, "/opt": true}
+
+// accountedFor refuses a migration of a system disk holding a filesystem
+// passeur cannot account for: neither kept (data, candidates), nor the old
+// root, swap, an EFI system partition, or mounted by the old system at a
+// system folder. Whatever it is, the new table would drop it, and the new
+// layout may overwrite it.
+func accountedFor(sys *roles.Assignment, kept map[string]release.Extent) error {
+	keptAt := map[int64]bool{}
+	for _, e := range kept {
+		keptAt[e.Start] = true
+	}
+	mounted := map[string]string{}
+	for _, m := range sys.Mounts {
+		mounted[m.Device] = m.Mountpoint
+	}
+	for _, p := range sys.Disk.Partitions {
+		mp := mounted[p.Path]
+		switch {
+		case keptAt[p.Start], p.Path == sys.Root, p.FS == nil, p.FS.Type == "swap", systemMounts[mp],
+			strings.EqualFold(p.PartType, release.TypeGUIDs["esp"]), p.PartType == "ef":
+			continue
+		}
+		what := fmt.Sprintf("%s %q", p.FS.Type, p.FS.Label)
+		if mp != "" {
+			what += " mounted at " + mp
+		} else {
+			what += " that the old system does not mount"
+		}
+		return fmt.Errorf("%w: %s (partition %d of the system disk) holds %s, neither data the release keeps nor the old system's own: passeur does not drop or overwrite what it cannot account for (mount it as data under %s in the old system, or empty it)",
+			ErrDataInTheWay, p.Path, p.Number, what, "the release's data folders")
+	}
+	return nil
+}
+
 // keptPartitions maps the layout's keep partitions to the system disk's
 // data partitions, adding keep partitions where the old system has more
 // data partitions than the layout names.
@@ -280,7 +324,7 @@ func keptPartitions(l release.Layout, sys *roles.Assignment) (release.Layout, ma
 		part inventory.Partition
 	}
 	var data []dataPart
-	for _, v := range sys.Volumes {
+	for _, v := range append(slices.Clone(sys.Volumes), sys.Candidates...) {
 		for _, part := range sys.Disk.Partitions {
 			if part.Path == v.Device && part.Path != sys.Root {
 				data = append(data, dataPart{v, part})

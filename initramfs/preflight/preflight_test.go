@@ -171,3 +171,56 @@ func TestBackupOnlyWithRelease(t *testing.T) {
 		t.Errorf("Migratable of 7.14: %v %v", pl, err)
 	}
 }
+
+// TestAccountedFor: a filesystem on the system disk that is neither kept
+// nor the old system's own is a refusal; a candidate carrying a data label
+// is kept in place; swap, an ESP, a /var are the old system's.
+func TestAccountedFor(t *testing.T) {
+	m := manifest(t)
+	extra := func(fs *fsprobe.FS, partType string) *roles.Assignment {
+		sys := small("7.14.0.3", fat32, false).System()
+		sys.Disk.Size = 2 << 30
+		sys.Disk.Partitions = append(sys.Disk.Partitions, inventory.Partition{Path: "/dev/vda3", Number: 3, Start: 600 << 20, Size: 64 << 20, PartType: partType, FS: fs})
+		return sys
+	}
+	for name, tc := range map[string]struct {
+		sys  *roles.Assignment
+		want error
+	}{
+		"unmounted xfs": {extra(&fsprobe.FS{Type: "xfs", Label: "archive"}, "83"), ErrDataInTheWay},
+		"home": {func() *roles.Assignment {
+			s := extra(&fsprobe.FS{Type: "ext4", Label: "home"}, "83")
+			s.Mounts = []roles.Mount{{Device: "/dev/vda3", Mountpoint: "/home", Type: "ext4"}}
+			return s
+		}(), ErrDataInTheWay},
+		"var": {func() *roles.Assignment {
+			s := extra(&fsprobe.FS{Type: "ext4", Label: "var"}, "83")
+			s.Mounts = []roles.Mount{{Device: "/dev/vda3", Mountpoint: "/var", Type: "ext4"}}
+			return s
+		}(), nil},
+		"swap":          {extra(&fsprobe.FS{Type: "swap"}, "82"), nil},
+		"old esp":       {extra(&fsprobe.FS{Type: "vfat"}, release.TypeGUIDs["esp"]), nil},
+		"no filesystem": {extra(nil, "83"), nil},
+		"a candidate kept": {func() *roles.Assignment {
+			s := extra(&fsprobe.FS{Type: "ext4", Label: "rec-old", UUID: "01d"}, "83")
+			s.Candidates = []roles.Volume{{Device: "/dev/vda3", Spec: "LABEL=rec-old", FSType: "ext4", UUID: "01d", Label: "rec-old"}}
+			return s
+		}(), nil},
+	} {
+		pl, err := Layout(m, tc.sys)
+		if !errors.Is(err, tc.want) || tc.want == nil && err != nil {
+			t.Errorf("%s: Layout = %v, want %v", name, err, tc.want)
+		}
+		if name == "a candidate kept" && err == nil {
+			kept := 0
+			for _, e := range pl.Extents {
+				if e.Role == release.RoleKeep && e.Start == 600<<20 {
+					kept++
+				}
+			}
+			if kept != 1 {
+				t.Errorf("the candidate on the system disk is not kept: %+v", pl.Extents)
+			}
+		}
+	}
+}

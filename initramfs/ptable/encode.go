@@ -88,8 +88,8 @@ func (t *Table) Encode(g Geometry) (Image, error) {
 	return im, nil
 }
 
-// checkExtents checks that the entries lie in the usable range, in order
-// of their numbers none overlapping another.
+// checkExtents checks that the entries lie in the usable range, none
+// overlapping another.
 func (t *Table) checkExtents(g Geometry) error {
 	first, end := Usable(t.Type, g)
 	s := uint64(g.SectorSize)

@@ -54,8 +54,8 @@ func Read(r io.ReaderAt, sectorSize int) (*Table, error) {
 	return t, nil
 }
 
-// maxLogical bounds the chain of extended boot records followed: a chain
-// read from a disk may loop or run on.
+// maxLogical bounds the extended boot records read: a chain read from a
+// disk may loop, run on, or hold empty records.
 const maxLogical = 128
 
 // readLogical follows the chain of extended boot records of the first
@@ -76,7 +76,7 @@ func readLogical(r io.ReaderAt, sectorSize int, t *Table) []Entry {
 	var out []Entry
 	seen := map[uint64]bool{}
 	ebr := make([]byte, 512)
-	for at := ext.Start; len(out) < maxLogical && !seen[at] && at < ext.Start+ext.Sectors; {
+	for at := ext.Start; len(seen) < maxLogical && !seen[at] && at < ext.Start+ext.Sectors; {
 		seen[at] = true
 		if _, err := r.ReadAt(ebr, int64(at)*int64(sectorSize)); err != nil || ebr[510] != 0x55 || ebr[511] != 0xAA {
 			break

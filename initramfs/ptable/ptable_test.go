@@ -1,6 +1,7 @@
 package ptable
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -140,3 +141,42 @@ func TestDamagedGPTIsAnError(t *testing.T) {
 		t.Errorf("damaged GPT: err = %v, want a CRC error", err)
 	}
 }
+
+// TestHostileEBRChain: a chain of empty records, or one that loops, ends
+// after a bounded number of reads.
+func TestHostileEBRChain(t *testing.T) {
+	img := makeDisk(t, 64<<20, "label: dos\nstart=2048,size=16384,type=83\nstart=18432,type=5\n")
+	f, err := os.OpenFile(img, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	// Every sector of the extended partition an EBR with no partition
+	// whose next link is the following sector.
+	ebr := make([]byte, 512)
+	ebr[510], ebr[511] = 0x55, 0xAA
+	ebr[462+4] = 0x05
+	for i := uint32(0); i < 4096; i++ {
+		binary.LittleEndian.PutUint32(ebr[462+8:], i+1)
+		binary.LittleEndian.PutUint32(ebr[462+12:], 1)
+		f.WriteAt(ebr, int64(18432+i)*512)
+	}
+	var reads countingReader
+	reads.r = f
+	tab, err := Read(&reads, 512)
+	if err != nil || tab == nil || len(tab.Partitions) != 2 {
+		t.Fatalf("Read = %+v, %v", tab, err)
+	}
+	if reads.n > maxLogical+4 {
+		t.Errorf("%d reads for a chain of empty records", reads.n)
+	}
+}
+
+type countingReader struct {
+	r interface {
+		ReadAt([]byte, int64) (int, error)
+	}
+	n int
+}
+
+func (c *countingReader) ReadAt(p []byte, off int64) (int, error) { c.n++; return c.r.ReadAt(p, off) }

@@ -160,7 +160,16 @@ func Assign(disks []inventory.Disk, m *release.Manifest, r Reader, ask Asker) (*
 		a.Role, a.Product, a.Version, a.Root = System, m.Product, s.version, s.v.dev
 		note(s.v.disk, "%s %s installed on %s (%s)", m.Product, s.version, s.v.dev, m.Recognize.VersionFile)
 		taken[s.v.dev] = true
-		vols, err := fstabVolumes(s.files, m.DataVolumes.FstabMountpoints, disks, all, ask, func(dev, why string) {
+		mounted, err := mounts(s.files)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range mounted {
+			if found := inventory.FindAll(disks, NormalizeSpec(e.Spec)); len(found) == 1 && diskOf(all, found[0]) == s.v.disk || e.Type == "swap" && len(found) == 1 {
+				a.Mounts = append(a.Mounts, Mount{Device: found[0], Mountpoint: e.Mountpoint, Type: e.Type})
+			}
+		}
+		vols, err := fstabVolumes(mounted, m.DataVolumes.FstabMountpoints, disks, all, ask, func(dev, why string) {
 			note(s.v.disk, "%s", why)
 			if dev != "" {
 				taken[dev] = true
@@ -197,6 +206,9 @@ func Assign(disks []inventory.Disk, m *release.Manifest, r Reader, ask Asker) (*
 		}
 		if err != nil || i == 0 {
 			res.Candidates = append(res.Candidates, vol)
+			if res.Disks[v.disk].Role == System { // kept in place, not reattached
+				res.Disks[v.disk].Candidates = append(res.Disks[v.disk].Candidates, vol)
+			}
 			note(v.disk, "%s carries the data label %s but the installed system does not mount it: a candidate, not reattached, never written", v.dev, v.lbl)
 			continue
 		}
@@ -229,11 +241,7 @@ func Assign(disks []inventory.Disk, m *release.Manifest, r Reader, ask Asker) (*
 // fstabVolumes reads the installed system's fstab and finds each data
 // volume it mounts where the release keeps data. A missing or cloned
 // volume is a question for ask; note records what was settled.
-func fstabVolumes(files fs.FS, globs []string, disks []inventory.Disk, all []volumeFS, ask Asker, note func(dev, why string)) ([]Volume, error) {
-	entries, err := mounts(files)
-	if err != nil {
-		return nil, err
-	}
+func fstabVolumes(entries []fstab.Entry, globs []string, disks []inventory.Disk, all []volumeFS, ask Asker, note func(dev, why string)) ([]Volume, error) {
 	var out []Volume
 	for _, e := range entries {
 		if !matchAny(globs, e.Mountpoint) {

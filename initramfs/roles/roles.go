@@ -67,6 +67,20 @@ type Assignment struct {
 	// Volumes are the data volumes on this disk (a system disk with a data
 	// partition, the "small" layout, has some: those partitions are kept).
 	Volumes []Volume `json:"volumes,omitempty"`
+	// Candidates, on the system disk, are partitions carrying the
+	// release's data labels that the installed system does not mount: kept
+	// in place, not reattached.
+	Candidates []Volume `json:"candidates,omitempty"`
+	// Mounts, on the system disk, are what the installed system mounts of
+	// it besides its data (root, /boot, swap…), by device.
+	Mounts []Mount `json:"mounts,omitempty"`
+}
+
+// Mount is a device the installed system mounts.
+type Mount struct {
+	Device     string `json:"device"`
+	Mountpoint string `json:"mountpoint"`
+	Type       string `json:"type"`
 }
 
 // Volume is a data volume of the installed system.

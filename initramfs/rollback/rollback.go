@@ -34,8 +34,12 @@ const ManifestFile = "rollback.json"
 // at once, and far below FAT32's 4 GiB file limit once compressed.
 const PieceSize = 32 << 20
 
+// MaxPieces bounds a save: 512 GiB of overwritten bytes, a manifest of a
+// few MiB.
+const MaxPieces = 16384
+
 // maxManifest bounds the manifest read from the media.
-const maxManifest = 1 << 20
+const maxManifest = 8 << 20
 
 // Format is the save format this code writes and reads.
 const Format = 1
@@ -75,17 +79,22 @@ func (m *Manifest) Bytes() int64 {
 	return n
 }
 
-// Within checks that every piece lies inside one of regions: a save read
-// from the media writes nothing but what the migration overwrote.
-func (m *Manifest) Within(regions []Region) error {
-	for i, p := range m.Pieces {
-		in := false
-		for _, r := range regions {
-			in = in || p.Offset >= r.Offset && p.Offset+p.Length <= r.Offset+r.Length
+// Tiles checks that the pieces are exactly regions, in order, cut in
+// pieces as Save cuts them: a save read from the media writes nothing but
+// what the migration overwrote, all of it, the table's bytes last.
+func (m *Manifest) Tiles(regions []Region) error {
+	i := 0
+	for _, r := range regions {
+		for off := r.Offset; off < r.Offset+r.Length; off += PieceSize {
+			n := min(PieceSize, r.Offset+r.Length-off)
+			if i >= len(m.Pieces) || m.Pieces[i].Offset != off || m.Pieces[i].Length != n {
+				return fmt.Errorf("piece %d is not the %d bytes at %d the migration overwrote", i, n, off)
+			}
+			i++
 		}
-		if !in {
-			return fmt.Errorf("piece %d at %d+%d is outside what the migration overwrote", i, p.Offset, p.Length)
-		}
+	}
+	if i != len(m.Pieces) {
+		return fmt.Errorf("%d pieces, the migration overwrote %d", len(m.Pieces), i)
 	}
 	return nil
 }
@@ -99,13 +108,26 @@ func Size(regions []Region) int64 {
 	return n
 }
 
+// Pieces is how many pieces a save of regions takes.
+func Pieces(regions []Region) int {
+	n := 0
+	for _, r := range regions {
+		n += int((r.Length + PieceSize - 1) / PieceSize)
+	}
+	return n
+}
+
 // Save reads regions of disk (size bytes) and writes them into dir,
-// piece by piece, each compressed, synced, renamed into place and read
-// back; the manifest is written last. progress, if set, is told the raw
-// bytes saved so far.
+// piece by piece, each compressed, synced and renamed into place; the
+// manifest is written last. The caller reads it back with Load, the page
+// cache dropped first. progress, if set, is told the raw bytes saved so
+// far.
 func Save(disk io.ReaderAt, size int64, regions []Region, dir string, progress func(int64)) (*Manifest, error) {
 	if err := checkRegions(regions, size); err != nil {
 		return nil, err
+	}
+	if n := Pieces(regions); n > MaxPieces {
+		return nil, fmt.Errorf("a save of %d pieces is more than the %d a save holds", n, MaxPieces)
 	}
 	if err := atomicfile.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -142,9 +164,6 @@ func Save(disk io.ReaderAt, size int64, regions []Region, dir string, progress f
 	if err != nil {
 		return nil, err
 	}
-	if _, err := readPieces(m, dir, nil); err != nil {
-		return nil, fmt.Errorf("read back: %w", err)
-	}
 	return m, atomicfile.WriteFile(filepath.Join(dir, ManifestFile), append(data, '\n'), 0o644)
 }
 
@@ -171,6 +190,9 @@ func Load(dir string, size int64) (*Manifest, error) {
 	}
 	if m.Format != Format {
 		return nil, fmt.Errorf("%w: format %d, this passeur reads %d", ErrBadSave, m.Format, Format)
+	}
+	if len(m.Pieces) > MaxPieces {
+		return nil, fmt.Errorf("%w: %d pieces, more than %d", ErrBadSave, len(m.Pieces), MaxPieces)
 	}
 	if m.DiskSize != size {
 		return nil, fmt.Errorf("%w: saved from a disk of %d bytes, this one has %d", ErrBadSave, m.DiskSize, size)
@@ -215,6 +237,23 @@ func Restore(disk io.WriterAt, sync func() error, m *Manifest, dir string, skip 
 		return nil
 	})
 	return err
+}
+
+// Read returns the saved raw bytes of the disk at [off, off+n), which one
+// piece must hold, checked against its hashes.
+func (m *Manifest) Read(dir string, off, n int64) ([]byte, error) {
+	for i, p := range m.Pieces {
+		if off < p.Offset || n > p.Length-(off-p.Offset) {
+			continue
+		}
+		one := &Manifest{Format: m.Format, DiskSize: m.DiskSize, Pieces: []Piece{p}}
+		var raw []byte
+		if _, err := readPieces(one, dir, func(_ int, _ Piece, b []byte) error { raw = b; return nil }); err != nil {
+			return nil, fmt.Errorf("%w: piece %d: %w", ErrBadSave, i, err)
+		}
+		return raw[off-p.Offset : off-p.Offset+n], nil
+	}
+	return nil, fmt.Errorf("%w: no piece holds the %d bytes at %d", ErrBadSave, n, off)
 }
 
 // readPieces reads every piece of m from dir, checks its stored and raw
@@ -267,10 +306,10 @@ func checkRegions(regions []Region, size int64) error {
 	sorted := slices.Clone(regions)
 	slices.SortFunc(sorted, func(a, b Region) int { return int(a.Offset - b.Offset) })
 	for i, r := range sorted {
-		if r.Offset < 0 || r.Length <= 0 || r.Offset+r.Length > size {
+		if r.Offset < 0 || r.Length <= 0 || r.Offset > size || r.Length > size-r.Offset {
 			return fmt.Errorf("region %d+%d is not on the disk of %d bytes", r.Offset, r.Length, size)
 		}
-		if i > 0 && sorted[i-1].Offset+sorted[i-1].Length > r.Offset {
+		if i > 0 && sorted[i-1].Length > r.Offset-sorted[i-1].Offset {
 			return fmt.Errorf("regions %d+%d and %d+%d overlap", sorted[i-1].Offset, sorted[i-1].Length, r.Offset, r.Length)
 		}
 	}

@@ -121,7 +121,16 @@ func TestLoadRefuses(t *testing.T) {
 			t.Errorf("%s: Load = %v, want ErrBadSave", name, err)
 		}
 	}
-	if _, err := Load(good, size); err != nil {
-		t.Errorf("the good save: %v", err)
+	m, err := Load(good, size)
+	if err != nil {
+		t.Fatalf("the good save: %v", err)
+	}
+	if err := m.Tiles([]Region{{1 << 20, 2 << 20}, {0, 512}}); err != nil {
+		t.Errorf("Tiles of the saved regions: %v", err)
+	}
+	for _, other := range [][]Region{{{1 << 20, 2 << 20}}, {{0, 512}, {1 << 20, 2 << 20}}, {{1 << 20, 2<<20 + 512}, {0, 512}}} {
+		if m.Tiles(other) == nil {
+			t.Errorf("Tiles(%v) accepted a save of other regions", other)
+		}
 	}
 }

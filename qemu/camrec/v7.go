@@ -60,6 +60,9 @@ type Options struct {
 	// DataToEnd makes variant D's recordings partition run to the disk's
 	// last sector, leaving no room for a backup GPT.
 	DataToEnd bool
+	// Init is a program laid as the root's /sbin/init (camrec7d), so that
+	// the old system can be booted; empty: the root holds no programs.
+	Init string
 }
 
 // IndexDamage is what happened to a fixture's index.
@@ -181,7 +184,7 @@ func BuildV7(dir string, v Variant, o Options) (*Appliance, error) {
 		a.Segments = append(a.Segments, segs...)
 	}
 	Sort(a.Segments)
-	root, err := a.buildRoot(dir, o.Index)
+	root, err := a.buildRoot(dir, o.Index, o.Init)
 	if err != nil {
 		return nil, err
 	}
@@ -254,7 +257,7 @@ func buildVolume(dir string, i int, vol Volume, o Options) (string, []Segment, e
 func roundMiB(n int64) int64 { return (n + 1<<20 - 1) >> 20 << 20 }
 
 // buildRoot makes the v7 root filesystem image.
-func (a *Appliance) buildRoot(dir string, damage IndexDamage) (string, error) {
+func (a *Appliance) buildRoot(dir string, damage IndexDamage, init string) (string, error) {
 	tree := filepath.Join(dir, "root")
 	var conf, index, fstab bytes.Buffer
 	if err := WriteConfigV7(&conf, a.Config); err != nil {
@@ -302,8 +305,17 @@ func (a *Appliance) buildRoot(dir string, damage IndexDamage) (string, error) {
 			return "", err
 		}
 	}
-	for _, d := range []string{"bin", "sbin", "usr/bin", "tmp", "home"} {
+	for _, d := range []string{"bin", "sbin", "usr/bin", "tmp", "home", "proc", "sys", "dev", "run"} {
 		os.MkdirAll(filepath.Join(tree, d), 0o755)
+	}
+	if init != "" {
+		prog, err := os.ReadFile(init)
+		if err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(filepath.Join(tree, "sbin/init"), prog, 0o755); err != nil {
+			return "", err
+		}
 	}
 	for _, v := range a.Volumes {
 		os.MkdirAll(filepath.Join(tree, v.Mountpoint), 0o755)

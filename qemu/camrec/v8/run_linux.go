@@ -1,6 +1,7 @@
 package v8
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -207,4 +208,84 @@ func mountVolumes(path string, disks []inventory.Disk) ([]string, error) {
 		}
 	}
 	return uuids, nil
+}
+
+// LegacyMain is camrec 7's /sbin/init as the tests lay it on a v7 root
+// (camrec.Options.Init), so that the old system can be booted again, after
+// a rollback for instance: it mounts the data volumes of its own
+// /etc/fstab read-only, checks every segment of its v1 index and reports
+// its health as camrec 8 does, under the version /etc/camrec/version
+// names.
+func LegacyMain() {
+	if err := sysinit.MountPseudo(); err != nil {
+		fail("mount", err)
+	}
+	r, err := legacy()
+	if err != nil {
+		fail("camrec 7", err)
+		halt()
+	}
+	fmt.Printf("camrec %s: %d cameras, %d segments indexed, %d missing, %d bytes, volumes %v\n",
+		r.Version, r.Cameras, r.SegmentsIndexed, r.SegmentsMissing, r.Bytes, r.Volumes)
+	events.Emit("health", r)
+	halt()
+}
+
+func legacy() (camrec.Report, error) {
+	v, err := os.ReadFile(camrec.VersionFile)
+	if err != nil {
+		return camrec.Report{}, err
+	}
+	version := strings.TrimPrefix(strings.TrimSpace(string(v)), "camrec ")
+	disks, err := scan()
+	if err != nil {
+		return camrec.Report{}, err
+	}
+	// Its fstab also names the root, mounted already: only the volumes
+	// under /srv are its recordings.
+	var data bytes.Buffer
+	f, err := os.Open("/etc/fstab")
+	if err != nil {
+		return camrec.Report{}, err
+	}
+	entries, err := fstab.Parse(f)
+	f.Close()
+	if err != nil {
+		return camrec.Report{}, err
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Mountpoint, "/srv/") {
+			fstab.Write(&data, []fstab.Entry{e})
+		}
+	}
+	if err := os.WriteFile("/run/data.fstab", data.Bytes(), 0o644); err != nil {
+		return camrec.Report{}, err
+	}
+	volumes, err := mountVolumes("/run/data.fstab", disks)
+	if err != nil {
+		return camrec.Report{}, err
+	}
+	cf, err := os.Open(camrec.ConfigV7File)
+	if err != nil {
+		return camrec.Report{}, err
+	}
+	c7, err := camrec.ParseConfigV7(cf)
+	cf.Close()
+	if err != nil {
+		return camrec.Report{}, err
+	}
+	xf, err := os.Open(camrec.IndexV1File)
+	if err != nil {
+		return camrec.Report{}, err
+	}
+	segs, err := camrec.ParseIndexV1(xf)
+	xf.Close()
+	if err != nil {
+		return camrec.Report{}, err
+	}
+	idx := make([]IndexEntry, 0, len(segs))
+	for _, s := range segs {
+		idx = append(idx, IndexEntry{Camera: s.Camera, Start: s.Start, Path: s.Path, Size: s.Size})
+	}
+	return Check(version, Config{Site: c7.Site, RetentionDays: c7.RetentionDays, Cameras: c7.Cameras}, idx, volumes), nil
 }
