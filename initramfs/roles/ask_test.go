@@ -38,6 +38,11 @@ func TestOperatorSettlesAmbiguity(t *testing.T) {
 			r["/dev/sdb"] = r["/dev/vda1"]
 			return d
 		}, 1, "D1=data D2=data KEY=install-media OTHER=system SYS=data"}, // its data partition is in the chosen fstab
+		{"two systems: the first; the other's data partition asked nothing", func(d []inventory.Disk, r mapReader) []inventory.Disk {
+			r["/dev/vdd1"] = r["/dev/vda1"]
+			return append(d, inventory.Disk{Path: "/dev/vdd", Serial: "SYS2", Partitions: []inventory.Partition{
+				{Path: "/dev/vdd1", FS: ext4("r00t2", "camrec-root")}, {Path: "/dev/vdd2", FS: ext4("da7a2", "camrec-data")}}})
+		}, 0, "D1=data D2=data KEY=install-media OTHER=unknown SYS2=unknown SYS=system"},
 		{"missing data disk: go on", func(d []inventory.Disk, r mapReader) []inventory.Disk {
 			return slices.Delete(d, 1, 2)
 		}, 0, "D2=data KEY=install-media OTHER=unknown SYS=system"},

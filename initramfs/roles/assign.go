@@ -102,6 +102,7 @@ func Assign(disks []inventory.Disk, m *release.Manifest, r Reader, ask Asker) (*
 	}
 	var systems []candidate
 	taken := map[string]bool{} // devices settled: roots, volumes, set aside
+	setAside := map[int]bool{} // disks of the systems the operator did not choose
 	re, err := regexp.Compile(m.Recognize.VersionRegexp)
 	if err != nil {
 		return nil, err
@@ -146,6 +147,7 @@ func Assign(disks []inventory.Disk, m *release.Manifest, r Reader, ask Asker) (*
 			if j != i {
 				note(s.v.disk, "%s %s on %s: not the one the operator chose, never written", m.Product, s.version, s.v.dev)
 				taken[s.v.dev] = true
+				setAside[s.v.disk] = true
 			}
 		}
 		systems = systems[i : i+1]
@@ -187,7 +189,7 @@ func Assign(disks []inventory.Disk, m *release.Manifest, r Reader, ask Asker) (*
 	// system does not mount are candidates: shown, reattached only when
 	// the operator says so (unattended: left out).
 	for _, v := range all {
-		if taken[v.dev] || media[v.disk] || v.lbl == "" || !matchAny(m.DataVolumes.LabelPatterns, v.lbl) {
+		if taken[v.dev] || media[v.disk] || setAside[v.disk] || v.lbl == "" || !matchAny(m.DataVolumes.LabelPatterns, v.lbl) {
 			continue
 		}
 		vol := Volume{Device: v.dev, Spec: "LABEL=" + v.lbl, FSType: v.typ, UUID: v.uuid, Label: v.lbl}
