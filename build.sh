@@ -90,7 +90,7 @@ gotest() {
   go vet ./...
   say "go test $*"
   PASSEUR_OUT=$PWD/$OUT PASSEUR_REQUIRE_VM=1 PASSEUR_MODULES=$PWD/$(module_tree) \
-    go test -count=1 -timeout 40m "$@"
+    go test -count=1 -timeout 60m "$@"
 }
 
 cmd=${1:-build}

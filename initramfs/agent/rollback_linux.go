@@ -371,7 +371,7 @@ func (a *Agent) rollBack(r *run, src *rollbackSource, dir string) error {
 		func(i int) bool { _, done := r.j.Done(stepPiece + strconv.Itoa(i)); return done },
 		func(i int, pc rollback.Piece) error {
 			p.Add(pc.Length)
-			return r.j.Complete(stepPiece+strconv.Itoa(i), map[string]any{"offset": pc.Offset, "length": pc.Length, "sha256": pc.SHA256})
+			return r.j.Complete(stepPiece+strconv.Itoa(i), map[string]any{"offset": pc.Offset, "length": pc.Length, "stored_sha256": pc.StoredSHA256})
 		})
 	if err != nil {
 		return a.mediaErr(r, err)

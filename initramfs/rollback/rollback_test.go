@@ -107,8 +107,18 @@ func TestLoadRefuses(t *testing.T) {
 		"other disk size":         func(_ string, m *Manifest) { m.DiskSize++ },
 		"past the disk":           func(_ string, m *Manifest) { m.Pieces[1].Offset = size - 256 },
 		"overlapping pieces":      func(_ string, m *Manifest) { m.Pieces[1].Offset = 1<<20 + 4096 },
-		"raw hash of another piece": func(_ string, m *Manifest) {
-			m.Pieces[0].SHA256 = m.Pieces[1].SHA256
+		"another piece's file": func(_ string, m *Manifest) {
+			m.Pieces[0].StoredSHA256, m.Pieces[0].StoredSize = m.Pieces[1].StoredSHA256, m.Pieces[1].StoredSize
+			m.Pieces[0].File = m.Pieces[1].File
+		},
+		"flipped byte behind a good hash": func(dir string, m *Manifest) {
+			// The file changed and its hash with it: zstd's checksum and
+			// the length still refuse what does not decompress as saved.
+			p := filepath.Join(dir, m.Pieces[0].File)
+			data, _ := os.ReadFile(p)
+			data[len(data)/3] ^= 1 // in the random bytes, stored as they are
+			os.WriteFile(p, data, 0o644)
+			m.Pieces[0].StoredSHA256 = sum(data)
 		},
 		"huge piece":  func(_ string, m *Manifest) { m.Pieces[0].Length = 1 << 40 },
 		"no manifest": func(dir string, _ *Manifest) {},
