@@ -43,6 +43,15 @@ func TestOperatorSettlesAmbiguity(t *testing.T) {
 			return append(d, inventory.Disk{Path: "/dev/vdd", Serial: "SYS2", Partitions: []inventory.Partition{
 				{Path: "/dev/vdd1", FS: ext4("r00t2", "camrec-root")}, {Path: "/dev/vdd2", FS: ext4("da7a2", "camrec-data")}}})
 		}, 0, "D1=data D2=data KEY=install-media OTHER=unknown SYS2=unknown SYS=system"},
+		{"two systems: the first; the other's data disk asked nothing", func(d []inventory.Disk, r mapReader) []inventory.Disk {
+			r["/dev/vdd1"] = fstest.MapFS{}
+			for k, v := range r["/dev/vda1"] {
+				r["/dev/vdd1"][k] = v
+			}
+			r["/dev/vdd1"]["etc/fstab"] = &fstest.MapFile{Data: []byte("UUID=r00t2 / ext4 defaults 0 1\nUUID=da7a3 /srv/recordings/d9 ext4 defaults 0 2\n")}
+			return append(d, inventory.Disk{Path: "/dev/vdd", Serial: "SYS2", Partitions: []inventory.Partition{{Path: "/dev/vdd1", FS: ext4("r00t2", "camrec-root")}}},
+				inventory.Disk{Path: "/dev/vde", Serial: "DATA2", Partitions: []inventory.Partition{{Path: "/dev/vde1", FS: ext4("da7a3", "camrec-data")}}})
+		}, 0, "D1=data D2=data DATA2=unknown KEY=install-media OTHER=unknown SYS2=unknown SYS=system"},
 		{"missing data disk: go on", func(d []inventory.Disk, r mapReader) []inventory.Disk {
 			return slices.Delete(d, 1, 2)
 		}, 0, "D2=data KEY=install-media OTHER=unknown SYS=system"},

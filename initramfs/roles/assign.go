@@ -148,6 +148,14 @@ func Assign(disks []inventory.Disk, m *release.Manifest, r Reader, ask Asker) (*
 				note(s.v.disk, "%s %s on %s: not the one the operator chose, never written", m.Product, s.version, s.v.dev)
 				taken[s.v.dev] = true
 				setAside[s.v.disk] = true
+				// What that system mounts is its own: no candidate.
+				if entries, err := mounts(s.files); err == nil {
+					for _, e := range entries {
+						for _, dev := range inventory.FindAll(disks, NormalizeSpec(e.Spec)) {
+							taken[dev] = true
+						}
+					}
+				}
 			}
 		}
 		systems = systems[i : i+1]
