@@ -312,7 +312,7 @@ func TestMigrateRefusals(t *testing.T) {
 			return false
 		}
 	}
-	for _, tc := range []struct {
+	for _, tc := range sample(t, 4, []struct {
 		name   string
 		app    *camrec.Appliance
 		change func(string, *release.Manifest) bool
@@ -353,7 +353,7 @@ func TestMigrateRefusals(t *testing.T) {
 		}, []string{"preflight failed", "target layout", "layout larger than disk"}},
 		{"version 7.12", c, func(string, *release.Manifest) bool { return false },
 			[]string{"preflight failed", "camrec 7.12", "cannot be migrated to 8.0.0"}},
-	} {
+	}) {
 		t.Run(strings.ReplaceAll(tc.name, " ", "-"), func(t *testing.T) {
 			key := makeKey(t, badRelease(t, r, tc.change), 512<<20, 32)
 			before := hashes(t, tc.app.Disks())
@@ -395,11 +395,13 @@ func (c migrationCut) String() string {
 	return strings.ReplaceAll(c.step, " ", "-") + "-" + c.state
 }
 
-// migrationCuts spread over every step: backup, release check, reattach,
+// migrationCuts spread over every step: the rollback save, backup, release check, reattach,
 // each image write at several offsets, the state partition, fstab,
 // restore, the table, the boot.
 var migrationCuts = []migrationCut{
 	{step: "plan", state: journal.StateDone},
+	{step: "rollback save", state: journal.StateBegun},
+	{step: "rollback save", state: journal.StateDone},
 	{step: "backup", state: journal.StateBegun},
 	{step: "backup", state: journal.StateDone},
 	{step: "complete", state: journal.StateDone},
@@ -420,9 +422,6 @@ var migrationCuts = []migrationCut{
 	{step: "boot", state: journal.StateBegun},
 	{step: "boot", state: journal.StateDone},
 }
-
-// sampledCuts run in the default test run: one or two per phase.
-var sampledCuts = []migrationCut{migrationCuts[2], migrationCuts[7], migrationCuts[12], migrationCuts[14], migrationCuts[17], migrationCuts[19]}
 
 // cutMigration boots a migration and kills QEMU, as a power cut, at c.
 func cutMigration(t *testing.T, disks []qemu.Disk, c migrationCut) {
@@ -473,10 +472,7 @@ func TestMigratePowerCuts(t *testing.T) {
 	before := hashes(t, data)
 	kept, _ := partition(t, a.System.Path, 2)
 	keptSum := fileSHA(t, kept)
-	cuts := sampledCuts
-	if os.Getenv("PASSEUR_LONG") != "" {
-		cuts = migrationCuts
-	}
+	cuts := sample(t, 3, migrationCuts)
 	if only := os.Getenv("PASSEUR_CUTS"); only != "" { // e.g. write-esp-begun,table-done
 		cuts = nil
 		for _, c := range migrationCuts {

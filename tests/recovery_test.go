@@ -21,7 +21,7 @@ import (
 // damaged index beside the rebuilt one.
 func TestIndexRecoveredInBackup(t *testing.T) {
 	r := camrec8(t)
-	for _, damage := range []camrec.IndexDamage{camrec.IndexMissing, camrec.IndexFlipped, camrec.IndexTruncated} {
+	for _, damage := range sample(t, 1, []camrec.IndexDamage{camrec.IndexMissing, camrec.IndexFlipped, camrec.IndexTruncated}) {
 		t.Run(string(damage), func(t *testing.T) {
 			a := v7(t, camrec.VariantA, camrec.Options{Seed: 13, Index: damage, Strays: true})
 			key := passeurKey(t, r)

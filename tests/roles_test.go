@@ -139,7 +139,7 @@ func roleLine(run planRun) string {
 func TestRolesOfTheFixtures(t *testing.T) {
 	r := camrec8(t)
 	key := passeurKey(t, r)
-	for _, tc := range []struct {
+	for _, tc := range sample(t, 2, []struct {
 		variant camrec.Variant
 		buses   []qemu.Bus // system, then data disks
 		reverse bool
@@ -153,7 +153,7 @@ func TestRolesOfTheFixtures(t *testing.T) {
 			"CAMREC-DATA1=data CAMREC-DATA2=data CAMREC-SYS=system(7.14.0.3,1 kept) PASSEUR-KEY=install-media"},
 		{camrec.VariantC, []qemu.Bus{qemu.SATA, qemu.VirtioBlk}, true,
 			"CAMREC-DATA1=data CAMREC-SYS=system(7.12.0.4,0 kept) PASSEUR-KEY=install-media"},
-	} {
+	}) {
 		t.Run(fmt.Sprintf("%s-%s", tc.variant, tc.buses[0]), func(t *testing.T) {
 			a, err := camrec.BuildV7(t.TempDir(), tc.variant, camrec.Options{Seed: 5, SegmentsPerCamera: 4})
 			if err != nil {
@@ -275,7 +275,7 @@ func TestPreflightRefusals(t *testing.T) {
 		}
 		return a
 	}
-	for _, tc := range []struct {
+	for _, tc := range sample(t, 3, []struct {
 		name  string
 		disks func() []qemu.Disk
 		want  string
@@ -304,7 +304,7 @@ func TestPreflightRefusals(t *testing.T) {
 		{"target too small", func() []qemu.Disk {
 			return append(appliance(camrec.Options{SystemDiskSize: 200 << 20}).Disks(), passeurKey(t, r))
 		}, "target layout"},
-	} {
+	}) {
 		t.Run(tc.name, func(t *testing.T) {
 			run := runPlan(t, tc.disks())
 			if !slices.Equal(run.failed, []string{tc.want}) || run.plan != nil || !strings.Contains(run.err, preflight.ErrFailed.Error()) {
