@@ -214,7 +214,21 @@ func (a *Agent) attach(r *run, logName string) error {
 		a.Events.Emit("journal", journalEvent{Run: name, Record: rec})
 	}
 	r.j.Emit(r.j.Records[len(r.j.Records)-1])
-	return a.mediaErr(r, a.runLog.SaveTo(filepath.Join(r.dir, logName)))
+	return a.mediaErr(r, a.runLog.SaveTo(filepath.Join(r.dir, freshName(r.dir, logName))))
+}
+
+// freshName is logName, or console.2.log and so on when a boot before this
+// one (cut by a power loss) left it: its log is never appended to. A log
+// growing, unsynced, beside the synced journal may be left by the cut with
+// a size its cluster chain does not hold, and the kernel sets the whole
+// key read-only the moment that file is written again.
+func freshName(dir, logName string) string {
+	ext := filepath.Ext(logName)
+	name := logName
+	for i := 2; exists(filepath.Join(dir, name)) && i < 1000; i++ {
+		name = fmt.Sprintf("%s.%d%s", strings.TrimSuffix(logName, ext), i, ext)
+	}
+	return name
 }
 
 func exists(p string) bool { _, err := os.Lstat(p); return err == nil }
