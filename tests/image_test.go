@@ -104,3 +104,25 @@ func readRecord(t *testing.T, r cpio.Record) string {
 	}
 	return string(b)
 }
+
+// TestAgentLinksNoHostCode: PID 1 links only what runs in the rescue, not
+// the harness, the fixtures, the builders or mkuimage and gobusybox.
+func TestAgentLinksNoHostCode(t *testing.T) {
+	cmd := exec.Command("go", "list", "-deps", "./cmds/passeur-agent")
+	cmd.Dir = repoRoot(t)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		for _, host := range []string{"github.com/u-root/mkuimage", "github.com/u-root/gobusybox", "github.com/passeur/passeur/image/builder",
+			"github.com/passeur/passeur/initramfs/build", "github.com/passeur/passeur/initramfs/kmod", "github.com/passeur/passeur/initramfs/kernel"} {
+			if strings.HasPrefix(dep, host) {
+				t.Errorf("the agent links %s", dep)
+			}
+		}
+		if dep == "github.com/passeur/passeur/qemu" || dep == "github.com/passeur/passeur/qemu/fixture" || dep == "github.com/passeur/passeur/qemu/camrec" {
+			t.Errorf("the agent links %s", dep)
+		}
+	}
+}

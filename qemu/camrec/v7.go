@@ -137,9 +137,9 @@ func BuildV7(dir string, v Variant, o Options) (*Appliance, error) {
 	}
 	a := &Appliance{Variant: v, Version: "7.14.0.3", RootUUID: uuidFor(o.Seed, "root")}
 	a.Config = Config{Site: "Entrepôt Nord", RetentionDays: 30, Cameras: []Camera{
-		{"cam01", "Quai 1", "rtsp://10.1.1.11/stream1"},
-		{"cam02", "Quai 2", "rtsp://10.1.1.12/stream1"},
-		{"cam03", "Parking", "rtsp://10.1.1.13/stream1"},
+		{ID: "cam01", Name: "Quai 1", URL: "rtsp://10.1.1.11/stream1"},
+		{ID: "cam02", Name: "Quai 2", URL: "rtsp://10.1.1.12/stream1"},
+		{ID: "cam03", Name: "Parking", URL: "rtsp://10.1.1.13/stream1"},
 	}}
 	u := func(n string) string { return uuidFor(o.Seed, n) }
 	switch v {

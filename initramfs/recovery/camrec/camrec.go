@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/passeur/passeur/initramfs/recovery"
-	format "github.com/passeur/passeur/qemu/camrec"
+	"github.com/passeur/passeur/qemu/camrec/format"
 )
 
 func init() { recovery.Register("camrec", Indexer{}) }

@@ -1,4 +1,4 @@
-package camrec
+package format
 
 import (
 	"bufio"

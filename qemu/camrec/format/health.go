@@ -1,4 +1,4 @@
-package camrec
+package format
 
 // Report is the health report camrec emits after boot: what a faithful
 // migration must reproduce.

@@ -1,9 +1,9 @@
-// Package camrec is the reference appliance passeur's tests and demo use: a
-// small video recording product. This package holds its formats (segment
-// files, the v7 configuration, the v1 recording index, the health report)
-// and, in v7.go, builds installed v7 systems the way the vendor did, with
-// the host's sfdisk, mkfs.ext4 -d and mkfs.xfs.
-package camrec
+// Package format holds the on-disk formats of camrec, the reference
+// appliance: segment files, the v7 configuration, the v1 recording index,
+// the health report. It imports nothing of passeur, so that the rescue's
+// index recovery links the formats without the fixtures that build v7
+// systems or the tools that build camrec 8.
+package format
 
 import (
 	"fmt"
