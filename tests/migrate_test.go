@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/passeur/passeur/image/release"
 	"github.com/passeur/passeur/image/repo"
@@ -75,12 +76,10 @@ func (m migration) healthy(t *testing.T) camrec.Report {
 	return *m.health
 }
 
-// bootV8 boots the system disk alone with the data disks under UEFI, as the
-// box will from now on, and returns camrec's health report.
-func bootV8(t *testing.T, disks []qemu.Disk) camrec.Report {
+// reportOf waits for camrec's health report on vm and decodes it.
+func reportOf(t *testing.T, vm *qemu.VM, timeout time.Duration) camrec.Report {
 	t.Helper()
-	vm := qemu.Test(t, qemu.Options{Board: qemu.BuiltArtifacts(t, "qemu-x86_64").Board, UEFI: true, Disks: disks})
-	ev, err := vm.WaitEvent("health", 2*bootTimeout)
+	ev, err := vm.WaitEvent("health", timeout)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,6 +87,15 @@ func bootV8(t *testing.T, disks []qemu.Disk) camrec.Report {
 	if err := ev.Decode(&got); err != nil {
 		t.Fatal(err)
 	}
+	return got
+}
+
+// bootV8 boots the system disk alone with the data disks under UEFI, as the
+// box will from now on, and returns camrec's health report.
+func bootV8(t *testing.T, disks []qemu.Disk) camrec.Report {
+	t.Helper()
+	vm := qemu.Test(t, qemu.Options{Board: qemu.BuiltArtifacts(t, "qemu-x86_64").Board, UEFI: true, Disks: disks})
+	got := reportOf(t, vm, 2*bootTimeout)
 	for _, e := range vm.Events() {
 		if e.Type == "error" {
 			t.Errorf("camrec 8 error event: %s", e.Raw)

@@ -32,14 +32,7 @@ func bootV7(t *testing.T, a *camrec.Appliance, initrd string) camrec.Report {
 	art := qemu.BuiltArtifacts(t, "qemu-x86_64")
 	vm := qemu.Test(t, qemu.Options{Board: art.Board, Kernel: art.Kernel, Initrd: initrd, Disks: a.Disks(),
 		Cmdline: "root=PARTUUID=" + strings.TrimPrefix(pt.PartitionTable.ID, "0x") + "-01"})
-	ev, err := vm.WaitEvent("health", 2*bootTimeout)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got camrec.Report
-	if err := ev.Decode(&got); err != nil {
-		t.Fatal(err)
-	}
+	got := reportOf(t, vm, 2*bootTimeout)
 	vm.Stop()
 	return got
 }

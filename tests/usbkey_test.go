@@ -104,14 +104,7 @@ func migrateFromKeyUnderOVMF(t *testing.T, a *camrec.Appliance, key string) {
 	before := hashes(t, data)
 	vm := qemu.Test(t, qemu.Options{Board: art.Board, UEFI: true,
 		Disks: append(a.Disks(), qemu.Disk{Path: key, Bus: qemu.USB, Serial: "PASSEUR-KEY"})})
-	ev, err := vm.WaitEvent("health", 8*bootTimeout)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got camrec.Report
-	if err := ev.Decode(&got); err != nil {
-		t.Fatal(err)
-	}
+	got := reportOf(t, vm, 8*bootTimeout)
 	vm.Stop()
 	run := collect(vm)
 	if len(run.errors) > 0 {
