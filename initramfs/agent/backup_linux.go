@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -236,6 +237,13 @@ func exists(p string) bool { _, err := os.Lstat(p); return err == nil }
 // closeRun saves the console log, syncs and unmounts the media. It is
 // called twice (once by the run, once deferred); the second does nothing.
 func (a *Agent) closeRun(r *run) error {
+	if p := recover(); p != nil { // deferred, during a panic: its stack goes in the run's log, then on up
+		if _, logged := p.(loggedPanic); !logged {
+			a.logPanic(p, debug.Stack())
+			p = loggedPanic{p}
+		}
+		defer panic(p)
+	}
 	if r == nil || r.media == "" {
 		return nil
 	}

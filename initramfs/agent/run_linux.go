@@ -53,8 +53,14 @@ func Main() {
 	if k, err := os.OpenFile("/dev/kmsg", os.O_WRONLY, 0); err == nil {
 		a.Log = consoleLog{console: console, kmsg: k}
 	}
-	if err := a.run(); err != nil {
+	if err := a.guard(a.run); err != nil {
 		a.Fail("agent", err)
+		if errors.Is(err, ErrBug) {
+			a.offerAfterBug()
+			if err := a.follow(); err != nil {
+				a.Fail("agent", err)
+			}
+		}
 	}
 	a.Log.Printf("nothing more to do; waiting (passeur.mode=shell gives a shell)")
 	a.Events.Emit("idle", nil)
@@ -135,23 +141,31 @@ func (a *Agent) run() error {
 			return a.follow()
 		}
 	}
-	var failed error
-	switch a.Config.Mode {
-	case config.ModePlan:
-		failed = a.plan(disks)
-	case config.ModeBackup, config.ModeRecover:
-		failed = a.backup(disks)
-	case config.ModeRestore:
-		failed = a.restore(disks)
-	case config.ModeMigrate:
-		failed = a.migrate(disks)
-	case config.ModeInstall:
-		failed = a.install(disks)
-	case config.ModeRollback:
-		failed = a.rollback(disks)
+	failed := a.guard(func() error {
+		a.debugPanic(string(a.Config.Mode))
+		switch a.Config.Mode {
+		case config.ModePlan:
+			return a.plan(disks)
+		case config.ModeBackup, config.ModeRecover:
+			return a.backup(disks)
+		case config.ModeRestore:
+			return a.restore(disks)
+		case config.ModeMigrate:
+			return a.migrate(disks)
+		case config.ModeInstall:
+			return a.install(disks)
+		case config.ModeRollback:
+			return a.rollback(disks)
+		}
+		return nil
+	})
+	if errors.Is(failed, ErrBug) {
+		a.Fail(string(a.Config.Mode), failed)
+		a.offerAfterBug()
+		return a.follow()
 	}
 	if failed == nil && a.thenRollback { // the operator's choice, at a failed outcome or step
-		failed = a.rollback(disks)
+		failed = a.guard(func() error { return a.rollback(disks) })
 	}
 	if failed != nil {
 		a.Fail(string(a.Config.Mode), failed)
