@@ -74,3 +74,22 @@ func TestLoadFileThenCmdline(t *testing.T) {
 		t.Errorf("bad JSON: %v", errs)
 	}
 }
+
+// FuzzLoad: a kernel command line and the media's config file are read
+// as given; whatever they hold, Load never panics and leaves a mode
+// passeur knows.
+func FuzzLoad(f *testing.F) {
+	f.Add("BOOT_IMAGE=/vmlinuz console=ttyS0 passeur.mode=migrate passeur.unattended=yes passeur.debug=sysfs,stacks", []byte(`{"mode": "backup", "age-recipient": "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p", "unattended": true}`))
+	f.Add(`passeur.format-data="A B" passeur.repo=http://10.0.2.100/repo passeur.settle=200`, []byte(`{"repo": 3, "debug": ["x"]}`))
+	f.Add("passeur.mode=", []byte("not json"))
+	f.Fuzz(func(t *testing.T, cmdline string, file []byte) {
+		c, _ := Load(cmdline, file)
+		known := false
+		for _, m := range modes {
+			known = known || c.Mode == m
+		}
+		if !known {
+			t.Fatalf("mode %q", c.Mode)
+		}
+	})
+}

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -113,13 +114,36 @@ func Read(path string) ([]Record, error) {
 	return recs, err
 }
 
-// read parses the journal and returns the offset after its last whole
-// record.
+// MaxSize bounds a journal: far more than any run writes (a record per
+// step begun and done), far less than the rescue's memory.
+const MaxSize = 16 << 20
+
+// read reads the journal at path, bounded, and parses it.
 func read(path string) ([]Record, int64, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, 0, err
 	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxSize+1))
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(data) > MaxSize {
+		return nil, 0, fmt.Errorf("%w: %s: larger than %d bytes", ErrCorrupt, path, MaxSize)
+	}
+	recs, good, err := Parse(data)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s: %w", path, err)
+	}
+	return recs, good, nil
+}
+
+// Parse parses a journal's bytes and returns its records and the offset
+// after its last whole record: a line torn by a power cut at the end is
+// left out, a bad line before the end is ErrCorrupt, and so is a journal
+// without its run header.
+func Parse(data []byte) ([]Record, int64, error) {
 	var recs []Record
 	var good int64
 	for len(data[good:]) > 0 {
@@ -133,13 +157,13 @@ func read(path string) ([]Record, int64, error) {
 			if len(bytes.Trim(rest, "\x00\n")) == 0 || bytes.IndexByte(rest[i+1:], '\n') < 0 {
 				break // torn: zeros or a partial line at the end
 			}
-			return nil, 0, fmt.Errorf("%w: %s: line %d: %v", ErrCorrupt, path, len(recs)+1, err)
+			return nil, 0, fmt.Errorf("%w: line %d: %v", ErrCorrupt, len(recs)+1, err)
 		}
 		recs = append(recs, r)
 		good += int64(i + 1)
 	}
 	if len(recs) == 0 || recs[0].State != StateRun {
-		return nil, 0, fmt.Errorf("%w: %s: no run header", ErrCorrupt, path)
+		return nil, 0, fmt.Errorf("%w: no run header", ErrCorrupt)
 	}
 	return recs, good, nil
 }

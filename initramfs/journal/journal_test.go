@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -78,5 +79,64 @@ resumed:
 	os.WriteFile(j.Path, data, 0o644)
 	if _, err := Read(j.Path); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("broken first line: %v", err)
+	}
+}
+
+// FuzzParse: whatever a key holds as a journal, Parse never panics, and
+// what it accepts re-encodes to a journal that parses to as many records.
+func FuzzParse(f *testing.F) {
+	dir := f.TempDir()
+	j, err := Create(filepath.Join(dir, "run", File), Header{Mode: "migrate", Machine: "serial CAMREC-SYS, gpt 0ddba11, root 1234", Host: "camrec-a", Release: "releases/camrec-8.0.0"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	j.Step("plan", func() (any, error) {
+		return map[string]any{"mode": "migrate", "target": map[string]any{"serial": "CAMREC-SYS", "size": 1 << 30}, "format_data": []any{map[string]any{"serial": "X"}}}, nil
+	})
+	j.Step("write root", func() (any, error) { return nil, errors.New("cut") })
+	j.Close()
+	real, err := os.ReadFile(filepath.Join(dir, "run", File))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(real)
+	f.Add(append(real[:len(real)-7:len(real)-7], "\x00\x00\x00"...)) // torn by a cut
+	f.Add([]byte("{}\n"))
+	f.Add([]byte(`{"step":"","state":"run"}` + "\n" + `{"step":"x","state":"done","detail":[1,2]}` + "\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		recs, good, err := Parse(data)
+		if err != nil {
+			return
+		}
+		if good <= 0 || good > int64(len(data)) || len(recs) == 0 || recs[0].State != StateRun {
+			t.Fatalf("accepted %d records up to %d of %d bytes", len(recs), good, len(data))
+		}
+		var again []byte
+		for _, r := range recs {
+			line, err := json.Marshal(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			again = append(append(again, line...), '\n')
+		}
+		back, _, err := Parse(again)
+		if err != nil || len(back) != len(recs) {
+			t.Fatalf("re-encoded: %d records, %v; was %d", len(back), err, len(recs))
+		}
+	})
+}
+
+// A journal larger than MaxSize is refused unread, never loaded whole.
+func TestJournalBounded(t *testing.T) {
+	p := filepath.Join(t.TempDir(), File)
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(`{"step":"","state":"run"}` + "\n")
+	f.Truncate(4 << 30) // a sparse 4 GiB "journal"
+	f.Close()
+	if _, err := Read(p); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("got %v", err)
 	}
 }
