@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -36,6 +37,7 @@ type run struct {
 	mediaDev string
 	media    string // mount point of the media, read-write
 	root     string // mount point of the installed root, read-only
+	files    fs.FS  // its files, read inside it (package tree)
 	host     string
 	machine  string
 	dir      string // the run's folder on the media
@@ -141,11 +143,14 @@ func (a *Agent) mountMedia(s *session) (*run, error) {
 	if r.root, err = s.reader.MountPoint(s.sys.Root, s.fsType(s.sys.Root)); err != nil {
 		return nil, err
 	}
-	host, _ := os.ReadFile(filepath.Join(r.root, "etc/hostname"))
+	if r.files, err = s.reader.Files(s.sys.Root, s.fsType(s.sys.Root)); err != nil {
+		return nil, err
+	}
+	host, _ := fs.ReadFile(r.files, "etc/hostname")
 	r.host = backup.HostName(string(host))
 	r.machine = roles.Identity(s.sys.Disk)
-	if fs := inventory.FSOf(s.disks, s.sys.Root); fs != nil {
-		r.machine += ", root " + fs.UUID
+	if root := inventory.FSOf(s.disks, s.sys.Root); root != nil {
+		r.machine += ", root " + root.UUID
 	}
 	if r.mediaDev, err = s.mediaDevice(); err != nil {
 		return nil, err
@@ -287,7 +292,7 @@ func (a *Agent) checkIndex(r *run) (*recovery.Report, []recovery.File, bool, err
 		a.Log.Printf("index: %v; backed up as it is", err)
 		return nil, nil, false, nil
 	}
-	cerr := ix.Check(os.DirFS(r.root))
+	cerr := ix.Check(r.files)
 	if cerr == nil && a.Config.Mode != config.ModeRecover {
 		a.Log.Printf("index: %s passes its own check", strings.Join(r.s.m.Index, ", "))
 		return nil, nil, false, nil
@@ -325,7 +330,7 @@ func (a *Agent) checkIndex(r *run) (*recovery.Report, []recovery.File, bool, err
 	default:
 		rep.Existing = "equal"
 		for _, f := range files {
-			if old, err := os.ReadFile(filepath.Join(r.root, f.Path)); err != nil || !bytes.Equal(old, f.Data) {
+			if old, err := fs.ReadFile(r.files, strings.TrimPrefix(f.Path, "/")); err != nil || !bytes.Equal(old, f.Data) {
 				rep.Existing = "differs"
 			}
 		}

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/passeur/passeur/image/release"
 	"github.com/passeur/passeur/initramfs/backup"
 	"github.com/passeur/passeur/initramfs/config"
 	"github.com/passeur/passeur/initramfs/inventory"
@@ -56,10 +55,7 @@ func (a *Agent) install(disks []inventory.Disk) error {
 	if s.pl, err = preflight.Layout(s.m, &roles.Assignment{Disk: *target}); err != nil {
 		return err
 	}
-	sum, err := s.manifestSum()
-	if err != nil {
-		return err
-	}
+	sum := s.rel.SHA256
 	fmt.Fprintf(a.Console, "PLAN: install %s %s onto %s (%s)\n", s.m.Product, s.m.Version, target.Path, roles.Identity(*target))
 	for _, e := range s.pl.Extents {
 		fmt.Fprintf(a.Console, "  %-6s %-8s at %9s, %9s\n", e.Role, e.Name, inventory.HumanSize(e.Start), inventory.HumanSize(e.Bytes))
@@ -95,11 +91,8 @@ func (a *Agent) install(disks []inventory.Disk) error {
 	if err != nil {
 		return err
 	}
-	for i, d := range format {
-		job.FormatData = append(job.FormatData, migrate.TargetOf(d, ""))
-		label := dataLabel(s.m, i+1)
-		job.Reattach = append(job.Reattach, roles.Volume{Spec: "LABEL=" + label, Label: label, FSType: "ext4",
-			UUID: release.StableUUID(seed + "\x00data\x00" + d.Serial + d.WWID)})
+	for _, d := range format {
+		job.AddDataDisk(s.m, d, seed)
 	}
 	a.Events.Emit("plan", job)
 	if err := r.j.Complete(stepPlan, job); err != nil {
@@ -157,26 +150,19 @@ func (a *Agent) installDisks(r *roles.Result) (*inventory.Disk, []inventory.Disk
 	return nil, nil, fmt.Errorf("%w: %s; name it with passeur.target=<serial>", ErrWhichDisk, strings.Join(names, ", "))
 }
 
-// dataLabel is the label of the n-th data disk an install formats: the
-// release's first data label pattern, its * replaced by n.
-func dataLabel(m *release.Manifest, n int) string {
-	for _, p := range m.DataVolumes.LabelPatterns {
-		if strings.Count(p, "*") == 1 && !strings.ContainsAny(p, "?[") {
-			return strings.Replace(p, "*", fmt.Sprint(n), 1)
-		}
-	}
-	return fmt.Sprintf("data-%d", n)
-}
-
-// formatData formats the data disks of an install's job, each a step.
+// formatData formats the data disks of an install's job, each a step: a
+// disk only blank, or already as this install formats it.
 func (a *Agent) formatData(r *run, job *migrate.Job, disks []inventory.Disk) error {
 	for i, t := range job.FormatData {
-		v := job.Reattach[i]
+		v := job.Reattach[i] // job.Check proved one volume per disk
 		id := t.Serial + t.WWID
 		if _, err := r.j.Step(stepFormat+id, func() (any, error) {
 			d, err := t.Find(disks)
 			if err != nil {
 				return nil, err
+			}
+			if !formattable(*d, v) {
+				return nil, fmt.Errorf("%w: %s (%s) holds %s; this install formats it only blank, or as the ext4 %s %q it made", ErrNotBlank, d.Path, roles.Identity(*d), d.Content, v.UUID, v.Label)
 			}
 			f, err := migrate.OpenTarget(d.Path)
 			if err != nil {
@@ -193,4 +179,10 @@ func (a *Agent) formatData(r *run, job *migrate.Job, disks []inventory.Disk) err
 		}
 	}
 	return nil
+}
+
+// formattable reports whether an install may format d as v: blank, or
+// already the filesystem this install made there (taken up after a cut).
+func formattable(d inventory.Disk, v roles.Volume) bool {
+	return d.Content == inventory.Blank || d.FS != nil && d.FS.Type == "ext4" && d.FS.UUID == v.UUID && d.FS.Label == v.Label
 }

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,7 +21,6 @@ import (
 	"github.com/passeur/passeur/initramfs/fstab"
 	"github.com/passeur/passeur/initramfs/inventory"
 	"github.com/passeur/passeur/initramfs/journal"
-	"github.com/passeur/passeur/initramfs/media"
 	"github.com/passeur/passeur/initramfs/migrate"
 	"github.com/passeur/passeur/initramfs/reattach"
 	"github.com/passeur/passeur/initramfs/roles"
@@ -45,10 +43,6 @@ const (
 	stepTable    = "table"      // the new partition table written, last
 	stepBoot     = "boot"       // the new system's kernel loaded and booted
 )
-
-// ErrReleaseChanged refuses to take up a migration whose release is no
-// longer on the media as it was.
-var ErrReleaseChanged = errors.New("the release of the unfinished migration is no longer on the media as it was")
 
 // reattachDetail is the reattach step's journaled result.
 type reattachDetail struct {
@@ -80,10 +74,7 @@ func (a *Agent) migrate(disks []inventory.Disk) error {
 	if err := a.confirm(s); err != nil {
 		return err
 	}
-	sum, err := s.manifestSum()
-	if err != nil {
-		return err
-	}
+	sum := s.rel.SHA256
 	r, err := a.open(s)
 	if err != nil {
 		return err
@@ -161,17 +152,6 @@ func (a *Agent) confirm(s *session) error {
 	return nil
 }
 
-// manifestSum is the hash of the session's release manifest, which the
-// job keeps (its artifacts were verified as stored when it was chosen,
-// before anything is written anywhere).
-func (s *session) manifestSum() (string, error) {
-	files, err := s.mediaFiles()
-	if err != nil {
-		return "", err
-	}
-	return manifestSum(files, s.rel.Dir)
-}
-
 // checkArtifacts checks every artifact of m as stored in dir of the media
 // (size and SHA-256), before anything is written anywhere.
 func (a *Agent) checkArtifacts(files fs.FS, dir string, m *release.Manifest) error {
@@ -183,14 +163,6 @@ func (a *Agent) checkArtifacts(files fs.FS, dir string, m *release.Manifest) err
 	}
 	a.Log.Printf("release %s: %d artifacts verified as stored, in %.1f s", dir, len(m.Artifacts), time.Since(start).Seconds())
 	return nil
-}
-
-func manifestSum(files fs.FS, dir string) (string, error) {
-	data, err := fs.ReadFile(files, path.Join(dir, "manifest.json"))
-	if err != nil {
-		return "", err
-	}
-	return fmt.Sprintf("%x", sha256.Sum256(data)), nil
 }
 
 // writing reports whether a journal shows the target disk being written:
@@ -205,104 +177,6 @@ func writing(recs []journal.Record) bool {
 		}
 	}
 	return false
-}
-
-// takeUp finds on the media a migration that began writing a disk present
-// here and finishes it from its journal. It reports whether it took one.
-func (a *Agent) takeUp(disks []inventory.Disk) (bool, error) {
-	reader := &roles.MountReader{Dir: "/run/passeur/resume"}
-	defer reader.Close()
-	dev, _, err := roles.FindMediaDevice(disks, reader)
-	if err != nil {
-		return false, nil // no media: the normal path says so
-	}
-	if err := reader.Release(dev); err != nil {
-		return false, err
-	}
-	r := &run{mediaDev: dev}
-	if err := a.mountMediaDev(r); err != nil {
-		return false, err
-	}
-	runs, err := journal.Unfinished(filepath.Join(r.media, backup.Root, "*", "*"))
-	if err != nil {
-		a.closeRun(r)
-		return false, a.mediaErr(r, err)
-	}
-	// A rollback cut by a power loss is finished first, whatever the
-	// order of the folders' stamps (a box without a battery clock): the
-	// disk is neither system until it is.
-	for _, u := range runs {
-		if u.Header.Mode != string(config.ModeRollback) {
-			continue
-		}
-		if took, err := a.resumeRollback(r, u, disks); took || err != nil {
-			defer a.closeRun(r)
-			return true, err
-		}
-	}
-	for _, u := range runs {
-		if journal.Began(u.Records, stepRolledIn) { // its disk is being, or was, put back
-			continue
-		}
-		if u.Header.Mode != string(config.ModeMigrate) && u.Header.Mode != string(config.ModeInstall) || !writing(u.Records) {
-			continue
-		}
-		detail, ok := journal.DoneIn(u.Records, stepPlan)
-		var job *migrate.Job
-		if !ok || json.Unmarshal(detail, &job) != nil {
-			continue
-		}
-		if _, err := job.Target.Find(disks); err != nil {
-			a.Log.Printf("unfinished migration %s: %v", u.Dir, err)
-			continue
-		}
-		defer a.closeRun(r)
-		a.Log.Printf("taking up the unfinished migration %s of %s", u.Dir, job.Target)
-		r.dir, r.host, r.machine = u.Dir, u.Header.Host, u.Header.Machine
-		if r.j, err = journal.Open(filepath.Join(u.Dir, journal.File)); err != nil {
-			return true, a.mediaErr(r, err)
-		}
-		if err := a.attach(r, "console.log"); err != nil {
-			return true, err
-		}
-		m, err := a.sameRelease(r, job)
-		if err != nil {
-			return true, err
-		}
-		if _, booted := journal.DoneIn(u.Records, stepBoot); booted && job.Health != "" {
-			if done, err := a.outcome(r, job, disks); done || err != nil {
-				return true, err
-			}
-		}
-		return true, a.offerRollback(r, a.writeJob(r, job, m, disks, reader), disks)
-	}
-	return false, a.closeRun(r)
-}
-
-// sameRelease verifies again the release a taken-up job writes: signed
-// by a trusted key, and the very manifest the job was made from.
-func (a *Agent) sameRelease(r *run, job *migrate.Job) (*release.Manifest, error) {
-	trusted, err := media.LoadTrusted("/" + media.TrustedDir)
-	if err != nil {
-		return nil, err
-	}
-	files := os.DirFS(r.media)
-	rels, refused := media.Releases(files, trusted)
-	for _, x := range refused {
-		if x.Dir == job.Release {
-			return nil, fmt.Errorf("%w: %s: %w", ErrReleaseChanged, x.Dir, x.Err)
-		}
-	}
-	for _, rel := range rels {
-		if rel.Dir != job.Release {
-			continue
-		}
-		if sum, err := manifestSum(files, rel.Dir); err != nil || sum != job.ManifestSHA256 {
-			return nil, fmt.Errorf("%w: %s: manifest SHA-256 %s, the job was made from %s", ErrReleaseChanged, rel.Dir, sum, job.ManifestSHA256)
-		}
-		return rel.Manifest, a.checkArtifacts(files, rel.Dir, rel.Manifest)
-	}
-	return nil, fmt.Errorf("%w: %s is gone", ErrReleaseChanged, job.Release)
 }
 
 // writeJob does the job's steps that the journal has not done: reattach

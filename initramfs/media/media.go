@@ -5,8 +5,11 @@
 package media
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -31,6 +34,10 @@ type Release struct {
 	Dir      string // folder on the media, e.g. releases/camrec-8.0.0
 	Manifest *release.Manifest
 	KeyID    string // the trusted key that signed it
+	// SHA256 is the hash of the manifest's bytes as verified: a job
+	// names its release by it, and nothing re-reads the manifest after
+	// its signature was checked.
+	SHA256 string
 }
 
 // Refused is a release on the media that did not verify: it is named to
@@ -81,26 +88,44 @@ func Releases(files fs.FS, trusted []minisign.PublicKey) ([]Release, []Refused) 
 			continue
 		}
 		dir := path.Join(ReleasesDir, e.Name())
-		m, key, err := Verify(files, dir, trusted)
+		r, err := VerifyRelease(files, dir, trusted)
 		if err != nil {
 			bad = append(bad, Refused{Dir: dir, Err: err})
 			continue
 		}
-		good = append(good, Release{Dir: dir, Manifest: m, KeyID: fmt.Sprintf("%X", key.ID())})
+		good = append(good, r)
 	}
 	return good, bad
 }
 
+// MaxManifest bounds what is read of a manifest or its signature before
+// the signature is checked.
+const MaxManifest = 1 << 20
+
+// ErrTooLarge refuses a manifest or signature larger than MaxManifest.
+var ErrTooLarge = errors.New("larger than a manifest can be")
+
 // Verify reads the manifest of the release in dir of files and checks its
 // signature against the trusted keys, then parses and checks it.
 func Verify(files fs.FS, dir string, trusted []minisign.PublicKey) (*release.Manifest, minisign.PublicKey, error) {
-	data, err := fs.ReadFile(files, path.Join(dir, "manifest.json"))
+	r, key, err := verify(files, dir, trusted)
+	return r.Manifest, key, err
+}
+
+// VerifyRelease is Verify, as a Release.
+func VerifyRelease(files fs.FS, dir string, trusted []minisign.PublicKey) (Release, error) {
+	r, _, err := verify(files, dir, trusted)
+	return r, err
+}
+
+func verify(files fs.FS, dir string, trusted []minisign.PublicKey) (Release, minisign.PublicKey, error) {
+	data, err := readBounded(files, path.Join(dir, "manifest.json"))
 	if err != nil {
-		return nil, minisign.PublicKey{}, err
+		return Release{}, minisign.PublicKey{}, err
 	}
-	sig, err := fs.ReadFile(files, path.Join(dir, "manifest.json"+sign.Ext))
+	sig, err := readBounded(files, path.Join(dir, "manifest.json"+sign.Ext))
 	if err != nil {
-		return nil, minisign.PublicKey{}, fmt.Errorf("%w: no signature: %w", sign.ErrBadSignature, err)
+		return Release{}, minisign.PublicKey{}, fmt.Errorf("%w: no signature: %w", sign.ErrBadSignature, err)
 	}
 	var verr error = sign.ErrBadSignature
 	for _, k := range trusted {
@@ -109,10 +134,25 @@ func Verify(files fs.FS, dir string, trusted []minisign.PublicKey) (*release.Man
 			if err == nil && m.Arch != runtime.GOARCH {
 				err = fmt.Errorf("%w: %s %s is for %s, this machine runs %s", ErrWrongArch, m.Product, m.Version, m.Arch, runtime.GOARCH)
 			}
-			return m, k, err
+			sum := sha256.Sum256(data)
+			return Release{Dir: dir, Manifest: m, KeyID: fmt.Sprintf("%X", k.ID()), SHA256: hex.EncodeToString(sum[:])}, k, err
 		}
 	}
-	return nil, minisign.PublicKey{}, verr
+	return Release{}, minisign.PublicKey{}, verr
+}
+
+// readBounded reads name whole, refusing more than MaxManifest bytes.
+func readBounded(files fs.FS, name string) ([]byte, error) {
+	f, err := files.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxManifest+1))
+	if err == nil && len(data) > MaxManifest {
+		err = fmt.Errorf("%s: %w (%d bytes at most)", name, ErrTooLarge, MaxManifest)
+	}
+	return data, err
 }
 
 // Newest returns the newest release of product among rels, or of any
