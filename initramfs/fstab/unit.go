@@ -1,7 +1,6 @@
 package fstab
 
 import (
-	"bufio"
 	"errors"
 	"io"
 	"strings"
@@ -13,25 +12,24 @@ var ErrNotAMount = errors.New("not a mount unit")
 
 // ParseMountUnit reads a systemd .mount unit, the other way an old system
 // mounts its volumes: What=, Where=, Type= and Options= of its [Mount]
-// section, as an fstab entry.
+// section, as an fstab entry. It reads no more than an fstab may hold.
 func ParseMountUnit(r io.Reader) (Entry, error) {
 	e := Entry{Type: "auto", Options: "defaults"}
 	section := ""
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
+	err := lines(r, func(_ int, line string) error {
+		line = strings.TrimSpace(line)
 		switch {
 		case line == "" || line[0] == '#' || line[0] == ';':
-			continue
+			return nil
 		case line[0] == '[':
 			section = strings.Trim(line, "[]")
-			continue
+			return nil
 		case section != "Mount":
-			continue
+			return nil
 		}
 		key, val, ok := strings.Cut(line, "=")
 		if !ok {
-			continue
+			return nil
 		}
 		val = strings.TrimSpace(val)
 		switch strings.TrimSpace(key) {
@@ -44,8 +42,9 @@ func ParseMountUnit(r io.Reader) (Entry, error) {
 		case "Options":
 			e.Options = val
 		}
-	}
-	if err := sc.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return Entry{}, err
 	}
 	if e.Spec == "" || e.Mountpoint == "" {

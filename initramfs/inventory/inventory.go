@@ -229,6 +229,10 @@ func readContent(d *Disk, sys SysFS, open Opener) {
 	tab, terr := ptable.Read(dev, d.SectorSize)
 	if terr != nil {
 		fail("partition table: %v", terr)
+		if errors.Is(terr, ptable.ErrInvalidTable) { // whatever the kernel made of it, passeur never touches it
+			d.Content = Unknown
+			return
+		}
 	}
 	parts := partitionsOf(sys, d.Name)
 	if tab != nil || len(parts) > 0 {

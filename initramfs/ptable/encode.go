@@ -2,6 +2,7 @@ package ptable
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -92,14 +93,15 @@ func (t *Table) Encode(g Geometry) (Image, error) {
 // overlapping another.
 func (t *Table) checkExtents(g Geometry) error {
 	first, end := Usable(t.Type, g)
-	s := uint64(g.SectorSize)
+	s := int64(g.SectorSize)
+	lo, hi := uint64(max(first, 0)/s), uint64(max(end, 0)/s) // in sectors, so that no bound overflows
 	sorted := slices.Clone(t.Partitions)
-	slices.SortFunc(sorted, func(a, b Entry) int { return int(a.Start) - int(b.Start) })
+	slices.SortFunc(sorted, func(a, b Entry) int { return cmp.Compare(a.Start, b.Start) })
 	for i, e := range sorted {
 		switch {
 		case e.Sectors == 0:
 			return fmt.Errorf("%w: partition %d is empty", ErrTable, e.Number)
-		case e.Start*s < uint64(first) || (e.Start+e.Sectors)*s > uint64(end):
+		case e.Start < lo || e.Start > hi || e.Sectors > hi-e.Start:
 			return fmt.Errorf("%w: partition %d at sectors %d+%d lies outside the %s's usable bytes [%d, %d) of a disk of %d bytes",
 				ErrTable, e.Number, e.Start, e.Sectors, t.Type, first, end, g.Size)
 		case i > 0 && sorted[i-1].Start+sorted[i-1].Sectors > e.Start:
@@ -334,7 +336,13 @@ type view struct {
 	size int64
 }
 
+// Size is the size of the disk the view stands for.
+func (v view) Size() int64 { return v.size }
+
 func (v view) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("read at offset %d", off)
+	}
 	if off >= v.size {
 		return 0, io.EOF
 	}

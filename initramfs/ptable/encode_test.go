@@ -148,6 +148,12 @@ func TestEncodeRefusals(t *testing.T) {
 		"gpt type in an mbr": {Type: "dos", ID: "7c0ffee7", Partitions: []Entry{{Number: 1, Start: 2048, Sectors: 2048, Type: esp.Type}}},
 		"past the disk":      {Type: "dos", ID: "7c0ffee7", Partitions: []Entry{{Number: 1, Start: 2048, Sectors: uint64(last), Type: "83"}}},
 		"bad disk id":        {Type: "dos", ID: "7c0ffee", Partitions: []Entry{{Number: 1, Start: 2048, Sectors: 2048, Type: "83"}}},
+		// 2^55+4096 sectors of 512 bytes are 2^64 + 2 MiB bytes: wrapped
+		// around, they would land inside the disk.
+		"start past 2^64 bytes": {Type: "gpt", ID: "6b1c7e35-2c51-4b5e-9d43-0a5a1f3c7e01", Partitions: []Entry{
+			{Number: 1, Start: 1<<55 + 4096, Sectors: 2048, Type: esp.Type, UUID: esp.UUID}}},
+		"length past 2^64 bytes": {Type: "gpt", ID: "6b1c7e35-2c51-4b5e-9d43-0a5a1f3c7e01", Partitions: []Entry{
+			{Number: 1, Start: 2048, Sectors: 1<<55 - 2048 + 4096, Type: esp.Type, UUID: esp.UUID}}},
 	} {
 		if _, err := tab.Encode(g); !errors.Is(err, ErrTable) {
 			t.Errorf("%s: Encode = %v, want ErrTable", name, err)

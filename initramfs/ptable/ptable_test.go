@@ -3,6 +3,7 @@ package ptable
 import (
 	"encoding/binary"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -161,8 +162,7 @@ func TestHostileEBRChain(t *testing.T) {
 		binary.LittleEndian.PutUint32(ebr[462+12:], 1)
 		f.WriteAt(ebr, int64(18432+i)*512)
 	}
-	var reads countingReader
-	reads.r = f
+	reads := countingReader{r: f, size: 64 << 20}
 	tab, err := Read(&reads, 512)
 	if err != nil || tab == nil || len(tab.Partitions) != 2 {
 		t.Fatalf("Read = %+v, %v", tab, err)
@@ -172,11 +172,19 @@ func TestHostileEBRChain(t *testing.T) {
 	}
 }
 
+// countingReader counts the reads of a disk of size bytes, and the bytes
+// they ask for.
 type countingReader struct {
-	r interface {
-		ReadAt([]byte, int64) (int, error)
-	}
-	n int
+	r     io.ReaderAt
+	size  int64
+	n     int
+	bytes int64
 }
 
-func (c *countingReader) ReadAt(p []byte, off int64) (int, error) { c.n++; return c.r.ReadAt(p, off) }
+func (c *countingReader) ReadAt(p []byte, off int64) (int, error) {
+	c.n++
+	c.bytes += int64(len(p))
+	return c.r.ReadAt(p, off)
+}
+
+func (c *countingReader) Size() int64 { return c.size }
