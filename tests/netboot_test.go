@@ -3,7 +3,6 @@ package tests
 import (
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -46,7 +45,7 @@ func serveLab(t *testing.T, bundle, repoDir string) *labBench {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := &http.Server{Handler: s}
+	hs := s.HTTPServer()
 	go hs.Serve(l)
 	t.Cleanup(func() { hs.Close() })
 	lab.addr = l.Addr().String()

@@ -6,7 +6,6 @@ import (
 	"io"
 	"log"
 	"net"
-	"net/http"
 	"path/filepath"
 	"strings"
 
@@ -85,5 +84,5 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, " and the repository %s at http://%s%s", *repoDir, l.Addr(), netboot.RepoPath)
 	}
 	fmt.Fprintln(stdout)
-	return http.Serve(l, s)
+	return s.HTTPServer().Serve(l)
 }

@@ -21,23 +21,41 @@ import (
 
 // Options tune File.
 type Options struct {
-	Client *http.Client // default: http.DefaultClient
+	// Client makes the requests (default: one whose connection, TLS
+	// handshake and response header are each bounded in time). Its
+	// redirects are followed only within the URL's host, and RedirectHosts.
+	Client *http.Client
 	// Attempts bounds the requests, first included (default 5); the pause
 	// before a retry doubles from Backoff (default 1 s).
 	Attempts int
 	Backoff  time.Duration
-	// Size, when known (from a signed manifest), is the file's size: a
-	// server saying otherwise is an error.
+	// Size, when known (from a signed manifest), is the file's size: the
+	// body is stopped there, and a server declaring or sending more
+	// (ErrTooLarge, ErrSize) or less (ErrShort) is refused. Unknown (0),
+	// the file is unsigned metadata, bounded by Limit.
 	Size int64
+	// Limit bounds a file of unknown Size (default MaxUnsigned).
+	Limit int64
+	// RedirectHosts are the hosts ("mirror.lab:8080") a redirect may lead
+	// to besides the URL's own; a redirect anywhere else is refused
+	// (ErrRedirect).
+	RedirectHosts []string
 	// Progress, when set, is told the bytes on disk after each read.
 	Progress func(done int64)
 	// Log, when set, is told of each retry.
 	Log func(format string, a ...any)
 	// Stall ends an attempt that receives nothing for this long (default
 	// one minute): a server or a network that stops without closing the
-	// connection costs a retry, never the whole run.
+	// connection, or trickles its header, costs a retry, never the whole
+	// run. There is no deadline on the whole body: a large file on a slow
+	// link takes as long as it keeps flowing.
 	Stall time.Duration
 }
+
+// MaxUnsigned bounds a file no signed metadata gives the size of (a
+// repository index, a manifest, a signature): it is on the media and read
+// into memory before its signature is checked.
+const MaxUnsigned = 1 << 20
 
 // ErrStalled ends an attempt that received nothing for Options.Stall.
 var ErrStalled = errors.New("no data received")
@@ -51,17 +69,25 @@ type Result struct {
 
 // Errors a caller may branch on.
 var (
-	ErrStatus = errors.New("HTTP server refused the file")
-	ErrSize   = errors.New("file size differs from the expected one")
-	ErrGaveUp = errors.New("download failed after every attempt")
+	ErrStatus   = errors.New("HTTP server refused the file")
+	ErrSize     = errors.New("file size differs from the expected one")
+	ErrTooLarge = errors.New("server sent more than the file may hold")
+	ErrShort    = errors.New("server sent less than the file's size")
+	ErrRedirect = errors.New("redirect to another host refused")
+	ErrGaveUp   = errors.New("download failed after every attempt")
 )
 
 // File downloads url to path. The bytes go to path+".part" first, kept
 // across attempts (and across runs: a later call resumes it); path appears,
-// renamed and synced, only once the whole file is there.
+// renamed and synced, only once the whole file is there. A refused file
+// leaves path as it was, and no .part when the server sent too much.
 func File(ctx context.Context, url, path string, o Options) (Result, error) {
-	if o.Client == nil {
-		o.Client = http.DefaultClient
+	o.Client = sameHost(o.Client, o.RedirectHosts)
+	if o.Limit <= 0 {
+		o.Limit = MaxUnsigned
+	}
+	if o.Size > 0 {
+		o.Limit = o.Size
 	}
 	if o.Attempts <= 0 {
 		o.Attempts = 5
@@ -100,7 +126,12 @@ func File(ctx context.Context, url, path string, o Options) (Result, error) {
 			}
 			return r, nil
 		}
-		if errors.Is(err, ErrStatus) || errors.Is(err, ErrSize) || ctx.Err() != nil {
+		if errors.Is(err, ErrTooLarge) {
+			// Never resumed: the next run would take these bytes, as
+			// many as the file may have, for the whole file.
+			os.Remove(part)
+		}
+		if errors.Is(err, ErrStatus) || errors.Is(err, ErrSize) || errors.Is(err, ErrTooLarge) || errors.Is(err, ErrRedirect) || ctx.Err() != nil {
 			return r, err
 		}
 		last = err
@@ -123,8 +154,8 @@ func attempt(ctx context.Context, url, part string, o Options) (int64, bool, err
 	if o.Size > 0 && have == o.Size {
 		return have, false, nil
 	}
-	if o.Size > 0 && have > o.Size {
-		have = 0
+	if have > o.Limit {
+		have = 0 // not this file's: a 200 response truncates it
 	}
 	actx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -170,11 +201,24 @@ func attempt(ctx context.Context, url, part string, o Options) (int64, bool, err
 	if o.Size > 0 && total >= 0 && total != o.Size {
 		return have, resumed, fmt.Errorf("%w: %s is %d bytes, %d expected", ErrSize, url, total, o.Size)
 	}
+	if total > o.Limit {
+		return have, resumed, fmt.Errorf("%w: %s declares %d bytes, more than the %d an unsigned file may have", ErrTooLarge, url, total, o.Limit)
+	}
+	want := total
+	if o.Size > 0 {
+		want = o.Size
+	}
+	// One byte past the limit is read to tell a file that ends there from
+	// one that goes on; it is never written.
+	body := io.LimitReader(resp.Body, o.Limit-have+1)
 	buf := make([]byte, 1<<20)
 	for {
-		n, rerr := resp.Body.Read(buf)
+		n, rerr := body.Read(buf)
 		stall.Reset(o.Stall)
 		if n > 0 {
+			if have+int64(n) > o.Limit {
+				return have, resumed, fmt.Errorf("%w: %s goes on past %d bytes", ErrTooLarge, url, o.Limit)
+			}
 			if _, err := f.Write(buf[:n]); err != nil {
 				return have, resumed, err
 			}
@@ -188,14 +232,17 @@ func attempt(ctx context.Context, url, part string, o Options) (int64, bool, err
 		}
 		if rerr != nil {
 			f.Sync() // keep what came: the next attempt continues from it
+			if errors.Is(rerr, io.ErrUnexpectedEOF) {
+				return have, resumed, fmt.Errorf("%w: %s ended at %d of %d bytes: %w", ErrShort, url, have, want, rerr)
+			}
 			return have, resumed, stalled(actx, rerr)
 		}
 	}
 	if err := f.Sync(); err != nil {
 		return have, resumed, err
 	}
-	if total >= 0 && have != total {
-		return have, resumed, fmt.Errorf("connection ended at %d of %d bytes", have, total)
+	if want >= 0 && have != want {
+		return have, resumed, fmt.Errorf("%w: %s ended at %d of %d bytes", ErrShort, url, have, want)
 	}
 	return have, resumed, nil
 }
@@ -208,7 +255,7 @@ func stalled(ctx context.Context, err error) error {
 	return err
 }
 
-// contentRange parses "bytes start-end/size".
+// contentRange parses "bytes start-end/size", a range inside the file.
 func contentRange(h string) (start, size int64, ok bool) {
 	rest, ok := strings.CutPrefix(h, "bytes ")
 	if !ok {
@@ -218,11 +265,13 @@ func contentRange(h string) (start, size int64, ok bool) {
 	if !ok {
 		return 0, 0, false
 	}
-	s, _, ok := strings.Cut(rng, "-")
+	s, e, ok := strings.Cut(rng, "-")
 	if !ok {
 		return 0, 0, false
 	}
 	start, err1 := strconv.ParseInt(s, 10, 64)
-	size, err2 := strconv.ParseInt(sz, 10, 64)
-	return start, size, err1 == nil && err2 == nil
+	end, err2 := strconv.ParseInt(e, 10, 64)
+	size, err3 := strconv.ParseInt(sz, 10, 64)
+	ok = err1 == nil && err2 == nil && err3 == nil && 0 <= start && start <= end && end < size
+	return start, size, ok
 }

@@ -67,8 +67,8 @@ func TestGivesUpAndKeepsThePart(t *testing.T) {
 	content := make([]byte, 2<<20)
 	srv, _ := server(t, content, 100, 4096)
 	dst := filepath.Join(t.TempDir(), "esp.img.zst")
-	r, err := File(context.Background(), srv.URL+"/esp.img.zst", dst, Options{Attempts: 3, Backoff: time.Millisecond})
-	if !errors.Is(err, ErrGaveUp) || r.Attempts != 3 {
+	r, err := File(context.Background(), srv.URL+"/esp.img.zst", dst, Options{Attempts: 3, Backoff: time.Millisecond, Size: int64(len(content))})
+	if !errors.Is(err, ErrGaveUp) || !errors.Is(err, ErrShort) || r.Attempts != 3 {
 		t.Fatalf("%+v %v", r, err)
 	}
 	if _, err := os.Stat(dst); err == nil {
@@ -119,7 +119,7 @@ func TestStalledServer(t *testing.T) {
 	defer close(release) // before Close, which waits for the handler
 	dst := filepath.Join(t.TempDir(), "esp.img.zst")
 	var logged []string
-	r, err := File(context.Background(), srv.URL+"/esp.img.zst", dst, Options{Backoff: time.Millisecond, Stall: 200 * time.Millisecond,
+	r, err := File(context.Background(), srv.URL+"/esp.img.zst", dst, Options{Backoff: time.Millisecond, Stall: 200 * time.Millisecond, Size: int64(len(content)),
 		Log: func(f string, a ...any) { logged = append(logged, f) }})
 	if err != nil {
 		t.Fatal(err)
@@ -130,4 +130,18 @@ func TestStalledServer(t *testing.T) {
 	if len(logged) != 1 {
 		t.Errorf("retries logged: %q", logged)
 	}
+}
+
+// FuzzContentRange: a server's Content-Range never panics the parser, and
+// one it accepts is a range inside the file.
+func FuzzContentRange(f *testing.F) {
+	for _, h := range []string{"bytes 1048576-2097151/2097152", "bytes 0-0/1", "bytes 5-10/-1", "bytes */2097152", "bytes 4-9/10"} {
+		f.Add(h)
+	}
+	f.Fuzz(func(t *testing.T, h string) {
+		start, size, ok := contentRange(h)
+		if ok && (start < 0 || start >= size) {
+			t.Fatalf("%q: start %d of %d bytes", h, start, size)
+		}
+	})
 }

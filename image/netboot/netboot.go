@@ -39,20 +39,51 @@ const (
 	ScriptFile    = "boot.ipxe"
 )
 
+// ErrUnsafeChar refuses a byte the script cannot carry: iPXE ends a
+// command at \r, \v and \f as well as \n, and reads ;, ||, &&, #, $ and
+// quotes as its own syntax, so a value holding one would run commands of
+// its choosing before the kernel boots.
+var ErrUnsafeChar = errors.New("character not allowed in the netboot script")
+
+// Safe is every byte a word of the script may hold: letters, digits and
+// the punctuation of URLs (without query or fragment), disk identities
+// and comma lists. Anything else is refused, not escaped: iPXE has no
+// escaping a kernel command line would survive unchanged.
+const Safe = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-:/=,+@%[]"
+
+// checkSafe refuses a word of the script holding a byte outside Safe.
+func checkSafe(what, word string) error {
+	for i := 0; i < len(word); i++ {
+		if !strings.ContainsRune(Safe, rune(word[i])) {
+			return fmt.Errorf("%w: %s %q holds %q (allowed: %s)", ErrUnsafeChar, what, word, word[i], Safe)
+		}
+	}
+	return nil
+}
+
 // Cmdline is the kernel command line the script boots with: the board's,
-// then the passeur keys, sorted. Keys are checked as the agent will read
-// them.
+// then the passeur keys, sorted. Every word holds only Safe bytes, and
+// keys are checked as the agent will read them.
 func (b Bundle) Cmdline() (string, error) {
 	names := make([]string, 0, len(b.Keys))
 	for k := range b.Keys {
 		names = append(names, k)
 	}
 	sort.Strings(names)
-	parts := []string{strings.TrimSpace(b.BoardCmdline)}
+	board := strings.TrimSpace(b.BoardCmdline)
+	for _, w := range strings.Split(board, " ") {
+		if err := checkSafe("the board's kernel command line word", w); err != nil {
+			return "", err
+		}
+	}
+	parts := []string{board}
 	for _, k := range names {
 		v := b.Keys[k]
-		if strings.ContainsAny(v, " \t\n\"") {
-			return "", fmt.Errorf("passeur.%s=%q: a value of the kernel command line cannot hold spaces or quotes", k, v)
+		if err := checkSafe("key", k); err != nil {
+			return "", err
+		}
+		if err := checkSafe("passeur."+k+" value", v); err != nil {
+			return "", err
 		}
 		parts = append(parts, config.Namespace+k+"="+v)
 	}
@@ -72,8 +103,11 @@ func (b Bundle) Script() (string, error) {
 	}
 	base := b.Base
 	if base != "" {
+		if err := checkSafe("netboot base", base); err != nil {
+			return "", err
+		}
 		u, err := url.Parse(base)
-		if err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "" || strings.ContainsAny(base, " \t\n") {
+		if err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
 			return "", fmt.Errorf("netboot base %q: want the http:// URL of the bundle's folder", base)
 		}
 		base = strings.TrimSuffix(base, "/") + "/"

@@ -1,6 +1,7 @@
 package netboot
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -109,5 +110,34 @@ func TestServer(t *testing.T) {
 	}
 	if err := (&Server{Bundle: repo}).Check(); err == nil {
 		t.Error("a folder without a bundle passed the check")
+	}
+}
+
+// TestScriptRefusesUnsafeBytes: no byte iPXE reads as syntax (a command
+// end, a comment, a chain, an expansion, a quote) reaches the script
+// from a value, a key, the board's command line or the base URL.
+func TestScriptRefusesUnsafeBytes(t *testing.T) {
+	dangerous := []string{"\r", "\v", "\f", "\n", "\t", " ", "\x00", "\x7f", "\xc3\xa9", ";", "||", "&&", "#", "$", "${net0/ip}",
+		"{", "}", "\"", "'", "\\", "`", "<", ">", "*", "?", "!", "(", ")"}
+	for _, d := range dangerous {
+		for name, b := range map[string]Bundle{
+			"repo value":   {BoardCmdline: "console=ttyS0", Keys: map[string]string{"mode": "install", "repo": "http://10.0.2.100/r" + d + "shell"}},
+			"target value": {BoardCmdline: "console=ttyS0", Keys: map[string]string{"mode": "install", "target": "SER" + d + "IAL"}},
+			"key":          {BoardCmdline: "console=ttyS0", Keys: map[string]string{"mode" + d + "x": "install"}},
+			"board":        {BoardCmdline: "console=ttyS0" + d + "shell", Keys: map[string]string{"mode": "install"}},
+			"base":         {BoardCmdline: "console=ttyS0", Keys: map[string]string{"mode": "install"}, Base: "http://10.0.2.100/b" + d + "shell/"},
+		} {
+			if name == "board" && d == " " {
+				continue // the board's words are separated by spaces
+			}
+			if s, err := b.Script(); !errors.Is(err, ErrUnsafeChar) {
+				t.Errorf("%s with %q: %v, want ErrUnsafeChar; script:\n%s", name, d, err, s)
+			}
+		}
+	}
+	b := Bundle{BoardCmdline: "console=ttyS0,115200 panic=-1", Base: "http://[fd00::1]:8080/lab/",
+		Keys: map[string]string{"mode": "install", "repo": "http://user@[fd00::1]:8080/camrec%20repo", "target": "WD-WX1+2_3.4", "format-data": "SER1,SER2"}}
+	if _, err := b.Script(); err != nil {
+		t.Errorf("safe values refused: %v", err)
 	}
 }

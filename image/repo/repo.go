@@ -6,14 +6,12 @@
 package repo
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 
 	"aead.dev/minisign"
@@ -42,9 +40,8 @@ type Product struct {
 var (
 	ErrUnknown    = errors.New("not in the repository")
 	ErrBadTagName = errors.New("bad tag name")
+	ErrBadIndex   = errors.New("malformed repository index")
 )
-
-var tagRe = regexp.MustCompile(`^[a-z][a-z0-9._-]{0,63}$`)
 
 // Load reads and verifies a repository's index: nothing from an index whose
 // signature fails is used.
@@ -59,6 +56,9 @@ func Load(dir string, pk minisign.PublicKey) (*Index, error) {
 // Verify checks an index fetched over the network against the trusted
 // keys and parses it.
 func Verify(data, sig []byte, trusted []minisign.PublicKey) (*Index, error) {
+	if len(data) > MaxIndexBytes {
+		return nil, fmt.Errorf("%w: %d bytes, more than %d", ErrBadIndex, len(data), MaxIndexBytes)
+	}
 	err := sign.ErrBadSignature
 	for _, k := range trusted {
 		if _, err = sign.Verify(k, data, sig); err == nil {
@@ -66,22 +66,6 @@ func Verify(data, sig []byte, trusted []minisign.PublicKey) (*Index, error) {
 		}
 	}
 	return nil, fmt.Errorf("repository index: %w", err)
-}
-
-func parse(data []byte) (*Index, error) {
-	var ix Index
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&ix); err != nil {
-		return nil, fmt.Errorf("repository index: %w", err)
-	}
-	if ix.Format != 1 {
-		return nil, fmt.Errorf("repository index: format %d, this passeur reads 1", ix.Format)
-	}
-	if ix.Products == nil {
-		ix.Products = map[string]*Product{}
-	}
-	return &ix, nil
 }
 
 // Resolve returns the version a tag or a version names for product.
@@ -114,8 +98,11 @@ func loadForWrite(dir string, sk minisign.PrivateKey) (*Index, error) {
 	return Load(dir, sk.Public().(minisign.PublicKey))
 }
 
-// save writes and signs the index atomically.
+// save writes and signs the index atomically, if it is one Load accepts.
 func save(dir string, ix *Index, sk minisign.PrivateKey) error {
+	if err := ix.check(); err != nil {
+		return err
+	}
 	data, err := json.MarshalIndent(ix, "", "  ")
 	if err != nil {
 		return err
@@ -155,6 +142,12 @@ func Publish(dir, releaseDir string, sk minisign.PrivateKey, tags ...string) (*r
 		if !tagRe.MatchString(t) {
 			return nil, fmt.Errorf("%w %q", ErrBadTagName, t)
 		}
+	}
+	if err := checkName(m.Product); err != nil {
+		return nil, fmt.Errorf("%w: product %w", ErrBadIndex, err)
+	}
+	if _, err := checkVersion(m.Version.String()); err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrBadIndex, m.Product, err)
 	}
 	ix, err := loadForWrite(dir, sk)
 	if err != nil {
