@@ -38,6 +38,8 @@ type run struct {
 	media    string // mount point of the media, read-write
 	root     string // mount point of the installed root, read-only
 	files    fs.FS  // its files, read inside it (package tree)
+	// id is the machine as its backups record it (backup.MachineID).
+	id backup.MachineID
 	host     string
 	machine  string
 	dir      string // the run's folder on the media
@@ -149,8 +151,10 @@ func (a *Agent) mountMedia(s *session) (*run, error) {
 	host, _ := fs.ReadFile(r.files, "etc/hostname")
 	r.host = backup.HostName(string(host))
 	r.machine = roles.Identity(s.sys.Disk)
+	r.id = backup.MachineID{WWID: s.sys.Disk.WWID, Serial: s.sys.Disk.Serial}
 	if root := inventory.FSOf(s.disks, s.sys.Root); root != nil {
 		r.machine += ", root " + root.UUID
+		r.id.RootUUID = root.UUID
 	}
 	if r.mediaDev, err = s.mediaDevice(); err != nil {
 		return nil, err
@@ -387,7 +391,7 @@ func (a *Agent) storeBackup(r *run, rebuilt []recovery.File, damaged bool) (any,
 		}
 	}
 	bm, err := backup.Write(r.dir, backup.Manifest{
-		Host: r.host, Machine: r.machine, Created: now, Product: r.s.sys.Product, Version: r.s.sys.Version,
+		Host: r.host, Machine: r.machine, MachineID: &r.id, Created: now, Product: r.s.sys.Product, Version: r.s.sys.Version,
 		Source: r.s.sys.Root, Missing: missing,
 	}, items, backup.Options{
 		Recipients: a.Config.AgeRecipients,
@@ -432,7 +436,13 @@ func (a *Agent) restore(disks []inventory.Disk) error {
 	if err != nil {
 		return a.mediaErr(r, err)
 	}
-	b, err := backup.Choose(list, a.Config.Backup)
+	ids, err := identities(r.media)
+	if err != nil {
+		return err
+	}
+	o := restoreOptions(s.m, r.id, ids)
+	o.Progress.Out = a.Console
+	b, err := backup.ChooseFor(list, a.Config.Backup, o)
 	if err != nil {
 		return err
 	}
@@ -444,21 +454,20 @@ func (a *Agent) restore(disks []inventory.Disk) error {
 	if err := a.attach(r, "restore-"+stamp+".log"); err != nil {
 		return err
 	}
-	ids, err := identities(r.media)
-	if err != nil {
-		return err
-	}
 	a.Log.Printf("restoring backup %s into %s", b.Name, s.sys.Root)
 	var restored []backup.Entry
 	if _, err := r.j.Step("restore", func() (any, error) {
 		if err := backup.Verify(r.dir, nil); err != nil {
 			return nil, err
 		}
+		plan, err := backup.Prepare(r.dir, o)
+		if err != nil {
+			return nil, err
+		}
 		if err := mountTarget(s, s.sys.Root); err != nil {
 			return nil, err
 		}
-		restored, err = backup.Restore(r.dir, targetMount, backup.RestoreOptions{Identities: ids,
-			Progress: &backup.Progress{Label: "restore", Out: a.Console}})
+		restored, err = plan.Restore(targetMount)
 		unix.Sync()
 		if uerr := unix.Unmount(targetMount, 0); err == nil && uerr != nil {
 			err = fmt.Errorf("unmount %s: %w", s.sys.Root, uerr)

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"filippo.io/age"
 	"github.com/passeur/passeur/image/release"
 	"github.com/passeur/passeur/image/stream"
 	"github.com/passeur/passeur/initramfs/atomicfile"
@@ -240,7 +241,7 @@ func (a *Agent) writeJob(r *run, job *migrate.Job, m *release.Manifest, disks []
 			return a.mediaErr(r, err)
 		}
 		if !install {
-			if _, err := r.j.Step(stepRestore, func() (any, error) { return a.restoreInto(r, target.Path, st) }); err != nil {
+			if _, err := r.j.Step(stepRestore, func() (any, error) { return a.restoreInto(r, job, m, target.Path, st) }); err != nil {
 				return a.mediaErr(r, err)
 			}
 		}
@@ -372,8 +373,10 @@ func (a *Agent) writeFstab(r *run, disk string, st release.Extent) (any, error) 
 }
 
 // restoreInto restores the run's backup into the state partition's
-// restore/ folder, unless the operator chose a fresh start.
-func (a *Agent) restoreInto(r *run, disk string, st release.Extent) (any, error) {
+// restore/ folder, unless the operator chose a fresh start: checked whole
+// first (this disk's backup, only the release's configuration and index
+// paths, no link to climb through), the state mounted only then.
+func (a *Agent) restoreInto(r *run, job *migrate.Job, m *release.Manifest, disk string, st release.Extent) (any, error) {
 	if !a.Config.Restore {
 		a.Log.Printf("passeur.restore=no: the new system starts fresh; the backup stays on the media")
 		return map[string]any{"restored": false}, nil
@@ -385,19 +388,37 @@ func (a *Agent) restoreInto(r *run, disk string, st release.Extent) (any, error)
 	if err := backup.Verify(r.dir, nil); err != nil {
 		return nil, err
 	}
+	// The old root is gone by now: the disk alone says the backup is this
+	// machine's (its journal's identity was checked when it was taken up).
+	o := restoreOptions(m, backup.MachineID{WWID: job.Target.WWID, Serial: job.Target.Serial}, ids)
+	o.Map = func(p string) string { return path.Join("/restore", p) }
+	o.Progress.Out = a.Console
+	plan, err := backup.Prepare(r.dir, o)
+	if err != nil {
+		return nil, err
+	}
 	umount, err := mountState(disk, st)
 	if err != nil {
 		return nil, err
 	}
-	done, err := backup.Restore(r.dir, targetMount, backup.RestoreOptions{Identities: ids,
-		Map:      func(p string) string { return path.Join("/restore", p) },
-		Progress: &backup.Progress{Label: "restore", Out: a.Console}})
+	done, err := plan.Restore(targetMount)
 	err = errors.Join(err, umount())
 	var paths []string
 	for _, e := range done {
 		paths = append(paths, e.Path)
 	}
 	return map[string]any{"restored": true, "entries": len(done), "paths": paths}, err
+}
+
+// restoreOptions are what a restore of product m on machine may write:
+// the product's configuration and index paths and the old fstab passeur
+// backs up beside them, owned by root, nothing setuid.
+func restoreOptions(m *release.Manifest, machine backup.MachineID, ids []age.Identity) backup.RestoreOptions {
+	paths := []string{"/etc/fstab"}
+	if m != nil {
+		paths = append(append(paths, m.Config...), m.Index...)
+	}
+	return backup.RestoreOptions{Identities: ids, Paths: paths, Machine: machine, Progress: &backup.Progress{Label: "restore"}}
 }
 
 // bootNew loads the new system's kernel from its boot entry and jumps to

@@ -8,6 +8,35 @@
 // complete backup back into a mounted root, refusing one that does not
 // verify.
 //
+// What a restore trusts: nothing on the media. A backup is read as an
+// attacker or a failing key could have written it. Before its first write,
+// Prepare checks the whole backup: COMPLETE names the SHA256SUMS read,
+// SHA256SUMS names the manifest read, every stored file hashes as listed,
+// every name read (SHA256SUMS', the manifest's pieces) is one the writer
+// makes (storedName) and is opened inside the backup folder only, counts
+// and sizes are bounded, each entry is a clean absolute path under the
+// paths the caller allows, no entry lies below a symbolic link of the
+// backup, no path comes twice, no link is absolute or leads out of the
+// allowed paths, and the backup was taken on this machine (MachineID).
+// Every write then happens inside the restore root (os.Root), setuid,
+// setgid and sticky bits are dropped and owners outside the caller's are
+// made root's.
+//
+// What the checks above prove is integrity and consistency, not origin:
+// anyone holding the key can write a backup that passes them, naming this
+// machine's disk serial and root UUID (not secrets) and the allowed paths.
+// The seal proves origin: an HMAC-SHA256, keyed with a per-machine secret
+// of SecretSize random bytes, over the exact bytes of the manifest and
+// SHA256SUMS (Seal, CheckSeal). The secret lives on the installed system,
+// never on the media, so a key edited by anyone who lacks the box's secret
+// cannot make that box accept a backup (RestoreOptions.Secret). It does
+// not protect: a box with no secret yet (the first migration from a system
+// passeur did not install) has only the checks above; anyone who can read
+// the box's disk has its secret; an older backup sealed by the same box
+// can be restored again in place of a newer one (the seal binds content,
+// not time); and a clone of a box (same disk image, same secret) accepts
+// the original's backups.
+//
 // Layout of one backup folder:
 //
 //	MANIFEST.json (or MANIFEST.json.age)  every entry, with its pieces
@@ -62,17 +91,34 @@ var (
 	ErrSourceChanged = errors.New("file changed while it was backed up")
 	ErrNameClash     = errors.New("two backed-up paths differ only by case, which FAT cannot store")
 	ErrNoIdentity    = errors.New("backup is encrypted and no age identity decrypts it")
+	// ErrUnsafeEntry: an entry restore refuses to write (a path not clean
+	// and absolute, one that comes twice, one below a symbolic link of
+	// the backup, a link that is absolute or leads out of the allowed
+	// paths).
+	ErrUnsafeEntry = errors.New("backup holds an entry restore refuses")
+	// ErrNotAllowed: an entry outside the paths the restore may write.
+	ErrNotAllowed = errors.New("backup holds a path outside those a restore may write")
+	// ErrOtherMachine: the backup was taken on another machine.
+	ErrOtherMachine = errors.New("backup was taken on another machine")
+	// ErrUnknownMachine: the backup records no machine (written by a
+	// passeur older than MachineID), so nothing says it is this one's.
+	ErrUnknownMachine = errors.New("backup records no machine identity")
+	ErrNotSealed      = errors.New("backup is not sealed by this machine")
+	ErrBadSeal        = errors.New("backup's seal does not match: changed, or sealed by another machine")
 )
 
 // Manifest describes one backup.
 type Manifest struct {
 	Format  int       `json:"format"`
 	Host    string    `json:"host"`
-	Machine string    `json:"machine"` // the system disk's identity and root
+	Machine string    `json:"machine"` // the system disk's identity and root, for people
 	Created time.Time `json:"created"`
 	Product string    `json:"product"`
 	Version string    `json:"version"`
 	Source  string    `json:"source"` // the device of the root backed up
+	// MachineID is the machine the backup was taken from, compared by
+	// restore; nil in backups of a passeur older than it.
+	MachineID *MachineID `json:"machine_id,omitempty"`
 	// Recipients are the age recipients the files are encrypted to; none
 	// means plain files.
 	Recipients []string `json:"recipients,omitempty"`
@@ -109,12 +155,26 @@ func (e Entry) Restored() bool { return e.Origin == OriginSystem || e.Origin == 
 // storedName is where an entry of origin and path is stored, relative to
 // the backup folder, with every path element made safe for FAT.
 func storedName(origin, p string) string {
-	dir := map[string]string{OriginSystem: "files", OriginRecovered: "recovered", OriginDamaged: "files", OriginPasseur: "passeur"}[origin]
+	dir := originDir(origin)
 	var parts []string
 	for _, e := range strings.Split(strings.TrimPrefix(path.Clean(p), "/"), "/") {
 		parts = append(parts, fatSafe(e))
 	}
 	return dir + "/" + strings.Join(parts, "/")
+}
+
+// originDir is the folder entries of origin are stored in; "" for an
+// origin passeur does not write.
+func originDir(origin string) string {
+	switch origin {
+	case OriginSystem, OriginDamaged:
+		return "files"
+	case OriginRecovered:
+		return "recovered"
+	case OriginPasseur:
+		return "passeur"
+	}
+	return ""
 }
 
 // fatSafe escapes, as %XX, the bytes FAT refuses in names, and trailing

@@ -54,6 +54,15 @@ func system(t *testing.T) string {
 
 var paths = []string{"/etc/camrec", "/var/lib/camrec/index", "/etc/fstab", "/etc/not-there"}
 
+// here is the machine the tests' backups are taken on and restored to.
+var here = MachineID{RootUUID: "6a1f0c2e-9d4b-4e1a-8c3f-2b7d5e9a0c11", Serial: "CAMREC-SN-0001"}
+
+// restoreOptions restore the tests' backups: their paths, on their
+// machine, keeping the owners system gives its files.
+func restoreOptions() RestoreOptions {
+	return RestoreOptions{Paths: paths, Machine: here, UIDs: []int{0, 1000}, GIDs: []int{0, 1, 1001}}
+}
+
 func write(t *testing.T, root, dir string, o Options) *Manifest {
 	t.Helper()
 	items, missing, err := Collect(root, paths, OriginSystem)
@@ -61,7 +70,7 @@ func write(t *testing.T, root, dir string, o Options) *Manifest {
 		t.Fatal(err)
 	}
 	items = append(items, Item{Entry: Entry{Path: "/plan.json", Origin: OriginPasseur, Type: "file", Mode: 0o644, Size: 4}, Data: []byte("{}\n\n")})
-	m, err := Write(dir, Manifest{Host: "camrec-a", Missing: missing}, items, o)
+	m, err := Write(dir, Manifest{Host: "camrec-a", MachineID: &here, Missing: missing}, items, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +118,7 @@ func TestBackupVerifyRestore(t *testing.T) {
 	}
 
 	dst := t.TempDir()
-	got, err := Restore(dir, dst, RestoreOptions{})
+	got, err := Restore(dir, dst, restoreOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +134,7 @@ func TestBackupVerifyRestore(t *testing.T) {
 	piece := filepath.Join(dir, "files/etc/camrec/camrec.conf")
 	os.WriteFile(piece, []byte("site = Sud\n"), 0o644)
 	dst2 := t.TempDir()
-	_, err = Restore(dir, dst2, RestoreOptions{})
+	_, err = Restore(dir, dst2, restoreOptions())
 	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "files/etc/camrec/camrec.conf") {
 		t.Fatalf("tampered backup: %v", err)
 	}
@@ -221,11 +230,13 @@ func TestEncryptedBackupDecryptsWithAgeCLI(t *testing.T) {
 		}
 	}
 	// Restore needs the identity, and with it gives the files back.
-	if _, err := Restore(dir, t.TempDir(), RestoreOptions{}); !errors.Is(err, ErrNoIdentity) {
+	if _, err := Restore(dir, t.TempDir(), restoreOptions()); !errors.Is(err, ErrNoIdentity) {
 		t.Errorf("restore without identity: %v", err)
 	}
 	dst := t.TempDir()
-	if _, err := Restore(dir, dst, RestoreOptions{Identities: []age.Identity{id}}); err != nil {
+	o := restoreOptions()
+	o.Identities = []age.Identity{id}
+	if _, err := Restore(dir, dst, o); err != nil {
 		t.Fatal(err)
 	}
 	sameTree(t, root, dst, []string{"etc/camrec/camrec.conf", "etc/camrec/big.bin", "var/lib/camrec/index/segments.v1"})
@@ -291,5 +302,26 @@ func TestNames(t *testing.T) {
 	items := []Item{{Entry: Entry{Path: "/etc/A", Origin: OriginSystem}}, {Entry: Entry{Path: "/etc/a", Origin: OriginSystem}}}
 	if _, err := Write(t.TempDir(), Manifest{}, items, Options{}); !errors.Is(err, ErrNameClash) {
 		t.Errorf("case clash: %v", err)
+	}
+}
+
+// TestResumeTakesOnlyNamesItWrites: an entry the journal offers for reuse
+// whose piece lies outside the backup folder (a crafted journal) is copied
+// again, not referenced.
+func TestResumeTakesOnlyNamesItWrites(t *testing.T) {
+	base := t.TempDir()
+	dir := filepath.Join(base, "b")
+	content := "site = Nord\n"
+	os.WriteFile(filepath.Join(base, "elsewhere"), []byte(content), 0o644)
+	it := fileItem("/etc/camrec/camrec.conf", content, 0o640)
+	sum := hexSum([]byte(content))
+	offered := it.Entry
+	offered.SHA256, offered.Pieces = sum, []Piece{{Name: "../elsewhere", Size: int64(len(content)), SHA256: sum}}
+	m, err := Write(dir, Manifest{Host: "camrec-a"}, []Item{it}, Options{Reuse: func(string, string) (Entry, bool) { return offered, true }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Entries[0].Pieces[0].Name; got != "files/etc/camrec/camrec.conf" {
+		t.Errorf("piece %q kept from the journal", got)
 	}
 }

@@ -13,7 +13,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
 	"strings"
 	"syscall"
 
@@ -99,7 +98,8 @@ func itemOf(f, p, origin string) (Item, bool, error) {
 type Options struct {
 	// Recipients, when set, encrypt every stored file to them with age.
 	Recipients []string
-	// PieceSize overrides PieceSize (tests split small files).
+	// PieceSize, when smaller, overrides PieceSize (tests split small
+	// files): restore refuses larger pieces.
 	PieceSize int64
 	// Progress, when set, is told of every byte stored.
 	Progress *Progress
@@ -117,7 +117,7 @@ type Options struct {
 // SHA256SUMS. It does not mark the backup complete: Verify, after reading
 // everything back, does.
 func Write(dir string, m Manifest, items []Item, o Options) (*Manifest, error) {
-	if o.PieceSize <= 0 {
+	if o.PieceSize <= 0 || o.PieceSize > PieceSize {
 		o.PieceSize = PieceSize
 	}
 	var recipients []age.Recipient
@@ -148,7 +148,7 @@ func Write(dir string, m Manifest, items []Item, o Options) (*Manifest, error) {
 		e := it.Entry
 		fresh := false
 		if e.Type == "file" {
-			if old, ok := reusable(dir, it, o.Reuse); ok {
+			if old, ok := reusable(dir, it, len(recipients), o.Reuse); ok {
 				e = old
 				o.Progress.Add(e.Size)
 			} else {
@@ -220,13 +220,14 @@ func clashes(items []Item) error {
 	return nil
 }
 
-// reusable reports whether an earlier run's entry for it can stay.
-func reusable(dir string, it Item, reuse func(string, string) (Entry, bool)) (Entry, bool) {
+// reusable reports whether an earlier run's entry for it can stay: the
+// same file, stored as this run stores it, its pieces intact.
+func reusable(dir string, it Item, recipients int, reuse func(string, string) (Entry, bool)) (Entry, bool) {
 	if reuse == nil {
 		return Entry{}, false
 	}
 	old, ok := reuse(it.Path, it.Origin)
-	if !ok || old.Size != it.Size {
+	if !ok || old.Path != it.Path || old.Origin != it.Origin || old.Type != "file" || old.Size != it.Size || checkPieces(old, recipients) != nil {
 		return Entry{}, false
 	}
 	if it.Data != nil {
@@ -516,9 +517,4 @@ func Media(err error) error {
 		return fmt.Errorf("%w: %w", ErrMediaIO, err)
 	}
 	return err
-}
-
-// sortEntries orders entries for restore: folders before what they hold.
-func sortEntries(es []Entry) {
-	sort.SliceStable(es, func(i, j int) bool { return es[i].Path < es[j].Path })
 }
