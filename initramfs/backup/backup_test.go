@@ -325,3 +325,30 @@ func TestResumeTakesOnlyNamesItWrites(t *testing.T) {
 		t.Errorf("piece %q kept from the journal", got)
 	}
 }
+
+// TestCollectStaysInTheRoot: the old system's links are recorded, never
+// followed, and a configured path through a link out of its root is an
+// error, not a read of the rescue's files.
+func TestCollectStaysInTheRoot(t *testing.T) {
+	outside := t.TempDir()
+	os.WriteFile(filepath.Join(outside, "secret"), []byte("rescue"), 0o600)
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "etc/camrec"), 0o755)
+	os.Symlink(outside, filepath.Join(root, "etc/camrec/out"))
+	os.Symlink(outside, filepath.Join(root, "var"))
+	items, _, err := Collect(root, []string{"/etc/camrec"}, OriginSystem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, it := range items {
+		if it.Path == "/etc/camrec/out" && (it.Type != "symlink" || it.Target != outside) {
+			t.Errorf("the link was not recorded as a link: %+v", it.Entry)
+		}
+		if strings.Contains(it.Path, "secret") {
+			t.Errorf("followed a link out of the root: %s", it.Path)
+		}
+	}
+	if _, _, err := Collect(root, []string{"/var/secret"}, OriginSystem); err == nil {
+		t.Error("a path through a link out of the root was read")
+	}
+}

@@ -26,26 +26,52 @@ type Item struct {
 	Entry
 	Source string
 	Data   []byte
+	// base and rel, for an item Collect found: the root it was found in
+	// and its path there, opened again inside that root to be stored.
+	base, rel string
 }
 
 // Collect lists, under root (where the system's root filesystem is
 // mounted), the files, folders and links of each absolute path, walking
-// folders in lexical order. Paths the system does not have are returned
-// apart: a product may list optional ones.
+// folders in lexical order, inside root: a link is recorded, never
+// followed, and a path through a link that leaves root is an error. Paths
+// the system does not have are returned apart: a product may list
+// optional ones.
 func Collect(root string, paths []string, origin string) (items []Item, missing []string, err error) {
+	r, err := os.OpenRoot(root)
+	if err != nil {
+		return nil, nil, fmt.Errorf("backup: %w", err)
+	}
+	defer r.Close()
 	for _, p := range paths {
 		p = path.Clean("/" + p)
-		full := filepath.Join(root, p)
-		if _, err := os.Lstat(full); errors.Is(err, fs.ErrNotExist) {
+		rel := strings.TrimPrefix(p, "/")
+		if rel == "" {
+			rel = "."
+		}
+		st, err := r.Lstat(rel)
+		if errors.Is(err, fs.ErrNotExist) {
 			missing = append(missing, p)
 			continue
 		}
-		err := filepath.WalkDir(full, func(f string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil, nil, fmt.Errorf("backup: read %s: %w", p, err)
+		}
+		if !st.IsDir() { // a file, or a link recorded as such
+			it, ok, err := itemOf(r, root, rel, origin)
+			if err != nil {
+				return nil, nil, fmt.Errorf("backup: read %s: %w", p, err)
+			}
+			if ok {
+				items = append(items, it)
+			}
+			continue
+		}
+		err = fs.WalkDir(r.FS(), rel, func(f string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return err
 			}
-			rel, _ := filepath.Rel(root, f)
-			it, ok, err := itemOf(f, "/"+filepath.ToSlash(rel), origin)
+			it, ok, err := itemOf(r, root, f, origin)
 			if ok {
 				items = append(items, it)
 			}
@@ -58,13 +84,14 @@ func Collect(root string, paths []string, origin string) (items []Item, missing 
 	return items, missing, nil
 }
 
-// itemOf describes the file f; sockets, devices and fifos are skipped.
-func itemOf(f, p, origin string) (Item, bool, error) {
-	st, err := os.Lstat(f)
+// itemOf describes the file rel of root (mounted at base); sockets,
+// devices and fifos are skipped.
+func itemOf(root *os.Root, base, rel, origin string) (Item, bool, error) {
+	st, err := root.Lstat(rel)
 	if err != nil {
 		return Item{}, false, err
 	}
-	e := Entry{Path: p, Origin: origin, Mode: uint32(st.Mode().Perm()), MTime: st.ModTime().UTC()}
+	e := Entry{Path: path.Clean("/" + rel), Origin: origin, Mode: uint32(st.Mode().Perm()), MTime: st.ModTime().UTC()}
 	if st.Mode()&fs.ModeSetuid != 0 {
 		e.Mode |= 0o4000
 	}
@@ -80,18 +107,43 @@ func itemOf(f, p, origin string) (Item, bool, error) {
 	switch {
 	case st.Mode().IsRegular():
 		e.Type, e.Size = "file", st.Size()
-		return Item{Entry: e, Source: f}, true, nil
+		return Item{Entry: e, Source: filepath.Join(base, rel), base: base, rel: rel}, true, nil
 	case st.IsDir():
 		e.Type = "dir"
 	case st.Mode()&fs.ModeSymlink != 0:
 		e.Type = "symlink"
-		if e.Target, err = os.Readlink(f); err != nil {
+		if e.Target, err = root.Readlink(rel); err != nil {
 			return Item{}, false, err
 		}
 	default:
 		return Item{}, false, nil
 	}
 	return Item{Entry: e}, true, nil
+}
+
+// open opens a collected file again inside its root, a regular file
+// only, without blocking (a FIFO put there since is refused).
+func (it Item) open() (*os.File, error) {
+	if it.base == "" {
+		return os.Open(it.Source)
+	}
+	r, err := os.OpenRoot(it.base)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	if st, err := r.Lstat(it.rel); err != nil || !st.Mode().IsRegular() {
+		return nil, errors.Join(fmt.Errorf("%w: %s is no longer a regular file", ErrSourceChanged, it.Path), err)
+	}
+	f, err := r.OpenFile(it.rel, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		f.Close()
+		return nil, errors.Join(fmt.Errorf("%w: %s is no longer a regular file", ErrSourceChanged, it.Path), err)
+	}
+	return f, nil
 }
 
 // Options tune Write.
@@ -255,7 +307,7 @@ func store(dir string, it Item, recipients []age.Recipient, o Options) (Entry, e
 	e := it.Entry
 	var src io.Reader = bytes.NewReader(it.Data)
 	if it.Data == nil {
-		f, err := os.Open(it.Source)
+		f, err := it.open()
 		if err != nil {
 			return e, fmt.Errorf("backup: %s: %w", it.Path, err)
 		}
