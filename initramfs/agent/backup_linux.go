@@ -170,7 +170,8 @@ func (a *Agent) mountMediaDev(r *run) error {
 	if err := os.MkdirAll(mediaMount, 0o755); err != nil {
 		return err
 	}
-	if err := unix.Mount(r.mediaDev, mediaMount, "vfat", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+	// noatime: reading the key changes nothing on it (FAT keeps access dates).
+	if err := unix.Mount(r.mediaDev, mediaMount, "vfat", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC|unix.MS_NOATIME, ""); err != nil {
 		if errors.Is(err, unix.EROFS) || errors.Is(err, unix.EACCES) {
 			return fmt.Errorf("%w: mount %s read-write: %w", backup.ErrMediaReadOnly, r.mediaDev, err)
 		}
@@ -447,6 +448,14 @@ func (a *Agent) restore(disks []inventory.Disk) error {
 		return err
 	}
 	r.dir = b.Dir
+	// Checked whole before anything is written, the key included.
+	if err := backup.Verify(r.dir, nil); err != nil {
+		return err
+	}
+	plan, err := backup.Prepare(r.dir, o)
+	if err != nil {
+		return err
+	}
 	stamp := backup.Stamp(time.Now())
 	if r.j, err = journal.Create(filepath.Join(r.dir, "restore-"+stamp+".jsonl"), r.header("restore")); err != nil {
 		return a.mediaErr(r, err)
@@ -457,13 +466,6 @@ func (a *Agent) restore(disks []inventory.Disk) error {
 	a.Log.Printf("restoring backup %s into %s", b.Name, s.sys.Root)
 	var restored []backup.Entry
 	if _, err := r.j.Step("restore", func() (any, error) {
-		if err := backup.Verify(r.dir, nil); err != nil {
-			return nil, err
-		}
-		plan, err := backup.Prepare(r.dir, o)
-		if err != nil {
-			return nil, err
-		}
 		if err := mountTarget(s, s.sys.Root); err != nil {
 			return nil, err
 		}
