@@ -93,6 +93,19 @@ gotest() {
     go test -count=1 -timeout 60m "$@"
 }
 
+# fuzz runs every Fuzz target of the tree for FUZZTIME each (default 30s);
+# a crash Go finds is kept under the package's testdata/fuzz/ and becomes,
+# from then on, a case of the plain tests.
+fuzz() {
+  local t=${FUZZTIME:-30s} pkg name
+  for pkg in $(go list ./...); do
+    for name in $(go test -list '^Fuzz' "$pkg" 2>/dev/null | grep '^Fuzz'); do
+      say "fuzz $pkg $name for $t"
+      go test -run '^$' -fuzz "^$name\$" -fuzztime "$t" "$pkg"
+    done
+  done
+}
+
 cmd=${1:-build}
 shift || true
 case $cmd in
@@ -101,7 +114,7 @@ case $cmd in
   test-long) if (($#)); then PASSEUR_LONG=1 gotest "$@"; else PASSEUR_LONG=1 gotest ./...; fi ;;
   key)
     build
-    "$OUT/bin/passeur" key -board "$BOARD" -out "$OUT" -image "$OUT/$BOARD/passeur-key.img" "$@" ;;
+    "$OUT/bin/passeur" key -board "$BOARD" -out "$OUT" -trust "${PASSEUR_KEY%.key}.pub" -image "$OUT/$BOARD/passeur-key.img" "$@" ;;
   netboot)
     build
     "$OUT/bin/passeur" netboot -board "$BOARD" -out "$OUT" -dir "$OUT/$BOARD/netboot" "$@" ;;
@@ -113,6 +126,7 @@ case $cmd in
     say "benchmarks: boot, backup vs cp -r, index rebuild vs find"
     PASSEUR_OUT=$PWD/$OUT PASSEUR_REQUIRE_VM=1 go test -count=1 -run '^$' -bench . -benchtime 3x -timeout 40m \
       ./tests/ ./initramfs/backup/ ./initramfs/recovery/camrec/ ./image/stream/ "$@" ;;
+  fuzz) fuzz ;;
   deps) deps ;;
   clean) rm -rf "$OUT" ;;
   help|-h|--help)
@@ -131,6 +145,8 @@ usage: ./build.sh [command] [args]
   demo        build, then migrate a camrec 7 appliance to camrec 8 under QEMU:
               OVMF boots the USB key image, console live; ends with both health reports
   bench       build, then the benchmarks, each against a plain baseline
+  fuzz        run every fuzz target (parsers of what passeur reads and did not
+              write) for FUZZTIME each (default 30s)
   deps        only install the missing host packages
   clean       remove $OUT/ (the download cache $CACHE/ stays)
   help        this text

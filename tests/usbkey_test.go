@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"aead.dev/minisign"
+	"github.com/passeur/passeur/image/sign"
 	"github.com/passeur/passeur/image/usbkey"
 	"github.com/passeur/passeur/initramfs/backup"
 	"github.com/passeur/passeur/initramfs/journal"
@@ -30,7 +32,7 @@ func TestUSBKeyUnderOVMF(t *testing.T) {
 	art := qemu.BuiltArtifacts(t, "qemu-x86_64")
 	a := v7(t, camrec.VariantA, camrec.Options{Seed: 27})
 	img := filepath.Join(t.TempDir(), "key.img")
-	if err := usbkey.Image(img, 768<<20, keyContent(art, r)); err != nil {
+	if err := usbkey.Image(img, 768<<20, keyContent(t, art, r)); err != nil {
 		t.Fatal(err)
 	}
 	migrateFromKeyUnderOVMF(t, a, img)
@@ -65,7 +67,7 @@ func TestPreparedKeyUnderOVMF(t *testing.T) {
 		t.Fatal(err)
 	}
 	tree := filepath.Join(dir, "tree")
-	if err := usbkey.Prepare(tree, keyContent(art, r)); err != nil {
+	if err := usbkey.Prepare(tree, keyContent(t, art, r)); err != nil {
 		t.Fatal(err)
 	}
 	ents, _ := os.ReadDir(tree)
@@ -89,8 +91,12 @@ func TestPreparedKeyUnderOVMF(t *testing.T) {
 
 // keyContent is the key's tree for the tests: the built rescue image,
 // camrec 8, unattended.
-func keyContent(art qemu.Artifacts, r camrecRelease) usbkey.Content {
-	return usbkey.Content{Loader: usbkey.SystemdBoot, Kernel: art.Kernel, Initramfs: art.Initrd,
+func keyContent(t *testing.T, art qemu.Artifacts, r camrecRelease) usbkey.Content {
+	pk, err := sign.LoadPublicKey(r.pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return usbkey.Content{Loader: usbkey.SystemdBoot, Kernel: art.Kernel, Initramfs: art.Initrd, Trusted: []minisign.PublicKey{pk},
 		Cmdline: art.Board.Kernel.Cmdline, Releases: []string{r.dir}, Config: []byte(`{"unattended": true}`)}
 }
 

@@ -17,7 +17,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"aead.dev/minisign"
 	"github.com/passeur/passeur/board"
+	"github.com/passeur/passeur/image/sign"
 	"github.com/passeur/passeur/image/usbkey"
 	"github.com/passeur/passeur/qemu"
 	"github.com/passeur/passeur/qemu/camrec"
@@ -88,8 +90,13 @@ func run(args []string, stdout, stderr io.Writer) error {
 
 	step("making the USB key image (systemd-boot, rescue kernel and initramfs, camrec 8, unattended)")
 	key := filepath.Join(dir, "key.img")
+	pub, err := sign.LoadPublicKey(strings.TrimSuffix(*keyFile, ".key") + ".pub")
+	if err != nil {
+		return err
+	}
 	c := usbkey.Content{Loader: *loader, Cmdline: b.Kernel.Cmdline, Releases: []string{relDir}, Config: []byte(`{"unattended": true}`),
-		Kernel: filepath.Join(*out, b.Name, "vmlinuz"), Initramfs: filepath.Join(*out, b.Name, "initramfs.cpio.zst")}
+		Trusted: []minisign.PublicKey{pub},
+		Kernel:  filepath.Join(*out, b.Name, "vmlinuz"), Initramfs: filepath.Join(*out, b.Name, "initramfs.cpio.zst")}
 	if err := usbkey.Image(key, 768<<20, c); err != nil {
 		return err
 	}

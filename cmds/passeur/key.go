@@ -12,14 +12,16 @@ import (
 
 	"github.com/passeur/passeur/board"
 	"github.com/passeur/passeur/image/release"
+	"github.com/passeur/passeur/image/sign"
 	"github.com/passeur/passeur/image/usbkey"
 )
 
 // keyCmd makes install media: a disk image to dd onto a USB key, or the
-// same tree copied onto a mounted FAT32 key.
+// same tree copied onto a mounted FAT32 key. Every release must be signed
+// by one of the -trust keys, checked before anything is written.
 //
-//	passeur key -image key.img [-size 4GiB] -release DIR[,DIR] [-config F]
-//	passeur key -dir /media/KEY -release DIR[,DIR] [-config F]
+//	passeur key -image key.img [-size 4GiB] -release DIR[,DIR] -trust K.pub[,K.pub] [-config F]
+//	passeur key -dir /media/KEY -release DIR[,DIR] -trust K.pub[,K.pub] [-config F]
 func keyCmd(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("key", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -29,6 +31,7 @@ func keyCmd(args []string, stdout, stderr io.Writer) error {
 	size := fs.String("size", "2GiB", "size of the image")
 	dir := fs.String("dir", "", "instead, copy the tree onto this mounted FAT32 key (or folder)")
 	rels := fs.String("release", "", "comma-separated release folders to put in releases/")
+	trust := fs.String("trust", "", "comma-separated minisign public key files, those the rescue image trusts (passeur build -trust): each release must be signed by one")
 	cfg := fs.String("config", "", "file to install as passeur/config.json")
 	loader := fs.String("loader", usbkey.SystemdBoot, "systemd-boot's EFI binary")
 	if err := fs.Parse(args); err != nil {
@@ -45,6 +48,16 @@ func keyCmd(args []string, stdout, stderr io.Writer) error {
 		Kernel: filepath.Join(*out, b.Name, "vmlinuz"), Initramfs: filepath.Join(*out, b.Name, "initramfs.cpio.zst")}
 	if *rels != "" {
 		c.Releases = strings.Split(*rels, ",")
+	}
+	for _, p := range strings.Split(*trust, ",") {
+		if p == "" {
+			continue
+		}
+		pk, err := sign.LoadPublicKey(p)
+		if err != nil {
+			return fmt.Errorf("key: -trust: %w", err)
+		}
+		c.Trusted = append(c.Trusted, pk)
 	}
 	if *cfg != "" {
 		if c.Config, err = os.ReadFile(*cfg); err != nil {

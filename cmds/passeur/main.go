@@ -5,7 +5,7 @@
 //	passeur build [-board qemu-x86_64] [-out out] [-cache .cache]
 //	passeur boards
 //	passeur release keygen|sign|verify|inspect ...
-//	passeur key -image key.img | -dir /media/KEY  [-release DIR,...] [-config F]
+//	passeur key -image key.img | -dir /media/KEY  [-trust K.pub -release DIR,...] [-config F]
 //	passeur netboot -dir DIR [-base URL] [-key name=value ...]
 //	passeur serve -bundle DIR [-repo DIR] [-listen ADDR]
 package main

@@ -2,7 +2,10 @@
 // go-diskfs v1.9.4 leaves two things behind that fsck.fat would fix: the
 // ".." entry of a directory in the root points to the root's cluster
 // instead of 0 (as the FAT specification requires), and the FSInfo sector's
-// free cluster count is left unknown. Fixup repairs both in place.
+// free cluster count is left unknown. Fixup repairs both in place. At some
+// sizes (a 2 GiB key) it also lays out a FAT too short for its clusters,
+// which no tool reads: Make checks the layout and makes it again a cluster
+// smaller.
 package fat
 
 import (
@@ -18,6 +21,15 @@ type Image interface {
 	io.WriterAt
 }
 
+// ErrGeometry means a boot sector whose layout does not hold together: a
+// FAT32 filesystem no tool would read. Fixup refuses it rather than read
+// past its FAT.
+var ErrGeometry = errors.New("FAT32 boot sector with an impossible geometry")
+
+// errShortFAT is the ErrGeometry of a FAT with fewer entries than the
+// data area has clusters.
+var errShortFAT = fmt.Errorf("%w: the FAT has fewer entries than the data area has clusters", ErrGeometry)
+
 var le = binary.LittleEndian
 
 type geometry struct {
@@ -28,6 +40,9 @@ type geometry struct {
 	root               uint32
 	fsinfo             int64 // byte offset of the FSInfo sector
 }
+
+// maxClusters is the most clusters FAT32's 28-bit entries can number.
+const maxClusters = 0x0ffffff5
 
 func readGeometry(img Image) (*geometry, error) {
 	bs := make([]byte, 512)
@@ -41,15 +56,35 @@ func readGeometry(img Image) (*geometry, error) {
 	reserved, fats := int64(le.Uint16(bs[14:])), int64(bs[16])
 	total := int64(le.Uint32(bs[32:]))
 	fatSectors := int64(le.Uint32(bs[36:]))
+	fsinfo := int64(le.Uint16(bs[48:]))
 	g.root = le.Uint32(bs[44:])
-	g.fsinfo = int64(le.Uint16(bs[48:])) * g.sector
+	bad := func(what string, args ...any) error {
+		return fmt.Errorf("%w: "+what, append([]any{ErrGeometry}, args...)...)
+	}
+	switch {
+	case g.sector != 512 && g.sector != 1024 && g.sector != 2048 && g.sector != 4096:
+		return nil, bad("%d bytes a sector", g.sector)
+	case g.perCluster == 0 || g.perCluster&(g.perCluster-1) != 0:
+		return nil, bad("%d sectors a cluster", g.perCluster)
+	case fsinfo == 0 || fsinfo >= reserved:
+		return nil, bad("FSInfo sector %d outside the %d reserved sectors", fsinfo, reserved)
+	case fats == 0 || fatSectors == 0 || reserved+fats*fatSectors >= total:
+		return nil, bad("%d reserved sectors and %d FATs of %d sectors leave no data area in %d sectors", reserved, fats, fatSectors, total)
+	}
+	g.fsinfo = fsinfo * g.sector
 	g.fatStart = reserved * g.sector
 	g.fatSize = fatSectors * g.sector
 	g.dataStart = (reserved + fats*fatSectors) * g.sector
-	g.clusters = uint32((total - reserved - fats*fatSectors) / g.perCluster)
-	if g.sector == 0 || g.perCluster == 0 || g.clusters == 0 {
-		return nil, errors.New("FAT32 boot sector with an impossible geometry")
+	clusters := (total - reserved - fats*fatSectors) / g.perCluster
+	switch {
+	case clusters == 0 || clusters > maxClusters:
+		return nil, bad("%d clusters", clusters)
+	case clusters+2 > g.fatSize/4:
+		return nil, fmt.Errorf("%w (%d clusters, %d entries after the 2 reserved)", errShortFAT, clusters, g.fatSize/4-2)
+	case int64(g.root) < 2 || int64(g.root) >= clusters+2:
+		return nil, bad("root folder at cluster %d, outside clusters 2 to %d", g.root, clusters+1)
 	}
+	g.clusters = uint32(clusters)
 	return g, nil
 }
 
@@ -57,20 +92,30 @@ func (g *geometry) clusterOffset(c uint32) int64 {
 	return g.dataStart + int64(c-2)*g.perCluster*g.sector
 }
 
+// valid reports whether c numbers a cluster of the data area.
+func (g *geometry) valid(c uint32) bool { return c >= 2 && c < g.clusters+2 }
+
 // Fixup repairs, in place, what go-diskfs leaves for fsck.fat to fix.
 func Fixup(img Image) error {
 	g, err := readGeometry(img)
 	if err != nil {
 		return err
 	}
-	table := make([]byte, g.fatSize)
+	// Only the entries of the data area's clusters: a FAT may be longer.
+	table := make([]byte, 4*(int64(g.clusters)+2))
 	if _, err := img.ReadAt(table, g.fatStart); err != nil {
 		return fmt.Errorf("read FAT: %w", err)
 	}
 	next := func(c uint32) uint32 { return le.Uint32(table[4*c:]) & 0x0fffffff }
 	clusterBytes := g.perCluster * g.sector
 	buf := make([]byte, clusterBytes)
-	for c := g.root; c >= 2 && c < 0x0ffffff8; c = next(c) {
+	// The chain is followed at most once around the data area: a loop
+	// in it ends there.
+	c := g.root
+	for n := uint32(0); c < 0x0ffffff8; c, n = next(c), n+1 {
+		if !g.valid(c) || n > g.clusters {
+			return fmt.Errorf("%w: the root folder's chain reaches cluster %#x", ErrGeometry, c)
+		}
 		if _, err := img.ReadAt(buf, g.clusterOffset(c)); err != nil {
 			return err
 		}
@@ -83,6 +128,9 @@ func Fixup(img Image) error {
 				continue
 			}
 			sub := uint32(le.Uint16(e[20:]))<<16 | uint32(le.Uint16(e[26:]))
+			if !g.valid(sub) {
+				return fmt.Errorf("%w: folder %q of the root at cluster %#x", ErrGeometry, e[0:11], sub)
+			}
 			if err := fixDotDot(img, g, sub); err != nil {
 				return err
 			}

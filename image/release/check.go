@@ -7,7 +7,9 @@ import (
 	"strings"
 )
 
-// Check verifies that the manifest is complete and consistent.
+// Check verifies that the manifest is complete and consistent, and that
+// every name in it that becomes a path (product, version, artifacts) is a
+// safe one.
 func (m *Manifest) Check() error {
 	missing := func(f string) error { return fmt.Errorf("%w: %s", ErrMissingField, f) }
 	switch {
@@ -21,21 +23,17 @@ func (m *Manifest) Check() error {
 		return missing("arch")
 	case len(m.Layout.Partitions) == 0:
 		return missing("layout.partitions")
-	case len(m.Config) == 0:
-		return missing("config")
-	case m.Recognize.VersionFile == "" || m.Recognize.VersionRegexp == "":
-		return missing("recognize.version_file and recognize.version_regexp")
 	case m.MinMediaFree <= 0:
 		return missing("min_media_free")
 	}
-	re, err := regexp.Compile(m.Recognize.VersionRegexp)
-	if err != nil || re.NumSubexp() < 1 {
-		return fmt.Errorf("%w: recognize.version_regexp %q needs one group around the version", ErrSyntax, m.Recognize.VersionRegexp)
+	if err := m.Profile().check(); err != nil {
+		return err
 	}
-	for _, p := range append(append(append([]string{m.Recognize.VersionFile}, m.Recognize.Files...), m.Config...), m.Index...) {
-		if !path.IsAbs(p) || path.Clean(p) != p {
-			return fmt.Errorf("%w: path %q must be absolute and clean", ErrSyntax, p)
-		}
+	if err := checkName("version", m.Version.String()); err != nil {
+		return err
+	}
+	if err := checkName("arch", m.Arch); err != nil {
+		return err
 	}
 	arts := map[string]*Artifact{}
 	for i := range m.Artifacts {
@@ -84,5 +82,8 @@ func (a *Artifact) check() error {
 	case a.Compression == "none" && (a.Size != a.StoredSize || a.SHA256 != a.StoredSHA256):
 		return fmt.Errorf("%w: %s: uncompressed, yet stored size or hash differ", ErrSyntax, where)
 	}
-	return nil
+	if err := checkName("artifact", a.Name); err != nil {
+		return err
+	}
+	return checkFile(where, a.File)
 }

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"path"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -84,6 +86,23 @@ func TestParseErrors(t *testing.T) {
 		{"wrong format", `"format": 1`, `"format": 2`, ErrSyntax},
 		{"keep without label", `, "keep_label": "camrec-data*"`, ``, ErrMissingField},
 		{"trailing data", "\"min_media_free\": 1073741824\n}", "\"min_media_free\": 1073741824\n}{}", ErrSyntax},
+		{"traversal version", `"version": "8.0.0"`, `"version": "8.0.0-x/../../../passeur"`, version.ErrSyntax},
+		{"traversal product", `"product": "camrec"`, `"product": "../../passeur"`, ErrUnsafeName},
+		{"product with a slash", `"product": "camrec"`, `"product": "cam/rec"`, ErrUnsafeName},
+		{"hidden product", `"product": "camrec"`, `"product": ".camrec"`, ErrUnsafeName},
+		{"product with a newline", `"product": "camrec"`, `"product": "camrec\n"`, ErrUnsafeName},
+		{"product too long", `"product": "camrec"`, `"product": "` + strings.Repeat("c", 65) + `"`, ErrUnsafeName},
+		{"traversal arch", `"arch": "amd64"`, `"arch": "../amd64"`, ErrUnsafeName},
+		{"artifact name with a slash", `"name": "esp", "file"`, `"name": "e/sp", "file"`, ErrUnsafeName},
+		{"artifact file as the manifest", `"file": "esp.img.zst"`, `"file": "manifest.json"`, ErrUnsafeName},
+		{"artifact file as the signature", `"file": "esp.img.zst"`, `"file": "manifest.json.minisig"`, ErrUnsafeName},
+		{"unclean artifact file", `"file": "esp.img.zst"`, `"file": "a/../esp.img.zst"`, ErrUnsafeName},
+		{"artifact file with a space", `"file": "esp.img.zst"`, `"file": "esp img.zst"`, ErrUnsafeName},
+		{"relative recognize file", `"files": ["/etc/camrec/camrec.conf"]`, `"files": ["etc/camrec/camrec.conf"]`, ErrSyntax},
+		{"unclean index", `"index": ["/var/lib/camrec/index"]`, `"index": ["/var/lib/camrec/../../../run/passeur"]`, ErrSyntax},
+		{"bad mount point glob", `"fstab_mountpoints": ["/srv/recordings*"]`, `"fstab_mountpoints": ["/srv/[recordings"]`, ErrSyntax},
+		{"relative mount point glob", `"fstab_mountpoints": ["/srv/recordings*"]`, `"fstab_mountpoints": ["srv/recordings*"]`, ErrSyntax},
+		{"bad label glob", `"label_patterns": ["camrec-data*"]`, `"label_patterns": ["camrec-data\\"]`, ErrSyntax},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse(mutate(t, tc.old, tc.new))
@@ -140,8 +159,9 @@ func TestSize(t *testing.T) {
 	}
 }
 
-// FuzzParse checks that no input makes Parse panic, and that what it
-// accepts survives a canonical round trip.
+// FuzzParse checks that no input makes Parse panic, that every refusal is
+// named, and that what it accepts survives a canonical round trip and
+// names only places inside its folder.
 func FuzzParse(f *testing.F) {
 	f.Add(example(f))
 	f.Add([]byte(`{}`))
@@ -149,14 +169,98 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := Parse(data)
 		if err != nil {
-			return
+			for _, named := range []error{ErrSyntax, ErrMissingField, ErrUnknownRole, ErrUnknownArtifact, ErrLayout, ErrUnsafeName, version.ErrSyntax} {
+				if errors.Is(err, named) {
+					return
+				}
+			}
+			t.Fatalf("Parse refused with an unnamed error: %v", err)
 		}
 		b, err := m.Marshal()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := Parse(b); err != nil {
-			t.Errorf("accepted manifest does not re-parse: %v\n%s", err, b)
+		again, err := Parse(b)
+		if err != nil {
+			t.Fatalf("accepted manifest does not re-parse: %v\n%s", err, b)
+		}
+		if b2, _ := again.Marshal(); !bytes.Equal(b, b2) {
+			t.Errorf("marshal is not canonical:\n%s\n%s", b, b2)
+		}
+		folder := path.Join("/releases", m.Product+"-"+m.Version.String())
+		if path.Dir(folder) != "/releases" {
+			t.Errorf("release folder %q leaves /releases", folder)
+		}
+		for _, a := range m.Artifacts {
+			if p := path.Join(folder, a.File); !strings.HasPrefix(p, folder+"/") || p == path.Join(folder, ManifestFile) {
+				t.Errorf("artifact %s at %q, outside %s or over its manifest", a.Name, p, folder)
+			}
+		}
+		checkProfile(t, m.Profile())
+	})
+}
+
+// checkProfile asserts the invariants every accepted profile holds.
+func checkProfile(t *testing.T, p Profile) {
+	t.Helper()
+	if !safeName.MatchString(p.Product) || path.Base(p.Product) != p.Product {
+		t.Errorf("product %q is not one safe name", p.Product)
+	}
+	paths := append(append(append([]string{p.Recognize.VersionFile}, p.Recognize.Files...), p.Config...), p.Index...)
+	for _, q := range append(paths, p.DataVolumes.FstabMountpoints...) {
+		if !path.IsAbs(q) || path.Clean(q) != q {
+			t.Errorf("path %q is not absolute and clean", q)
+		}
+	}
+	if len(p.Config) == 0 || p.Recognize.VersionFile == "" {
+		t.Errorf("profile %+v: nothing to back up or no version file", p)
+	}
+	if re, err := regexp.Compile(p.Recognize.VersionRegexp); err != nil || re.NumSubexp() < 1 {
+		t.Errorf("version_regexp %q: %v", p.Recognize.VersionRegexp, err)
+	}
+	for _, g := range append(p.DataVolumes.FstabMountpoints, p.DataVolumes.LabelPatterns...) {
+		if _, err := path.Match(g, ""); err != nil {
+			t.Errorf("glob %q: %v", g, err)
+		}
+	}
+}
+
+// FuzzProfile checks that ParseProfile refuses by name, and that the
+// profiles it accepts hold their invariants and round-trip.
+func FuzzProfile(f *testing.F) {
+	for _, name := range []string{"testdata/profile-camrec.json", "testdata/camrec-8.0.0.json"} {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Add([]byte(`{"product":"x","recognize":{"files":["/a"],"version_file":"/v","version_regexp":"(.*)"},"config":["/etc"]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, err := ParseProfile(data)
+		if err != nil {
+			if !errors.Is(err, ErrSyntax) && !errors.Is(err, ErrMissingField) && !errors.Is(err, ErrUnsafeName) {
+				t.Fatalf("ParseProfile refused with an unnamed error: %v", err)
+			}
+			return
+		}
+		checkProfile(t, *p)
+		if len(p.Recognize.Files) == 0 {
+			t.Errorf("profile without recognize.files accepted")
+		}
+		out, err := json.Marshal(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := ParseProfile(out)
+		if err != nil {
+			t.Fatalf("accepted profile does not re-parse: %v\n%s", err, out)
+		}
+		if out2, _ := json.Marshal(again); !bytes.Equal(out, out2) {
+			t.Errorf("profile round trip:\n%s\n%s", out, out2)
+		}
+		if err := p.Manifest().Profile().check(); err != nil {
+			t.Errorf("the profile's manifest fails its own profile check: %v", err)
 		}
 	})
 }
@@ -188,5 +292,46 @@ func TestProfile(t *testing.T) {
 		if _, err := ParseProfile([]byte(bad)); err == nil {
 			t.Errorf("profile %s accepted", bad)
 		}
+	}
+}
+
+// TestProfileRefusals: a profile names a file in the rescue image
+// (products/<product>.json) and paths of the old root; each unsafe one is
+// refused by name.
+func TestProfileRefusals(t *testing.T) {
+	good, err := os.ReadFile("testdata/profile-camrec.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ParseProfile(good); err != nil {
+		t.Fatalf("the camrec profile: %v", err)
+	}
+	for _, tc := range []struct {
+		name, old, new string
+		want           error
+	}{
+		{"traversal product", `"product": "camrec"`, `"product": "../../etc/passwd"`, ErrUnsafeName},
+		{"empty product", `"product": "camrec"`, `"product": ""`, ErrMissingField},
+		{"relative config", `"/etc/camrec"`, `"etc/camrec"`, ErrSyntax},
+		{"unclean config", `"/etc/camrec"`, `"/etc/camrec/../../run/passeur/media"`, ErrSyntax},
+		{"relative recognize file", `"/etc/camrec/camrec.conf"`, `"camrec.conf"`, ErrSyntax},
+		{"relative version file", `"version_file": "/etc/camrec/version"`, `"version_file": "version"`, ErrSyntax},
+		{"relative index", `"/var/lib/camrec/index"`, `"var/lib/camrec/index"`, ErrSyntax},
+		{"no version regexp", `"version_regexp": "^camrec ([0-9][0-9.]*)"`, `"version_regexp": ""`, ErrMissingField},
+		{"version regexp without group", `"^camrec ([0-9][0-9.]*)"`, `"^camrec"`, ErrSyntax},
+		{"bad mount point glob", `"/srv/recordings/*"`, `"/srv/[recordings"`, ErrSyntax},
+		{"no recognize files", `"files": [
+      "/etc/camrec/camrec.conf"
+    ]`, `"files": []`, ErrMissingField},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if !bytes.Contains(good, []byte(tc.old)) {
+				t.Fatalf("profile has no %q", tc.old)
+			}
+			_, err := ParseProfile(bytes.Replace(good, []byte(tc.old), []byte(tc.new), 1))
+			if !errors.Is(err, tc.want) {
+				t.Errorf("ParseProfile = %v, want %v", err, tc.want)
+			}
+		})
 	}
 }

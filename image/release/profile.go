@@ -1,8 +1,8 @@
 package release
 
 import (
-	"errors"
 	"fmt"
+	"regexp"
 )
 
 // Profile is what a rescue image knows of a product without any release
@@ -23,21 +23,54 @@ func (m *Manifest) Profile() Profile {
 	return Profile{Product: m.Product, Recognize: m.Recognize, Config: m.Config, Index: m.Index, DataVolumes: m.DataVolumes}
 }
 
-// ParseProfile reads a profile strictly and checks it.
+// ParseProfile reads a profile strictly and checks it: a product with a
+// safe name, how to recognise it, and something to back up, every path
+// absolute and clean.
 func ParseProfile(data []byte) (*Profile, error) {
 	var p Profile
 	if err := decodeStrict(data, &p, "product profile"); err != nil {
 		return nil, err
 	}
-	switch {
-	case p.Product == "":
-		return nil, errors.New("product profile: no product")
-	case len(p.Recognize.Files) == 0 || p.Recognize.VersionFile == "":
-		return nil, fmt.Errorf("product profile %s: recognize needs files and a version file", p.Product)
-	case len(p.Config) == 0:
-		return nil, fmt.Errorf("product profile %s: nothing to back up (config)", p.Product)
+	if len(p.Recognize.Files) == 0 {
+		return nil, fmt.Errorf("%w: product profile %q: recognize.files", ErrMissingField, p.Product)
+	}
+	if err := p.check(); err != nil {
+		return nil, fmt.Errorf("product profile: %w", err)
 	}
 	return &p, nil
+}
+
+// check verifies what a profile and a manifest share.
+func (p Profile) check() error {
+	missing := func(f string) error { return fmt.Errorf("%w: %s", ErrMissingField, f) }
+	switch {
+	case p.Product == "":
+		return missing("product")
+	case len(p.Config) == 0:
+		return missing("config")
+	case p.Recognize.VersionFile == "" || p.Recognize.VersionRegexp == "":
+		return missing("recognize.version_file and recognize.version_regexp")
+	}
+	if err := checkName("product", p.Product); err != nil {
+		return err
+	}
+	re, err := regexp.Compile(p.Recognize.VersionRegexp)
+	if err != nil || re.NumSubexp() < 1 {
+		return fmt.Errorf("%w: recognize.version_regexp %q needs one group around the version", ErrSyntax, p.Recognize.VersionRegexp)
+	}
+	if err := checkPaths("recognize", append([]string{p.Recognize.VersionFile}, p.Recognize.Files...)...); err != nil {
+		return err
+	}
+	if err := checkPaths("config", p.Config...); err != nil {
+		return err
+	}
+	if err := checkPaths("index", p.Index...); err != nil {
+		return err
+	}
+	if err := checkGlobs("data_volumes.fstab_mountpoints", true, p.DataVolumes.FstabMountpoints...); err != nil {
+		return err
+	}
+	return checkGlobs("data_volumes.label_patterns", false, p.DataVolumes.LabelPatterns...)
 }
 
 // Manifest is a manifest carrying only the profile: no version, layout or

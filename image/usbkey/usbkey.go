@@ -1,22 +1,22 @@
 // Package usbkey makes passeur's install media for a board: the tree a
 // FAT32 key holds (systemd-boot as the removable-media loader, one boot
 // entry per mode, the rescue kernel and initramfs, passeur's marker and
-// config, signed releases, an empty Backup/), either copied onto a FAT32
-// key a technician already has (Prepare) or as a GPT disk image to dd onto
-// one (Image).
+// config, releases verified against the keys the rescue trusts, an empty
+// Backup/), either copied onto a FAT32 key a technician already has
+// (Prepare) or as a GPT disk image to dd onto one (Image).
 package usbkey
 
 import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"aead.dev/minisign"
 	"github.com/diskfs/go-diskfs/partition/gpt"
 	"github.com/passeur/passeur/image/fat"
 	"github.com/passeur/passeur/image/release"
@@ -37,11 +37,25 @@ type Content struct {
 	// Releases are folders of signed releases (manifest.json, its
 	// signature, the artifacts); each goes to releases/<product>-<version>.
 	Releases []string
+	// Trusted are the keys a release's manifest must be signed by: those
+	// the rescue image on the key trusts (passeur key -trust). A release
+	// signed by none of them is refused before anything is written.
+	Trusted []minisign.PublicKey
 	// Config is passeur/config.json (see package config); nil for none.
 	Config []byte
 	// Stamp is every file's time (reproducible images); zero: now.
 	Stamp time.Time
 }
+
+// Errors a caller may branch on; Files, Prepare and Image wrap one of them,
+// or sign.ErrBadSignature for a release signed by no trusted key (or not
+// at all), before anything is written.
+var (
+	ErrNoTrustedKey  = errors.New("no trusted key to verify the releases with (passeur key -trust)")
+	ErrOutsideFolder = errors.New("path leaves its folder on the key")
+	ErrSamePlace     = errors.New("two files for one place on the key")
+	ErrKeySize       = errors.New("no key image can be made at this size")
+)
 
 // Entry is one entry of the key's boot menu.
 type Entry struct {
@@ -85,24 +99,78 @@ func (c Content) Files() ([]fat.File, []string, error) {
 	if c.Config != nil {
 		files = append(files, fat.File{Path: "/" + config.File, Data: c.Config})
 	}
+	if len(c.Releases) > 0 && len(c.Trusted) == 0 {
+		return nil, nil, ErrNoTrustedKey
+	}
 	for _, dir := range c.Releases {
-		data, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
-		if err != nil {
-			return nil, nil, err
-		}
-		m, err := release.Parse(data)
+		rel, err := c.release(dir)
 		if err != nil {
 			return nil, nil, fmt.Errorf("release %s: %w", dir, err)
 		}
-		to := path.Join("/", media.ReleasesDir, m.Product+"-"+m.Version.String())
-		for _, name := range []string{"manifest.json", "manifest.json" + sign.Ext} {
-			files = append(files, fat.File{Path: path.Join(to, name), From: filepath.Join(dir, name)})
+		files = append(files, rel...)
+	}
+	seen := map[string]bool{}
+	for _, f := range files {
+		if seen[strings.ToLower(f.Path)] {
+			return nil, nil, fmt.Errorf("%w: %s", ErrSamePlace, f.Path)
 		}
-		for _, a := range m.Artifacts {
-			files = append(files, fat.File{Path: path.Join(to, a.File), From: filepath.Join(dir, filepath.FromSlash(a.File))})
-		}
+		seen[strings.ToLower(f.Path)] = true
 	}
 	return files, []string{"/" + backup.Root}, nil
+}
+
+// release verifies the release in dir, manifest signature first, then
+// its artifacts as stored, and returns its files on the key: the manifest
+// and signature as verified (never read again), the artifacts copied.
+func (c Content) release(dir string) ([]fat.File, error) {
+	manifest := filepath.Join(dir, release.ManifestFile)
+	data, err := os.ReadFile(manifest)
+	if err != nil {
+		return nil, err
+	}
+	sig, err := os.ReadFile(manifest + sign.Ext)
+	if err != nil {
+		return nil, fmt.Errorf("%w: no signature: %w", sign.ErrBadSignature, err)
+	}
+	verr := sign.ErrBadSignature
+	for _, k := range c.Trusted {
+		if _, verr = sign.Verify(k, data, sig); verr == nil {
+			break
+		}
+	}
+	if verr != nil {
+		return nil, fmt.Errorf("signed by none of the %d trusted keys: %w", len(c.Trusted), verr)
+	}
+	m, err := release.Parse(data)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.VerifyArtifactsStored(os.DirFS(dir), "."); err != nil {
+		return nil, err
+	}
+	to, err := within("/"+media.ReleasesDir, m.Product+"-"+m.Version.String())
+	if err != nil {
+		return nil, err
+	}
+	files := []fat.File{{Path: path.Join(to, release.ManifestFile), Data: data}, {Path: path.Join(to, release.ManifestFile+sign.Ext), Data: sig}}
+	for _, a := range m.Artifacts {
+		p, err := within(to, a.File)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, fat.File{Path: p, From: filepath.Join(dir, filepath.FromSlash(a.File))})
+	}
+	return files, nil
+}
+
+// within joins name to the folder dir and refuses the result unless it
+// is inside dir.
+func within(dir, name string) (string, error) {
+	p := path.Join(dir, name)
+	if !strings.HasPrefix(p, dir+"/") {
+		return "", fmt.Errorf("%w: %q in %s gives %s", ErrOutsideFolder, name, dir, p)
+	}
+	return p, nil
 }
 
 // Prepare copies the key's tree into dir, the mount point of a FAT32 key
@@ -138,34 +206,43 @@ func Prepare(dir string, c Content) error {
 
 // Image makes img, a disk image of size bytes to dd onto a key: a GPT with
 // one FAT32 EFI system partition (PARTLABEL passeur) from 1 MiB to 1 MiB
-// before the end, holding the key's tree. The image file is sparse.
+// before the end, holding the key's tree. The image file is sparse. It is
+// made under a temporary name and renamed once complete: a refusal or a
+// failure leaves no image behind, nor changes an earlier one.
 func Image(img string, size int64, c Content) error {
+	const mib = 1 << 20
+	part := (size - 2*mib) / mib * mib
+	if size%512 != 0 || part < 64*mib {
+		return fmt.Errorf("%w: %d bytes (a multiple of 512, with 64 MiB of FAT32 at least)", ErrKeySize, size)
+	}
+	if st, err := os.Stat(img); err == nil && !st.Mode().IsRegular() {
+		return fmt.Errorf("key image %s: not a regular file (make the image, then dd it onto the key)", img)
+	}
 	files, dirs, err := c.Files()
 	if err != nil {
 		return err
-	}
-	const mib = 1 << 20
-	part := (size - 2*mib) / mib * mib
-	if part < 64*mib {
-		return fmt.Errorf("key image of %d bytes: too small (64 MiB of FAT32 at least)", size)
 	}
 	stamp := c.Stamp
 	if stamp.IsZero() {
 		stamp = time.Now()
 	}
-	tmp := img + ".fat"
-	defer os.Remove(tmp)
-	if err := fat.Make(tmp, part, "PASSEUR", files, dirs, stamp.UTC()); err != nil {
-		return err
-	}
-	out, err := os.Create(img)
+	tmp := img + ".tmp"
+	out, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return err
 	}
+	defer os.Remove(tmp)
 	defer out.Close()
 	if err := out.Truncate(size); err != nil {
 		return err
 	}
+	if err := fat.MakeAt(out, mib, part, "PASSEUR", files, dirs, stamp.UTC()); err != nil {
+		if errors.Is(err, fat.ErrSize) {
+			return fmt.Errorf("%w: %d bytes: %w", ErrKeySize, size, err)
+		}
+		return err
+	}
+	// The table last: until it is written, the image boots nothing.
 	t := &gpt.Table{LogicalSectorSize: 512, PhysicalSectorSize: 512, ProtectiveMBR: true,
 		GUID: strings.ToUpper(release.StableUUID("passeur key " + stamp.UTC().String())),
 		Partitions: []*gpt.Partition{{Index: 1, Start: mib / 512, End: (mib+uint64(part))/512 - 1, Size: uint64(part),
@@ -173,48 +250,13 @@ func Image(img string, size int64, c Content) error {
 	if err := t.Write(out, size); err != nil {
 		return fmt.Errorf("key image table: %w", err)
 	}
-	in, err := os.Open(tmp)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	if err := copySparse(out, mib, in); err != nil {
-		return err
-	}
 	if err := out.Sync(); err != nil {
 		return err
 	}
-	return out.Close()
-}
-
-// copySparse copies r to w at offset, skipping blocks of zeros (the image
-// is a sparse file, its holes read as zeros).
-func copySparse(w io.WriterAt, offset int64, r io.Reader) error {
-	buf := make([]byte, 1<<20)
-	for at := offset; ; {
-		n, err := io.ReadFull(r, buf)
-		if n > 0 && !allZero(buf[:n]) {
-			if _, werr := w.WriteAt(buf[:n], at); werr != nil {
-				return werr
-			}
-		}
-		at += int64(n)
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
+	if err := out.Close(); err != nil {
+		return err
 	}
-}
-
-func allZero(b []byte) bool {
-	for _, x := range b {
-		if x != 0 {
-			return false
-		}
-	}
-	return true
+	return os.Rename(tmp, img)
 }
 
 // ConfigJSON renders config keys as passeur/config.json.

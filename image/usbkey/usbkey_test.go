@@ -2,17 +2,49 @@ package usbkey
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"aead.dev/minisign"
 	"github.com/passeur/passeur/image/release"
+	"github.com/passeur/passeur/image/sign"
 )
 
+// keyPair makes a signing key and returns it with its public key.
+func keyPair(t *testing.T) (minisign.PrivateKey, minisign.PublicKey) {
+	t.Helper()
+	pub, priv, err := sign.GenerateKey("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sk minisign.PrivateKey
+	var pk minisign.PublicKey
+	if err := sk.UnmarshalText(priv); err != nil {
+		t.Fatal(err)
+	}
+	if err := pk.UnmarshalText(bytes.TrimSpace(pub)); err != nil {
+		t.Fatal(err)
+	}
+	return sk, pk
+}
+
+// signRelease writes manifest.json and its signature by sk into dir.
+func signRelease(t *testing.T, dir string, manifest []byte, sk minisign.PrivateKey) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, "manifest.json"), manifest, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "manifest.json"+sign.Ext), sign.Sign(sk, manifest, "test release"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // content makes a key's content from small stand-ins and a release of two
-// small artifacts.
+// small artifacts, signed by a key it trusts.
 func content(t *testing.T) Content {
 	t.Helper()
 	dir := t.TempDir()
@@ -40,10 +72,10 @@ func content(t *testing.T) Content {
 		m.Artifacts = append(m.Artifacts, a)
 	}
 	mdata, _ := m.Marshal()
-	os.WriteFile(filepath.Join(rel, "manifest.json"), mdata, 0o644)
-	os.WriteFile(filepath.Join(rel, "manifest.json.minisig"), []byte("signature stand-in\n"), 0o644)
+	sk, pk := keyPair(t)
+	signRelease(t, rel, mdata, sk)
 	return Content{Loader: put("loader.efi", "MZ loader"), Kernel: put("vmlinuz", "kernel"), Initramfs: put("initramfs", "cpio"),
-		Cmdline: "console=ttyS0", Releases: []string{rel}, Config: []byte(`{"unattended": false, "repo": "http://10.0.2.100"}`)}
+		Cmdline: "console=ttyS0", Releases: []string{rel}, Trusted: []minisign.PublicKey{pk}, Config: []byte(`{"unattended": false, "repo": "http://10.0.2.100"}`)}
 }
 
 func tool(t *testing.T, names ...string) {
@@ -116,5 +148,53 @@ func TestPrepare(t *testing.T) {
 	c.Config = []byte(`{"mode": "explode"}`)
 	if err := Prepare(t.TempDir(), c); err == nil || !strings.Contains(err.Error(), "explode") {
 		t.Errorf("a bad config: %v", err)
+	}
+}
+
+// TestRefusesUnverifiedRelease: Image and Prepare put on a key only
+// releases signed by a trusted key, each in a folder of its own; else they
+// refuse by name and write nothing.
+func TestRefusesUnverifiedRelease(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		spoil func(t *testing.T, c *Content)
+		want  error
+	}{
+		{"no trusted key", func(t *testing.T, c *Content) { c.Trusted = nil }, ErrNoTrustedKey},
+		{"signed by another key", func(t *testing.T, c *Content) {
+			_, pk := keyPair(t)
+			c.Trusted = []minisign.PublicKey{pk}
+		}, sign.ErrBadSignature},
+		{"unsigned", func(t *testing.T, c *Content) {
+			os.Remove(filepath.Join(c.Releases[0], "manifest.json"+sign.Ext))
+		}, sign.ErrBadSignature},
+		{"signature stand-in", func(t *testing.T, c *Content) {
+			os.WriteFile(filepath.Join(c.Releases[0], "manifest.json"+sign.Ext), []byte("signature stand-in\n"), 0o644)
+		}, sign.ErrBadSignature},
+		{"the same release twice", func(t *testing.T, c *Content) { c.Releases = append(c.Releases, c.Releases[0]) }, ErrSamePlace},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := content(t)
+			tc.spoil(t, &c)
+			dir := t.TempDir()
+			if err := Image(filepath.Join(dir, "key.img"), 256<<20, c); !errors.Is(err, tc.want) {
+				t.Errorf("Image = %v, want %v", err, tc.want)
+			}
+			if err := Prepare(dir, c); !errors.Is(err, tc.want) {
+				t.Errorf("Prepare = %v, want %v", err, tc.want)
+			}
+			if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+				t.Errorf("written: %v", ents)
+			}
+		})
+	}
+}
+
+func TestWithin(t *testing.T) {
+	for name, ok := range map[string]bool{"camrec-8.0.0": true, "a/b": true, "camrec-8.0.0-x/../../../passeur": false, "..": false, "": false, "x/../..": false, "/abs": true} {
+		p, err := within("/releases", name)
+		if ok != (err == nil) || err != nil && !errors.Is(err, ErrOutsideFolder) || ok && !strings.HasPrefix(p, "/releases/") {
+			t.Errorf("within(/releases, %q) = %q, %v", name, p, err)
+		}
 	}
 }

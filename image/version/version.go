@@ -1,7 +1,8 @@
 // Package version parses and compares product versions as appliance vendors
 // write them: dot-separated numbers of any length ("8", "7.14", "7.14.0.3"),
-// optionally followed by a pre-release tag ("8.0.0-rc1"), and ranges of
-// them (">=7.14.0.2 <8").
+// optionally followed by a pre-release tag ("8.0.0-rc1", "8.0.0-rc.1"), and
+// ranges of them (">=7.14.0.2 <8"). A version names folders (releases/
+// <product>-<version> on a key), so what Parse accepts is a safe file name.
 package version
 
 import (
@@ -18,8 +19,11 @@ var ErrSyntax = errors.New("malformed version")
 // 7.14 == 7.14.0 == 7.14.0.0.
 type Version struct {
 	Parts []uint64
-	Pre   string // pre-release tag after '-', sorts before the release
-	raw   string
+	// Pre is the pre-release tag after the first '-': as in semver,
+	// identifiers of [0-9A-Za-z-] separated by dots. It sorts before the
+	// release.
+	Pre string
+	raw string
 }
 
 // Parse parses a version such as "7.14.0.3" or "8.0.0-rc1".
@@ -27,8 +31,8 @@ func Parse(s string) (Version, error) {
 	v := Version{raw: s}
 	num, pre, hasPre := strings.Cut(s, "-")
 	if hasPre {
-		if pre == "" || strings.ContainsAny(pre, " \t") {
-			return Version{}, fmt.Errorf("%w %q: empty or spaced pre-release tag", ErrSyntax, s)
+		if err := checkPre(pre); err != nil {
+			return Version{}, fmt.Errorf("%w %q: pre-release tag %q: %w", ErrSyntax, s, pre, err)
 		}
 		v.Pre = pre
 	}
@@ -46,6 +50,23 @@ func Parse(s string) (Version, error) {
 		v.Parts = append(v.Parts, n)
 	}
 	return v, nil
+}
+
+// checkPre enforces semver's pre-release syntax: dot-separated identifiers,
+// each non-empty, of [0-9A-Za-z-] only. Nothing else may reach a path: a
+// tag "x/../../passeur" once made passeur key write over its own initramfs.
+func checkPre(pre string) error {
+	for _, id := range strings.Split(pre, ".") {
+		if id == "" {
+			return errors.New("an empty identifier")
+		}
+		for _, c := range id {
+			if !(c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c == '-') {
+				return fmt.Errorf("%q is not one of [0-9A-Za-z-]", c)
+			}
+		}
+	}
+	return nil
 }
 
 // MustParse is Parse for constants; it panics on error.
