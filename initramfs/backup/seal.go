@@ -42,19 +42,11 @@ func Seal(dir string, secret []byte) error {
 	if len(secret) < SecretSize {
 		return fmt.Errorf("backup: seal %s: secret of %d bytes, want %d", dir, len(secret), SecretSize)
 	}
-	r, err := os.OpenRoot(dir)
+	r, mname, manifest, sums, err := sealed(dir)
 	if err != nil {
-		return Media(err)
+		return err
 	}
 	defer r.Close()
-	mname, manifest, err := readManifestBytes(r)
-	if err != nil {
-		return err
-	}
-	sums, err := readBounded(r, SumsFile, maxSumsBytes)
-	if err != nil {
-		return err
-	}
 	line := sealPrefix + hex.EncodeToString(seal(secret, mname, manifest, sums)) + "\n"
 	return Media(atomicfile.WriteFile(filepath.Join(dir, SealFile), []byte(line), 0o644))
 }
@@ -63,20 +55,28 @@ func Seal(dir string, secret []byte) error {
 // secret: ErrNotSealed when it has none, ErrBadSeal when it does not match
 // the manifest and SHA256SUMS on the media.
 func CheckSeal(dir string, secret []byte) error {
-	r, err := os.OpenRoot(dir)
+	r, mname, manifest, sums, err := sealed(dir)
 	if err != nil {
-		return Media(err)
+		return err
 	}
 	defer r.Close()
-	mname, manifest, err := readManifestBytes(r)
-	if err != nil {
-		return err
-	}
-	sums, err := readBounded(r, SumsFile, maxSumsBytes)
-	if err != nil {
-		return err
-	}
 	return checkSeal(r, secret, mname, manifest, sums)
+}
+
+// sealed opens the backup in dir and reads what its seal covers: the
+// manifest (its name and bytes) and SHA256SUMS.
+func sealed(dir string) (r *os.Root, mname string, manifest, sums []byte, err error) {
+	if r, err = os.OpenRoot(dir); err != nil {
+		return nil, "", nil, nil, Media(err)
+	}
+	if mname, manifest, err = readManifestBytes(r); err == nil {
+		sums, err = readBounded(r, SumsFile, maxSumsBytes)
+	}
+	if err != nil {
+		r.Close()
+		return nil, "", nil, nil, err
+	}
+	return r, mname, manifest, sums, nil
 }
 
 // checkSeal checks the seal in the backup folder r against the bytes the
