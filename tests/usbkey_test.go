@@ -21,13 +21,26 @@ import (
 	"github.com/passeur/passeur/qemu/fixture"
 )
 
-// TestUSBKeyUnderOVMF makes the USB key image (passeur key -image), boots
+// TestKeyUnderOVMF migrates fixture (a) from a USB key under OVMF, the key
+// made either way a technician makes one (below); the default run takes
+// one of the two in turn, the long run both.
+func TestKeyUnderOVMF(t *testing.T) {
+	cases := []struct {
+		name string
+		run  func(*testing.T)
+	}{{"image", keyImageUnderOVMF}, {"prepared", preparedKeyUnderOVMF}}
+	for _, c := range sample(t, 1, cases) {
+		t.Run(c.name, c.run)
+	}
+}
+
+// keyImageUnderOVMF makes the USB key image (passeur key -image), boots
 // the appliance of fixture (a) with it under OVMF from a usb-storage
 // device, as a technician would: systemd-boot starts the default entry,
 // the migration runs (unattended from the key's config), v8 reports the
 // expected health; afterwards the key's FAT32 is clean and holds the
 // verified backup and the run's console log.
-func TestUSBKeyUnderOVMF(t *testing.T) {
+func keyImageUnderOVMF(t *testing.T) {
 	r := camrec8(t)
 	art := qemu.BuiltArtifacts(t, "qemu-x86_64")
 	a := v7(t, camrec.VariantA, camrec.Options{Seed: 27})
@@ -39,12 +52,12 @@ func TestUSBKeyUnderOVMF(t *testing.T) {
 	checkKeyAfter(t, img, 1<<20, 766<<20)
 }
 
-// TestPreparedKeyUnderOVMF is the same from a key the technician already
+// preparedKeyUnderOVMF is the same from a key the technician already
 // had: an MBR with one FAT32 partition (sfdisk, mkfs.vfat) holding their
 // own files, onto which the key's tree was copied (passeur key -dir
 // prepares a mounted key; the host here cannot mount FAT, so it prepares a
 // folder and mtools copies it, as cp would). The key's own files survive.
-func TestPreparedKeyUnderOVMF(t *testing.T) {
+func preparedKeyUnderOVMF(t *testing.T) {
 	r := camrec8(t)
 	art := qemu.BuiltArtifacts(t, "qemu-x86_64")
 	a := v7(t, camrec.VariantA, camrec.Options{Seed: 31})
