@@ -508,6 +508,12 @@ func TestMigratePowerCuts(t *testing.T) {
 	if err := sha256sumOK(runs[0]); err != nil || !backup.IsComplete(runs[0]) {
 		t.Errorf("backup of the migration: complete %v, %v", backup.IsComplete(runs[0]), err)
 	}
+	// The new system keeps its backup secret on its state partition, and
+	// the backup on the key is sealed with it.
+	state, _ := partition(t, a.System.Path, 3)
+	if err := backup.CheckSeal(runs[0], []byte(debugfs(t, state, "cat /passeur/backup.secret"))); err != nil {
+		t.Errorf("the migration's backup and the new system's secret: %v", err)
+	}
 	recs, _ := journal.Read(filepath.Join(runs[0], journal.File))
 	resumed := 0
 	for _, rec := range recs {

@@ -40,6 +40,10 @@ type run struct {
 	files    fs.FS  // its files, read inside it (package tree)
 	// id is the machine as its backups record it (backup.MachineID).
 	id backup.MachineID
+	// secret is the installed system's backup secret, when passeur
+	// installed it (findSecret): its backups are sealed with it, and a
+	// restore onto it needs the seal.
+	secret []byte
 	host     string
 	machine  string
 	dir      string // the run's folder on the media
@@ -124,7 +128,14 @@ func (a *Agent) backupSteps(r *run) (backupEvent, error) {
 	}); err != nil {
 		return ev, a.mediaErr(r, err)
 	}
-	if _, err := r.j.Step("complete", func() (any, error) { return nil, backup.MarkComplete(r.dir) }); err != nil {
+	if _, err := r.j.Step("complete", func() (any, error) {
+		if r.secret != nil {
+			if err := backup.Seal(r.dir, r.secret); err != nil {
+				return nil, err
+			}
+		}
+		return map[string]bool{"sealed": r.secret != nil}, backup.MarkComplete(r.dir)
+	}); err != nil {
 		return ev, a.mediaErr(r, err)
 	}
 	m, err := backup.Load(r.dir, nil)
@@ -149,6 +160,7 @@ func (a *Agent) mountMedia(s *session) (*run, error) {
 		return nil, err
 	}
 	host, _ := fs.ReadFile(r.files, "etc/hostname")
+	r.secret = findSecret(s.reader, s.sys.Disk)
 	r.host = backup.HostName(string(host))
 	r.machine = roles.Identity(s.sys.Disk)
 	r.id = backup.MachineID{WWID: s.sys.Disk.WWID, Serial: s.sys.Disk.Serial}
@@ -443,6 +455,7 @@ func (a *Agent) restore(disks []inventory.Disk) error {
 	}
 	o := restoreOptions(s.m, r.id, ids)
 	o.Progress.Out = a.Console
+	o.Secret = r.secret
 	b, err := backup.ChooseFor(list, a.Config.Backup, o)
 	if err != nil {
 		return err

@@ -393,6 +393,7 @@ func (a *Agent) restoreInto(r *run, job *migrate.Job, m *release.Manifest, disk 
 	o := restoreOptions(m, backup.MachineID{WWID: job.Target.WWID, Serial: job.Target.Serial}, ids)
 	o.Map = func(p string) string { return path.Join("/restore", p) }
 	o.Progress.Out = a.Console
+	o.Secret = r.secret // the old system's, when this boot read it; after a cut, integrity and identity only
 	plan, err := backup.Prepare(r.dir, o)
 	if err != nil {
 		return nil, err
@@ -402,6 +403,12 @@ func (a *Agent) restoreInto(r *run, job *migrate.Job, m *release.Manifest, disk 
 		return nil, err
 	}
 	done, err := plan.Restore(targetMount)
+	if err == nil { // the new system keeps the secret, and the backup it was restored from is sealed with it
+		var secret []byte
+		if secret, err = keepSecret(targetMount, r.secret); err == nil {
+			err = backup.Seal(r.dir, secret)
+		}
+	}
 	err = errors.Join(err, umount())
 	var paths []string
 	for _, e := range done {
