@@ -300,6 +300,15 @@ func (a *Agent) rollBack(r *run, src *rollbackSource, dir string) error {
 	if err != nil {
 		return err
 	}
+	// The job comes from the media: the regions it puts back are only the
+	// partitions the verified release's layout writes, never a kept one.
+	rel, err := a.sameRelease(r, src.job)
+	if err != nil {
+		return err
+	}
+	if err := src.job.CheckRoles(rel.Manifest); err != nil {
+		return fmt.Errorf("%w: %w", migrate.ErrRunMismatch, err)
+	}
 	regions, err := src.job.Overwrites()
 	if err == nil {
 		err = m.Tiles(regions)

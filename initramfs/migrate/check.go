@@ -169,25 +169,39 @@ func diskHas(d inventory.Disk, e release.Extent) bool {
 }
 
 // checkWritten checks a job whose table is on the disk already: the bytes
-// were compared by OnDisk; what the job still writes (nothing but boot
-// entries read back) must be the release's partitions.
+// were compared by OnDisk; what the job still does must be the release's.
 func (j *Job) checkWritten(m *release.Manifest, fail func(string, ...any) error) error {
 	im, err := j.TableImage()
 	if err != nil || im.SHA256() != j.TableSHA256 {
 		return fail("the job's table does not serialize to its recorded hash")
 	}
+	if err := j.CheckRoles(m); err != nil {
+		return fail("%v", err)
+	}
+	return nil
+}
+
+// CheckRoles checks that every partition of the job has its role in the
+// release's layout: a partition written is one of the release's, with its
+// artifact or filesystem; a partition kept is a keep partition of the
+// layout, or one more of its last (as preflight adds them). A table says
+// where partitions are, not which are kept: this is what keeps a job read
+// from the media from turning a kept data partition into one to write (or,
+// for a rollback, to put back).
+func (j *Job) CheckRoles(m *release.Manifest) error {
+	var last string
+	for _, p := range m.Layout.Partitions {
+		if p.Role == release.RoleKeep {
+			last = p.Name
+		}
+	}
 	for _, e := range j.Extents {
-		if e.Role == release.RoleKeep {
-			continue
-		}
-		found := false
+		ok := e.Role == release.RoleKeep && last != "" && strings.HasPrefix(e.Name, last+"-")
 		for _, p := range m.Layout.Partitions {
-			if p.Name == e.Name && p.Role == e.Role && p.Artifact == e.Artifact && p.Filesystem == e.Filesystem && p.Type == e.Type {
-				found = true
-			}
+			ok = ok || p.Name == e.Name && p.Role == e.Role && p.Artifact == e.Artifact && p.Filesystem == e.Filesystem && p.Type == e.Type
 		}
-		if !found {
-			return fail("partition %s (%s) is not the release's", e.Name, e.Role)
+		if !ok {
+			return fmt.Errorf("partition %s (%s) is not the release's", e.Name, e.Role)
 		}
 	}
 	return nil

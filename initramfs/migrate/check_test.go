@@ -170,4 +170,12 @@ func TestCheckAfterTable(t *testing.T) {
 	if err := j.Check(m, "sum", "run-1\x00box", sys, st); !errors.Is(err, ErrRunMismatch) {
 		t.Fatalf("an artifact swapped after the table: %v", err)
 	}
+	j.Extents[0].Artifact = "esp"
+	j.Extents[2].Role, j.Extents[2].Artifact = release.RoleArtifact, "esp" // the same table, the data partition to write
+	if err := j.Check(m, "sum", "run-1\x00box", sys, st); !errors.Is(err, ErrRunMismatch) {
+		t.Fatalf("a kept partition turned into one to write: %v", err)
+	}
+	if err := j.CheckRoles(m); err == nil {
+		t.Fatal("CheckRoles let a kept partition be written")
+	}
 }
