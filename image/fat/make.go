@@ -30,11 +30,14 @@ type File struct {
 // holding files and the (possibly empty) folders dirs, every time stamp
 // set to stamp, and fixes it up so that fsck.fat finds it clean.
 func Make(img string, size int64, label string, files []File, dirs []string, stamp time.Time) error {
-	os.Remove(img)
-	f, err := os.OpenFile(img, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	// Made beside and renamed: a refused size leaves what was at img.
+	tmp := img + ".tmp"
+	os.Remove(tmp)
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return err
 	}
+	defer os.Remove(tmp)
 	defer f.Close()
 	if err := f.Truncate(size); err != nil {
 		return err
@@ -42,7 +45,10 @@ func Make(img string, size int64, label string, files []File, dirs []string, sta
 	if err := MakeAt(f, 0, size, label, files, dirs, stamp); err != nil {
 		return err
 	}
-	return f.Close()
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, img)
 }
 
 // MakeAt is Make inside f, a disk image, from byte start on: the
