@@ -38,6 +38,7 @@ var debugs = []string{
 	"sysfs",          // emit a capture of what inventory read from /sys
 	"no-space-check", // run the backup even when preflight finds too little room (to prove the media-full path)
 	"stacks",         // print every goroutine's and every thread's kernel stack each 30 s (a hang's whereabouts)
+	"panic",          // panic at the start of the mode: proves PID 1 recovers from its own bugs
 }
 
 // Config is everything the agent can be told.
