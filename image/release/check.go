@@ -29,10 +29,10 @@ func (m *Manifest) Check() error {
 	if err := m.Profile().check(); err != nil {
 		return err
 	}
-	if err := checkName("version", m.Version.String()); err != nil {
+	if err := CheckName("version", m.Version.String()); err != nil {
 		return err
 	}
-	if err := checkName("arch", m.Arch); err != nil {
+	if err := CheckName("arch", m.Arch); err != nil {
 		return err
 	}
 	arts := map[string]*Artifact{}
@@ -82,7 +82,7 @@ func (a *Artifact) check() error {
 	case a.Compression == "none" && (a.Size != a.StoredSize || a.SHA256 != a.StoredSHA256):
 		return fmt.Errorf("%w: %s: uncompressed, yet stored size or hash differ", ErrSyntax, where)
 	}
-	if err := checkName("artifact", a.Name); err != nil {
+	if err := CheckName("artifact", a.Name); err != nil {
 		return err
 	}
 	return checkFile(where, a.File)

@@ -21,10 +21,12 @@ var ErrUnsafeName = errors.New("name outside the safe alphabet")
 
 var safeName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
-// checkName refuses a name that is not one safe path element: a letter or
+// CheckName refuses a name that is not one safe path element: a letter or
 // a digit, then up to 63 of [A-Za-z0-9._-] (never "." or "..", no
-// separator, nothing a FAT long name or a shell would mind).
-func checkName(what, s string) error {
+// separator, nothing a FAT long name or a shell would mind). Products and
+// versions are named so wherever they name a folder: on a key, in a
+// repository.
+func CheckName(what, s string) error {
 	if !safeName.MatchString(s) {
 		return fmt.Errorf("%w: %s %q (a letter or digit, then up to 63 of [A-Za-z0-9._-])", ErrUnsafeName, what, s)
 	}
@@ -38,7 +40,7 @@ func checkFile(where, f string) error {
 		return fmt.Errorf("%w: %s: file %q must be a clean path inside the release", ErrUnsafeName, where, f)
 	}
 	for _, e := range strings.Split(f, "/") {
-		if err := checkName(where+": file", e); err != nil {
+		if err := CheckName(where+": file", e); err != nil {
 			return err
 		}
 	}

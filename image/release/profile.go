@@ -51,7 +51,7 @@ func (p Profile) check() error {
 	case p.Recognize.VersionFile == "" || p.Recognize.VersionRegexp == "":
 		return missing("recognize.version_file and recognize.version_regexp")
 	}
-	if err := checkName("product", p.Product); err != nil {
+	if err := CheckName("product", p.Product); err != nil {
 		return err
 	}
 	re, err := regexp.Compile(p.Recognize.VersionRegexp)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/passeur/passeur/image/release"
 	"regexp"
 
 	"github.com/passeur/passeur/image/version"
@@ -18,12 +19,7 @@ const (
 	maxTags       = 256
 )
 
-var (
-	tagRe = regexp.MustCompile(`^[a-z][a-z0-9._-]{0,63}$`)
-	// nameRe is a product name or a version: one path element of the
-	// repository (never "." or ".."), and a word of a URL.
-	nameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$`)
-)
+var tagRe = regexp.MustCompile(`^[a-z][a-z0-9._-]{0,63}$`)
 
 func parse(data []byte) (*Index, error) {
 	var ix Index
@@ -85,13 +81,8 @@ func (ix *Index) check() error {
 }
 
 // checkName refuses a product name or a version that is not a safe path
-// element.
-func checkName(s string) error {
-	if !nameRe.MatchString(s) {
-		return fmt.Errorf("%q: want %s", s, nameRe)
-	}
-	return nil
-}
+// element, as a release names them.
+func checkName(s string) error { return release.CheckName("name", s) }
 
 // checkVersion parses a version the repository lists, which is also the
 // name of its folder.

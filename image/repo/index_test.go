@@ -98,7 +98,7 @@ func FuzzIndex(f *testing.F) {
 			t.Fatalf("%d products", len(ix.Products))
 		}
 		for name, p := range ix.Products {
-			if p == nil || !nameRe.MatchString(name) || len(p.Versions) > maxVersions || len(p.Tags) > maxTags {
+			if p == nil || checkName(name) != nil || len(p.Versions) > maxVersions || len(p.Tags) > maxTags {
 				t.Fatalf("product %q: %+v", name, p)
 			}
 			for i, s := range p.Versions {
