@@ -25,7 +25,18 @@ const DefaultLimit = 64 << 20
 var (
 	ErrNotRegular = errors.New("not a regular file or directory")
 	ErrTooLarge   = errors.New("larger than passeur reads of a file")
+	ErrOutside    = errors.New("the path leaves the tree through a link")
 )
+
+// outside names os.Root's refusal of a path that leaves the root, which
+// the standard library does not export.
+func outside(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) && pe.Err != nil && pe.Err.Error() == "path escapes from parent" {
+		return ErrOutside
+	}
+	return err
+}
 
 // FS is an open tree. Close it before unmounting what it reads.
 type FS struct {
@@ -63,7 +74,7 @@ func (t *FS) Open(name string) (fs.File, error) {
 	}
 	f, err := t.root.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+		return nil, &fs.PathError{Op: "open", Path: name, Err: outside(err)}
 	}
 	info, err := f.Stat()
 	if err != nil {
@@ -120,7 +131,11 @@ func (t *FS) Stat(name string) (fs.FileInfo, error) {
 	if !fs.ValidPath(name) {
 		return nil, &fs.PathError{Op: "stat", Path: name, Err: fs.ErrInvalid}
 	}
-	return t.root.Lstat(name)
+	info, err := t.root.Lstat(name)
+	if err != nil {
+		return nil, &fs.PathError{Op: "stat", Path: name, Err: outside(err)}
+	}
+	return info, nil
 }
 
 // file is a regular file whose reads stop at the tree's limit.
