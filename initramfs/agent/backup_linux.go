@@ -377,6 +377,11 @@ func (a *Agent) storeBackup(r *run, rebuilt []recovery.File, damaged bool) (any,
 	if err != nil {
 		return nil, err
 	}
+	for _, it := range items {
+		if it.Type == "symlink" && (filepath.IsAbs(it.Target) || strings.Contains("/"+it.Target+"/", "/../")) {
+			a.Log.Printf("WARNING backup: %s is a link to %s: it is backed up, but a restore refuses a backup holding a link that may leave what it restores", it.Path, it.Target)
+		}
+	}
 	now := time.Now().UTC().Truncate(time.Second)
 	for _, f := range rebuilt {
 		for i := range items {
