@@ -43,11 +43,11 @@ type run struct {
 	// secret is the installed system's backup secret, when passeur
 	// installed it (findSecret): its backups are sealed with it, and a
 	// restore onto it needs the seal.
-	secret []byte
-	host     string
-	machine  string
-	dir      string // the run's folder on the media
-	j        *journal.Journal
+	secret  []byte
+	host    string
+	machine string
+	dir     string // the run's folder on the media
+	j       *journal.Journal
 }
 
 // backupEvent is the payload of the "backup" event.
