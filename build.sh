@@ -125,7 +125,7 @@ case $cmd in
     build
     say "benchmarks: boot, backup vs cp -r, index rebuild vs find"
     PASSEUR_OUT=$PWD/$OUT PASSEUR_REQUIRE_VM=1 go test -count=1 -run '^$' -bench . -benchtime 3x -timeout 40m \
-      ./tests/ ./initramfs/backup/ ./initramfs/recovery/camrec/ ./image/stream/ "$@" ;;
+      ./tests/ ./initramfs/backup/ ./initramfs/recovery/camrec/ ./initramfs/stream/ "$@" ;;
   fuzz) fuzz ;;
   deps) deps ;;
   clean) rm -rf "$OUT" ;;

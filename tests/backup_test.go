@@ -12,8 +12,9 @@ import (
 	"testing"
 
 	"filippo.io/age"
+	"github.com/passeur/passeur/image/config"
+	"github.com/passeur/passeur/image/medialayout"
 	"github.com/passeur/passeur/initramfs/backup"
-	"github.com/passeur/passeur/initramfs/config"
 	"github.com/passeur/passeur/initramfs/event"
 	"github.com/passeur/passeur/initramfs/journal"
 	"github.com/passeur/passeur/initramfs/recovery"
@@ -98,10 +99,10 @@ func sameHashes(t *testing.T, what string, before, after map[string]string) {
 func keyTree(t *testing.T, key string) string {
 	t.Helper()
 	dir := t.TempDir()
-	if _, err := fixture.Run("", "mcopy", "-s", "-n", "-i", key, "::/"+backup.Root, dir); err != nil {
+	if _, err := fixture.Run("", "mcopy", "-s", "-n", "-i", key, "::/"+medialayout.BackupDir, dir); err != nil {
 		t.Fatal(err)
 	}
-	return filepath.Join(dir, backup.Root)
+	return filepath.Join(dir, medialayout.BackupDir)
 }
 
 // runDirs lists the run folders of host in an extracted Backup tree.
@@ -297,7 +298,7 @@ func TestBackupAndRestore(t *testing.T) {
 	// and the system disk is not written.
 	bad := filepath.Join(t.TempDir(), "camrec.conf")
 	os.WriteFile(bad, bytes.Replace(configOf(a.Config), []byte("30"), []byte("31"), 1), 0o644)
-	if _, err := fixture.Run("", "mcopy", "-o", "-i", key.Path, bad, "::/"+backup.Root+"/camrec-a/"+filepath.Base(dir)+"/files/etc/camrec/camrec.conf"); err != nil {
+	if _, err := fixture.Run("", "mcopy", "-o", "-i", key.Path, bad, "::/"+medialayout.BackupDir+"/camrec-a/"+filepath.Base(dir)+"/files/etc/camrec/camrec.conf"); err != nil {
 		t.Fatal(err)
 	}
 	before = hashes(t, a.Disks())

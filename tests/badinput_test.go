@@ -24,8 +24,9 @@ import (
 	"time"
 
 	"aead.dev/minisign"
+	"github.com/passeur/passeur/image/config"
 	"github.com/passeur/passeur/image/fat"
-	"github.com/passeur/passeur/image/fetch"
+	"github.com/passeur/passeur/image/medialayout"
 	"github.com/passeur/passeur/image/netboot"
 	"github.com/passeur/passeur/image/release"
 	"github.com/passeur/passeur/image/repo"
@@ -33,7 +34,7 @@ import (
 	"github.com/passeur/passeur/image/usbkey"
 	"github.com/passeur/passeur/image/version"
 	"github.com/passeur/passeur/initramfs/backup"
-	"github.com/passeur/passeur/initramfs/config"
+	"github.com/passeur/passeur/initramfs/fetch"
 	"github.com/passeur/passeur/initramfs/fstab"
 	"github.com/passeur/passeur/initramfs/inventory"
 	"github.com/passeur/passeur/initramfs/journal"
@@ -414,7 +415,7 @@ func biKeyImage(t *testing.T, g *biGuard, size int64, c usbkey.Content) error {
 func biKeyPrepare(t *testing.T, g *biGuard, c usbkey.Content) error {
 	t.Helper()
 	dir := t.TempDir()
-	biWrite(t, dir, map[string][]byte{"Backup/camrec-a/2026-01-01T000000Z/COMPLETE": []byte("x"), "passeur/media.json": []byte(usbkey.Marker)})
+	biWrite(t, dir, map[string][]byte{"Backup/camrec-a/2026-01-01T000000Z/COMPLETE": []byte("x"), "passeur/media.json": []byte(medialayout.MarkerData)})
 	g.watch(t, "key folder", dir)
 	return usbkey.Prepare(dir, c)
 }
@@ -671,7 +672,7 @@ func biFileItem(p, data string, mode uint32) backup.Item {
 // do.
 func biBackup(t *testing.T, id *backup.MachineID, items []backup.Item) string {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), backup.Root, "camrec-a", "2026-11-23T162632Z")
+	dir := filepath.Join(t.TempDir(), medialayout.BackupDir, "camrec-a", "2026-11-23T162632Z")
 	if _, err := backup.Write(dir, backup.Manifest{Host: "camrec-a", MachineID: id}, items, backup.Options{}); err != nil {
 		t.Fatal(err)
 	}

@@ -116,7 +116,7 @@ func TestAgentLinksNoHostCode(t *testing.T) {
 	}
 	for _, dep := range strings.Fields(string(out)) {
 		for _, host := range []string{"github.com/u-root/mkuimage", "github.com/u-root/gobusybox", "github.com/passeur/passeur/image/builder",
-			"github.com/passeur/passeur/initramfs/build", "github.com/passeur/passeur/initramfs/kmod", "github.com/passeur/passeur/initramfs/kernel"} {
+			"github.com/passeur/passeur/image/rescue", "github.com/passeur/passeur/image/kmod", "github.com/passeur/passeur/image/kernel"} {
 			if strings.HasPrefix(dep, host) {
 				t.Errorf("the agent links %s", dep)
 			}

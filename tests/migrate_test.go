@@ -15,15 +15,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/passeur/passeur/image/config"
+	"github.com/passeur/passeur/image/medialayout"
 	"github.com/passeur/passeur/image/release"
 	"github.com/passeur/passeur/image/repo"
 	"github.com/passeur/passeur/image/sign"
 	"github.com/passeur/passeur/image/version"
 	"github.com/passeur/passeur/initramfs/backup"
-	"github.com/passeur/passeur/initramfs/config"
 	"github.com/passeur/passeur/initramfs/event"
 	"github.com/passeur/passeur/initramfs/journal"
-	"github.com/passeur/passeur/initramfs/roles"
 	"github.com/passeur/passeur/qemu"
 	"github.com/passeur/passeur/qemu/camrec"
 	"github.com/passeur/passeur/qemu/fixture"
@@ -238,7 +238,7 @@ func keyWithReleases(t *testing.T, rels map[string]string) qemu.Disk {
 		}
 	}
 	img := filepath.Join(t.TempDir(), "key.img")
-	if err := fixture.Key(img, 512<<20, 32, files, map[string]string{roles.MediaMarker: `{"format":1}`}); err != nil {
+	if err := fixture.Key(img, 512<<20, 32, files, map[string]string{medialayout.Marker: `{"format":1}`}); err != nil {
 		t.Fatal(err)
 	}
 	return qemu.Disk{Path: img, Bus: qemu.USB, Serial: "PASSEUR-KEY"}
@@ -601,8 +601,8 @@ func TestMigrateFromRepository(t *testing.T) {
 	a := v7(t, camrec.VariantA, camrec.Options{Seed: 25})
 	img := filepath.Join(t.TempDir(), "key.img")
 	if err := fixture.Key(img, 512<<20, 32, nil, map[string]string{
-		roles.MediaMarker: `{"format":1}`,
-		config.File:       `{"repo": "http://10.0.2.100", "release": "stable"}`,
+		medialayout.Marker: `{"format":1}`,
+		config.File:        `{"repo": "http://10.0.2.100", "release": "stable"}`,
 	}); err != nil {
 		t.Fatal(err)
 	}

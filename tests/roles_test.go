@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/passeur/passeur/image/medialayout"
 	"github.com/passeur/passeur/initramfs/plan"
 	"github.com/passeur/passeur/initramfs/preflight"
 	"github.com/passeur/passeur/initramfs/roles"
@@ -32,7 +33,7 @@ func makeKey(t *testing.T, r camrecRelease, size int64, fatBits int, extra ...ma
 		files["releases/camrec-8.0.0/"+filepath.Base(n)] = n
 	}
 	img := filepath.Join(t.TempDir(), "key.img")
-	contents := map[string]string{roles.MediaMarker: `{"format":1}`}
+	contents := map[string]string{medialayout.Marker: `{"format":1}`}
 	for _, e := range extra {
 		for k, v := range e {
 			contents[k] = v

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/passeur/passeur/image/medialayout"
 	"github.com/passeur/passeur/image/release"
 	"github.com/passeur/passeur/initramfs/agent"
 	"github.com/passeur/passeur/initramfs/backup"
@@ -227,7 +228,7 @@ func symlinkBackup(t *testing.T, a *camrec.Appliance) map[string]string {
 		if err == nil && d.Type().IsRegular() {
 			data, _ := os.ReadFile(p)
 			rel, _ := filepath.Rel(filepath.Dir(dir), p)
-			files[path.Join(backup.Root, "camrec-a", filepath.ToSlash(rel))] = string(data)
+			files[path.Join(medialayout.BackupDir, "camrec-a", filepath.ToSlash(rel))] = string(data)
 		}
 		return err
 	})

@@ -11,11 +11,11 @@ import (
 	"testing"
 
 	"aead.dev/minisign"
+	"github.com/passeur/passeur/image/medialayout"
 	"github.com/passeur/passeur/image/sign"
 	"github.com/passeur/passeur/image/usbkey"
 	"github.com/passeur/passeur/initramfs/backup"
 	"github.com/passeur/passeur/initramfs/journal"
-	"github.com/passeur/passeur/initramfs/roles"
 	"github.com/passeur/passeur/qemu"
 	"github.com/passeur/passeur/qemu/camrec"
 	"github.com/passeur/passeur/qemu/fixture"
@@ -182,7 +182,7 @@ func TestKeyWithoutRelease(t *testing.T) {
 	art := qemu.BuiltArtifacts(t, "qemu-x86_64")
 	a := v7(t, camrec.VariantA, camrec.Options{Seed: 29})
 	img := filepath.Join(t.TempDir(), "key.img")
-	if err := fixture.Key(img, 256<<20, 32, nil, map[string]string{roles.MediaMarker: roles.MarkerData}); err != nil {
+	if err := fixture.Key(img, 256<<20, 32, nil, map[string]string{medialayout.Marker: medialayout.MarkerData}); err != nil {
 		t.Fatal(err)
 	}
 	key := qemu.Disk{Path: img, Bus: qemu.USB, Serial: "PASSEUR-KEY"}
@@ -208,8 +208,8 @@ func TestKeyWithoutRelease(t *testing.T) {
 		t.Error("no choices event, or a run began")
 	}
 	sameHashes(t, "migrate with no release", before, hashes(t, a.Disks()))
-	if out, err := fixture.Run("", "mdir", "-i", img, "::/"+backup.Root); err == nil {
-		t.Errorf("a %s folder appeared on the key:\n%s", backup.Root, out)
+	if out, err := fixture.Run("", "mdir", "-i", img, "::/"+medialayout.BackupDir); err == nil {
+		t.Errorf("a %s folder appeared on the key:\n%s", medialayout.BackupDir, out)
 	}
 
 	vm = qemu.Test(t, qemu.Options{Board: art.Board, Kernel: art.Kernel, Initrd: art.Initrd, Disks: disks, Cmdline: "passeur.mode=migrate"})

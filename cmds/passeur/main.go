@@ -19,9 +19,9 @@ import (
 	"strings"
 
 	"github.com/passeur/passeur/board"
-	"github.com/passeur/passeur/initramfs/build"
+	"github.com/passeur/passeur/image/kernel"
+	"github.com/passeur/passeur/image/rescue"
 	"github.com/passeur/passeur/initramfs/inventory"
-	"github.com/passeur/passeur/initramfs/kernel"
 )
 
 func main() {
@@ -91,7 +91,7 @@ func buildCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	res, err := build.Build(build.Options{Board: b, Kernel: k, RepoDir: repoAbs, OutDir: filepath.Join(*out, b.Name), Trusted: trusted, Products: specs, Log: stderr})
+	res, err := rescue.Build(rescue.Options{Board: b, Kernel: k, RepoDir: repoAbs, OutDir: filepath.Join(*out, b.Name), Trusted: trusted, Products: specs, Log: stderr})
 	if err != nil {
 		return err
 	}

@@ -10,11 +10,11 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/passeur/passeur/image/atomicfile"
 	"github.com/passeur/passeur/image/builder"
 	"github.com/passeur/passeur/image/release"
 	"github.com/passeur/passeur/image/repo"
 	"github.com/passeur/passeur/image/sign"
-	"github.com/passeur/passeur/initramfs/atomicfile"
 	"github.com/passeur/passeur/initramfs/inventory"
 )
 

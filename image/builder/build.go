@@ -10,11 +10,11 @@ import (
 
 	"aead.dev/minisign"
 	"github.com/passeur/passeur/board"
+	"github.com/passeur/passeur/image/atomicfile"
+	"github.com/passeur/passeur/image/kernel"
 	"github.com/passeur/passeur/image/release"
+	"github.com/passeur/passeur/image/rescue"
 	"github.com/passeur/passeur/image/sign"
-	"github.com/passeur/passeur/initramfs/atomicfile"
-	"github.com/passeur/passeur/initramfs/build"
-	"github.com/passeur/passeur/initramfs/kernel"
 )
 
 // Options are the inputs of a build that are not in the spec.
@@ -70,7 +70,7 @@ func Run(spec *Spec, o Options) (*release.Manifest, error) {
 		return nil, err
 	}
 	initrd := filepath.Join(tmp, "initrd.zst")
-	if _, _, _, err := build.Assemble(build.Image{Board: b, Kernel: k, RepoDir: o.RepoDir, Log: o.Log,
+	if _, _, _, err := rescue.Assemble(rescue.Image{Board: b, Kernel: k, RepoDir: o.RepoDir, Log: o.Log,
 		Commands: []string{spec.Build.ESP.Init}, Init: filepath.Base(spec.Build.ESP.Init)}, initrd); err != nil {
 		return nil, err
 	}

@@ -15,8 +15,8 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/passeur/passeur/initramfs/atomicfile"
-	"github.com/passeur/passeur/initramfs/config"
+	"github.com/passeur/passeur/image/atomicfile"
+	"github.com/passeur/passeur/image/config"
 )
 
 // Bundle is what a netboot bundle holds.

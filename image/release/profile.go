@@ -1,6 +1,7 @@
 package release
 
 import (
+	"encoding/json"
 	"fmt"
 	"regexp"
 )
@@ -77,4 +78,31 @@ func (p Profile) check() error {
 // artifacts. It serves to recognise and back up, never to install.
 func (p Profile) Manifest() *Manifest {
 	return &Manifest{Format: Format, Product: p.Product, Recognize: p.Recognize, Config: p.Config, Index: p.Index, DataVolumes: p.DataVolumes}
+}
+
+// ProfileOf reads a product profile from a release spec (the release
+// builder's {"manifest": …, "build": …}), a manifest or a profile, and
+// renders it for the rescue image.
+func ProfileOf(data []byte) (product string, profile []byte, err error) {
+	var spec struct {
+		Manifest json.RawMessage `json:"manifest"`
+	}
+	if err := json.Unmarshal(data, &spec); err != nil {
+		return "", nil, fmt.Errorf("product profile: %w", err)
+	}
+	if spec.Manifest != nil {
+		data = spec.Manifest
+	}
+	var m Manifest // loosely: a spec's manifest has no artifacts yet
+	if err := json.Unmarshal(data, &m); err != nil {
+		return "", nil, fmt.Errorf("product profile: %w", err)
+	}
+	out, err := json.MarshalIndent(m.Profile(), "", "  ")
+	if err != nil {
+		return "", nil, err
+	}
+	if _, err := ParseProfile(out); err != nil {
+		return "", nil, err
+	}
+	return m.Product, append(out, '\n'), nil
 }

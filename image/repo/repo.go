@@ -15,10 +15,10 @@ import (
 	"sort"
 
 	"aead.dev/minisign"
+	"github.com/passeur/passeur/image/atomicfile"
 	"github.com/passeur/passeur/image/release"
 	"github.com/passeur/passeur/image/sign"
 	"github.com/passeur/passeur/image/version"
-	"github.com/passeur/passeur/initramfs/atomicfile"
 )
 
 // IndexFile is the repository's signed index.

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/passeur/passeur/image/fat"
+	"github.com/passeur/passeur/image/medialayout"
 	"golang.org/x/sys/unix"
 )
 
@@ -47,7 +48,7 @@ func TestImageEverySize(t *testing.T) {
 			if out, err := exec.Command("fsck.vfat", "-n", p).CombinedOutput(); err != nil {
 				t.Errorf("fsck.vfat -n: %v\n%s", err, out)
 			}
-			for path, want := range map[string]string{"/passeur/media.json": Marker, "/passeur/vmlinuz": "kernel", "/releases/camrec-8.0.0/manifest.json": `"product": "camrec"`} {
+			for path, want := range map[string]string{"/passeur/media.json": medialayout.MarkerData, "/passeur/vmlinuz": "kernel", "/releases/camrec-8.0.0/manifest.json": `"product": "camrec"`} {
 				if out, err := exec.Command("mtype", "-i", p, "::"+path).CombinedOutput(); err != nil || !strings.Contains(string(out), want) {
 					t.Errorf("%s on the key: %v\n%s", path, err, out)
 				}

@@ -18,14 +18,12 @@ import (
 
 	"aead.dev/minisign"
 	"github.com/diskfs/go-diskfs/partition/gpt"
+	"github.com/passeur/passeur/image/atomicfile"
+	"github.com/passeur/passeur/image/config"
 	"github.com/passeur/passeur/image/fat"
+	"github.com/passeur/passeur/image/medialayout"
 	"github.com/passeur/passeur/image/release"
 	"github.com/passeur/passeur/image/sign"
-	"github.com/passeur/passeur/initramfs/atomicfile"
-	"github.com/passeur/passeur/initramfs/backup"
-	"github.com/passeur/passeur/initramfs/config"
-	"github.com/passeur/passeur/initramfs/media"
-	"github.com/passeur/passeur/initramfs/roles"
 )
 
 // Content is what goes on a key.
@@ -73,9 +71,6 @@ var Entries = []Entry{
 // SystemdBoot is where Debian's systemd-boot-efi package puts the loader.
 const SystemdBoot = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi"
 
-// Marker is the content of passeur's marker file on the keys it makes.
-const Marker = roles.MarkerData
-
 // Files lists the key's tree: files, and folders that must exist even
 // empty.
 func (c Content) Files() ([]fat.File, []string, error) {
@@ -88,7 +83,7 @@ func (c Content) Files() ([]fat.File, []string, error) {
 		{Path: "/EFI/BOOT/BOOTX64.EFI", From: c.Loader},
 		{Path: "/passeur/vmlinuz", From: c.Kernel},
 		{Path: "/passeur/initramfs.cpio.zst", From: c.Initramfs},
-		{Path: "/" + roles.MediaMarker, Data: []byte(Marker)},
+		{Path: "/" + medialayout.Marker, Data: []byte(medialayout.MarkerData)},
 		{Path: "/loader/loader.conf", Data: []byte("default passeur-" + Entries[0].Name + ".conf\ntimeout 5\nconsole-mode keep\n")},
 	}
 	for i, e := range Entries {
@@ -116,7 +111,7 @@ func (c Content) Files() ([]fat.File, []string, error) {
 		}
 		seen[strings.ToLower(f.Path)] = true
 	}
-	return files, []string{"/" + backup.Root}, nil
+	return files, []string{"/" + medialayout.BackupDir}, nil
 }
 
 // release verifies the release in dir, manifest signature first, then
@@ -148,7 +143,7 @@ func (c Content) release(dir string) ([]fat.File, error) {
 	if err := m.VerifyArtifactsStored(os.DirFS(dir), "."); err != nil {
 		return nil, err
 	}
-	to, err := within("/"+media.ReleasesDir, m.Product+"-"+m.Version.String())
+	to, err := within("/"+medialayout.ReleasesDir, m.Product+"-"+m.Version.String())
 	if err != nil {
 		return nil, err
 	}

@@ -14,15 +14,15 @@ import (
 	"time"
 
 	"filippo.io/age"
+	"github.com/passeur/passeur/image/config"
+	"github.com/passeur/passeur/image/medialayout"
 	"github.com/passeur/passeur/initramfs/backup"
-	"github.com/passeur/passeur/initramfs/config"
 	"github.com/passeur/passeur/initramfs/inventory"
 	"github.com/passeur/passeur/initramfs/journal"
 	"github.com/passeur/passeur/initramfs/recovery"
 	"github.com/passeur/passeur/initramfs/roles"
 	"golang.org/x/sys/unix"
 
-	_ "github.com/passeur/passeur/initramfs/recovery/camrec" // the reference appliance's index recovery
 )
 
 // Where the rescue system mounts what it writes to.
@@ -200,7 +200,7 @@ func (a *Agent) open(s *session) (*run, error) {
 	if err != nil {
 		return nil, err
 	}
-	hostDir := filepath.Join(r.media, backup.Root, r.host)
+	hostDir := filepath.Join(r.media, medialayout.BackupDir, r.host)
 	if r.dir, err = journal.FindUnfinished(hostDir, string(a.Config.Mode), r.machine); err != nil {
 		return r, backup.Media(err)
 	}

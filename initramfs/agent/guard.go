@@ -6,7 +6,7 @@ import (
 	"os"
 	"runtime/debug"
 
-	"github.com/passeur/passeur/initramfs/config"
+	"github.com/passeur/passeur/image/config"
 	"github.com/passeur/passeur/initramfs/roles"
 )
 

@@ -8,8 +8,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/passeur/passeur/image/config"
+	"github.com/passeur/passeur/image/medialayout"
 	"github.com/passeur/passeur/initramfs/backup"
-	"github.com/passeur/passeur/initramfs/config"
 	"github.com/passeur/passeur/initramfs/inventory"
 	"github.com/passeur/passeur/initramfs/journal"
 	"github.com/passeur/passeur/initramfs/migrate"
@@ -76,9 +77,9 @@ func (a *Agent) install(disks []inventory.Disk) error {
 	}
 	defer a.closeRun(r)
 	stamp := backup.Stamp(time.Now())
-	r.dir = filepath.Join(r.media, backup.Root, r.host, stamp)
+	r.dir = filepath.Join(r.media, medialayout.BackupDir, r.host, stamp)
 	for i := 2; exists(r.dir); i++ {
-		r.dir = filepath.Join(r.media, backup.Root, r.host, fmt.Sprintf("%s-%d", stamp, i))
+		r.dir = filepath.Join(r.media, medialayout.BackupDir, r.host, fmt.Sprintf("%s-%d", stamp, i))
 	}
 	if r.j, err = journal.Create(filepath.Join(r.dir, journal.File), r.header(string(config.ModeInstall))); err != nil {
 		return a.mediaErr(r, err)

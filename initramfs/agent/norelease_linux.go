@@ -5,7 +5,8 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/passeur/passeur/initramfs/config"
+	"github.com/passeur/passeur/image/config"
+	"github.com/passeur/passeur/image/medialayout"
 	"github.com/passeur/passeur/initramfs/inventory"
 	"github.com/passeur/passeur/initramfs/media"
 	"github.com/passeur/passeur/initramfs/roles"
@@ -29,7 +30,7 @@ var leftChoices = []struct {
 // profileRelease is the release of a run with no release on the media: the
 // rescue image's own profile of the product, to recognise and back up only.
 func (a *Agent) profileRelease() (*media.Release, error) {
-	ps, err := media.LoadProfiles("/" + media.ProductsDir)
+	ps, err := media.LoadProfiles("/" + medialayout.ProductsDir)
 	if err != nil {
 		return nil, err
 	}

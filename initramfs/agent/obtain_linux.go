@@ -12,10 +12,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/passeur/passeur/image/fetch"
+	"github.com/passeur/passeur/image/medialayout"
 	"github.com/passeur/passeur/image/repo"
 	"github.com/passeur/passeur/image/sign"
 	"github.com/passeur/passeur/initramfs/backup"
+	"github.com/passeur/passeur/initramfs/fetch"
 	"github.com/passeur/passeur/initramfs/inventory"
 	"github.com/passeur/passeur/initramfs/media"
 	"github.com/passeur/passeur/initramfs/roles"
@@ -52,7 +53,7 @@ func (a *Agent) obtain(disks []inventory.Disk) error {
 	if err != nil {
 		return err
 	}
-	trusted, err := media.LoadTrusted("/" + media.TrustedDir)
+	trusted, err := media.LoadTrusted("/" + medialayout.TrustedDir)
 	if err != nil {
 		return err
 	}
@@ -96,7 +97,7 @@ func (a *Agent) obtain(disks []inventory.Disk) error {
 		return fmt.Errorf("repository %s: %w", base, err)
 	}
 	a.want = ver
-	rel := path.Join(media.ReleasesDir, product+"-"+ver)
+	rel := path.Join(medialayout.ReleasesDir, product+"-"+ver)
 	if m, _, err := media.Verify(files, rel, trusted); err == nil && m.VerifyArtifactsStored(files, rel) == nil {
 		a.Log.Printf("%s %s (%s) is on the media: nothing to download", product, ver, want)
 		return nil

@@ -8,8 +8,9 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/passeur/passeur/image/config"
+	"github.com/passeur/passeur/image/medialayout"
 	"github.com/passeur/passeur/image/release"
-	"github.com/passeur/passeur/initramfs/config"
 	"github.com/passeur/passeur/initramfs/inventory"
 	"github.com/passeur/passeur/initramfs/media"
 	"github.com/passeur/passeur/initramfs/plan"
@@ -149,7 +150,7 @@ func (a *Agent) prepare(disks []inventory.Disk) (*session, error) {
 // first. The session is always returned, to be closed, even with an error.
 func (a *Agent) assign(disks []inventory.Disk) (*session, error) {
 	s := &session{reader: &roles.MountReader{Dir: "/run/passeur/mnt"}, disks: disks}
-	trusted, err := media.LoadTrusted("/" + media.TrustedDir)
+	trusted, err := media.LoadTrusted("/" + medialayout.TrustedDir)
 	if err != nil {
 		return s, err
 	}

@@ -11,11 +11,9 @@ import (
 	"time"
 
 	"github.com/passeur/passeur/image/fat"
-	"github.com/passeur/passeur/initramfs/backup"
+	"github.com/passeur/passeur/image/medialayout"
 	"github.com/passeur/passeur/initramfs/inventory"
-	"github.com/passeur/passeur/initramfs/media"
 	"github.com/passeur/passeur/initramfs/migrate"
-	"github.com/passeur/passeur/initramfs/roles"
 	"golang.org/x/sys/unix"
 )
 
@@ -53,8 +51,8 @@ func (a *Agent) ramMedia(disks []inventory.Disk) ([]inventory.Disk, error) {
 		return disks, fmt.Errorf("media in RAM: mount tmpfs: %w", err)
 	}
 	img := filepath.Join(ramDir, "media.fat")
-	files := []fat.File{{Path: "/" + roles.MediaMarker, Data: []byte(roles.MarkerData)}}
-	if err := fat.Make(img, size, "PASSEUR-RAM", files, []string{"/" + backup.Root, "/" + media.ReleasesDir}, time.Now()); err != nil {
+	files := []fat.File{{Path: "/" + medialayout.Marker, Data: []byte(medialayout.MarkerData)}}
+	if err := fat.Make(img, size, "PASSEUR-RAM", files, []string{"/" + medialayout.BackupDir, "/" + medialayout.ReleasesDir}, time.Now()); err != nil {
 		return disks, fmt.Errorf("media in RAM: %w", err)
 	}
 	loop, err := migrate.AttachLoop(img, 0, size, false)

@@ -11,8 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/passeur/passeur/image/config"
+	"github.com/passeur/passeur/image/medialayout"
 	"github.com/passeur/passeur/initramfs/backup"
-	"github.com/passeur/passeur/initramfs/config"
 	"github.com/passeur/passeur/initramfs/inventory"
 	"github.com/passeur/passeur/initramfs/journal"
 	"github.com/passeur/passeur/initramfs/migrate"
@@ -107,7 +108,7 @@ type rollbackSource struct {
 // findRollback finds the newest migration on the media whose save is
 // complete and whose system disk is here, not rolled back yet.
 func findRollback(media string, disks []inventory.Disk) (*rollbackSource, error) {
-	runs, err := journal.All(filepath.Join(media, backup.Root, "*", "*"))
+	runs, err := journal.All(filepath.Join(media, medialayout.BackupDir, "*", "*"))
 	if err != nil {
 		return nil, err
 	}
@@ -173,7 +174,7 @@ func (a *Agent) rollback(disks []inventory.Disk) error {
 		return err
 	}
 	defer a.closeRun(r)
-	runs, err := journal.Unfinished(filepath.Join(r.media, backup.Root, "*", "*"))
+	runs, err := journal.Unfinished(filepath.Join(r.media, medialayout.BackupDir, "*", "*"))
 	if err != nil {
 		return a.mediaErr(r, err)
 	}
@@ -280,7 +281,7 @@ func checkTarget(r *run, src *rollbackSource, m *rollback.Manifest, save string)
 // (Backup/<host>/<stamp>) and nothing else: no other folder, no pattern.
 func isRunPath(p string) bool {
 	parts := strings.Split(p, "/")
-	if len(parts) != 3 || parts[0] != backup.Root {
+	if len(parts) != 3 || parts[0] != medialayout.BackupDir {
 		return false
 	}
 	for _, s := range parts {

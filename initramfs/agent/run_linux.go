@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/passeur/passeur/board"
+	"github.com/passeur/passeur/image/config"
 	"github.com/passeur/passeur/image/version"
-	"github.com/passeur/passeur/initramfs/config"
 	"github.com/passeur/passeur/initramfs/control"
 	"github.com/passeur/passeur/initramfs/event"
 	"github.com/passeur/passeur/initramfs/inventory"

@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"sync"
 
-	"github.com/passeur/passeur/initramfs/atomicfile"
+	"github.com/passeur/passeur/image/atomicfile"
 )
 
 // runLog is the console as the agent writes it, kept from boot so that the

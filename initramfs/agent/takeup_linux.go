@@ -8,8 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/passeur/passeur/initramfs/backup"
-	"github.com/passeur/passeur/initramfs/config"
+	"github.com/passeur/passeur/image/config"
+	"github.com/passeur/passeur/image/medialayout"
 	"github.com/passeur/passeur/initramfs/inventory"
 	"github.com/passeur/passeur/initramfs/journal"
 	"github.com/passeur/passeur/initramfs/media"
@@ -47,7 +47,7 @@ func (a *Agent) takeUp(disks []inventory.Disk) (bool, error) {
 	if err := a.mountMediaDev(r); err != nil {
 		return false, err
 	}
-	runs, err := journal.Unfinished(filepath.Join(r.media, backup.Root, "*", "*"))
+	runs, err := journal.Unfinished(filepath.Join(r.media, medialayout.BackupDir, "*", "*"))
 	if err != nil {
 		a.closeRun(r)
 		return false, a.mediaErr(r, err)
@@ -211,7 +211,7 @@ func (a *Agent) confirmTakeUp(job *migrate.Job, target *inventory.Disk, name str
 // trusted key, and the very manifest the job was made from (by the hash of
 // the bytes whose signature was just checked).
 func (a *Agent) sameRelease(r *run, job *migrate.Job) (*media.Release, error) {
-	trusted, err := media.LoadTrusted("/" + media.TrustedDir)
+	trusted, err := media.LoadTrusted("/" + medialayout.TrustedDir)
 	if err != nil {
 		return nil, err
 	}

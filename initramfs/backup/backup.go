@@ -60,8 +60,6 @@ import (
 
 // Names on the media.
 const (
-	// Root is the folder of every backup on the media.
-	Root         = "Backup"
 	ManifestFile = "MANIFEST.json"
 	SumsFile     = "SHA256SUMS"
 	CompleteFile = "COMPLETE"

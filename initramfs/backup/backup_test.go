@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"filippo.io/age"
+	"github.com/passeur/passeur/image/medialayout"
 )
 
 // system makes a small installed root: a config folder with modes, owners
@@ -79,7 +80,7 @@ func write(t *testing.T, root, dir string, o Options) *Manifest {
 
 func TestBackupVerifyRestore(t *testing.T) {
 	root := system(t)
-	dir := filepath.Join(t.TempDir(), Root, "camrec-a", Stamp(time.Now()))
+	dir := filepath.Join(t.TempDir(), medialayout.BackupDir, "camrec-a", Stamp(time.Now()))
 	var out bytes.Buffer
 	var stored []string
 	m := write(t, root, dir, Options{PieceSize: 5000, Progress: &Progress{Label: "backup", Out: &out},

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/passeur/passeur/image/medialayout"
 )
 
 // Info is one backup folder of a host.
@@ -21,7 +23,7 @@ type Info struct {
 // List returns the backups of host under the media's root, oldest first.
 // A host name is not a machine: boxes may share one (ChooseFor).
 func List(mediaRoot, host string) ([]Info, error) {
-	base := filepath.Join(mediaRoot, Root, HostName(host))
+	base := filepath.Join(mediaRoot, medialayout.BackupDir, HostName(host))
 	ents, err := os.ReadDir(base)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil

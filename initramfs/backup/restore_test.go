@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/passeur/passeur/image/medialayout"
 )
 
 // treeHash hashes everything under dir a restore could change: names,
@@ -286,7 +288,7 @@ func TestChooseForPassesOverOtherMachines(t *testing.T) {
 		stamp string
 		id    *MachineID
 	}{{"2026-11-01T100000Z", &here}, {"2026-11-02T100000Z", &other}} {
-		dir := filepath.Join(media, Root, "camrec-a", b.stamp)
+		dir := filepath.Join(media, medialayout.BackupDir, "camrec-a", b.stamp)
 		if _, err := Write(dir, Manifest{Host: "camrec-a", MachineID: b.id}, items, Options{}); err != nil {
 			t.Fatal(err)
 		}

@@ -15,7 +15,7 @@ import (
 	"strings"
 
 	"filippo.io/age"
-	"github.com/passeur/passeur/initramfs/atomicfile"
+	"github.com/passeur/passeur/image/atomicfile"
 )
 
 // Verify reads every stored file of the backup in dir back from the media

@@ -17,7 +17,7 @@ import (
 	"syscall"
 
 	"filippo.io/age"
-	"github.com/passeur/passeur/initramfs/atomicfile"
+	"github.com/passeur/passeur/image/atomicfile"
 )
 
 // Item is something to back up: an entry's metadata and where its content

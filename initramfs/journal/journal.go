@@ -16,7 +16,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/passeur/passeur/initramfs/atomicfile"
+	"github.com/passeur/passeur/image/atomicfile"
 )
 
 // File is the journal's name in a run's folder.

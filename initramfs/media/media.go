@@ -18,16 +18,10 @@ import (
 	"sort"
 
 	"aead.dev/minisign"
+	"github.com/passeur/passeur/image/medialayout"
 	"github.com/passeur/passeur/image/release"
 	"github.com/passeur/passeur/image/sign"
 )
-
-// TrustedDir holds, in the rescue image (relative to its root), the public
-// keys releases must be signed by.
-const TrustedDir = "etc/passeur/trusted"
-
-// ReleasesDir is the folder of releases on the media.
-const ReleasesDir = "releases"
 
 // Release is a verified release found on the media.
 type Release struct {
@@ -77,7 +71,7 @@ func LoadTrusted(dir string) ([]minisign.PublicKey, error) {
 // Releases lists the releases under releases/ on the media: those whose
 // manifest is signed by a trusted key and parses, and those refused.
 func Releases(files fs.FS, trusted []minisign.PublicKey) ([]Release, []Refused) {
-	ents, err := fs.ReadDir(files, ReleasesDir)
+	ents, err := fs.ReadDir(files, medialayout.ReleasesDir)
 	if err != nil {
 		return nil, nil
 	}
@@ -87,7 +81,7 @@ func Releases(files fs.FS, trusted []minisign.PublicKey) ([]Release, []Refused) 
 		if !e.IsDir() {
 			continue
 		}
-		dir := path.Join(ReleasesDir, e.Name())
+		dir := path.Join(medialayout.ReleasesDir, e.Name())
 		r, err := VerifyRelease(files, dir, trusted)
 		if err != nil {
 			bad = append(bad, Refused{Dir: dir, Err: err})

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/passeur/passeur/image/release"
 )
 
 func TestProfileOfSpec(t *testing.T) {
@@ -12,7 +14,7 @@ func TestProfileOfSpec(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	name, data, err := ProfileOf(spec)
+	name, data, err := release.ProfileOf(spec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +30,7 @@ func TestProfileOfSpec(t *testing.T) {
 	if err != nil || len(ps) != 1 || ps[0].Product != "camrec" || ps[0].Index[0] != "/var/lib/camrec/index" {
 		t.Fatalf("LoadProfiles: %v %+v", err, ps)
 	}
-	if _, _, err := ProfileOf([]byte(`{"manifest": {"product": "x"}}`)); err == nil {
+	if _, _, err := release.ProfileOf([]byte(`{"manifest": {"product": "x"}}`)); err == nil {
 		t.Error("a spec with no recognize or config gave a profile")
 	}
 }

@@ -11,10 +11,10 @@ import (
 	"testing"
 
 	"github.com/passeur/passeur/image/release"
-	"github.com/passeur/passeur/image/stream"
 	"github.com/passeur/passeur/initramfs/inventory"
 	"github.com/passeur/passeur/initramfs/ptable"
 	"github.com/passeur/passeur/initramfs/rollback"
+	"github.com/passeur/passeur/initramfs/stream"
 )
 
 // legacyDisk lays, with sfdisk, an installer's MBR disk (root, swap, data

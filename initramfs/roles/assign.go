@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/passeur/passeur/image/medialayout"
 	"github.com/passeur/passeur/image/release"
 	"github.com/passeur/passeur/initramfs/fstab"
 	"github.com/passeur/passeur/initramfs/inventory"
@@ -90,7 +91,7 @@ func Assign(disks []inventory.Disk, m *release.Manifest, r Reader, ask Asker) (*
 		if marked {
 			media[v.disk] = true
 			res.Disks[v.disk].Role = InstallMedia
-			note(v.disk, "passeur's marker %s on %s", MediaMarker, v.dev)
+			note(v.disk, "passeur's marker %s on %s", medialayout.Marker, v.dev)
 		}
 	}
 

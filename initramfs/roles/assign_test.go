@@ -10,6 +10,7 @@ import (
 	"testing"
 	"testing/fstest"
 
+	"github.com/passeur/passeur/image/medialayout"
 	"github.com/passeur/passeur/image/release"
 	"github.com/passeur/passeur/initramfs/fsprobe"
 	"github.com/passeur/passeur/initramfs/inventory"
@@ -64,7 +65,7 @@ func smallLayout() ([]inventory.Disk, mapReader) {
 				"LABEL=rec-b /srv/recordings/d1 ext4 defaults 0 2\n/dev/disk/by-uuid/xxxx /srv/recordings/d2 xfs defaults 0 2\n" +
 				"UUID=0ther /mnt/backup ext4 noauto 0 0\n")},
 		},
-		"/dev/sda1": {MediaMarker: {Data: []byte("{}")}},
+		"/dev/sda1": {medialayout.Marker: {Data: []byte("{}")}},
 		"/dev/sdb":  {"etc/hostname": {Data: []byte("elsewhere\n")}},
 	}
 	return disks, r

@@ -5,11 +5,12 @@ import (
 	"fmt"
 	"io/fs"
 
+	"github.com/passeur/passeur/image/medialayout"
 	"github.com/passeur/passeur/initramfs/inventory"
 )
 
 // ErrNoMedia means no disk carries passeur's marker.
-var ErrNoMedia = errors.New("no install media (no FAT filesystem with " + MediaMarker + ")")
+var ErrNoMedia = errors.New("no install media (no FAT filesystem with " + medialayout.Marker + ")")
 
 // mediaFiles reads v and tells whether it is install media: a FAT
 // filesystem carrying passeur's marker.
@@ -21,7 +22,7 @@ func mediaFiles(r Reader, v volumeFS) (fs.FS, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
-	_, err = fs.Stat(files, MediaMarker)
+	_, err = fs.Stat(files, medialayout.Marker)
 	return files, err == nil, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"testing"
 
+	"github.com/passeur/passeur/image/medialayout"
 	"github.com/passeur/passeur/initramfs/fsprobe"
 	"github.com/passeur/passeur/initramfs/inventory"
 )
@@ -15,7 +16,7 @@ func TestFindMedia(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := fs.Stat(files, MediaMarker); err != nil {
+	if _, err := fs.Stat(files, medialayout.Marker); err != nil {
 		t.Errorf("media files lack the marker: %v", err)
 	}
 	second := append(disks, inventory.Disk{Path: "/dev/sdc", FS: &fsprobe.FS{Type: "vfat"}})

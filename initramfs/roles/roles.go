@@ -27,13 +27,6 @@ const (
 	Unknown      Role = "unknown"
 )
 
-// MediaMarker is the file passeur puts on the media it makes (USB key,
-// prepared FAT32 key), relative to the FAT filesystem's root.
-const MediaMarker = "passeur/media.json"
-
-// MarkerData is the marker's content on the media passeur makes.
-const MarkerData = `{"format":1}` + "\n"
-
 // Errors a caller branches on: each is a refusal in unattended mode and a
 // question to the operator in interactive mode.
 var (

@@ -24,7 +24,7 @@ import (
 	"slices"
 
 	"github.com/klauspost/compress/zstd"
-	"github.com/passeur/passeur/initramfs/atomicfile"
+	"github.com/passeur/passeur/image/atomicfile"
 )
 
 // ManifestFile names a save's manifest in its folder.

@@ -5,7 +5,7 @@
 // host's sfdisk, mkfs.ext4 -d and mkfs.xfs, and in v8.go builds camrec 8.
 package camrec
 
-import "github.com/passeur/passeur/qemu/camrec/format"
+import "github.com/passeur/passeur/initramfs/recovery/camrec/format"
 
 // The formats, as package format defines them.
 type (

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/passeur/passeur/initramfs/recovery"
-	"github.com/passeur/passeur/qemu/camrec/format"
+	"github.com/passeur/passeur/initramfs/recovery/camrec/format"
 )
 
 func init() { recovery.Register("camrec", Indexer{}) }

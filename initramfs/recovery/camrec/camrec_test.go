@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/passeur/passeur/initramfs/recovery"
-	"github.com/passeur/passeur/qemu/camrec/format"
+	"github.com/passeur/passeur/initramfs/recovery/camrec/format"
 )
 
 // recordings writes n segments per camera under a volume folder and

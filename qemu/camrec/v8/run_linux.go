@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/passeur/passeur/board"
-	"github.com/passeur/passeur/initramfs/config"
+	"github.com/passeur/passeur/image/config"
 	"github.com/passeur/passeur/initramfs/event"
 	"github.com/passeur/passeur/initramfs/fstab"
 	"github.com/passeur/passeur/initramfs/inventory"

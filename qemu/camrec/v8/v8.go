@@ -21,7 +21,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/passeur/passeur/initramfs/atomicfile"
+	"github.com/passeur/passeur/image/atomicfile"
 	"github.com/passeur/passeur/qemu/camrec"
 )
 

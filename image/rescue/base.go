@@ -1,4 +1,4 @@
-package build
+package rescue
 
 import (
 	"bytes"
@@ -9,9 +9,10 @@ import (
 	"path/filepath"
 
 	"github.com/passeur/passeur/board"
-	"github.com/passeur/passeur/initramfs/kernel"
-	"github.com/passeur/passeur/initramfs/kmod"
-	"github.com/passeur/passeur/initramfs/media"
+	"github.com/passeur/passeur/image/kernel"
+	"github.com/passeur/passeur/image/kmod"
+	"github.com/passeur/passeur/image/medialayout"
+	"github.com/passeur/passeur/image/release"
 	"github.com/u-root/mkuimage/cpio"
 	"github.com/u-root/mkuimage/uimage"
 )
@@ -79,18 +80,18 @@ func baseArchive(b *board.Board, k *kernel.Kernel, trusted, products []string) (
 		if err != nil {
 			return nil, 0, fmt.Errorf("trusted key: %w", err)
 		}
-		files = append(files, struct{ name, data string }{path.Join(media.TrustedDir, filepath.Base(t)), string(data)})
+		files = append(files, struct{ name, data string }{path.Join(medialayout.TrustedDir, filepath.Base(t)), string(data)})
 	}
 	for _, p := range products {
 		data, err := os.ReadFile(p)
 		if err != nil {
 			return nil, 0, fmt.Errorf("product profile: %w", err)
 		}
-		name, profile, err := media.ProfileOf(data)
+		name, profile, err := release.ProfileOf(data)
 		if err != nil {
 			return nil, 0, fmt.Errorf("%s: %w", p, err)
 		}
-		files = append(files, struct{ name, data string }{path.Join(media.ProductsDir, name+".json"), string(profile)})
+		files = append(files, struct{ name, data string }{path.Join(medialayout.ProductsDir, name+".json"), string(profile)})
 	}
 	for _, f := range files {
 		if err := dir(path.Dir(f.name)); err != nil {

@@ -5,7 +5,7 @@
 // compiles them inside this module. commands_test.go keeps it in step with
 // AgentPackage and ShellCommands.
 
-package build
+package rescue
 
 import (
 	_ "github.com/passeur/passeur/cmds/passeur-agent"

@@ -1,4 +1,4 @@
-package build
+package rescue
 
 import (
 	"crypto/sha256"

@@ -16,7 +16,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/passeur/passeur/initramfs/atomicfile"
+	"github.com/passeur/passeur/image/atomicfile"
 )
 
 // Options tune File.

@@ -1,8 +1,8 @@
-// Package build assembles a board's rescue initramfs with u-root's mkuimage
+// Package rescue assembles a board's rescue initramfs with u-root's mkuimage
 // library, in busybox mode: the passeur agent as /init, u-root's core
 // commands for the debug shell, the board's kernel modules with a generated
 // modules.dep, the board definition; then compressed with zstd.
-package build
+package rescue
 
 import (
 	"fmt"
@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/passeur/passeur/board"
-	"github.com/passeur/passeur/initramfs/kernel"
+	"github.com/passeur/passeur/image/kernel"
 	"github.com/u-root/gobusybox/src/pkg/golang"
 	"github.com/u-root/mkuimage/uimage"
 	"github.com/u-root/uio/llog"
@@ -42,10 +42,10 @@ type Options struct {
 	// OutDir receives vmlinuz, initramfs.cpio.zst and a build stamp.
 	OutDir string
 	// Trusted are the minisign public key files the rescue system accepts
-	// releases and repositories signed by; they go to media.TrustedDir.
+	// releases and repositories signed by; they go to medialayout.TrustedDir.
 	Trusted []string
 	// Products are release specs (or manifests) whose product profile the
-	// rescue image keeps in media.ProductsDir: with them it backs up and
+	// rescue image keeps in medialayout.ProductsDir: with them it backs up and
 	// recovers even from a key holding no release.
 	Products []string
 	Log      io.Writer
@@ -60,8 +60,8 @@ type Image struct {
 	Commands []string // Go packages of the busybox
 	Init     string   // command linked to /init
 	Shell    string   // command linked to /bin/sh; none if empty
-	Trusted  []string // public key files copied to media.TrustedDir
-	Products []string // release specs whose profiles go to media.ProductsDir
+	Trusted  []string // public key files copied to medialayout.TrustedDir
+	Products []string // release specs whose profiles go to medialayout.ProductsDir
 	Log      io.Writer
 }
 

@@ -1,0 +1,29 @@
+// Package medialayout names the files that passeur's host tools write and
+// its rescue reads: on install media (a USB key, a RAM disk, a folder served
+// by netboot) and in the rescue image itself. It is the one source of these
+// names; host packages (image/…) and rescue packages (initramfs/…) both
+// import it, and it imports nothing.
+package medialayout
+
+// On install media, relative to the FAT filesystem's root.
+const (
+	// Marker is the file that makes a FAT filesystem passeur's media.
+	Marker = "passeur/media.json"
+	// MarkerData is the marker's content on the media passeur makes.
+	MarkerData = `{"format":1}` + "\n"
+	// ReleasesDir holds the signed releases, one folder each
+	// (<product>-<version>).
+	ReleasesDir = "releases"
+	// BackupDir holds every backup.
+	BackupDir = "Backup"
+)
+
+// In the rescue image, relative to its root.
+const (
+	// TrustedDir holds the minisign public keys releases and
+	// repositories must be signed by.
+	TrustedDir = "etc/passeur/trusted"
+	// ProductsDir holds the profiles of the products the image knows
+	// (passeur build -product): <product>.json each.
+	ProductsDir = "etc/passeur/products"
+)
