@@ -104,25 +104,3 @@ func readRecord(t *testing.T, r cpio.Record) string {
 	}
 	return string(b)
 }
-
-// TestAgentLinksNoHostCode: PID 1 links only what runs in the rescue, not
-// the harness, the fixtures, the builders or mkuimage and gobusybox.
-func TestAgentLinksNoHostCode(t *testing.T) {
-	cmd := exec.Command("go", "list", "-deps", "./cmds/passeur-agent")
-	cmd.Dir = repoRoot(t)
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("go list: %v", err)
-	}
-	for _, dep := range strings.Fields(string(out)) {
-		for _, host := range []string{"github.com/u-root/mkuimage", "github.com/u-root/gobusybox", "github.com/passeur/passeur/image/builder",
-			"github.com/passeur/passeur/image/rescue", "github.com/passeur/passeur/image/kmod", "github.com/passeur/passeur/image/kernel"} {
-			if strings.HasPrefix(dep, host) {
-				t.Errorf("the agent links %s", dep)
-			}
-		}
-		if dep == "github.com/passeur/passeur/qemu" || dep == "github.com/passeur/passeur/qemu/fixture" || dep == "github.com/passeur/passeur/qemu/camrec" {
-			t.Errorf("the agent links %s", dep)
-		}
-	}
-}

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/passeur/passeur/initramfs/journal"
+	"github.com/passeur/passeur/initramfs/steps"
 	"github.com/passeur/passeur/qemu"
 	"github.com/passeur/passeur/qemu/camrec"
 	"github.com/passeur/passeur/qemu/fixture"
@@ -94,14 +95,14 @@ func TestLegacyDisks(t *testing.T) {
 			if got := m.healthy(t); !reflect.DeepEqual(got, a.Expected) {
 				t.Errorf("health report after kexec\n got %+v\nwant %+v", got, a.Expected)
 			}
-			steps := map[string]string{}
+			got := map[string]string{}
 			for _, ev := range m.events {
 				var rec struct{ Step, State string }
 				if ev.Type == "journal" && ev.Decode(&rec) == nil {
-					steps[rec.Step] = rec.State
+					got[rec.Step] = rec.State
 				}
 			}
-			if entry := steps["boot entry"]; (tc.wantTable == "dos") != (entry == journal.StateDone) {
+			if entry := got[steps.Entry]; (tc.wantTable == "dos") != (entry == journal.StateDone) {
 				t.Errorf("boot entry step %q with a %s table", entry, tc.wantTable)
 			}
 			if regionSHA(t, a.System.Path, dataAt, dataSize) != keptSum {

@@ -24,6 +24,7 @@ import (
 	"github.com/passeur/passeur/initramfs/backup"
 	"github.com/passeur/passeur/initramfs/event"
 	"github.com/passeur/passeur/initramfs/journal"
+	"github.com/passeur/passeur/initramfs/steps"
 	"github.com/passeur/passeur/qemu"
 	"github.com/passeur/passeur/qemu/camrec"
 	"github.com/passeur/passeur/qemu/fixture"
@@ -139,7 +140,7 @@ func TestMigrate(t *testing.T) {
 					Step, State string
 					Detail      struct{ Readback bool }
 				}
-				if ev.Type == "journal" && ev.Decode(&rec) == nil && strings.HasPrefix(rec.Step, "write ") && rec.State == journal.StateDone {
+				if ev.Type == "journal" && ev.Decode(&rec) == nil && strings.HasPrefix(rec.Step, steps.Write) && rec.State == journal.StateDone {
 					writes++
 					if rec.Detail.Readback != strings.Contains(tc.cmdline, "readback") {
 						t.Errorf("%s: read back %v with keys %q", rec.Step, rec.Detail.Readback, tc.cmdline)
@@ -407,28 +408,28 @@ func (c migrationCut) String() string {
 // each image write at several offsets, the state partition, fstab,
 // restore, the table, the boot.
 var migrationCuts = []migrationCut{
-	{step: "plan", state: journal.StateDone},
-	{step: "rollback save", state: journal.StateBegun},
-	{step: "rollback save", state: journal.StateDone},
-	{step: "backup", state: journal.StateBegun},
-	{step: "backup", state: journal.StateDone},
-	{step: "complete", state: journal.StateDone},
-	{step: "reattach", state: journal.StateDone},
-	{step: "write esp", state: journal.StateBegun},
-	{step: "write esp", state: "progress", fraction: 0.25},
-	{step: "write esp", state: "progress", fraction: 0.6},
-	{step: "write esp", state: journal.StateDone},
-	{step: "write root", state: journal.StateBegun},
-	{step: "write root", state: journal.StateDone},
-	{step: "state", state: journal.StateBegun},
-	{step: "state", state: journal.StateDone},
-	{step: "fstab", state: journal.StateDone},
-	{step: "restore", state: journal.StateBegun},
-	{step: "restore", state: journal.StateDone},
-	{step: "table", state: journal.StateBegun},
-	{step: "table", state: journal.StateDone},
-	{step: "boot", state: journal.StateBegun},
-	{step: "boot", state: journal.StateDone},
+	{step: steps.Plan, state: journal.StateDone},
+	{step: steps.Save, state: journal.StateBegun},
+	{step: steps.Save, state: journal.StateDone},
+	{step: steps.Backup, state: journal.StateBegun},
+	{step: steps.Backup, state: journal.StateDone},
+	{step: steps.Complete, state: journal.StateDone},
+	{step: steps.Reattach, state: journal.StateDone},
+	{step: steps.Write + "esp", state: journal.StateBegun},
+	{step: steps.Write + "esp", state: "progress", fraction: 0.25},
+	{step: steps.Write + "esp", state: "progress", fraction: 0.6},
+	{step: steps.Write + "esp", state: journal.StateDone},
+	{step: steps.Write + "root", state: journal.StateBegun},
+	{step: steps.Write + "root", state: journal.StateDone},
+	{step: steps.State, state: journal.StateBegun},
+	{step: steps.State, state: journal.StateDone},
+	{step: steps.Fstab, state: journal.StateDone},
+	{step: steps.Restore, state: journal.StateBegun},
+	{step: steps.Restore, state: journal.StateDone},
+	{step: steps.Table, state: journal.StateBegun},
+	{step: steps.Table, state: journal.StateDone},
+	{step: steps.Boot, state: journal.StateBegun},
+	{step: steps.Boot, state: journal.StateDone},
 }
 
 // cutMigration boots a migration and kills QEMU, as a power cut, at c.

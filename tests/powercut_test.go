@@ -10,6 +10,7 @@ import (
 
 	"github.com/passeur/passeur/initramfs/backup"
 	"github.com/passeur/passeur/initramfs/journal"
+	"github.com/passeur/passeur/initramfs/steps"
 	"github.com/passeur/passeur/qemu"
 	"github.com/passeur/passeur/qemu/camrec"
 	"github.com/passeur/passeur/qemu/fixture"
@@ -22,8 +23,8 @@ func (c cutPoint) String() string { return strings.Trim(c.step+"-"+c.state, "-")
 
 // backupCuts are the points of a backup the power is cut at.
 var backupCuts = []cutPoint{
-	{"", journal.StateRun}, {"backup", journal.StateBegun}, {"backup", journal.StateDone},
-	{"verify", journal.StateBegun}, {"verify", journal.StateDone}, {"complete", journal.StateDone},
+	{"", journal.StateRun}, {steps.Backup, journal.StateBegun}, {steps.Backup, journal.StateDone},
+	{steps.Verify, journal.StateBegun}, {steps.Verify, journal.StateDone}, {steps.Complete, journal.StateDone},
 }
 
 // cutAt boots a backup and kills QEMU, as a power cut, right after the
@@ -203,7 +204,7 @@ func TestBackupMediaFailures(t *testing.T) {
 			}
 			var rec journal.Record
 			ev.Decode(&rec)
-			if rec.Step == "backup" && rec.State == journal.StateBegun {
+			if rec.Step == steps.Backup && rec.State == journal.StateBegun {
 				break
 			}
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/passeur/passeur/initramfs/plan"
 	"github.com/passeur/passeur/initramfs/preflight"
 	"github.com/passeur/passeur/initramfs/roles"
+	"github.com/passeur/passeur/initramfs/steps"
 	"github.com/passeur/passeur/qemu"
 	"github.com/passeur/passeur/qemu/camrec"
 	"github.com/passeur/passeur/qemu/fixture"
@@ -105,7 +106,7 @@ func runPlanWith(t *testing.T, disks []qemu.Disk, cmdline string, answer func(*q
 		case "error":
 			var e struct{ Step, Error string }
 			ev.Decode(&e)
-			if e.Step == "plan" {
+			if e.Step == steps.Plan {
 				run.err = e.Error
 			} else {
 				t.Errorf("error event: %s", ev.Raw)

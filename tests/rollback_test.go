@@ -11,6 +11,7 @@ import (
 
 	"github.com/passeur/passeur/initramfs/event"
 	"github.com/passeur/passeur/initramfs/journal"
+	"github.com/passeur/passeur/initramfs/steps"
 	"github.com/passeur/passeur/qemu"
 	"github.com/passeur/passeur/qemu/camrec"
 	"github.com/passeur/passeur/qemu/fixture"
@@ -78,7 +79,7 @@ func TestRollback(t *testing.T) {
 	}
 	for _, ev := range m.events {
 		var rec journal.Record
-		if ev.Type == "journal" && ev.Decode(&rec) == nil && rec.Step == "rollback save" && rec.State == journal.StateDone {
+		if ev.Type == "journal" && ev.Decode(&rec) == nil && rec.Step == steps.Save && rec.State == journal.StateDone {
 			ev.Decode(&saved)
 		}
 	}
@@ -109,7 +110,7 @@ func TestRollback(t *testing.T) {
 		Cmdline: "passeur.unattended=yes passeur.mode=rollback"})
 	ev, err := vm.WaitMatch(3*bootTimeout, "rollback 1 done", func(ev event.Event) bool {
 		var rec journal.Record
-		return ev.Type == "journal" && ev.Decode(&rec) == nil && rec.Step == "rollback 1" || ev.Type == "error" || ev.Type == "idle"
+		return ev.Type == "journal" && ev.Decode(&rec) == nil && rec.Step == steps.Piece+"1" || ev.Type == "error" || ev.Type == "idle"
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -134,7 +135,7 @@ func TestRollback(t *testing.T) {
 	resumed := 0
 	for _, ev := range done.events {
 		var rec journal.Record
-		if ev.Type == "journal" && ev.Decode(&rec) == nil && strings.HasPrefix(rec.Step, "rollback ") && rec.State == journal.StateDone {
+		if ev.Type == "journal" && ev.Decode(&rec) == nil && strings.HasPrefix(rec.Step, steps.Piece) && rec.State == journal.StateDone {
 			resumed++
 		}
 	}

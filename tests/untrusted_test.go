@@ -22,6 +22,7 @@ import (
 	"github.com/passeur/passeur/initramfs/journal"
 	jobs "github.com/passeur/passeur/initramfs/migrate"
 	"github.com/passeur/passeur/initramfs/ptable"
+	"github.com/passeur/passeur/initramfs/steps"
 	"github.com/passeur/passeur/qemu"
 	"github.com/passeur/passeur/qemu/camrec"
 	"github.com/passeur/passeur/qemu/fixture"
@@ -61,8 +62,8 @@ func craftedJournal(t *testing.T, r camrecRelease, a *camrec.Appliance) string {
 	var lines []string
 	for _, rec := range []journal.Record{
 		{State: journal.StateRun, Detail: mustJSON(t, journal.Header{Mode: "migrate", Machine: identityOf(t, a.System), Host: "camrec-a"})},
-		{Step: "plan", State: journal.StateDone, Detail: mustJSON(t, job)},
-		{Step: "write root", State: journal.StateBegun},
+		{Step: steps.Plan, State: journal.StateDone, Detail: mustJSON(t, job)},
+		{Step: steps.Write + "root", State: journal.StateBegun},
 	} {
 		lines = append(lines, string(mustJSON(t, rec)))
 	}
@@ -107,7 +108,7 @@ func TestKeyOnALookAlike(t *testing.T) {
 		t.Fatalf("the fixtures must share serials and differ in tables: %s, %s", identityOf(t, first.System), identityOf(t, second.System))
 	}
 	key := passeurKey(t, r)
-	cutMigration(t, append(first.Disks(), key), migrationCut{step: "write root", state: journal.StateBegun})
+	cutMigration(t, append(first.Disks(), key), migrationCut{step: steps.Write + "root", state: journal.StateBegun})
 	runs := runDirs(t, keyTree(t, key.Path), "camrec-a")
 	if len(runs) != 1 {
 		t.Fatalf("after the cut: %v", runs)
@@ -115,7 +116,7 @@ func TestKeyOnALookAlike(t *testing.T) {
 	firstJournal := fileSHA(t, filepath.Join(runs[0], journal.File))
 
 	before := hashes(t, second.Disks())
-	cutMigration(t, append(second.Disks(), key), migrationCut{step: "complete", state: journal.StateDone})
+	cutMigration(t, append(second.Disks(), key), migrationCut{step: steps.Complete, state: journal.StateDone})
 	sameHashes(t, "the second box's backup", before, hashes(t, second.Disks()))
 	tree := keyTree(t, key.Path)
 	runs = runDirs(t, tree, "camrec-a")
@@ -135,7 +136,7 @@ func TestKeyOnALookAlike(t *testing.T) {
 				t.Error("the first box's journal changed")
 			}
 		case strings.HasPrefix(h.Machine, identityOf(t, second.System)):
-			if _, ok := journal.DoneIn(recs, "complete"); !ok {
+			if _, ok := journal.DoneIn(recs, steps.Complete); !ok {
 				t.Errorf("the second box's own backup is not complete: %v", recs)
 			}
 		default:

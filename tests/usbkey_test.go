@@ -16,6 +16,7 @@ import (
 	"github.com/passeur/passeur/image/usbkey"
 	"github.com/passeur/passeur/initramfs/backup"
 	"github.com/passeur/passeur/initramfs/journal"
+	"github.com/passeur/passeur/initramfs/steps"
 	"github.com/passeur/passeur/qemu"
 	"github.com/passeur/passeur/qemu/camrec"
 	"github.com/passeur/passeur/qemu/fixture"
@@ -164,7 +165,7 @@ func checkKeyAfter(t *testing.T, img string, start, size int64) string {
 	if err != nil || len(recs) == 0 {
 		t.Fatalf("journal: %v", err)
 	}
-	if _, ok := journal.DoneIn(recs, "boot"); !ok {
+	if _, ok := journal.DoneIn(recs, steps.Boot); !ok {
 		t.Error("the journal on the key does not record the boot of the new system")
 	}
 	if st, err := os.Stat(filepath.Join(runs[0], "console.log")); err != nil || st.Size() == 0 {

@@ -46,9 +46,8 @@ type Config struct {
 	// Mode is passeur.mode=: wait (default), shell, poweroff, plan,
 	// backup, recover, restore, migrate, install or rollback.
 	Mode Mode
-	// Debug is passeur.debug=, a comma-separated list: "sysfs" emits a
-	// capture of what inventory read from /sys; "no-space-check" lets a
-	// backup start on media preflight finds too small.
+	// Debug is passeur.debug=, a comma-separated list of the outputs
+	// named in debugs.
 	Debug []string
 	// AgeRecipients is passeur.age-recipient=, comma-separated age public
 	// keys (age1…): the backup is encrypted to them.

@@ -14,6 +14,7 @@ import (
 	"github.com/passeur/passeur/initramfs/event"
 	"github.com/passeur/passeur/initramfs/inventory"
 	"github.com/passeur/passeur/initramfs/migrate"
+	"github.com/passeur/passeur/initramfs/newsys"
 )
 
 // Agent holds what every step of a run shares.
@@ -31,6 +32,8 @@ type Agent struct {
 	// thenRollback is set when the operator chose, at a failed outcome,
 	// to roll the migration back.
 	thenRollback bool
+	// mount mounts the new system's partitions (nil: loop devices).
+	mount newsys.Mounter
 }
 
 // Logger is where the agent's steps report progress; PID 1 sends it to the

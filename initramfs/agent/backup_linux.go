@@ -21,8 +21,8 @@ import (
 	"github.com/passeur/passeur/initramfs/journal"
 	"github.com/passeur/passeur/initramfs/recovery"
 	"github.com/passeur/passeur/initramfs/roles"
+	"github.com/passeur/passeur/initramfs/steps"
 	"golang.org/x/sys/unix"
-
 )
 
 // Where the rescue system mounts what it writes to.
@@ -88,7 +88,7 @@ func (a *Agent) backup(disks []inventory.Disk) error {
 		return err
 	}
 	if err := r.j.Finish(map[string]string{"outcome": "backup complete", "backup": ev.Dir}); err != nil {
-		return a.mediaErr(r, err)
+		return err
 	}
 	ev.Seconds = seconds(time.Since(start))
 	a.Log.Printf("backup complete and verified: %s (%d entries, %d bytes)", ev.Dir, ev.Entries, ev.Bytes)
@@ -108,17 +108,17 @@ func (a *Agent) backupSteps(r *run) (backupEvent, error) {
 
 	var rebuilt []recovery.File
 	damaged := false
-	if _, done := r.j.Done("backup"); !done {
+	if _, done := r.j.Done(steps.Backup); !done {
 		rep, files, bad, err := a.checkIndex(r)
 		if err != nil {
 			return ev, err
 		}
 		ev.Recovery, rebuilt, damaged = rep, files, bad
 	}
-	if _, err := r.j.Step("backup", func() (any, error) { return a.storeBackup(r, rebuilt, damaged) }); err != nil {
-		return ev, a.mediaErr(r, err)
+	if err := a.step(r, steps.Backup, func() (any, error) { return a.storeBackup(r, rebuilt, damaged) }); err != nil {
+		return ev, err
 	}
-	if _, err := r.j.Step("verify", func() (any, error) {
+	if err := a.step(r, steps.Verify, func() (any, error) {
 		unix.Sync()
 		if err := backup.Verify(r.dir, dropCaches); err != nil {
 			return nil, err
@@ -126,9 +126,9 @@ func (a *Agent) backupSteps(r *run) (backupEvent, error) {
 		sums, err := os.ReadFile(filepath.Join(r.dir, backup.SumsFile))
 		return map[string]any{"files": bytes.Count(sums, []byte("\n")), "sha256sums": fmt.Sprintf("%x", sha256.Sum256(sums))}, err
 	}); err != nil {
-		return ev, a.mediaErr(r, err)
+		return ev, err
 	}
-	if _, err := r.j.Step("complete", func() (any, error) {
+	if err := a.step(r, steps.Complete, func() (any, error) {
 		if r.secret != nil {
 			if err := backup.Seal(r.dir, r.secret); err != nil {
 				return nil, err
@@ -136,7 +136,7 @@ func (a *Agent) backupSteps(r *run) (backupEvent, error) {
 		}
 		return map[string]bool{"sealed": r.secret != nil}, backup.MarkComplete(r.dir)
 	}); err != nil {
-		return ev, a.mediaErr(r, err)
+		return ev, err
 	}
 	m, err := backup.Load(r.dir, nil)
 	if err == nil {
@@ -317,7 +317,7 @@ func (a *Agent) checkIndex(r *run) (*recovery.Report, []recovery.File, bool, err
 	if cerr != nil {
 		a.Log.Printf("index: %v: rebuilding it from the recordings", cerr)
 	}
-	if err := r.j.Begin("recover", map[string]string{"reason": errString(cerr, "passeur.mode=recover")}); err != nil {
+	if err := r.j.Begin(steps.Recover, map[string]string{"reason": errString(cerr, "passeur.mode=recover")}); err != nil {
 		return nil, nil, false, a.mediaErr(r, err)
 	}
 	var vols []recovery.Volume
@@ -336,7 +336,7 @@ func (a *Agent) checkIndex(r *run) (*recovery.Report, []recovery.File, bool, err
 	}
 	files, rep, err := ix.Rebuild(vols)
 	if err != nil {
-		r.j.Fail("recover", err)
+		r.j.Fail(steps.Recover, err)
 		return nil, nil, false, err
 	}
 	switch {
@@ -358,7 +358,7 @@ func (a *Agent) checkIndex(r *run) (*recovery.Report, []recovery.File, bool, err
 		a.Log.Printf("  not a recording: %s: %s", x.Path, x.Reason)
 	}
 	a.Events.Emit("recovery", rep)
-	return &rep, files, cerr != nil && !errors.Is(cerr, recovery.ErrMissing), a.mediaErr(r, r.j.Complete("recover", rep))
+	return &rep, files, cerr != nil && !errors.Is(cerr, recovery.ErrMissing), a.mediaErr(r, r.j.Complete(steps.Recover, rep))
 }
 
 func errString(err error, otherwise string) string {
@@ -404,7 +404,7 @@ func (a *Agent) storeBackup(r *run, rebuilt []recovery.File, damaged bool) (any,
 	previous := map[string]backup.Entry{}
 	for _, rec := range r.j.Records {
 		var e backup.Entry
-		if rec.Step == "backup" && rec.State == "note" && json.Unmarshal(rec.Detail, &e) == nil {
+		if rec.Step == steps.Backup && rec.State == "note" && json.Unmarshal(rec.Detail, &e) == nil {
 			previous[e.Origin+" "+e.Path] = e
 		}
 	}
@@ -416,7 +416,7 @@ func (a *Agent) storeBackup(r *run, rebuilt []recovery.File, damaged bool) (any,
 		Progress: &backup.Progress{Label: "backup", Out: a.Console, Event: func(p backup.Report) {
 			a.Events.Emit("progress", p)
 		}},
-		Stored: func(e backup.Entry) error { return r.j.Note("backup", e) },
+		Stored: func(e backup.Entry) error { return r.j.Note(steps.Backup, e) },
 		Reuse: func(p, origin string) (backup.Entry, bool) {
 			e, ok := previous[origin+" "+p]
 			return e, ok
@@ -483,7 +483,7 @@ func (a *Agent) restore(disks []inventory.Disk) error {
 	}
 	a.Log.Printf("restoring backup %s into %s", b.Name, s.sys.Root)
 	var restored []backup.Entry
-	if _, err := r.j.Step("restore", func() (any, error) {
+	if err := a.step(r, steps.Restore, func() (any, error) {
 		if err := mountTarget(s, s.sys.Root); err != nil {
 			return nil, err
 		}

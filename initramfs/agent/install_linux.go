@@ -16,6 +16,7 @@ import (
 	"github.com/passeur/passeur/initramfs/migrate"
 	"github.com/passeur/passeur/initramfs/preflight"
 	"github.com/passeur/passeur/initramfs/roles"
+	"github.com/passeur/passeur/initramfs/steps"
 )
 
 // Errors of an install's choice of disks.
@@ -27,7 +28,6 @@ var (
 )
 
 const (
-	stepFormat      = "format " // + disk serial: a data disk formatted
 	installHostName = "install" // the runs of installs: Backup/install/<stamp>
 )
 
@@ -96,7 +96,7 @@ func (a *Agent) install(disks []inventory.Disk) error {
 		job.AddDataDisk(s.m, d, seed)
 	}
 	a.Events.Emit("plan", job)
-	if err := r.j.Complete(stepPlan, job); err != nil {
+	if err := r.j.Complete(steps.Plan, job); err != nil {
 		return a.mediaErr(r, err)
 	}
 	return a.writeJob(r, job, s.m, disks, s.reader)
@@ -157,7 +157,7 @@ func (a *Agent) formatData(r *run, job *migrate.Job, disks []inventory.Disk) err
 	for i, t := range job.FormatData {
 		v := job.Reattach[i] // job.Check proved one volume per disk
 		id := t.Serial + t.WWID
-		if _, err := r.j.Step(stepFormat+id, func() (any, error) {
+		if err := a.step(r, steps.Format+id, func() (any, error) {
 			d, err := t.Find(disks)
 			if err != nil {
 				return nil, err
@@ -176,7 +176,7 @@ func (a *Agent) formatData(r *run, job *migrate.Job, disks []inventory.Disk) err
 			a.Log.Printf("formatted %s (%s) as ext4 %s, label %s", d.Path, id, v.UUID, v.Label)
 			return map[string]string{"disk": d.Path, "uuid": v.UUID, "label": v.Label}, nil
 		}); err != nil {
-			return a.mediaErr(r, err)
+			return err
 		}
 	}
 	return nil

@@ -1,20 +1,16 @@
 package agent
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"filippo.io/age"
-	"github.com/passeur/passeur/image/atomicfile"
 	"github.com/passeur/passeur/image/config"
 	"github.com/passeur/passeur/image/release"
 	"github.com/passeur/passeur/initramfs/backup"
@@ -22,27 +18,13 @@ import (
 	"github.com/passeur/passeur/initramfs/inventory"
 	"github.com/passeur/passeur/initramfs/journal"
 	"github.com/passeur/passeur/initramfs/migrate"
+	"github.com/passeur/passeur/initramfs/newsys"
 	"github.com/passeur/passeur/initramfs/reattach"
 	"github.com/passeur/passeur/initramfs/roles"
+	"github.com/passeur/passeur/initramfs/steps"
 	"github.com/passeur/passeur/initramfs/stream"
 	"github.com/u-root/u-root/pkg/boot"
-	"github.com/u-root/u-root/pkg/boot/bls"
 	"golang.org/x/sys/unix"
-)
-
-// Journal steps of a migration, after the backup's, in order. "write
-// <partition>" is one step per artifact partition.
-const (
-	stepPlan     = "plan"       // the job, fixed before any write
-	stepRelease  = "release"    // every artifact checked as stored on the media
-	stepReattach = "reattach"   // data volumes checked read-only, fstab entries made
-	stepWrite    = "write "     // + partition name: an image written and verified
-	stepEntry    = "boot entry" // the new ESP's boot entries made to name the new table's PARTUUIDs
-	stepState    = "state"      // the state partition's filesystem made
-	stepFstab    = "fstab"      // the reattached volumes written in the state's etc/fstab
-	stepRestore  = "restore"    // the backup restored into the state's restore/
-	stepTable    = "table"      // the new partition table written, last
-	stepBoot     = "boot"       // the new system's kernel loaded and booted
 )
 
 // reattachDetail is the reattach step's journaled result.
@@ -82,7 +64,7 @@ func (a *Agent) migrate(disks []inventory.Disk) error {
 	}
 	defer a.closeRun(r)
 	var job *migrate.Job
-	if detail, ok := r.j.Done(stepPlan); ok {
+	if detail, ok := r.j.Done(steps.Plan); ok {
 		if err := json.Unmarshal(detail, &job); err != nil {
 			return fmt.Errorf("%w: plan record: %w", journal.ErrCorrupt, err)
 		}
@@ -96,17 +78,17 @@ func (a *Agent) migrate(disks []inventory.Disk) error {
 			a.Log.Printf("kept partition %s", id)
 		}
 		job.Reinstall = s.sys.Version == s.m.Version.String()
-		if err := r.j.Complete(stepPlan, job); err != nil {
+		if err := r.j.Complete(steps.Plan, job); err != nil {
 			return a.mediaErr(r, err)
 		}
 	}
-	if _, err := r.j.Step(stepRelease, func() (any, error) {
+	if err := a.step(r, steps.Release, func() (any, error) {
 		return map[string]int{"artifacts": len(s.m.Artifacts)}, nil // checked above, before the run began
 	}); err != nil {
-		return a.mediaErr(r, err)
+		return err
 	}
-	if _, err := r.j.Step(stepSave, func() (any, error) { return a.saveForRollback(r, job, s.rollback, s.sys.Disk.Path) }); err != nil {
-		return a.mediaErr(r, err)
+	if err := a.step(r, steps.Save, func() (any, error) { return a.saveForRollback(r, job, s.rollback, s.sys.Disk.Path) }); err != nil {
+		return err
 	}
 	if _, err := a.backupSteps(r); err != nil {
 		return err
@@ -171,9 +153,7 @@ func (a *Agent) checkArtifacts(files fs.FS, dir string, m *release.Manifest) err
 // to do.
 func writing(recs []journal.Record) bool {
 	for _, r := range recs {
-		switch {
-		case strings.HasPrefix(r.Step, stepWrite), strings.HasPrefix(r.Step, stepFormat), r.Step == stepEntry, r.Step == stepState, r.Step == stepFstab,
-			r.Step == stepRestore, r.Step == stepTable, r.Step == stepBoot:
+		if steps.WritesSystem(r.Step) {
 			return true
 		}
 	}
@@ -193,14 +173,14 @@ func (a *Agent) writeJob(r *run, job *migrate.Job, m *release.Manifest, disks []
 			return err
 		}
 	}
-	if _, err := r.j.Step(stepReattach, func() (any, error) {
+	if err := a.step(r, steps.Reattach, func() (any, error) {
 		if install { // volumes passeur just made: nothing to check
 			entries, skipped := reattach.Entries(job.Reattach, m)
 			return reattachDetail{Entries: entries, Skipped: skipped}, nil
 		}
 		return a.reattach(job, m, disks, reader)
 	}); err != nil {
-		return a.mediaErr(r, err)
+		return err
 	}
 	if err := reader.Close(); err != nil { // nothing of the target may stay mounted
 		return err
@@ -214,51 +194,55 @@ func (a *Agent) writeJob(r *run, job *migrate.Job, m *release.Manifest, disks []
 		return err
 	}
 	defer f.Close()
+	sys := a.newSystem(job, target.Path)
 	relDir := filepath.Join(r.media, job.Release)
 	for _, e := range job.Extents {
 		if e.Role != release.RoleArtifact {
 			continue
 		}
-		step := stepWrite + e.Name
+		step := steps.Write + e.Name
 		begun := journal.Began(r.j.Records, step)
-		if _, err := r.j.Step(step, func() (any, error) { return a.writeImage(f, e, m, relDir, job.Reinstall || begun) }); err != nil {
-			return a.mediaErr(r, err)
+		if err := a.step(r, step, func() (any, error) { return a.writeImage(f, e, m, relDir, job.Reinstall || begun) }); err != nil {
+			return err
 		}
 	}
 	if len(job.BootUUIDs) > 0 {
-		if _, err := r.j.Step(stepEntry, func() (any, error) { return rewriteBootEntries(job, target.Path) }); err != nil {
-			return a.mediaErr(r, err)
+		if err := a.step(r, steps.Entry, func() (any, error) {
+			changed, err := sys.RewriteBootEntries()
+			return map[string]any{"entries": changed, "partuuids": job.BootUUIDs}, err
+		}); err != nil {
+			return err
 		}
 	}
 	if job.State != "" {
 		st, _ := job.Extent(job.State)
-		if _, err := r.j.Step(stepState, func() (any, error) {
+		if err := a.step(r, steps.State, func() (any, error) {
 			return map[string]string{"uuid": job.StateUUID}, migrate.MakeFilesystem(f, st, job.StateUUID)
 		}); err != nil {
-			return a.mediaErr(r, err)
+			return err
 		}
-		if _, err := r.j.Step(stepFstab, func() (any, error) { return a.writeFstab(r, target.Path, st) }); err != nil {
-			return a.mediaErr(r, err)
+		if err := a.step(r, steps.Fstab, func() (any, error) { return a.writeFstab(r, sys) }); err != nil {
+			return err
 		}
 		if !install {
-			if _, err := r.j.Step(stepRestore, func() (any, error) { return a.restoreInto(r, job, m, target.Path, st) }); err != nil {
-				return a.mediaErr(r, err)
+			if err := a.step(r, steps.Restore, func() (any, error) { return a.restoreInto(r, job, m, sys) }); err != nil {
+				return err
 			}
 		}
 	}
-	if _, err := r.j.Step(stepTable, func() (any, error) {
+	if err := a.step(r, steps.Table, func() (any, error) {
 		if err := job.WriteTable(f); err != nil {
 			return nil, err
 		}
 		return map[string]any{"disk_guid": job.DiskGUID, "partitions": len(job.Extents)}, nil
 	}); err != nil {
-		return a.mediaErr(r, err)
+		return err
 	}
 	if err := migrate.Rescan(f); err != nil {
 		a.Log.Printf("%v (the new system reads it at boot)", err)
 	}
 	f.Close()
-	return a.bootNew(r, job, target.Path)
+	return a.bootNew(r, job, sys)
 }
 
 // reattach checks each data volume of the old system read-only and makes
@@ -326,57 +310,23 @@ func (a *Agent) writeImage(f *os.File, e release.Extent, m *release.Manifest, re
 	return map[string]any{"artifact": art.Name, "sha256": art.SHA256, "result": res, "readback": a.Config.ReadBack}, nil
 }
 
-// mountState mounts the state partition, not yet in any table, through a
-// loop device over its place on the disk.
-func mountState(disk string, st release.Extent) (func() error, error) {
-	l, err := migrate.AttachLoop(disk, st.Start, st.Bytes, false)
-	if err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(targetMount, 0o755); err != nil {
-		l.Detach()
-		return nil, err
-	}
-	if err := unix.Mount(l.Path, targetMount, "ext4", unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
-		l.Detach()
-		return nil, fmt.Errorf("mount the state partition (%s) read-write: %w", l.Path, err)
-	}
-	return func() error {
-		unix.Sync()
-		err := unix.Unmount(targetMount, 0)
-		return errors.Join(err, l.Detach())
-	}, nil
-}
-
 // writeFstab writes the reattach step's entries into the state partition.
-func (a *Agent) writeFstab(r *run, disk string, st release.Extent) (any, error) {
+func (a *Agent) writeFstab(r *run, sys newsys.System) (any, error) {
 	var d reattachDetail
-	if raw, ok := r.j.Done(stepReattach); ok {
+	if raw, ok := r.j.Done(steps.Reattach); ok {
 		if err := json.Unmarshal(raw, &d); err != nil {
 			return nil, fmt.Errorf("%w: reattach record: %w", journal.ErrCorrupt, err)
 		}
 	}
-	umount, err := mountState(disk, st)
-	if err != nil {
-		return nil, err
-	}
-	var b bytes.Buffer
-	b.WriteString("# Data volumes of the previous system, reattached by passeur.\n")
-	err = fstab.Write(&b, d.Entries)
-	if err == nil {
-		err = atomicfile.MkdirAll(filepath.Join(targetMount, "etc"), 0o755)
-	}
-	if err == nil {
-		err = atomicfile.WriteFile(filepath.Join(targetMount, "etc/fstab"), b.Bytes(), 0o644)
-	}
-	return map[string]int{"entries": len(d.Entries), "skipped": len(d.Skipped)}, errors.Join(err, umount())
+	err := sys.WriteFstab(d.Entries)
+	return map[string]int{"entries": len(d.Entries), "skipped": len(d.Skipped)}, err
 }
 
 // restoreInto restores the run's backup into the state partition's
 // restore/ folder, unless the operator chose a fresh start: checked whole
 // first (this disk's backup, only the release's configuration and index
 // paths, no link to climb through), the state mounted only then.
-func (a *Agent) restoreInto(r *run, job *migrate.Job, m *release.Manifest, disk string, st release.Extent) (any, error) {
+func (a *Agent) restoreInto(r *run, job *migrate.Job, m *release.Manifest, sys newsys.System) (any, error) {
 	if !a.Config.Restore {
 		a.Log.Printf("passeur.restore=no: the new system starts fresh; the backup stays on the media")
 		return map[string]any{"restored": false}, nil
@@ -398,14 +348,14 @@ func (a *Agent) restoreInto(r *run, job *migrate.Job, m *release.Manifest, disk 
 	if err != nil {
 		return nil, err
 	}
-	umount, err := mountState(disk, st)
+	umount, err := sys.MountState(false)
 	if err != nil {
 		return nil, err
 	}
-	done, err := plan.Restore(targetMount)
+	done, err := plan.Restore(sys.Path(newsys.StateDir))
 	if err == nil { // the new system keeps the secret, and the backup it was restored from is sealed with it
 		var secret []byte
-		if secret, err = keepSecret(targetMount, r.secret); err == nil {
+		if secret, err = keepSecret(sys.Path(newsys.StateDir), r.secret); err == nil {
 			err = backup.Seal(r.dir, secret)
 		}
 	}
@@ -430,25 +380,25 @@ func restoreOptions(m *release.Manifest, machine backup.MachineID, ids []age.Ide
 
 // bootNew loads the new system's kernel from its boot entry and jumps to
 // it (kexec); when that cannot be done, it reboots.
-func (a *Agent) bootNew(r *run, job *migrate.Job, disk string) error {
-	if err := r.j.Begin(stepBoot, nil); err != nil {
+func (a *Agent) bootNew(r *run, job *migrate.Job, sys newsys.System) error {
+	if err := r.j.Begin(steps.Boot, nil); err != nil {
 		return a.mediaErr(r, err)
 	}
-	img, err := loadBootEntry(job, disk, a.Log)
+	img, err := sys.LoadBootEntry(a.Log)
 	if err != nil {
-		r.j.Fail(stepBoot, err)
+		r.j.Fail(steps.Boot, err)
 		a.Log.Printf("kexec: %v: rebooting instead", err)
 	}
 	detail := map[string]string{"how": "reboot"}
 	if img != nil {
 		detail = map[string]string{"how": "kexec", "entry": img.Label(), "cmdline": img.Cmdline}
 	}
-	if err := r.j.Complete(stepBoot, detail); err != nil {
+	if err := r.j.Complete(steps.Boot, detail); err != nil {
 		return a.mediaErr(r, err)
 	}
 	if job.Health == "" {
 		if err := r.j.Finish(map[string]string{"outcome": "new system started", "how": detail["how"]}); err != nil {
-			return a.mediaErr(r, err)
+			return err
 		}
 	}
 	a.Log.Printf("booting the new system (%s); the run ends with its health report", detail["how"])
@@ -485,34 +435,16 @@ func (a *Agent) outcome(r *run, job *migrate.Job, disks []inventory.Disk) (bool,
 	if err != nil {
 		return false, err
 	}
-	st, _ := job.Extent(job.State)
-	l, err := migrate.AttachLoop(target.Path, st.Start, st.Bytes, true)
-	if err != nil {
-		return false, err
-	}
-	defer l.Detach()
-	const dir = "/run/passeur/state"
-	os.MkdirAll(dir, 0o755)
-	if err := unix.Mount(l.Path, dir, "ext4", unix.MS_RDONLY, "noload"); err != nil {
-		return false, fmt.Errorf("mount the new system's state partition: %w", err)
-	}
-	data, err := os.ReadFile(filepath.Join(dir, job.Health))
-	unix.Unmount(dir, 0)
-	if errors.Is(err, fs.ErrNotExist) {
-		a.Log.Printf("the new system left no health report (%s): booting it again", job.Health)
+	data, ok, err := a.newSystem(job, target.Path).Health()
+	if errors.Is(err, newsys.ErrNoHealth) {
+		a.Log.Printf("%v: booting it again", err)
 		return false, nil
 	}
 	if err != nil {
 		return false, err
 	}
-	var verdict struct {
-		OK *bool `json:"ok"`
-	}
-	if err := json.Unmarshal(data, &verdict); err != nil || verdict.OK == nil {
-		return false, fmt.Errorf("health report %s of the new system: no boolean \"ok\" (%v)", job.Health, err)
-	}
 	name, _ := filepath.Rel(r.media, r.dir)
-	ev := outcomeEvent{Run: name, OK: *verdict.OK, Health: json.RawMessage(bytes.TrimSpace(data))}
+	ev := outcomeEvent{Run: name, OK: ok, Health: json.RawMessage(data)}
 	if ev.OK {
 		ev.Message = "migrated: the new system reported healthy"
 	} else {
@@ -522,7 +454,7 @@ func (a *Agent) outcome(r *run, job *migrate.Job, disks []inventory.Disk) (bool,
 			ev.Rollback = true
 			ev.Message += "; passeur.mode=rollback puts the previous system back byte for byte, data partitions untouched"
 		}
-		r.j.Fail("health", errors.New(ev.Message))
+		r.j.Fail(steps.Health, errors.New(ev.Message))
 	}
 	if err := r.j.Finish(map[string]any{"outcome": ev.Message, "ok": ev.OK, "health": ev.Health}); err != nil {
 		return true, a.mediaErr(r, err)
@@ -538,180 +470,18 @@ func (a *Agent) outcome(r *run, job *migrate.Job, disks []inventory.Disk) (bool,
 	return true, nil
 }
 
-// espDir is where the new system's ESP is mounted.
-const espDir = "/run/passeur/esp"
+// newSystemDir is where the new system's partitions are mounted.
+const newSystemDir = "/run/passeur/new"
 
-// mountESP mounts the new system's ESP, not yet in any table, through a
-// loop device over its place on disk.
-func mountESP(job *migrate.Job, disk string, readOnly bool) (func(), error) {
-	var esp *release.Extent
-	for i, e := range job.Extents {
-		if g, _ := e.TypeGUID(); g == release.TypeGUIDs["esp"] {
-			esp = &job.Extents[i]
-		}
-	}
-	if esp == nil {
-		return nil, errors.New("the layout has no EFI system partition")
-	}
-	l, err := migrate.AttachLoop(disk, esp.Start, esp.Bytes, readOnly)
-	if err != nil {
-		return nil, err
-	}
-	os.MkdirAll(espDir, 0o755)
-	flags := uintptr(unix.MS_NOSUID | unix.MS_NODEV)
-	if readOnly {
-		flags |= unix.MS_RDONLY
-	}
-	if err := unix.Mount(l.Path, espDir, "vfat", flags, ""); err != nil {
-		l.Detach()
-		return nil, fmt.Errorf("mount the new ESP: %w", err)
-	}
-	return func() { unix.Sync(); unix.Unmount(espDir, 0); l.Detach() }, nil
+// newSystem is the job's new system on disk, mounted the agent's way.
+func (a *Agent) newSystem(job *migrate.Job, disk string) newsys.System {
+	return newsys.System{Disk: disk, Job: job, Mount: a.mounter(), Dir: newSystemDir}
 }
 
-// maxEntry bounds a boot entry file read from the new ESP.
-const maxEntry = 64 << 10
-
-// rewriteBootEntries makes the Boot Loader Specification entries on the
-// new ESP name the partitions by the PARTUUIDs the new table gives them,
-// where the table cannot hold the release's own (an MBR).
-func rewriteBootEntries(job *migrate.Job, disk string) (any, error) {
-	umount, err := mountESP(job, disk, false)
-	if err != nil {
-		return nil, err
+// mounter is how the new system's partitions are mounted.
+func (a *Agent) mounter() newsys.Mounter {
+	if a.mount == nil {
+		return newsys.Loop{}
 	}
-	defer umount()
-	dir := filepath.Join(espDir, "loader/entries")
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("the new ESP's boot entries: %w", err)
-	}
-	var changed []string
-	for _, e := range ents {
-		if !e.Type().IsRegular() || !strings.HasSuffix(e.Name(), ".conf") {
-			continue
-		}
-		p := filepath.Join(dir, e.Name())
-		data, err := readBounded(p, maxEntry)
-		if err != nil {
-			return nil, err
-		}
-		text := string(data)
-		for from, to := range job.BootUUIDs {
-			text = replaceFold(text, "PARTUUID="+from, "PARTUUID="+to)
-		}
-		if text == string(data) {
-			continue
-		}
-		if err := atomicfile.WriteFile(p, []byte(text), 0o644); err != nil {
-			return nil, err
-		}
-		changed = append(changed, e.Name())
-	}
-	if err := noneLeft(espDir, job.BootUUIDs); err != nil {
-		return nil, err
-	}
-	return map[string]any{"entries": changed, "partuuids": job.BootUUIDs}, nil
-}
-
-// Bounds on what is read of the new ESP when looking for old PARTUUIDs.
-const (
-	maxESPFile  = 128 << 20
-	maxESPTotal = 512 << 20
-)
-
-// noneLeft fails when a file of the ESP at dir still names one of the
-// release's PARTUUIDs that the table will not hold (a unified kernel
-// image's command line, a by-partuuid path): the new system would not
-// find its partitions, and the table must not be written.
-func noneLeft(dir string, uuids map[string]string) error {
-	var total int64
-	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() {
-			return err
-		}
-		data, err := readBounded(p, maxESPFile)
-		if err != nil {
-			return err
-		}
-		if total += int64(len(data)); total > maxESPTotal {
-			return fmt.Errorf("the new ESP holds more than %d bytes of files", maxESPTotal)
-		}
-		lower := asciiLower(string(data))
-		for old := range uuids {
-			if strings.Contains(lower, asciiLower(old)) {
-				rel, _ := filepath.Rel(dir, p)
-				return fmt.Errorf("%w: %s on the new ESP still names PARTUUID %s, which the MBR cannot hold: the new system would not find its partitions", ErrBootPath, rel, old)
-			}
-		}
-		return nil
-	})
-}
-
-// ErrBootPath refuses to write a table under which the new system's boot
-// path would not find its partitions.
-var ErrBootPath = errors.New("the new system's boot path does not hold")
-
-// readBounded reads a file of at most limit bytes.
-func readBounded(p string, limit int64) ([]byte, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err == nil && int64(len(data)) > limit {
-		err = fmt.Errorf("%s is larger than %d bytes", p, limit)
-	}
-	return data, err
-}
-
-// replaceFold replaces every occurrence of old in s, compared without
-// regard to ASCII case (PARTUUIDs are written either way); other bytes,
-// valid UTF-8 or not, are compared as they are.
-func replaceFold(s, old, repl string) string {
-	var b strings.Builder
-	lower, lo := asciiLower(s), asciiLower(old)
-	for {
-		i := strings.Index(lower, lo)
-		if i < 0 {
-			b.WriteString(s)
-			return b.String()
-		}
-		b.WriteString(s[:i] + repl)
-		s, lower = s[i+len(old):], lower[i+len(old):]
-	}
-}
-
-// asciiLower lowers A to Z only, so that byte offsets stay the same.
-func asciiLower(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
-}
-
-// loadBootEntry finds the default Boot Loader Specification entry on the
-// new ESP and loads its kernel and initrd for kexec.
-func loadBootEntry(job *migrate.Job, disk string, log interface{ Printf(string, ...any) }) (*boot.LinuxImage, error) {
-	umount, err := mountESP(job, disk, true)
-	if err != nil {
-		return nil, err
-	}
-	defer umount()
-	imgs, err := bls.ScanBLSEntries(log, espDir, nil, "")
-	if err != nil {
-		return nil, err
-	}
-	li, ok := imgs[0].(*boot.LinuxImage)
-	if !ok {
-		return nil, fmt.Errorf("boot entry %s is not a Linux kernel", imgs[0].Label())
-	}
-	if err := li.Load(boot.WithLogger(log)); err != nil {
-		return nil, fmt.Errorf("load %s: %w", li.Label(), err)
-	}
-	return li, nil
+	return a.mount
 }

@@ -19,14 +19,8 @@ import (
 	"github.com/passeur/passeur/initramfs/migrate"
 	"github.com/passeur/passeur/initramfs/roles"
 	"github.com/passeur/passeur/initramfs/rollback"
+	"github.com/passeur/passeur/initramfs/steps"
 	"golang.org/x/sys/unix"
-)
-
-// Steps of the way back.
-const (
-	stepSave     = "rollback save" // in a migration: what it will overwrite, saved on the media before the first write
-	stepPiece    = "rollback "     // + piece number: a saved piece written back on the system disk
-	stepRolledIn = "rolled back"   // noted in the migration's journal once its system disk is back
 )
 
 // saveDir is where, in a migration's run folder, its rollback save lies.
@@ -118,7 +112,7 @@ func findRollback(media string, disks []inventory.Disk) (*rollbackSource, error)
 		if u.Header.Mode != string(config.ModeMigrate) {
 			continue
 		}
-		plan, ok := journal.DoneIn(u.Records, stepPlan)
+		plan, ok := journal.DoneIn(u.Records, steps.Plan)
 		var job *migrate.Job
 		if !ok || json.Unmarshal(plan, &job) != nil || job == nil {
 			continue
@@ -142,18 +136,18 @@ var ErrRolledBack = errors.New("already rolled back")
 // began writing its disk, saved what it overwrote first, and its disk is
 // here.
 func sourceOf(u journal.Run, disks []inventory.Disk) (*rollbackSource, error) {
-	if _, done := journal.DoneIn(u.Records, stepRolledIn); done {
+	if _, done := journal.DoneIn(u.Records, steps.RolledIn); done {
 		return nil, ErrRolledBack
 	}
 	if !writing(u.Records) {
 		return nil, errors.New("it wrote nothing on its disk")
 	}
-	raw, ok := journal.DoneIn(u.Records, stepSave)
+	raw, ok := journal.DoneIn(u.Records, steps.Save)
 	var saved saveDetail
 	if !ok || json.Unmarshal(raw, &saved) != nil || !saved.Available {
 		return nil, errors.New("no rollback save")
 	}
-	plan, ok := journal.DoneIn(u.Records, stepPlan)
+	plan, ok := journal.DoneIn(u.Records, steps.Plan)
 	var job *migrate.Job
 	if !ok || json.Unmarshal(plan, &job) != nil || job == nil {
 		return nil, errors.New("no readable plan")
@@ -210,7 +204,7 @@ func (a *Agent) mountAnyMedia(disks []inventory.Disk) (*run, error) {
 // resumeRollback takes up the unfinished rollback u, when its migration
 // and disk are here. It reports whether it took it.
 func (a *Agent) resumeRollback(r *run, u journal.Run, disks []inventory.Disk) (bool, error) {
-	raw, ok := journal.DoneIn(u.Records, stepPlan)
+	raw, ok := journal.DoneIn(u.Records, steps.Plan)
 	var from struct{ From string }
 	if !ok || json.Unmarshal(raw, &from) != nil || !isRunPath(from.From) {
 		return false, nil
@@ -344,7 +338,7 @@ func (a *Agent) rollBack(r *run, src *rollbackSource, dir string) error {
 			dir = filepath.Join(filepath.Dir(src.dir), fmt.Sprintf("%s-rollback-%d", stamp, i))
 		}
 		if r.j, err = journal.Create(filepath.Join(dir, journal.File), journal.Header{Mode: string(config.ModeRollback), Machine: r.machine, Host: r.host}); err != nil {
-			return a.mediaErr(r, err)
+			return err
 		}
 	} else if r.j, err = journal.Open(filepath.Join(dir, journal.File)); err != nil {
 		return a.mediaErr(r, err)
@@ -353,10 +347,10 @@ func (a *Agent) rollBack(r *run, src *rollbackSource, dir string) error {
 	if err := a.attach(r, "console.log"); err != nil {
 		return err
 	}
-	if _, err := r.j.Step(stepPlan, func() (any, error) {
+	if err := a.step(r, steps.Plan, func() (any, error) {
 		return map[string]any{"from": from, "target": src.job.Target, "pieces": len(m.Pieces), "bytes": m.Bytes()}, nil
 	}); err != nil {
-		return a.mediaErr(r, err)
+		return err
 	}
 	f, err := migrate.OpenTarget(src.target.Path)
 	if err != nil {
@@ -366,8 +360,8 @@ func (a *Agent) rollBack(r *run, src *rollbackSource, dir string) error {
 	// The migration's journal says, before the first piece, that its disk
 	// is being put back: it is never taken up again.
 	mj, err := journal.Open(filepath.Join(src.dir, journal.File))
-	if err == nil && !journal.Began(mj.Records, stepRolledIn) {
-		err = mj.Begin(stepRolledIn, map[string]string{"by": filepath.Base(dir)})
+	if err == nil && !journal.Began(mj.Records, steps.RolledIn) {
+		err = mj.Begin(steps.RolledIn, map[string]string{"by": filepath.Base(dir)})
 	}
 	if mj != nil {
 		err = errors.Join(err, mj.Close())
@@ -378,10 +372,10 @@ func (a *Agent) rollBack(r *run, src *rollbackSource, dir string) error {
 	p := &backup.Progress{Label: "rollback", Out: a.Console, Every: 500 * time.Millisecond}
 	p.Start(m.Bytes())
 	err = rollback.Restore(f, f.Sync, m, save,
-		func(i int) bool { _, done := r.j.Done(stepPiece + strconv.Itoa(i)); return done },
+		func(i int) bool { _, done := r.j.Done(steps.Piece + strconv.Itoa(i)); return done },
 		func(i int, pc rollback.Piece) error {
 			p.Add(pc.Length)
-			return r.j.Complete(stepPiece+strconv.Itoa(i), map[string]any{"offset": pc.Offset, "length": pc.Length, "stored_sha256": pc.StoredSHA256})
+			return r.j.Complete(steps.Piece+strconv.Itoa(i), map[string]any{"offset": pc.Offset, "length": pc.Length, "stored_sha256": pc.StoredSHA256})
 		})
 	if err != nil {
 		return a.mediaErr(r, err)
@@ -392,7 +386,7 @@ func (a *Agent) rollBack(r *run, src *rollbackSource, dir string) error {
 	}
 	mj, err = journal.Open(filepath.Join(src.dir, journal.File))
 	if err == nil {
-		err = mj.Complete(stepRolledIn, map[string]string{"by": filepath.Base(dir)})
+		err = mj.Complete(steps.RolledIn, map[string]string{"by": filepath.Base(dir)})
 		if err == nil && !mj.Finished() {
 			err = mj.Finish(map[string]string{"outcome": "rolled back by " + filepath.Base(dir)})
 		}
@@ -403,7 +397,7 @@ func (a *Agent) rollBack(r *run, src *rollbackSource, dir string) error {
 	}
 	msg := fmt.Sprintf("%s is back as it was before the migration %s; its data partitions were not touched. Remove the key and restart: the previous system boots.", src.target.Path, from)
 	if err := r.j.Finish(map[string]string{"outcome": msg, "from": from}); err != nil {
-		return a.mediaErr(r, err)
+		return err
 	}
 	a.Log.Printf("rollback: %s", msg)
 	a.Events.Emit("rollback", map[string]any{"ok": true, "from": from, "run": filepath.Base(dir), "message": msg})

@@ -15,6 +15,7 @@ import (
 	"github.com/passeur/passeur/initramfs/media"
 	"github.com/passeur/passeur/initramfs/migrate"
 	"github.com/passeur/passeur/initramfs/roles"
+	"github.com/passeur/passeur/initramfs/steps"
 )
 
 // Refusals of taking up an unfinished run.
@@ -65,7 +66,7 @@ func (a *Agent) takeUp(disks []inventory.Disk) (bool, error) {
 		}
 	}
 	for _, u := range runs {
-		if journal.Began(u.Records, stepRolledIn) { // its disk is being, or was, put back
+		if journal.Began(u.Records, steps.RolledIn) { // its disk is being, or was, put back
 			continue
 		}
 		if u.Header.Mode != string(config.ModeMigrate) && u.Header.Mode != string(config.ModeInstall) || !writing(u.Records) {
@@ -94,7 +95,7 @@ func (a *Agent) takeUp(disks []inventory.Disk) (bool, error) {
 // machine is errNotOurs, left for it; a run of this machine whose job
 // cannot be what passeur planned is ErrRunMismatch.
 func ownRun(u journal.Run, disks []inventory.Disk) (*migrate.Job, *inventory.Disk, migrate.TableState, error) {
-	detail, ok := journal.DoneIn(u.Records, stepPlan)
+	detail, ok := journal.DoneIn(u.Records, steps.Plan)
 	var job *migrate.Job
 	if !ok {
 		return nil, nil, 0, fmt.Errorf("%w: no plan in its journal", errNotOurs)
@@ -176,7 +177,7 @@ func (a *Agent) resume(r *run, u journal.Run, job *migrate.Job, target *inventor
 	if err := a.checkArtifacts(os.DirFS(r.media), rel.Dir, rel.Manifest); err != nil {
 		return err
 	}
-	if _, booted := journal.DoneIn(u.Records, stepBoot); booted && job.Health != "" {
+	if _, booted := journal.DoneIn(u.Records, steps.Boot); booted && job.Health != "" {
 		if done, err := a.outcome(r, job, disks); done || err != nil {
 			return err
 		}

@@ -1,0 +1,163 @@
+// Package steps is the one place that names every step of every run
+// passeur journals on its media: what each needs, what it writes, what its
+// done record holds, and where its mechanism lives. The agent's modes run
+// these steps in the order of Table; the journal records them by Name; the
+// take-up after a power cut and the tests read them from here. The README's
+// table of steps is generated from Table and checked against it.
+package steps
+
+import "strings"
+
+// The steps, by their journal names. A name ending in a space is a family:
+// the journal records one step per partition, disk or piece, the name
+// followed by it ("write root", "format SN-0042", "rollback 3").
+const (
+	Plan     = "plan"
+	Release  = "release"
+	Save     = "rollback save"
+	Recover  = "recover"
+	Backup   = "backup"
+	Verify   = "verify"
+	Complete = "complete"
+	Format   = "format "
+	Reattach = "reattach"
+	Write    = "write "
+	Entry    = "boot entry"
+	State    = "state"
+	Fstab    = "fstab"
+	Restore  = "restore"
+	Table    = "table"
+	Boot     = "boot"
+	Health   = "health"
+	RolledIn = "rolled back"
+	Piece    = "rollback "
+)
+
+// Target is what a step writes.
+type Target string
+
+const (
+	Nothing  Target = ""       // reads only; its record is the check it made
+	Media    Target = "media"  // the install media (backup, save)
+	System   Target = "system" // the disk being migrated or installed
+	DataDisk Target = "data"   // a blank data disk an install formats
+	Old      Target = "old"    // the installed system's root, in place (restore mode)
+)
+
+// Mode names as passeur.mode gives them.
+const (
+	ModeBackup   = "backup"
+	ModeRecover  = "recover"
+	ModeRestore  = "restore"
+	ModeMigrate  = "migrate"
+	ModeInstall  = "install"
+	ModeRollback = "rollback"
+)
+
+// Step is one row of the table.
+type Step struct {
+	Name    string   // as journaled; a family ends in a space
+	Modes   []string // the modes that run it, in which it comes in Table's order
+	Needs   string   // what must hold before it runs
+	Writes  Target   // what it writes
+	Records string   // what its done record holds
+	Where   string   // the folder of its mechanism, from the repository's root
+}
+
+// Family reports whether the step is one per partition, disk or piece.
+func (s Step) Family() bool { return strings.HasSuffix(s.Name, " ") }
+
+var all = []Step{
+	{Plan, []string{ModeMigrate, ModeInstall, ModeRollback},
+		"roles, preflight and the plan checked; the release verified; the operator's yes (attended)",
+		Media, "the job: target identity, table bytes, extents, identifiers (rollback: the save it puts back)", "initramfs/migrate"},
+	{Release, []string{ModeMigrate},
+		"every artifact checked as stored on the media (size, SHA-256)",
+		Nothing, "the number of artifacts", "initramfs/media"},
+	{Save, []string{ModeMigrate},
+		"the job's overwritten regions; room on the media (else asked, or left out unattended)",
+		Media, "whether a rollback is available, bytes and pieces", "initramfs/rollback"},
+	{Recover, []string{ModeBackup, ModeRecover, ModeMigrate},
+		"the installed index fails the product's check (or passeur.mode=recover)",
+		Nothing, "the rebuilt index's report", "initramfs/recovery"},
+	{Backup, []string{ModeBackup, ModeRecover, ModeMigrate},
+		"the installed system mounted read-only; the product's configuration and index paths",
+		Media, "the backup's entries, bytes and encryption", "initramfs/backup"},
+	{Verify, []string{ModeBackup, ModeRecover, ModeMigrate},
+		"the backup written and synced; the page cache dropped",
+		Nothing, "the number of files checked and the hash of SHA256SUMS", "initramfs/backup"},
+	{Complete, []string{ModeBackup, ModeRecover, ModeMigrate},
+		"the backup verified",
+		Media, "whether the backup is sealed (COMPLETE written)", "initramfs/backup"},
+	{Format, []string{ModeInstall},
+		"a data disk named by passeur.format-data, blank or already as this install made it",
+		DataDisk, "the disk, its ext4 UUID and label", "initramfs/migrate"},
+	{Reattach, []string{ModeMigrate, ModeInstall},
+		"the data volumes mounted read-only and listed",
+		Nothing, "the new system's fstab entries, and the volumes left out with why", "initramfs/reattach"},
+	{Write, []string{ModeMigrate, ModeInstall},
+		"the release's artifact for the partition; unchanged blocks skipped when taken up",
+		System, "the artifact's SHA-256, bytes written and skipped, read-back", "initramfs/stream"},
+	{Entry, []string{ModeMigrate, ModeInstall},
+		"an MBR target: the new ESP's boot entries name the release's PARTUUIDs",
+		System, "the entries changed and the PARTUUIDs they now name", "initramfs/newsys"},
+	{State, []string{ModeMigrate, ModeInstall},
+		"the layout has a state partition",
+		System, "the ext4 filesystem's UUID", "initramfs/migrate"},
+	{Fstab, []string{ModeMigrate, ModeInstall},
+		"the reattach step's entries",
+		System, "the number of entries written in the state's etc/fstab", "initramfs/newsys"},
+	{Restore, []string{ModeMigrate, ModeRestore},
+		"the backup verified and checked whole (machine, seal, paths, links)",
+		System, "the entries restored (migrate: into the state's restore/; restore mode: into the installed root)", "initramfs/backup"},
+	{Table, []string{ModeMigrate, ModeInstall},
+		"every partition written; the table's bytes as planned",
+		System, "the disk GUID and the number of partitions", "initramfs/migrate"},
+	{Boot, []string{ModeMigrate, ModeInstall},
+		"the new table on the disk; the new system's boot entry",
+		Nothing, "how the new system was started (kexec with its entry, or reboot)", "initramfs/newsys"},
+	{Health, []string{ModeMigrate},
+		"the new system booted and wrote its health report on its state partition",
+		Nothing, "journaled only when failed: the message and what can put the old system back", "initramfs/newsys"},
+	{RolledIn, []string{ModeRollback},
+		"a migration's rollback save, verified; noted in that migration's journal before the first piece",
+		Media, "the rollback run that put the disk back", "initramfs/rollback"},
+	{Piece, []string{ModeRollback},
+		"the saved piece's stored hash",
+		System, "the piece's offset, length and stored hash", "initramfs/rollback"},
+}
+
+// All returns the table, in the order a run goes through it.
+func All() []Step { return append([]Step(nil), all...) }
+
+// Of returns the row of a journaled step name: "write root" is the Write
+// family's. It reports false for a name no mode journals.
+func Of(name string) (Step, bool) {
+	for _, s := range all {
+		if s.Family() && strings.HasPrefix(name, s.Name) && len(name) > len(s.Name) || !s.Family() && s.Name == name {
+			return s, true
+		}
+	}
+	return Step{}, false
+}
+
+// In returns the steps mode runs, in order.
+func In(mode string) []Step {
+	var out []Step
+	for _, s := range all {
+		for _, m := range s.Modes {
+			if m == mode {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+// WritesSystem reports whether the journaled step name writes the disk
+// being migrated or installed: once one has begun, the old system may be
+// gone, and only the journal says what to do.
+func WritesSystem(name string) bool {
+	s, ok := Of(name)
+	return ok && (s.Writes == System || s.Writes == DataDisk || s.Name == Boot)
+}
