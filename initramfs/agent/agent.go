@@ -15,6 +15,7 @@ import (
 	"github.com/passeur/passeur/initramfs/inventory"
 	"github.com/passeur/passeur/initramfs/migrate"
 	"github.com/passeur/passeur/initramfs/newsys"
+	"github.com/u-root/u-root/pkg/boot"
 )
 
 // Agent holds what every step of a run shares.
@@ -34,6 +35,20 @@ type Agent struct {
 	thenRollback bool
 	// mount mounts the new system's partitions (nil: loop devices).
 	mount newsys.Mounter
+	// imageRoot is where the rescue image's own files are (trusted keys,
+	// product profiles): "" for /.
+	imageRoot string
+	// restart, when set, starts the new system instead of kexec or a
+	// reboot: a host running the steps records it.
+	restart func(img *boot.LinuxImage) error
+}
+
+// root is the rescue image's root.
+func (a *Agent) root() string {
+	if a.imageRoot == "" {
+		return "/"
+	}
+	return a.imageRoot
 }
 
 // Logger is where the agent's steps report progress; PID 1 sends it to the

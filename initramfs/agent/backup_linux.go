@@ -274,6 +274,10 @@ func (a *Agent) closeRun(r *run) error {
 		errs = append(errs, r.j.Close())
 	}
 	unix.Sync()
+	if r.mediaDev == "" { // media that is a folder
+		r.media = ""
+		return errors.Join(errs...)
+	}
 	if err := unix.Unmount(r.media, 0); err != nil {
 		errs = append(errs, fmt.Errorf("unmount the media: %w", err))
 		unix.Unmount(r.media, unix.MNT_DETACH)

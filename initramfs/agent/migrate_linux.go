@@ -163,7 +163,7 @@ func writing(recs []journal.Record) bool {
 // writeJob does the job's steps that the journal has not done: reattach
 // (read-only checks), the images, the state partition, the table, the
 // boot. Every step starts over when it was cut.
-func (a *Agent) writeJob(r *run, job *migrate.Job, m *release.Manifest, disks []inventory.Disk, reader *roles.MountReader) error {
+func (a *Agent) writeJob(r *run, job *migrate.Job, m *release.Manifest, disks []inventory.Disk, reader volumeReader) error {
 	install := job.Mode == string(config.ModeInstall)
 	if install {
 		if err := reader.Close(); err != nil {
@@ -248,7 +248,7 @@ func (a *Agent) writeJob(r *run, job *migrate.Job, m *release.Manifest, disks []
 // reattach checks each data volume of the old system read-only and makes
 // the new system's fstab entries; a volume missing or unreadable is left
 // out, named.
-func (a *Agent) reattach(job *migrate.Job, m *release.Manifest, disks []inventory.Disk, reader *roles.MountReader) (any, error) {
+func (a *Agent) reattach(job *migrate.Job, m *release.Manifest, disks []inventory.Disk, reader volumeReader) (any, error) {
 	var ok []roles.Volume
 	var bad []reattach.Skipped
 	for _, v := range job.Reattach {
@@ -406,6 +406,9 @@ func (a *Agent) bootNew(r *run, job *migrate.Job, sys newsys.System) error {
 	if err := a.closeRun(r); err != nil {
 		return a.mediaErr(r, err)
 	}
+	if a.restart != nil {
+		return a.restart(img)
+	}
 	unix.Sync()
 	if img != nil {
 		if err := boot.Execute(); err != nil {
@@ -413,6 +416,13 @@ func (a *Agent) bootNew(r *run, job *migrate.Job, sys newsys.System) error {
 		}
 	}
 	return unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART)
+}
+
+// volumeReader hands out the files of the installed system's volumes,
+// mounted read-only (roles.MountReader in the rescue).
+type volumeReader interface {
+	Files(dev, fstype string) (fs.FS, error)
+	Close() error
 }
 
 // outcomeEvent is the payload of the "outcome" event.

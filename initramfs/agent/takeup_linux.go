@@ -48,6 +48,11 @@ func (a *Agent) takeUp(disks []inventory.Disk) (bool, error) {
 	if err := a.mountMediaDev(r); err != nil {
 		return false, err
 	}
+	return a.takeUpOn(r, disks, reader)
+}
+
+// takeUpOn is takeUp on the media mounted (or the folder) at r.media.
+func (a *Agent) takeUpOn(r *run, disks []inventory.Disk, reader volumeReader) (bool, error) {
 	runs, err := journal.Unfinished(filepath.Join(r.media, medialayout.BackupDir, "*", "*"))
 	if err != nil {
 		a.closeRun(r)
@@ -143,7 +148,7 @@ func sameMachine(header string, d inventory.Disk, state migrate.TableState) bool
 // resume takes up the run u on target: the release verified again, the
 // job checked against the one computed now, announced, confirmed when
 // attended, and only then written.
-func (a *Agent) resume(r *run, u journal.Run, job *migrate.Job, target *inventory.Disk, state migrate.TableState, disks []inventory.Disk, reader *roles.MountReader) error {
+func (a *Agent) resume(r *run, u journal.Run, job *migrate.Job, target *inventory.Disk, state migrate.TableState, disks []inventory.Disk, reader volumeReader) error {
 	rel, err := a.sameRelease(r, job)
 	if err != nil {
 		return err
@@ -212,7 +217,7 @@ func (a *Agent) confirmTakeUp(job *migrate.Job, target *inventory.Disk, name str
 // trusted key, and the very manifest the job was made from (by the hash of
 // the bytes whose signature was just checked).
 func (a *Agent) sameRelease(r *run, job *migrate.Job) (*media.Release, error) {
-	trusted, err := media.LoadTrusted("/" + medialayout.TrustedDir)
+	trusted, err := media.LoadTrusted(filepath.Join(a.root(), medialayout.TrustedDir))
 	if err != nil {
 		return nil, err
 	}
