@@ -83,11 +83,8 @@ func (a *Agent) backup(disks []inventory.Disk) error {
 		return err
 	}
 	defer a.closeRun(r)
-	ev, err := a.backupSteps(r)
+	ev, err := a.backupRun(r)
 	if err != nil {
-		return err
-	}
-	if err := r.j.Finish(map[string]string{"outcome": "backup complete", "backup": ev.Dir}); err != nil {
 		return err
 	}
 	ev.Seconds = seconds(time.Since(start))
@@ -96,6 +93,16 @@ func (a *Agent) backup(disks []inventory.Disk) error {
 		return a.mediaErr(r, err)
 	}
 	return a.Events.Emit("backup", ev)
+}
+
+// backupRun is a backup run's steps that its journal has not done, and
+// its end.
+func (a *Agent) backupRun(r *run) (backupEvent, error) {
+	ev, err := a.backupSteps(r)
+	if err != nil {
+		return ev, err
+	}
+	return ev, r.j.Finish(map[string]string{"outcome": "backup complete", "backup": ev.Dir})
 }
 
 // backupSteps backs up, verifies and marks complete the run's backup,
@@ -120,7 +127,7 @@ func (a *Agent) backupSteps(r *run) (backupEvent, error) {
 	}
 	if err := a.step(r, steps.Verify, func() (any, error) {
 		unix.Sync()
-		if err := backup.Verify(r.dir, dropCaches); err != nil {
+		if err := backup.Verify(r.dir, a.dropCaches); err != nil {
 			return nil, err
 		}
 		sums, err := os.ReadFile(filepath.Join(r.dir, backup.SumsFile))
@@ -437,7 +444,10 @@ func (a *Agent) storeBackup(r *run, rebuilt []recovery.File, damaged bool) (any,
 }
 
 // dropCaches empties the page cache so that the read-back reads the media.
-func dropCaches() error {
+func (a *Agent) dropCaches() error {
+	if a.dropCache != nil {
+		return a.dropCache()
+	}
 	return os.WriteFile("/proc/sys/vm/drop_caches", []byte("3"), 0)
 }
 

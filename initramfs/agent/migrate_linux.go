@@ -82,8 +82,16 @@ func (a *Agent) migrate(disks []inventory.Disk) error {
 			return a.mediaErr(r, err)
 		}
 	}
+	return a.migrateSteps(r, job, disks)
+}
+
+// migrateSteps runs a planned migration's steps that its journal has not
+// done, in the order of the table of steps: the release checked, the save
+// for rollback, the backup, then the writing steps.
+func (a *Agent) migrateSteps(r *run, job *migrate.Job, disks []inventory.Disk) error {
+	s := r.s
 	if err := a.step(r, steps.Release, func() (any, error) {
-		return map[string]int{"artifacts": len(s.m.Artifacts)}, nil // checked above, before the run began
+		return map[string]int{"artifacts": len(s.m.Artifacts)}, nil // checked before the run began
 	}); err != nil {
 		return err
 	}
@@ -93,7 +101,7 @@ func (a *Agent) migrate(disks []inventory.Disk) error {
 	if _, err := a.backupSteps(r); err != nil {
 		return err
 	}
-	return a.offerRollback(r, a.writeJob(r, job, s.m, disks, s.reader), disks)
+	return a.offerRollback(r, a.writeJob(r, job, s.m, disks, s.volumes()), disks)
 }
 
 // offerRollback, when a migration failed after writing began, says how to

@@ -35,6 +35,9 @@ type rolesEvent struct {
 // the preflight checks and the plan.
 type session struct {
 	reader *roles.MountReader
+	// files, when set, reads the data volumes instead of reader (a host
+	// running the steps).
+	files volumeReader
 	disks  []inventory.Disk
 	m      *release.Manifest
 	roles  *roles.Result
@@ -246,4 +249,12 @@ func (s *session) mediaDevice() (string, error) {
 		return "", fmt.Errorf("%w: %s has no FAT filesystem", roles.ErrNoMedia, a.Disk.Path)
 	}
 	return dev, nil
+}
+
+// volumes reads the installed system's data volumes.
+func (s *session) volumes() volumeReader {
+	if s.files != nil {
+		return s.files
+	}
+	return s.reader
 }

@@ -76,7 +76,7 @@ func (a *Agent) saveForRollback(r *run, job *migrate.Job, room bool, disk string
 	}
 	p.Finish()
 	unix.Sync()
-	if err := dropCaches(); err != nil {
+	if err := a.dropCaches(); err != nil {
 		a.Log.Printf("read-back from the page cache: %v", err)
 	}
 	if _, err := rollback.Load(dir, job.Target.Size); err != nil {
