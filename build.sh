@@ -89,8 +89,15 @@ gotest() {
   say "go vet"
   go vet ./...
   say "go test $*"
-  PASSEUR_OUT=$PWD/$OUT PASSEUR_REQUIRE_VM=1 PASSEUR_MODULES=$PWD/$(module_tree) \
-    go test -count=1 -timeout 60m "$@"
+  # testsum prints what go test prints, then each test's time: where the
+  # suite's minutes go (not with -v, whose output is all of it).
+  local env=(PASSEUR_OUT=$PWD/$OUT PASSEUR_REQUIRE_VM=1 PASSEUR_MODULES=$PWD/$(module_tree))
+  if [[ " $* " == *" -v "* ]]; then
+    env "${env[@]}" go test -count=1 -timeout 60m "$@"
+  else
+    go build -o "$OUT/bin/testsum" ./tests/internal/testsum
+    env "${env[@]}" go test -json -count=1 -timeout 60m "$@" | "$OUT/bin/testsum"
+  fi
 }
 
 # fuzz runs every Fuzz target of the tree for FUZZTIME each (default 30s);
