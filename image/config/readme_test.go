@@ -5,37 +5,46 @@ import (
 	"regexp"
 	"slices"
 	"sort"
-	"strings"
+	"strconv"
 	"testing"
 )
 
-// readmeKeys returns the README's table of kernel command line keys: each
-// key (without namespace) and its values cell.
+// readmeKeys returns the table of kernel command line keys in this folder's
+// README.md (under its "Kernel command line keys" heading, whatever its
+// level): each key (without namespace) and its values cell.
 func readmeKeys(t *testing.T) map[string]string {
 	t.Helper()
-	data, err := os.ReadFile("../../README.md")
+	const file = "README.md"
+	data, err := os.ReadFile(file)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("image/config/%s, the reference of the kernel command line keys: %v", file, err)
 	}
 	text := string(data)
-	i := strings.Index(text, "## Kernel command line keys")
-	if i < 0 {
-		t.Fatal("README.md has no section \"Kernel command line keys\"")
+	heading := regexp.MustCompile(`(?m)^(#+) Kernel command line keys[ \t]*$`)
+	loc := heading.FindStringSubmatchIndex(text)
+	if loc == nil {
+		t.Fatalf("image/config/%s has no heading \"Kernel command line keys\"", file)
 	}
-	text = text[i:]
-	if j := strings.Index(text[3:], "\n## "); j >= 0 {
-		text = text[:j+3]
+	level := text[loc[2]:loc[3]]
+	text = text[loc[1]:]
+	// The section ends at the next heading of the same level or above.
+	next := regexp.MustCompile(`(?m)^#{1,` + strconv.Itoa(len(level)) + `} `)
+	if j := next.FindStringIndex(text); j != nil {
+		text = text[:j[0]]
 	}
 	row := regexp.MustCompile("(?m)^\\| `" + regexp.QuoteMeta(Namespace) + "([a-z-]+)` \\| (.*?) \\|")
 	out := map[string]string{}
 	for _, m := range row.FindAllStringSubmatch(text, -1) {
 		out[m[1]] = m[2]
 	}
+	if len(out) == 0 {
+		t.Fatalf("image/config/%s has no table of keys under \"Kernel command line keys\" (rows \"| `%s<key>` | values | default |\")", file, Namespace)
+	}
 	return out
 }
 
-// TestReadmeKeys: the README documents every key the agent reads, and no
-// other; every mode and debug output, and no other.
+// TestReadmeKeys: image/config/README.md documents every key the agent
+// reads, and no other; every mode and debug output, and no other.
 func TestReadmeKeys(t *testing.T) {
 	doc := readmeKeys(t)
 	var documented, known []string
@@ -48,7 +57,7 @@ func TestReadmeKeys(t *testing.T) {
 	sort.Strings(documented)
 	sort.Strings(known)
 	if !slices.Equal(documented, known) {
-		t.Errorf("README documents the keys %q; the agent reads %q", documented, known)
+		t.Errorf("image/config/README.md documents the keys %q; the agent reads %q", documented, known)
 	}
 	values := regexp.MustCompile("`([a-z-]+)`")
 	check := func(key string, want []string) {
@@ -60,7 +69,7 @@ func TestReadmeKeys(t *testing.T) {
 		want = slices.Clone(want)
 		sort.Strings(want)
 		if !slices.Equal(got, want) {
-			t.Errorf("README gives passeur.%s the values %q; the agent knows %q", key, got, want)
+			t.Errorf("image/config/README.md gives passeur.%s the values %q; the agent knows %q", key, got, want)
 		}
 	}
 	var ms []string
