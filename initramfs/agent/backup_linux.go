@@ -19,6 +19,7 @@ import (
 	"github.com/passeur/passeur/initramfs/backup"
 	"github.com/passeur/passeur/initramfs/inventory"
 	"github.com/passeur/passeur/initramfs/journal"
+	"github.com/passeur/passeur/initramfs/progress"
 	"github.com/passeur/passeur/initramfs/recovery"
 	"github.com/passeur/passeur/initramfs/roles"
 	"github.com/passeur/passeur/initramfs/steps"
@@ -424,7 +425,7 @@ func (a *Agent) storeBackup(r *run, rebuilt []recovery.File, damaged bool) (any,
 		Source: r.s.sys.Root, Missing: missing,
 	}, items, backup.Options{
 		Recipients: a.Config.AgeRecipients,
-		Progress: &backup.Progress{Label: "backup", Out: a.Console, Event: func(p backup.Report) {
+		Progress: &progress.Progress{Label: "backup", Out: a.Console, Event: func(p progress.Report) {
 			a.Events.Emit("progress", p)
 		}},
 		Stored: func(e backup.Entry) error { return r.j.Note(steps.Backup, e) },

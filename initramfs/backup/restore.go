@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"filippo.io/age"
+	"github.com/passeur/passeur/initramfs/progress"
 )
 
 // RestoreOptions tune Restore. The zero value restores nothing: a restore
@@ -27,7 +28,7 @@ type RestoreOptions struct {
 	// root (default: the same path). Returning "" leaves the entry out.
 	Map func(string) string
 	// Progress, when set, is told of every byte restored.
-	Progress *Progress
+	Progress *progress.Progress
 	// Paths are the paths of the old system the restore may write, each
 	// with what is below it: the product profile's configuration and
 	// index paths. A backup holding anything else is refused whole
@@ -389,7 +390,7 @@ func readEntry(r *os.Root, e Entry, encrypted bool, ids []age.Identity, w io.Wri
 
 type progressWriter struct {
 	w io.Writer
-	p *Progress
+	p *progress.Progress
 }
 
 func (w progressWriter) Write(b []byte) (int, error) {

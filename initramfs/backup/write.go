@@ -18,6 +18,7 @@ import (
 
 	"filippo.io/age"
 	"github.com/passeur/passeur/image/atomicfile"
+	"github.com/passeur/passeur/initramfs/progress"
 )
 
 // Item is something to back up: an entry's metadata and where its content
@@ -154,7 +155,7 @@ type Options struct {
 	// files): restore refuses larger pieces.
 	PieceSize int64
 	// Progress, when set, is told of every byte stored.
-	Progress *Progress
+	Progress *progress.Progress
 	// Stored is called for each entry once it is on the media (synced,
 	// with its batch); the journal records it there. An error stops the
 	// backup.
