@@ -38,13 +38,13 @@ type session struct {
 	// files, when set, reads the data volumes instead of reader (a host
 	// running the steps).
 	files volumeReader
-	disks  []inventory.Disk
-	m      *release.Manifest
-	roles  *roles.Result
-	sys    *roles.Assignment // nil when no installed product was found
-	plan   *plan.Plan
-	rel    *media.Release // the release chosen on the media
-	pl     release.Placement
+	disks []inventory.Disk
+	m     *release.Manifest
+	roles *roles.Result
+	sys   *roles.Assignment // nil when no installed product was found
+	plan  *plan.Plan
+	rel   *media.Release // the release chosen on the media
+	pl    release.Placement
 	// rollback tells whether preflight found room on the media to save
 	// what the migration overwrites.
 	rollback bool
