@@ -489,12 +489,14 @@ func (a *Agent) outcome(r *run, job *migrate.Job, disks []inventory.Disk) (bool,
 	return true, nil
 }
 
-// newSystemDir is where the new system's partitions are mounted.
-const newSystemDir = "/run/passeur/new"
-
-// newSystem is the job's new system on disk, mounted the agent's way.
+// newSystem is the job's new system on disk, mounted the agent's way
+// under /run/passeur/new.
 func (a *Agent) newSystem(job *migrate.Job, disk string) newsys.System {
-	return newsys.System{Disk: disk, Job: job, Mount: a.mounter(), Dir: newSystemDir}
+	dir := "/run/passeur/new"
+	if a.runRoot != "" {
+		dir = filepath.Join(a.runRoot, "new")
+	}
+	return newsys.System{Disk: disk, Job: job, Mount: a.mounter(), Dir: dir}
 }
 
 // mounter is how the new system's partitions are mounted.

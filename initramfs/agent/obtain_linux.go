@@ -49,7 +49,7 @@ func (a *Agent) obtain(disks []inventory.Disk) error {
 	}
 	reader := &roles.MountReader{Dir: "/run/passeur/obtain"}
 	defer reader.Close()
-	dev, files, err := roles.FindMediaDevice(disks, reader)
+	dev, files, err := media.Find(disks, reader)
 	if err != nil {
 		return err
 	}

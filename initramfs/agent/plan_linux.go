@@ -157,7 +157,7 @@ func (a *Agent) assign(disks []inventory.Disk) (*session, error) {
 	if err != nil {
 		return s, err
 	}
-	files, err := roles.FindMedia(disks, s.reader)
+	_, files, err := media.Find(disks, s.reader)
 	if err != nil {
 		return s, err
 	}
@@ -242,11 +242,11 @@ func (s *session) mediaFiles() (fs.FS, error) {
 func (s *session) mediaDevice() (string, error) {
 	a := s.roles.Media()
 	if a == nil {
-		return "", roles.ErrNoMedia
+		return "", media.ErrNoMedia
 	}
 	dev, fs := a.MediaFS()
 	if fs == nil || fs.Type != "vfat" {
-		return "", fmt.Errorf("%w: %s has no FAT filesystem", roles.ErrNoMedia, a.Disk.Path)
+		return "", fmt.Errorf("%w: %s has no FAT filesystem", media.ErrNoMedia, a.Disk.Path)
 	}
 	return dev, nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/passeur/passeur/initramfs/backup"
 	"github.com/passeur/passeur/initramfs/inventory"
 	"github.com/passeur/passeur/initramfs/journal"
+	"github.com/passeur/passeur/initramfs/media"
 	"github.com/passeur/passeur/initramfs/migrate"
 	"github.com/passeur/passeur/initramfs/progress"
 	"github.com/passeur/passeur/initramfs/roles"
@@ -191,7 +192,7 @@ func (a *Agent) rollback(disks []inventory.Disk) error {
 func (a *Agent) mountAnyMedia(disks []inventory.Disk) (*run, error) {
 	reader := &roles.MountReader{Dir: "/run/passeur/find"}
 	defer reader.Close()
-	dev, _, err := roles.FindMediaDevice(disks, reader)
+	dev, _, err := media.Find(disks, reader)
 	if err != nil {
 		return nil, err
 	}
