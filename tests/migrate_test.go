@@ -24,6 +24,7 @@ import (
 	"github.com/passeur/passeur/initramfs/backup"
 	"github.com/passeur/passeur/initramfs/event"
 	"github.com/passeur/passeur/initramfs/journal"
+	"github.com/passeur/passeur/initramfs/progress"
 	"github.com/passeur/passeur/initramfs/steps"
 	"github.com/passeur/passeur/qemu"
 	"github.com/passeur/passeur/qemu/camrec"
@@ -445,7 +446,7 @@ func cutMigration(t *testing.T, disks []qemu.Disk, c migrationCut) {
 			ev.Decode(&rec)
 			return rec.Step == c.step && (rec.State == c.state || c.state == "progress" && rec.State == journal.StateDone)
 		case "progress":
-			var p backup.Report
+			var p progress.Report
 			ev.Decode(&p)
 			return c.state == "progress" && p.Label == c.step && float64(p.Done) >= c.fraction*float64(p.Total)
 		case "error", "idle":

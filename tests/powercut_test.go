@@ -10,6 +10,7 @@ import (
 
 	"github.com/passeur/passeur/initramfs/backup"
 	"github.com/passeur/passeur/initramfs/journal"
+	"github.com/passeur/passeur/initramfs/media"
 	"github.com/passeur/passeur/initramfs/steps"
 	"github.com/passeur/passeur/qemu"
 	"github.com/passeur/passeur/qemu/camrec"
@@ -182,8 +183,8 @@ func TestBackupMediaFailures(t *testing.T) {
 			t.Fatal(err)
 		}
 		run := rescue(t, append(big.Disks(), key), "passeur.mode=backup passeur.debug=no-space-check")
-		if len(run.errors) != 1 || !strings.Contains(run.errors[0], backup.ErrMediaFull.Error()) || !strings.Contains(run.errors[0], camrec.IndexV1File) {
-			t.Errorf("errors %v, want %q while the index is stored", run.errors, backup.ErrMediaFull)
+		if len(run.errors) != 1 || !strings.Contains(run.errors[0], media.ErrFull.Error()) || !strings.Contains(run.errors[0], camrec.IndexV1File) {
+			t.Errorf("errors %v, want %q while the index is stored", run.errors, media.ErrFull)
 		}
 		sameHashes(t, "full key", bigBefore, hashes(t, big.Disks()))
 		t.Logf("full key: %v", run.errors)
@@ -216,8 +217,8 @@ func TestBackupMediaFailures(t *testing.T) {
 		}
 		vm.Stop()
 		run := collect(vm)
-		if len(run.errors) == 0 || !strings.Contains(strings.Join(run.errors, "; "), backup.ErrMediaIO.Error()) || run.event("backup") != nil {
-			t.Errorf("errors %v, want %q", run.errors, backup.ErrMediaIO)
+		if len(run.errors) == 0 || !strings.Contains(strings.Join(run.errors, "; "), media.ErrIO.Error()) || run.event("backup") != nil {
+			t.Errorf("errors %v, want %q", run.errors, media.ErrIO)
 		}
 		t.Logf("key removed: %v", run.errors)
 		noneComplete(t, key.Path)

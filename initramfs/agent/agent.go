@@ -38,6 +38,9 @@ type Agent struct {
 	// imageRoot is where the rescue image's own files are (trusted keys,
 	// product profiles): "" for /.
 	imageRoot string
+	// runRoot, when set, stands for /run/passeur: where the new system's
+	// partitions are mounted (a host running the steps).
+	runRoot string
 	// restart, when set, starts the new system instead of kexec or a
 	// reboot: a host running the steps records it.
 	restart func(img *boot.LinuxImage) error

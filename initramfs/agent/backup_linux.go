@@ -19,6 +19,8 @@ import (
 	"github.com/passeur/passeur/initramfs/backup"
 	"github.com/passeur/passeur/initramfs/inventory"
 	"github.com/passeur/passeur/initramfs/journal"
+	"github.com/passeur/passeur/initramfs/media"
+	"github.com/passeur/passeur/initramfs/progress"
 	"github.com/passeur/passeur/initramfs/recovery"
 	"github.com/passeur/passeur/initramfs/roles"
 	"github.com/passeur/passeur/initramfs/steps"
@@ -186,15 +188,8 @@ func (a *Agent) mountMedia(s *session) (*run, error) {
 
 // mountMediaDev mounts the media's filesystem r.mediaDev read-write.
 func (a *Agent) mountMediaDev(r *run) error {
-	if err := os.MkdirAll(mediaMount, 0o755); err != nil {
+	if err := media.Mount(r.mediaDev, mediaMount); err != nil {
 		return err
-	}
-	// noatime: reading the key changes nothing on it (FAT keeps access dates).
-	if err := unix.Mount(r.mediaDev, mediaMount, "vfat", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC|unix.MS_NOATIME, ""); err != nil {
-		if errors.Is(err, unix.EROFS) || errors.Is(err, unix.EACCES) {
-			return fmt.Errorf("%w: mount %s read-write: %w", backup.ErrMediaReadOnly, r.mediaDev, err)
-		}
-		return fmt.Errorf("mount the media %s read-write: %w", r.mediaDev, err)
 	}
 	r.media = mediaMount
 	return nil
@@ -209,7 +204,7 @@ func (a *Agent) open(s *session) (*run, error) {
 	}
 	hostDir := filepath.Join(r.media, medialayout.BackupDir, r.host)
 	if r.dir, err = journal.FindUnfinished(hostDir, string(a.Config.Mode), r.machine); err != nil {
-		return r, backup.Media(err)
+		return r, media.Failure(err)
 	}
 	if r.dir != "" {
 		a.Log.Printf("taking up the unfinished run %s", r.dir)
@@ -299,11 +294,11 @@ func (a *Agent) mediaErr(r *run, err error) error {
 	if err == nil {
 		return nil
 	}
-	err = backup.Media(err)
-	if errors.Is(err, backup.ErrMediaIO) || errors.Is(err, unix.ENOENT) {
+	err = media.Failure(err)
+	if errors.Is(err, media.ErrIO) || errors.Is(err, unix.ENOENT) {
 		name := filepath.Base(r.mediaDev)
 		if !exists("/sys/class/block/" + name) {
-			return fmt.Errorf("%w: %s was removed: %w", backup.ErrMediaIO, r.mediaDev, err)
+			return fmt.Errorf("%w: %s was removed: %w", media.ErrIO, r.mediaDev, err)
 		}
 	}
 	return err
@@ -424,7 +419,7 @@ func (a *Agent) storeBackup(r *run, rebuilt []recovery.File, damaged bool) (any,
 		Source: r.s.sys.Root, Missing: missing,
 	}, items, backup.Options{
 		Recipients: a.Config.AgeRecipients,
-		Progress: &backup.Progress{Label: "backup", Out: a.Console, Event: func(p backup.Report) {
+		Progress: &progress.Progress{Label: "backup", Out: a.Console, Event: func(p progress.Report) {
 			a.Events.Emit("progress", p)
 		}},
 		Stored: func(e backup.Entry) error { return r.j.Note(steps.Backup, e) },

@@ -19,6 +19,7 @@ import (
 	"github.com/passeur/passeur/initramfs/journal"
 	"github.com/passeur/passeur/initramfs/migrate"
 	"github.com/passeur/passeur/initramfs/newsys"
+	"github.com/passeur/passeur/initramfs/progress"
 	"github.com/passeur/passeur/initramfs/reattach"
 	"github.com/passeur/passeur/initramfs/roles"
 	"github.com/passeur/passeur/initramfs/steps"
@@ -303,8 +304,8 @@ func (a *Agent) writeImage(f *os.File, e release.Extent, m *release.Manifest, re
 		return nil, err
 	}
 	defer rc.Close()
-	p := &backup.Progress{Label: "write " + e.Name, Out: a.Console, Every: 500 * time.Millisecond,
-		Event: func(r backup.Report) { a.Events.Emit("progress", r) }}
+	p := &progress.Progress{Label: "write " + e.Name, Out: a.Console, Every: 500 * time.Millisecond,
+		Event: func(r progress.Report) { a.Events.Emit("progress", r) }}
 	p.Start(art.Size)
 	var last int64
 	res, err := stream.Write(f, e.Start, e.Bytes, rc, stream.Options{SkipUnchanged: skip, ReadBack: a.Config.ReadBack, WantSHA256: art.SHA256,
@@ -383,7 +384,7 @@ func restoreOptions(m *release.Manifest, machine backup.MachineID, ids []age.Ide
 	if m != nil {
 		paths = append(append(paths, m.Config...), m.Index...)
 	}
-	return backup.RestoreOptions{Identities: ids, Paths: paths, Machine: machine, Progress: &backup.Progress{Label: "restore"}}
+	return backup.RestoreOptions{Identities: ids, Paths: paths, Machine: machine, Progress: &progress.Progress{Label: "restore"}}
 }
 
 // bootNew loads the new system's kernel from its boot entry and jumps to
@@ -488,12 +489,14 @@ func (a *Agent) outcome(r *run, job *migrate.Job, disks []inventory.Disk) (bool,
 	return true, nil
 }
 
-// newSystemDir is where the new system's partitions are mounted.
-const newSystemDir = "/run/passeur/new"
-
-// newSystem is the job's new system on disk, mounted the agent's way.
+// newSystem is the job's new system on disk, mounted the agent's way
+// under /run/passeur/new.
 func (a *Agent) newSystem(job *migrate.Job, disk string) newsys.System {
-	return newsys.System{Disk: disk, Job: job, Mount: a.mounter(), Dir: newSystemDir}
+	dir := "/run/passeur/new"
+	if a.runRoot != "" {
+		dir = filepath.Join(a.runRoot, "new")
+	}
+	return newsys.System{Disk: disk, Job: job, Mount: a.mounter(), Dir: dir}
 }
 
 // mounter is how the new system's partitions are mounted.

@@ -15,10 +15,10 @@ import (
 	"github.com/passeur/passeur/image/medialayout"
 	"github.com/passeur/passeur/image/repo"
 	"github.com/passeur/passeur/image/sign"
-	"github.com/passeur/passeur/initramfs/backup"
 	"github.com/passeur/passeur/initramfs/fetch"
 	"github.com/passeur/passeur/initramfs/inventory"
 	"github.com/passeur/passeur/initramfs/media"
+	"github.com/passeur/passeur/initramfs/progress"
 	"github.com/passeur/passeur/initramfs/roles"
 )
 
@@ -49,7 +49,7 @@ func (a *Agent) obtain(disks []inventory.Disk) error {
 	}
 	reader := &roles.MountReader{Dir: "/run/passeur/obtain"}
 	defer reader.Close()
-	dev, files, err := roles.FindMediaDevice(disks, reader)
+	dev, files, err := media.Find(disks, reader)
 	if err != nil {
 		return err
 	}
@@ -121,7 +121,7 @@ func (a *Agent) obtain(disks []inventory.Disk) error {
 		o := o
 		o.Size = size
 		if size > 0 {
-			p := &backup.Progress{Label: "download " + name, Out: a.Console, Event: func(r backup.Report) { a.Events.Emit("progress", r) }}
+			p := &progress.Progress{Label: "download " + name, Out: a.Console, Event: func(r progress.Report) { a.Events.Emit("progress", r) }}
 			p.Start(size)
 			var last int64
 			o.Progress = func(done int64) { p.Add(done - last); last = done }

@@ -38,13 +38,13 @@ type session struct {
 	// files, when set, reads the data volumes instead of reader (a host
 	// running the steps).
 	files volumeReader
-	disks  []inventory.Disk
-	m      *release.Manifest
-	roles  *roles.Result
-	sys    *roles.Assignment // nil when no installed product was found
-	plan   *plan.Plan
-	rel    *media.Release // the release chosen on the media
-	pl     release.Placement
+	disks []inventory.Disk
+	m     *release.Manifest
+	roles *roles.Result
+	sys   *roles.Assignment // nil when no installed product was found
+	plan  *plan.Plan
+	rel   *media.Release // the release chosen on the media
+	pl    release.Placement
 	// rollback tells whether preflight found room on the media to save
 	// what the migration overwrites.
 	rollback bool
@@ -157,7 +157,7 @@ func (a *Agent) assign(disks []inventory.Disk) (*session, error) {
 	if err != nil {
 		return s, err
 	}
-	files, err := roles.FindMedia(disks, s.reader)
+	_, files, err := media.Find(disks, s.reader)
 	if err != nil {
 		return s, err
 	}
@@ -242,11 +242,11 @@ func (s *session) mediaFiles() (fs.FS, error) {
 func (s *session) mediaDevice() (string, error) {
 	a := s.roles.Media()
 	if a == nil {
-		return "", roles.ErrNoMedia
+		return "", media.ErrNoMedia
 	}
 	dev, fs := a.MediaFS()
 	if fs == nil || fs.Type != "vfat" {
-		return "", fmt.Errorf("%w: %s has no FAT filesystem", roles.ErrNoMedia, a.Disk.Path)
+		return "", fmt.Errorf("%w: %s has no FAT filesystem", media.ErrNoMedia, a.Disk.Path)
 	}
 	return dev, nil
 }

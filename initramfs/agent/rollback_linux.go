@@ -16,7 +16,9 @@ import (
 	"github.com/passeur/passeur/initramfs/backup"
 	"github.com/passeur/passeur/initramfs/inventory"
 	"github.com/passeur/passeur/initramfs/journal"
+	"github.com/passeur/passeur/initramfs/media"
 	"github.com/passeur/passeur/initramfs/migrate"
+	"github.com/passeur/passeur/initramfs/progress"
 	"github.com/passeur/passeur/initramfs/roles"
 	"github.com/passeur/passeur/initramfs/rollback"
 	"github.com/passeur/passeur/initramfs/steps"
@@ -66,7 +68,7 @@ func (a *Agent) saveForRollback(r *run, job *migrate.Job, room bool, disk string
 		return nil, err
 	}
 	defer f.Close()
-	p := &backup.Progress{Label: "save for rollback", Out: a.Console, Every: 500 * time.Millisecond}
+	p := &progress.Progress{Label: "save for rollback", Out: a.Console, Every: 500 * time.Millisecond}
 	p.Start(rollback.Size(regions))
 	var last int64
 	dir := filepath.Join(r.dir, saveDir)
@@ -190,7 +192,7 @@ func (a *Agent) rollback(disks []inventory.Disk) error {
 func (a *Agent) mountAnyMedia(disks []inventory.Disk) (*run, error) {
 	reader := &roles.MountReader{Dir: "/run/passeur/find"}
 	defer reader.Close()
-	dev, _, err := roles.FindMediaDevice(disks, reader)
+	dev, _, err := media.Find(disks, reader)
 	if err != nil {
 		return nil, err
 	}
@@ -369,7 +371,7 @@ func (a *Agent) rollBack(r *run, src *rollbackSource, dir string) error {
 	if err != nil {
 		return a.mediaErr(r, err)
 	}
-	p := &backup.Progress{Label: "rollback", Out: a.Console, Every: 500 * time.Millisecond}
+	p := &progress.Progress{Label: "rollback", Out: a.Console, Every: 500 * time.Millisecond}
 	p.Start(m.Bytes())
 	err = rollback.Restore(f, f.Sync, m, save,
 		func(i int) bool { _, done := r.j.Done(steps.Piece + strconv.Itoa(i)); return done },

@@ -20,6 +20,7 @@ import (
 	"github.com/passeur/passeur/initramfs/control"
 	"github.com/passeur/passeur/initramfs/event"
 	"github.com/passeur/passeur/initramfs/inventory"
+	"github.com/passeur/passeur/initramfs/media"
 	"github.com/passeur/passeur/initramfs/network"
 	"github.com/passeur/passeur/initramfs/roles"
 	"github.com/passeur/passeur/initramfs/sysinit"
@@ -248,8 +249,8 @@ func (a *Agent) shell() error {
 func (a *Agent) mediaConfig(disks []inventory.Disk) bool {
 	reader := &roles.MountReader{Dir: "/run/passeur/cfg"}
 	defer reader.Close()
-	files, err := roles.FindMedia(disks, reader)
-	if errors.Is(err, roles.ErrNoMedia) {
+	_, files, err := media.Find(disks, reader)
+	if errors.Is(err, media.ErrNoMedia) {
 		return false
 	}
 	if err != nil {

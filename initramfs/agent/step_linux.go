@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 
-	"github.com/passeur/passeur/initramfs/backup"
+	"github.com/passeur/passeur/initramfs/media"
 	"github.com/passeur/passeur/initramfs/steps"
 )
 
@@ -44,7 +44,7 @@ func (a *Agent) stepErr(r *run, s steps.Step, err error) error {
 		return a.mediaErr(r, err)
 	}
 	if r.mediaDev != "" && !exists("/sys/class/block/"+filepath.Base(r.mediaDev)) {
-		return fmt.Errorf("%w: %s was removed: %w", backup.ErrMediaIO, r.mediaDev, err)
+		return fmt.Errorf("%w: %s was removed: %w", media.ErrIO, r.mediaDev, err)
 	}
 	return err
 }

@@ -312,7 +312,7 @@ func smAgent(t *testing.T, f smFixture, console io.Writer) (*Agent, *int) {
 	c := config.Default()
 	c.Mode, c.Unattended = config.Mode(f.mode), true
 	a := &Agent{Console: console, Events: event.NewEmitter(console), Log: consoleLog{console: console}, Config: c,
-		runLog: &runLog{out: console}, mount: newsys.Folders{Root: f.w.folders}, imageRoot: f.w.root,
+		runLog: &runLog{out: console}, mount: newsys.Folders{Root: f.w.folders}, imageRoot: f.w.root, runRoot: filepath.Join(f.w.dir, "run"),
 		dropCache: func() error { return nil },
 		restart: func(*boot.LinuxImage) error {
 			*started++

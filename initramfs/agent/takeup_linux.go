@@ -37,7 +37,7 @@ var (
 func (a *Agent) takeUp(disks []inventory.Disk) (bool, error) {
 	reader := &roles.MountReader{Dir: "/run/passeur/resume"}
 	defer reader.Close()
-	dev, _, err := roles.FindMediaDevice(disks, reader)
+	dev, _, err := media.Find(disks, reader)
 	if err != nil {
 		return false, nil // no media: the normal path says so
 	}

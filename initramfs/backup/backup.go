@@ -80,9 +80,6 @@ const (
 
 // Errors a caller may branch on.
 var (
-	ErrMediaFull     = errors.New("install media full")
-	ErrMediaReadOnly = errors.New("install media is read-only")
-	ErrMediaIO       = errors.New("install media failed (removed?)")
 	ErrCorrupt       = errors.New("backup does not verify")
 	ErrIncomplete    = errors.New("backup is not complete")
 	ErrNoBackup      = errors.New("no complete backup for this host")

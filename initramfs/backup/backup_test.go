@@ -13,6 +13,7 @@ import (
 
 	"filippo.io/age"
 	"github.com/passeur/passeur/image/medialayout"
+	"github.com/passeur/passeur/initramfs/progress"
 )
 
 // system makes a small installed root: a config folder with modes, owners
@@ -83,7 +84,7 @@ func TestBackupVerifyRestore(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), medialayout.BackupDir, "camrec-a", Stamp(time.Now()))
 	var out bytes.Buffer
 	var stored []string
-	m := write(t, root, dir, Options{PieceSize: 5000, Progress: &Progress{Label: "backup", Out: &out},
+	m := write(t, root, dir, Options{PieceSize: 5000, Progress: &progress.Progress{Label: "backup", Out: &out},
 		Stored: func(e Entry) error { stored = append(stored, e.Path); return nil }})
 	if len(m.Missing) != 1 || m.Missing[0] != "/etc/not-there" {
 		t.Errorf("missing = %v", m.Missing)

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+
+	"github.com/passeur/passeur/initramfs/media"
 )
 
 // Bounds on what a backup folder may hold: a reader refuses more, before
@@ -31,12 +33,12 @@ const (
 func openStored(r *os.Root, name string) (*os.File, int64, error) {
 	f, err := r.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		return nil, 0, Media(err)
+		return nil, 0, media.Failure(err)
 	}
 	st, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, 0, Media(err)
+		return nil, 0, media.Failure(err)
 	}
 	if !st.Mode().IsRegular() {
 		f.Close()
@@ -58,7 +60,7 @@ func readBounded(r *os.Root, name string, max int64) ([]byte, error) {
 	}
 	data, err := io.ReadAll(io.LimitReader(f, max+1))
 	if err != nil {
-		return nil, Media(err)
+		return nil, media.Failure(err)
 	}
 	if int64(len(data)) > max {
 		return nil, fmt.Errorf("%w: %s grew past %d bytes", ErrCorrupt, name, max)

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/passeur/passeur/image/medialayout"
+	"github.com/passeur/passeur/initramfs/media"
 )
 
 // Info is one backup folder of a host.
@@ -29,7 +30,7 @@ func List(mediaRoot, host string) ([]Info, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, Media(err)
+		return nil, media.Failure(err)
 	}
 	var out []Info
 	for _, e := range ents {

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"filippo.io/age"
+	"github.com/passeur/passeur/initramfs/media"
+	"github.com/passeur/passeur/initramfs/progress"
 )
 
 // RestoreOptions tune Restore. The zero value restores nothing: a restore
@@ -27,7 +29,7 @@ type RestoreOptions struct {
 	// root (default: the same path). Returning "" leaves the entry out.
 	Map func(string) string
 	// Progress, when set, is told of every byte restored.
-	Progress *Progress
+	Progress *progress.Progress
 	// Paths are the paths of the old system the restore may write, each
 	// with what is below it: the product profile's configuration and
 	// index paths. A backup holding anything else is refused whole
@@ -95,7 +97,7 @@ func Restore(dir, root string, o RestoreOptions) ([]Entry, error) {
 func Prepare(dir string, o RestoreOptions) (*Plan, error) {
 	r, err := os.OpenRoot(dir)
 	if err != nil {
-		return nil, Media(err)
+		return nil, media.Failure(err)
 	}
 	defer r.Close()
 	in, err := inspect(r, o)
@@ -142,7 +144,7 @@ type inspected struct {
 func inspectDir(dir string, o RestoreOptions) (*inspected, error) {
 	r, err := os.OpenRoot(dir)
 	if err != nil {
-		return nil, Media(err)
+		return nil, media.Failure(err)
 	}
 	defer r.Close()
 	return inspect(r, o)
@@ -197,11 +199,11 @@ func inspect(r *os.Root, o RestoreOptions) (*inspected, error) {
 // A file whose content no longer matches the manifest stops the restore;
 // what was written before it stays.
 func (p *Plan) Restore(root string) ([]Entry, error) {
-	media, err := os.OpenRoot(p.dir)
+	key, err := os.OpenRoot(p.dir)
 	if err != nil {
-		return nil, Media(err)
+		return nil, media.Failure(err)
 	}
-	defer media.Close()
+	defer key.Close()
 	dst, err := os.OpenRoot(root)
 	if err != nil {
 		return nil, fmt.Errorf("backup: restore into %s: %w", root, err)
@@ -218,7 +220,7 @@ func (p *Plan) Restore(root string) ([]Entry, error) {
 		case "symlink":
 			err = restoreLink(dst, name, s.Target, uid, gid)
 		case "file":
-			err = p.restoreFile(media, dst, name, s.Entry, uid, gid)
+			err = p.restoreFile(key, dst, name, s.Entry, uid, gid)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("backup: restore %s to %s: %w", s.Path, filepath.Join(root, name), err)
@@ -288,7 +290,7 @@ func restoreLink(dst *os.Root, name, target string, uid, gid int) error {
 	return err
 }
 
-func (p *Plan) restoreFile(media, dst *os.Root, name string, e Entry, uid, gid int) error {
+func (p *Plan) restoreFile(key, dst *os.Root, name string, e Entry, uid, gid int) error {
 	if err := dst.MkdirAll(path.Dir(name), 0o755); err != nil {
 		return err
 	}
@@ -300,7 +302,7 @@ func (p *Plan) restoreFile(media, dst *os.Root, name string, e Entry, uid, gid i
 	if err != nil {
 		return err
 	}
-	err = readEntry(media, e, p.encrypted, p.o.Identities, progressWriter{f, p.o.Progress})
+	err = readEntry(key, e, p.encrypted, p.o.Identities, progressWriter{f, p.o.Progress})
 	if err == nil {
 		err = f.Chown(uid, gid)
 	}
@@ -389,7 +391,7 @@ func readEntry(r *os.Root, e Entry, encrypted bool, ids []age.Identity, w io.Wri
 
 type progressWriter struct {
 	w io.Writer
-	p *Progress
+	p *progress.Progress
 }
 
 func (w progressWriter) Write(b []byte) (int, error) {

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/passeur/passeur/image/atomicfile"
+	"github.com/passeur/passeur/initramfs/media"
 )
 
 // SealFile holds a backup's seal; SecretSize is the length of the
@@ -48,7 +49,7 @@ func Seal(dir string, secret []byte) error {
 	}
 	defer r.Close()
 	line := sealPrefix + hex.EncodeToString(seal(secret, mname, manifest, sums)) + "\n"
-	return Media(atomicfile.WriteFile(filepath.Join(dir, SealFile), []byte(line), 0o644))
+	return media.Failure(atomicfile.WriteFile(filepath.Join(dir, SealFile), []byte(line), 0o644))
 }
 
 // CheckSeal checks the seal of the backup in dir with this machine's
@@ -67,7 +68,7 @@ func CheckSeal(dir string, secret []byte) error {
 // manifest (its name and bytes) and SHA256SUMS.
 func sealed(dir string) (r *os.Root, mname string, manifest, sums []byte, err error) {
 	if r, err = os.OpenRoot(dir); err != nil {
-		return nil, "", nil, nil, Media(err)
+		return nil, "", nil, nil, media.Failure(err)
 	}
 	if mname, manifest, err = readManifestBytes(r); err == nil {
 		sums, err = readBounded(r, SumsFile, maxSumsBytes)

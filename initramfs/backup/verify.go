@@ -16,6 +16,7 @@ import (
 
 	"filippo.io/age"
 	"github.com/passeur/passeur/image/atomicfile"
+	"github.com/passeur/passeur/initramfs/media"
 )
 
 // Verify reads every stored file of the backup in dir back from the media
@@ -35,7 +36,7 @@ func Verify(dir string, drop func() error) error {
 	}
 	r, err := os.OpenRoot(dir)
 	if err != nil {
-		return Media(err)
+		return media.Failure(err)
 	}
 	defer r.Close()
 	sumsData, err := readSumsFile(r)
@@ -97,7 +98,7 @@ func verifyStored(r *os.Root, sums map[string]string) (map[string]int64, error) 
 		case errors.Is(err, ErrCorrupt):
 			bad = append(bad, n+" (not a regular file)")
 		case err != nil:
-			return nil, Media(fmt.Errorf("backup: read back %s: %w", n, err))
+			return nil, media.Failure(fmt.Errorf("backup: read back %s: %w", n, err))
 		case got != sums[n]:
 			bad = append(bad, n+" (sha256 differs)")
 		}
@@ -135,9 +136,9 @@ func readSumsFile(r *os.Root) ([]byte, error) {
 func MarkComplete(dir string) error {
 	data, err := os.ReadFile(filepath.Join(dir, SumsFile))
 	if err != nil {
-		return Media(err)
+		return media.Failure(err)
 	}
-	return Media(atomicfile.WriteFile(filepath.Join(dir, CompleteFile), completeLine(data), 0o644))
+	return media.Failure(atomicfile.WriteFile(filepath.Join(dir, CompleteFile), completeLine(data), 0o644))
 }
 
 func completeLine(sums []byte) []byte {
@@ -189,7 +190,7 @@ func decryptManifest(data []byte, ids []age.Identity) ([]byte, error) {
 func Load(dir string, ids []age.Identity) (*Manifest, error) {
 	r, err := os.OpenRoot(dir)
 	if err != nil {
-		return nil, Media(err)
+		return nil, media.Failure(err)
 	}
 	defer r.Close()
 	mname, data, err := readManifestBytes(r)

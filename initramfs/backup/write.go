@@ -18,6 +18,8 @@ import (
 
 	"filippo.io/age"
 	"github.com/passeur/passeur/image/atomicfile"
+	"github.com/passeur/passeur/initramfs/media"
+	"github.com/passeur/passeur/initramfs/progress"
 )
 
 // Item is something to back up: an entry's metadata and where its content
@@ -154,7 +156,7 @@ type Options struct {
 	// files): restore refuses larger pieces.
 	PieceSize int64
 	// Progress, when set, is told of every byte stored.
-	Progress *Progress
+	Progress *progress.Progress
 	// Stored is called for each entry once it is on the media (synced,
 	// with its batch); the journal records it there. An error stops the
 	// backup.
@@ -192,7 +194,7 @@ func Write(dir string, m Manifest, items []Item, o Options) (*Manifest, error) {
 		o.Progress.Start(total)
 	}
 	if err := atomicfile.MkdirAll(dir, 0o755); err != nil {
-		return nil, Media(err)
+		return nil, media.Failure(err)
 	}
 	removeTemporary(dir)
 	b := &batch{dir: dir, stored: o.Stored}
@@ -213,11 +215,11 @@ func Write(dir string, m Manifest, items []Item, o Options) (*Manifest, error) {
 		}
 		m.Entries = append(m.Entries, e)
 		if err := b.add(e, fresh); err != nil {
-			return nil, Media(err)
+			return nil, media.Failure(err)
 		}
 	}
 	if err := b.flush(); err != nil {
-		return nil, Media(err)
+		return nil, media.Failure(err)
 	}
 	o.Progress.Finish()
 	mdata, err := json.MarshalIndent(m, "", "  ")
@@ -233,7 +235,7 @@ func Write(dir string, m Manifest, items []Item, o Options) (*Manifest, error) {
 		mname += ".age"
 	}
 	if err := atomicfile.WriteFile(filepath.Join(dir, mname), mdata, 0o644); err != nil {
-		return nil, Media(err)
+		return nil, media.Failure(err)
 	}
 	var sums bytes.Buffer
 	for _, e := range m.Entries {
@@ -243,7 +245,7 @@ func Write(dir string, m Manifest, items []Item, o Options) (*Manifest, error) {
 	}
 	fmt.Fprintf(&sums, "%x  %s\n", sha256.Sum256(mdata), mname)
 	if err := atomicfile.WriteFile(filepath.Join(dir, SumsFile), sums.Bytes(), 0o644); err != nil {
-		return nil, Media(err)
+		return nil, media.Failure(err)
 	}
 	return &m, nil
 }
@@ -338,7 +340,7 @@ func store(dir string, it Item, recipients []age.Recipient, o Options) (Entry, e
 			content.Write(buf[:k])
 			if _, err := sink.Write(buf[:k]); err != nil {
 				pw.abort()
-				return e, fmt.Errorf("backup: %s: %w", e.Path, Media(err))
+				return e, fmt.Errorf("backup: %s: %w", e.Path, media.Failure(err))
 			}
 			n += int64(k)
 			o.Progress.Add(int64(k))
@@ -353,10 +355,10 @@ func store(dir string, it Item, recipients []age.Recipient, o Options) (Entry, e
 	}
 	if err := sink.Close(); err != nil {
 		pw.abort()
-		return e, fmt.Errorf("backup: %s: %w", e.Path, Media(err))
+		return e, fmt.Errorf("backup: %s: %w", e.Path, media.Failure(err))
 	}
 	if err := pw.close(); err != nil {
-		return e, fmt.Errorf("backup: %s: %w", e.Path, Media(err))
+		return e, fmt.Errorf("backup: %s: %w", e.Path, media.Failure(err))
 	}
 	if n != e.Size {
 		return e, fmt.Errorf("%w: %s was %d bytes, %d read", ErrSourceChanged, e.Path, e.Size, n)
@@ -551,22 +553,4 @@ func hashFile(p string) (string, int64, error) {
 	h := sha256.New()
 	n, err := io.CopyBuffer(h, f, make([]byte, 1<<20))
 	return hex.EncodeToString(h.Sum(nil)), n, err
-}
-
-// Media names err as a failure of the install media (full, read-only,
-// failing) when it is one, and returns other errors as they are.
-func Media(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, ErrMediaFull), errors.Is(err, ErrMediaReadOnly), errors.Is(err, ErrMediaIO):
-		return err
-	case errors.Is(err, syscall.ENOSPC):
-		return fmt.Errorf("%w: %w", ErrMediaFull, err)
-	case errors.Is(err, syscall.EROFS):
-		return fmt.Errorf("%w: %w", ErrMediaReadOnly, err)
-	case errors.Is(err, syscall.EIO), errors.Is(err, syscall.ENODEV), errors.Is(err, syscall.ENXIO):
-		return fmt.Errorf("%w: %w", ErrMediaIO, err)
-	}
-	return err
 }

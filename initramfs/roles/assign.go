@@ -14,6 +14,7 @@ import (
 	"github.com/passeur/passeur/image/release"
 	"github.com/passeur/passeur/initramfs/fstab"
 	"github.com/passeur/passeur/initramfs/inventory"
+	"github.com/passeur/passeur/initramfs/media"
 )
 
 // Result is the role of every disk.
@@ -81,15 +82,15 @@ func Assign(disks []inventory.Disk, m *release.Manifest, r Reader, ask Asker) (*
 	}
 
 	// The media: passeur's marker on a FAT filesystem.
-	media := map[int]bool{}
+	onMedia := map[int]bool{}
 	for _, v := range all {
-		_, marked, err := mediaFiles(r, v)
+		_, marked, err := media.Is(r, v.dev, v.typ)
 		if err != nil {
 			note(v.disk, "could not read %s: %v", v.dev, err)
 			continue
 		}
 		if marked {
-			media[v.disk] = true
+			onMedia[v.disk] = true
 			res.Disks[v.disk].Role = InstallMedia
 			note(v.disk, "passeur's marker %s on %s", medialayout.Marker, v.dev)
 		}
@@ -109,7 +110,7 @@ func Assign(disks []inventory.Disk, m *release.Manifest, r Reader, ask Asker) (*
 		return nil, err
 	}
 	for _, v := range all {
-		if media[v.disk] || !systemFS[v.typ] {
+		if onMedia[v.disk] || !systemFS[v.typ] {
 			continue
 		}
 		files, err := r.Files(v.dev, v.typ)
@@ -198,7 +199,7 @@ func Assign(disks []inventory.Disk, m *release.Manifest, r Reader, ask Asker) (*
 	// system does not mount are candidates: shown, reattached only when
 	// the operator says so (unattended: left out).
 	for _, v := range all {
-		if taken[v.dev] || media[v.disk] || setAside[v.disk] || v.lbl == "" || !matchAny(m.DataVolumes.LabelPatterns, v.lbl) {
+		if taken[v.dev] || onMedia[v.disk] || setAside[v.disk] || v.lbl == "" || !matchAny(m.DataVolumes.LabelPatterns, v.lbl) {
 			continue
 		}
 		vol := Volume{Device: v.dev, Spec: "LABEL=" + v.lbl, FSType: v.typ, UUID: v.uuid, Label: v.lbl}

@@ -8,11 +8,12 @@ import (
 	"github.com/passeur/passeur/image/medialayout"
 	"github.com/passeur/passeur/initramfs/fsprobe"
 	"github.com/passeur/passeur/initramfs/inventory"
+	"github.com/passeur/passeur/initramfs/media"
 )
 
 func TestFindMedia(t *testing.T) {
 	disks, r := smallLayout()
-	files, err := FindMedia(disks, r)
+	_, files, err := media.Find(disks, r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -21,12 +22,12 @@ func TestFindMedia(t *testing.T) {
 	}
 	second := append(disks, inventory.Disk{Path: "/dev/sdc", FS: &fsprobe.FS{Type: "vfat"}})
 	r["/dev/sdc"] = r["/dev/sda1"]
-	if _, err := FindMedia(second, r); err == nil || errors.Is(err, ErrNoMedia) {
+	if _, _, err := media.Find(second, r); err == nil || errors.Is(err, media.ErrNoMedia) {
 		t.Errorf("two keys: %v, want an error naming both", err)
 	}
 	delete(r, "/dev/sda1")
 	delete(r, "/dev/sdc")
-	if _, err := FindMedia(disks, r); !errors.Is(err, ErrNoMedia) {
+	if _, _, err := media.Find(disks, r); !errors.Is(err, media.ErrNoMedia) {
 		t.Errorf("no marker: %v, want ErrNoMedia", err)
 	}
 }

@@ -1,4 +1,8 @@
-package backup
+// Package progress reports a long operation's bytes done, rate and time
+// left: as plain lines on the console (a serial console is not a terminal
+// to redraw), and as events. Backups, restores, image writes and rollback
+// saves report through it.
+package progress
 
 import (
 	"fmt"
