@@ -36,6 +36,7 @@ import (
 	"github.com/passeur/passeur/initramfs/backup"
 	"github.com/passeur/passeur/initramfs/fetch"
 	"github.com/passeur/passeur/initramfs/fstab"
+	"github.com/passeur/passeur/initramfs/identity"
 	"github.com/passeur/passeur/initramfs/inventory"
 	"github.com/passeur/passeur/initramfs/journal"
 	"github.com/passeur/passeur/initramfs/media"
@@ -1219,7 +1220,7 @@ func biRows(f *biFix) []badInput {
 		}},
 		{area: "journal", input: "migrate job formatting a data disk", want: jobs.ErrRunMismatch, reader: true, run: func(t *testing.T, g *biGuard) error {
 			return biCheckJob(t, func(j *jobs.Job, _ *inventory.Disk) (string, string) {
-				j.FormatData = []jobs.Target{{Serial: "VICTIM", Size: 1 << 30}}
+				j.FormatData = []identity.Disk{{Serial: "VICTIM", Size: 1 << 30}}
 				return "", ""
 			})
 		}},
@@ -1257,7 +1258,7 @@ func biRows(f *biFix) []badInput {
 			if err := j.Check(m, "sum", "seed", blank, jobs.OldTable); err != nil {
 				t.Fatalf("the install as planned: %v", err)
 			}
-			j.FormatData = append(j.FormatData, jobs.Target{Serial: "VICTIM", Size: 1 << 30})
+			j.FormatData = append(j.FormatData, identity.Disk{Serial: "VICTIM", Size: 1 << 30})
 			return j.Check(m, "sum", "seed", blank, jobs.OldTable)
 		}},
 		{area: "journal", input: "install job reattaching a volume of another label", want: jobs.ErrRunMismatch, reader: true, run: func(t *testing.T, g *biGuard) error {

@@ -18,6 +18,7 @@ import (
 	"github.com/passeur/passeur/image/release"
 	"github.com/passeur/passeur/initramfs/agent"
 	"github.com/passeur/passeur/initramfs/backup"
+	"github.com/passeur/passeur/initramfs/identity"
 	"github.com/passeur/passeur/initramfs/inventory"
 	"github.com/passeur/passeur/initramfs/journal"
 	jobs "github.com/passeur/passeur/initramfs/migrate"
@@ -54,9 +55,9 @@ func craftedJournal(t *testing.T, r camrecRelease, a *camrec.Appliance) string {
 	}
 	size := func(p string) int64 { st, _ := os.Stat(p); return st.Size() }
 	job := jobs.Job{Mode: "migrate", Release: "releases/camrec-8.0.0", ManifestSHA256: fmt.Sprintf("%x", sha256.Sum256(manifest)),
-		Target: jobs.Target{Serial: a.System.Serial, Size: size(a.System.Path)},
+		Target: identity.Disk{Serial: a.System.Serial, Size: size(a.System.Path)},
 		Table:  "gpt", SectorSize: 512, DiskGUID: "0ddba11e-0000-4000-8000-000000000001", Numbers: []int{1},
-		FormatData: []jobs.Target{{Serial: a.Data[0].Serial, Size: size(a.Data[0].Path)}},
+		FormatData: []identity.Disk{{Serial: a.Data[0].Serial, Size: size(a.Data[0].Path)}},
 	}
 	job.Extents = []release.Extent{{Partition: r.m.Layout.Partitions[0], Start: 1 << 20, Bytes: 64 << 20}}
 	var lines []string

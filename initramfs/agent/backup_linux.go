@@ -17,12 +17,12 @@ import (
 	"github.com/passeur/passeur/image/config"
 	"github.com/passeur/passeur/image/medialayout"
 	"github.com/passeur/passeur/initramfs/backup"
+	"github.com/passeur/passeur/initramfs/identity"
 	"github.com/passeur/passeur/initramfs/inventory"
 	"github.com/passeur/passeur/initramfs/journal"
 	"github.com/passeur/passeur/initramfs/media"
 	"github.com/passeur/passeur/initramfs/progress"
 	"github.com/passeur/passeur/initramfs/recovery"
-	"github.com/passeur/passeur/initramfs/roles"
 	"github.com/passeur/passeur/initramfs/steps"
 	"golang.org/x/sys/unix"
 )
@@ -171,7 +171,7 @@ func (a *Agent) mountMedia(s *session) (*run, error) {
 	host, _ := fs.ReadFile(r.files, "etc/hostname")
 	r.secret = findSecret(s.reader, s.sys.Disk)
 	r.host = backup.HostName(string(host))
-	r.machine = roles.Identity(s.sys.Disk)
+	r.machine = identity.Name(s.sys.Disk)
 	r.id = backup.MachineID{WWID: s.sys.Disk.WWID, Serial: s.sys.Disk.Serial}
 	if root := inventory.FSOf(s.disks, s.sys.Root); root != nil {
 		r.machine += ", root " + root.UUID

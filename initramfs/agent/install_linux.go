@@ -4,13 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/passeur/passeur/image/config"
 	"github.com/passeur/passeur/image/medialayout"
 	"github.com/passeur/passeur/initramfs/backup"
+	"github.com/passeur/passeur/initramfs/identity"
 	"github.com/passeur/passeur/initramfs/inventory"
 	"github.com/passeur/passeur/initramfs/journal"
 	"github.com/passeur/passeur/initramfs/migrate"
@@ -57,15 +57,15 @@ func (a *Agent) install(disks []inventory.Disk) error {
 		return err
 	}
 	sum := s.rel.SHA256
-	fmt.Fprintf(a.Console, "PLAN: install %s %s onto %s (%s)\n", s.m.Product, s.m.Version, target.Path, roles.Identity(*target))
+	fmt.Fprintf(a.Console, "PLAN: install %s %s onto %s (%s)\n", s.m.Product, s.m.Version, target.Path, identity.Name(*target))
 	for _, e := range s.pl.Extents {
 		fmt.Fprintf(a.Console, "  %-6s %-8s at %9s, %9s\n", e.Role, e.Name, inventory.HumanSize(e.Start), inventory.HumanSize(e.Bytes))
 	}
 	for _, d := range format {
-		fmt.Fprintf(a.Console, "  format %s (%s) as a data disk\n", d.Path, roles.Identity(d))
+		fmt.Fprintf(a.Console, "  format %s (%s) as a data disk\n", d.Path, identity.Name(d))
 	}
 
-	r := &run{s: s, host: installHostName, machine: roles.Identity(*target)}
+	r := &run{s: s, host: installHostName, machine: identity.Name(*target)}
 	if r.mediaDev, err = s.mediaDevice(); err != nil {
 		return err
 	}
@@ -105,9 +105,6 @@ func (a *Agent) install(disks []inventory.Disk) error {
 // installDisks picks the install's target, the one blank disk not named to
 // be formatted (or passeur.target=), and the data disks to format.
 func (a *Agent) installDisks(r *roles.Result) (*inventory.Disk, []inventory.Disk, error) {
-	named := func(d inventory.Disk, ids []string) bool {
-		return d.Serial != "" && slices.Contains(ids, d.Serial) || d.WWID != "" && slices.Contains(ids, d.WWID)
-	}
 	var blank []*inventory.Disk
 	var format []inventory.Disk
 	found := map[string]bool{}
@@ -116,21 +113,21 @@ func (a *Agent) installDisks(r *roles.Result) (*inventory.Disk, []inventory.Disk
 		if r.Disks[i].Role == roles.InstallMedia {
 			continue
 		}
-		if named(*d, a.Config.FormatData) {
+		if identity.Named(*d, a.Config.FormatData) {
 			found[d.Serial], found[d.WWID] = true, true
 			if d.Content != inventory.Blank {
-				return nil, nil, fmt.Errorf("%w: passeur.format-data names %s (%s), which holds %s", ErrNotBlank, d.Path, roles.Identity(*d), d.Content)
+				return nil, nil, fmt.Errorf("%w: passeur.format-data names %s (%s), which holds %s", ErrNotBlank, d.Path, identity.Name(*d), d.Content)
 			}
 			format = append(format, *d)
 			continue
 		}
-		if a.Config.Target != "" && !named(*d, []string{a.Config.Target}) {
+		if a.Config.Target != "" && !identity.Named(*d, []string{a.Config.Target}) {
 			continue
 		}
 		if d.Content == inventory.Blank {
 			blank = append(blank, d)
 		} else if a.Config.Target != "" {
-			return nil, nil, fmt.Errorf("%w: passeur.target names %s (%s), which holds %s", ErrNotBlank, d.Path, roles.Identity(*d), d.Content)
+			return nil, nil, fmt.Errorf("%w: passeur.target names %s (%s), which holds %s", ErrNotBlank, d.Path, identity.Name(*d), d.Content)
 		}
 	}
 	for _, id := range a.Config.FormatData {
@@ -146,7 +143,7 @@ func (a *Agent) installDisks(r *roles.Result) (*inventory.Disk, []inventory.Disk
 	}
 	var names []string
 	for _, d := range blank {
-		names = append(names, d.Path+" ("+roles.Identity(*d)+")")
+		names = append(names, d.Path+" ("+identity.Name(*d)+")")
 	}
 	return nil, nil, fmt.Errorf("%w: %s; name it with passeur.target=<serial>", ErrWhichDisk, strings.Join(names, ", "))
 }
@@ -163,7 +160,7 @@ func (a *Agent) formatData(r *run, job *migrate.Job, disks []inventory.Disk) err
 				return nil, err
 			}
 			if !formattable(*d, v) {
-				return nil, fmt.Errorf("%w: %s (%s) holds %s; this install formats it only blank, or as the ext4 %s %q it made", ErrNotBlank, d.Path, roles.Identity(*d), d.Content, v.UUID, v.Label)
+				return nil, fmt.Errorf("%w: %s (%s) holds %s; this install formats it only blank, or as the ext4 %s %q it made", ErrNotBlank, d.Path, identity.Name(*d), d.Content, v.UUID, v.Label)
 			}
 			f, err := migrate.OpenTarget(d.Path)
 			if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/passeur/passeur/image/config"
 	"github.com/passeur/passeur/image/medialayout"
 	"github.com/passeur/passeur/initramfs/backup"
+	"github.com/passeur/passeur/initramfs/identity"
 	"github.com/passeur/passeur/initramfs/inventory"
 	"github.com/passeur/passeur/initramfs/journal"
 	"github.com/passeur/passeur/initramfs/media"
@@ -319,7 +320,7 @@ func (a *Agent) rollBack(r *run, src *rollbackSource, dir string) error {
 	from, _ := filepath.Rel(r.media, src.dir)
 	from = filepath.ToSlash(from)
 	a.Log.Printf("rollback: %s (%s) goes back to what it was before the migration %s: %s in %d pieces; its kept data partitions are not touched",
-		src.target.Path, roles.Identity(*src.target), from, inventory.HumanSize(m.Bytes()), len(m.Pieces))
+		src.target.Path, identity.Name(*src.target), from, inventory.HumanSize(m.Bytes()), len(m.Pieces))
 	if dir == "" && !a.Config.Unattended {
 		ask := roles.NewConsole(os.Stdin, a.Console)
 		i, err := ask.Ask(errors.New("rollback not confirmed"), fmt.Sprintf("Put %s back as it was before %s? The new system, and what it stored on its own partitions, will be gone.", src.target.Path, from),

@@ -42,6 +42,7 @@ import (
 	"github.com/passeur/passeur/initramfs/backup"
 	"github.com/passeur/passeur/initramfs/event"
 	"github.com/passeur/passeur/initramfs/fsprobe"
+	"github.com/passeur/passeur/initramfs/identity"
 	"github.com/passeur/passeur/initramfs/inventory"
 	"github.com/passeur/passeur/initramfs/journal"
 	"github.com/passeur/passeur/initramfs/migrate"
@@ -245,7 +246,7 @@ func newFixture(t *testing.T, mode string) smFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.machine = roles.Identity(disk)
+	f.machine = identity.Name(disk)
 	seed := smStamp + "\x00" + f.machine
 	g := ptable.Geometry{Size: disk.Size, SectorSize: 512}
 	first, end := ptable.Usable("gpt", g)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/passeur/passeur/image/config"
 	"github.com/passeur/passeur/image/medialayout"
+	"github.com/passeur/passeur/initramfs/identity"
 	"github.com/passeur/passeur/initramfs/inventory"
 	"github.com/passeur/passeur/initramfs/journal"
 	"github.com/passeur/passeur/initramfs/media"
@@ -112,7 +113,7 @@ func ownRun(u journal.Run, disks []inventory.Disk) (*migrate.Job, *inventory.Dis
 	if err != nil {
 		return nil, nil, 0, fmt.Errorf("%w: %w", errNotOurs, err)
 	}
-	ours := sameMachine(u.Header.Machine, *target, migrate.OldTable)
+	ours := identity.Names(u.Header.Machine, *target, false)
 	f, err := os.Open(target.Path)
 	if err != nil {
 		return nil, nil, 0, err
@@ -124,26 +125,14 @@ func ownRun(u journal.Run, disks []inventory.Disk) (*migrate.Job, *inventory.Dis
 		return nil, nil, 0, err
 	case err != nil:
 		return nil, nil, 0, fmt.Errorf("%w: %w", errNotOurs, err)
-	case state == migrate.OldTable && !ours, state == migrate.NewTable && !sameMachine(u.Header.Machine, *target, migrate.NewTable):
-		return nil, nil, 0, fmt.Errorf("%w (%s); this one's disk %s is %s", errNotOurs, u.Header.Machine, target.Path, roles.Identity(*target))
+	case state == migrate.OldTable && !ours, state == migrate.NewTable && !identity.Names(u.Header.Machine, *target, true):
+		return nil, nil, 0, fmt.Errorf("%w (%s); this one's disk %s is %s", errNotOurs, u.Header.Machine, target.Path, identity.Name(*target))
 	}
 	return job, target, state, nil
 }
 
 // errNotOurs is a run on the media that is not this machine's.
 var errNotOurs = errors.New("another machine's run")
-
-// sameMachine reports whether a run's header names the machine whose
-// disk d is: before the table step, d's identity with its table as the
-// run found it; after, the job's own table is on d (OnDisk compared it to
-// the byte) and the serial or WWID must agree.
-func sameMachine(header string, d inventory.Disk, state migrate.TableState) bool {
-	id := roles.Identity(d)
-	if state == migrate.NewTable {
-		id = roles.Identity(inventory.Disk{Serial: d.Serial, WWID: d.WWID})
-	}
-	return header == id || strings.HasPrefix(header, id+", ")
-}
 
 // resume takes up the run u on target: the release verified again, the
 // job checked against the one computed now, announced, confirmed when
@@ -166,7 +155,7 @@ func (a *Agent) resume(r *run, u journal.Run, job *migrate.Job, target *inventor
 	}
 	fmt.Fprintf(a.Console, "TAKE UP: the unfinished %s %s of %s to %s %s\n  done: %s\n", u.Header.Mode, name, target.Path,
 		rel.Manifest.Product, rel.Manifest.Version, strings.Join(done, ", "))
-	a.Events.Emit("take_up", map[string]any{"run": name, "mode": u.Header.Mode, "disk": target.Path, "identity": roles.Identity(*target),
+	a.Events.Emit("take_up", map[string]any{"run": name, "mode": u.Header.Mode, "disk": target.Path, "identity": identity.Name(*target),
 		"release": rel.Dir, "done": done, "table_written": state == migrate.NewTable})
 	if err := a.confirmTakeUp(job, target, name); err != nil {
 		return err
@@ -194,7 +183,7 @@ func (a *Agent) resume(r *run, u journal.Run, job *migrate.Job, target *inventor
 // new plan is confirmed; unattended, a disk with no serial or WWID is
 // refused.
 func (a *Agent) confirmTakeUp(job *migrate.Job, target *inventory.Disk, name string) error {
-	anonymous := job.Target.Serial == "" && job.Target.WWID == ""
+	anonymous := job.Target.Anonymous()
 	if a.Config.Unattended {
 		if anonymous {
 			return fmt.Errorf("%w: %s has no serial or WWID, only its partition table tells it from another disk; boot the key attended to take up %s", ErrTakeUpUnconfirmed, target.Path, name)
@@ -202,7 +191,7 @@ func (a *Agent) confirmTakeUp(job *migrate.Job, target *inventory.Disk, name str
 		return nil
 	}
 	ask := roles.NewConsole(os.Stdin, a.Console)
-	i, err := ask.Ask(ErrTakeUpUnconfirmed, fmt.Sprintf("Take up the unfinished run %s on %s (%s), as above?", name, target.Path, roles.Identity(*target)),
+	i, err := ask.Ask(ErrTakeUpUnconfirmed, fmt.Sprintf("Take up the unfinished run %s on %s (%s), as above?", name, target.Path, identity.Name(*target)),
 		[]string{"yes, finish it", "no, stop here"})
 	if err != nil {
 		return err

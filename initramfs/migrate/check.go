@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/passeur/passeur/image/release"
+	"github.com/passeur/passeur/initramfs/identity"
 	"github.com/passeur/passeur/initramfs/inventory"
 	"github.com/passeur/passeur/initramfs/ptable"
 	"github.com/passeur/passeur/initramfs/roles"
@@ -69,7 +70,7 @@ func (j *Job) Check(m *release.Manifest, manifestSHA, seed string, disk inventor
 		return fail("mode %q", j.Mode)
 	}
 	if !j.Target.Matches(disk) {
-		return fail("the job writes %s, not %s (%s)", j.Target, disk.Path, roles.Identity(disk))
+		return fail("the job writes %s, not %s (%s)", j.Target, disk.Path, identity.Name(disk))
 	}
 	if len(j.FormatData) > 0 && j.Mode != "install" {
 		return fail("a %s job formats no disk", j.Mode)
@@ -234,7 +235,7 @@ func clip(b []byte) string {
 // AddDataDisk adds to an install's job the n-th data disk to format (from
 // 1), with the label and filesystem UUID the release and the run give it.
 func (j *Job) AddDataDisk(m *release.Manifest, d inventory.Disk, seed string) {
-	t := TargetOf(d, "")
+	t := identity.Of(d, "")
 	j.FormatData = append(j.FormatData, t)
 	j.Reattach = append(j.Reattach, DataVolume(m, len(j.FormatData), seed, t))
 }
@@ -242,7 +243,7 @@ func (j *Job) AddDataDisk(m *release.Manifest, d inventory.Disk, seed string) {
 // DataVolume is the volume an install makes of its n-th data disk: the
 // release's first data label pattern, its * replaced by n, and a
 // filesystem UUID derived from the run and the disk.
-func DataVolume(m *release.Manifest, n int, seed string, t Target) roles.Volume {
+func DataVolume(m *release.Manifest, n int, seed string, t identity.Disk) roles.Volume {
 	label := fmt.Sprintf("data-%d", n)
 	for _, p := range m.DataVolumes.LabelPatterns {
 		if strings.Count(p, "*") == 1 && !strings.ContainsAny(p, "?[") {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/passeur/passeur/image/release"
+	"github.com/passeur/passeur/initramfs/identity"
 	"github.com/passeur/passeur/initramfs/inventory"
 	"github.com/passeur/passeur/initramfs/roles"
 )
@@ -62,8 +63,8 @@ func TestCheckJob(t *testing.T) {
 		"an artifact swapped":        {edit: func(j *Job) { j.Extents[0].Artifact = "rootfs" }, want: "extents"},
 		"a kept partition invented":  {edit: func(j *Job) { j.Extents[2].Start = 48 << 20 }, want: "no partition"},
 		"a keep not in the layout":   {edit: func(j *Job) { j.Extents[2].Name = "other" }, want: "not in the release's layout"},
-		"a disk to format (migrate)": {edit: func(j *Job) { j.FormatData = []Target{{Serial: "D1", Size: 1}} }, want: "formats no disk"},
-		"more disks than volumes":    {edit: func(j *Job) { j.Mode = "install"; j.FormatData = []Target{{Serial: "D1", Size: 1}} }, want: "1 disks to format for 0"},
+		"a disk to format (migrate)": {edit: func(j *Job) { j.FormatData = []identity.Disk{{Serial: "D1", Size: 1}} }, want: "formats no disk"},
+		"more disks than volumes":    {edit: func(j *Job) { j.Mode = "install"; j.FormatData = []identity.Disk{{Serial: "D1", Size: 1}} }, want: "1 disks to format for 0"},
 		"a table type":               {edit: func(j *Job) { j.Table = "dos" }, want: "table is"},
 		"another table hash":         {edit: func(j *Job) { j.TableSHA256 = strings.Repeat("0", 64) }, want: "table_sha256"},
 		"a state UUID":               {edit: func(j *Job) { j.StateUUID = "00000000-0000-4000-8000-000000000000" }, want: "state_uuid"},
@@ -133,7 +134,7 @@ func TestCheckInstallDataDisks(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			j2 := *j
-			j2.FormatData = append([]Target(nil), j.FormatData...)
+			j2.FormatData = append([]identity.Disk(nil), j.FormatData...)
 			j2.Reattach = append([]roles.Volume(nil), j.Reattach...)
 			edit(&j2)
 			if err := j2.Check(m, "sum", "seed", blank, OldTable); !errors.Is(err, ErrRunMismatch) {

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/google/uuid"
+	"github.com/passeur/passeur/initramfs/identity"
 	"github.com/passeur/passeur/initramfs/ptable"
 	"github.com/passeur/passeur/initramfs/rollback"
 
@@ -29,8 +30,8 @@ type Job struct {
 	Release string `json:"release"` // the release's folder on the media
 	// ManifestSHA256 is the hash of the signed manifest the job was made
 	// from: a run taken up with another release refuses to go on.
-	ManifestSHA256 string `json:"manifest_sha256"`
-	Target         Target `json:"target"`
+	ManifestSHA256 string        `json:"manifest_sha256"`
+	Target         identity.Disk `json:"target"`
 	// Table is the new partition table's type: gpt, or dos when the
 	// release's layout falls back to an MBR.
 	Table string `json:"table"`
@@ -74,75 +75,7 @@ type Job struct {
 	Reinstall bool `json:"reinstall,omitempty"`
 	// FormatData are data disks the operator asked to be formatted
 	// (install only), by identity.
-	FormatData []Target `json:"format_data,omitempty"`
-}
-
-// Target says which disk a job writes, by what survives a rewrite of its
-// table: serial or WWID and size; with neither serial nor WWID, the table
-// identifier before and after the job.
-type Target struct {
-	Path     string `json:"path"` // at the time the job was made; informative
-	Serial   string `json:"serial,omitempty"`
-	WWID     string `json:"wwid,omitempty"`
-	Size     int64  `json:"size"`
-	OldTable string `json:"old_table,omitempty"`
-	NewTable string `json:"new_table,omitempty"`
-}
-
-// TargetOf describes d as a job's target; newTable is the GUID the job
-// gives its new table.
-func TargetOf(d inventory.Disk, newTable string) Target {
-	t := Target{Path: d.Path, Serial: d.Serial, WWID: d.WWID, Size: d.Size, NewTable: newTable}
-	if d.Table != nil {
-		t.OldTable = d.Table.ID
-	}
-	return t
-}
-
-// Matches reports whether d is the disk t names.
-func (t Target) Matches(d inventory.Disk) bool {
-	if d.Size != t.Size {
-		return false
-	}
-	switch {
-	case t.WWID != "":
-		return d.WWID == t.WWID
-	case t.Serial != "":
-		return d.Serial == t.Serial
-	}
-	if d.Table == nil {
-		return false
-	}
-	id := strings.ToLower(d.Table.ID)
-	return id != "" && (id == strings.ToLower(t.OldTable) || id == strings.ToLower(t.NewTable))
-}
-
-// Find returns the one disk among disks that t names.
-func (t Target) Find(disks []inventory.Disk) (*inventory.Disk, error) {
-	var found []*inventory.Disk
-	for i := range disks {
-		if t.Matches(disks[i]) {
-			found = append(found, &disks[i])
-		}
-	}
-	switch len(found) {
-	case 1:
-		return found[0], nil
-	case 0:
-		return nil, fmt.Errorf("%w: %s", ErrTargetGone, t)
-	}
-	return nil, fmt.Errorf("%w: %d disks match %s", ErrTargetGone, len(found), t)
-}
-
-func (t Target) String() string {
-	id := "no serial"
-	switch {
-	case t.WWID != "":
-		id = "wwid " + t.WWID
-	case t.Serial != "":
-		id = "serial " + t.Serial
-	}
-	return fmt.Sprintf("%s (%s, %s)", t.Path, id, inventory.HumanSize(t.Size))
+	FormatData []identity.Disk `json:"format_data,omitempty"`
 }
 
 // Extent returns the job's extent called name.
@@ -170,7 +103,7 @@ func NewJob(mode, relDir, manifestSHA string, m *release.Manifest, sys inventory
 			j.DiskGUID = strings.ToLower(sys.Table.ID) // kept partitions keep their PARTUUIDs
 		}
 	}
-	j.Target = TargetOf(sys, j.DiskGUID)
+	j.Target = identity.Of(sys, j.DiskGUID)
 	j.Numbers = numbers(pl, sys)
 	for i, e := range pl.Extents {
 		if e.Role == release.RoleKeep {

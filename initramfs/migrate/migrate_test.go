@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/passeur/passeur/image/release"
+	"github.com/passeur/passeur/initramfs/identity"
 	"github.com/passeur/passeur/initramfs/inventory"
 	"github.com/passeur/passeur/initramfs/ptable"
 )
@@ -106,7 +107,7 @@ func TestTableAndFilesystem(t *testing.T) {
 	if !j.Target.Matches(again) || j.Target.Matches(inventory.Disk{Serial: "S2", Size: size}) {
 		t.Error("serial matching")
 	}
-	anon := Target{Size: size, OldTable: "old", NewTable: j.DiskGUID}
+	anon := identity.Disk{Size: size, OldTable: "old", NewTable: j.DiskGUID}
 	if !anon.Matches(inventory.Disk{Size: size, Table: &inventory.Table{ID: strings.ToUpper(j.DiskGUID)}}) || anon.Matches(inventory.Disk{Size: size}) {
 		t.Error("table matching")
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/passeur/passeur/image/release"
+	"github.com/passeur/passeur/initramfs/identity"
 	"github.com/passeur/passeur/initramfs/inventory"
 	"github.com/passeur/passeur/initramfs/roles"
 )
@@ -58,7 +59,7 @@ type Partition struct {
 func Make(m *release.Manifest, r *roles.Result, pl release.Placement) *Plan {
 	sys := r.System()
 	p := &Plan{Release: m.Product + " " + m.Version.String(), Mode: "migrate", Table: pl.Table,
-		Target: Disk{sys.Disk.Path, roles.Identity(sys.Disk), string(sys.Role)}, Candidates: r.Candidates}
+		Target: Disk{sys.Disk.Path, identity.Name(sys.Disk), string(sys.Role)}, Candidates: r.Candidates}
 	p.Backup = Backup{From: sys.Root, Paths: append(append(append([]string{}, m.Config...), m.Index...), "/etc/fstab")}
 	for _, e := range pl.Extents {
 		pp := Partition{Name: e.Name, Start: e.Start, Size: e.Bytes}
@@ -86,7 +87,7 @@ func Make(m *release.Manifest, r *roles.Result, pl release.Placement) *Plan {
 	for _, a := range r.Disks {
 		p.Reattach = append(p.Reattach, a.Volumes...)
 		if a.Role != roles.System {
-			p.Untouched = append(p.Untouched, Disk{a.Disk.Path, roles.Identity(a.Disk), string(a.Role)})
+			p.Untouched = append(p.Untouched, Disk{a.Disk.Path, identity.Name(a.Disk), string(a.Role)})
 		}
 	}
 	p.Steps = []string{

@@ -13,6 +13,7 @@ import (
 	"github.com/passeur/passeur/image/medialayout"
 	"github.com/passeur/passeur/image/release"
 	"github.com/passeur/passeur/initramfs/fstab"
+	"github.com/passeur/passeur/initramfs/identity"
 	"github.com/passeur/passeur/initramfs/inventory"
 	"github.com/passeur/passeur/initramfs/media"
 )
@@ -138,7 +139,7 @@ func Assign(disks []inventory.Disk, m *release.Manifest, r Reader, ask Asker) (*
 	if len(systems) > 1 {
 		var where []string
 		for _, s := range systems {
-			where = append(where, fmt.Sprintf("%s %s on %s (%s)", m.Product, s.version, s.v.dev, Identity(disks[s.v.disk])))
+			where = append(where, fmt.Sprintf("%s %s on %s (%s)", m.Product, s.version, s.v.dev, identity.Name(disks[s.v.disk])))
 		}
 		refusal := fmt.Errorf("%w: %s", ErrTwoSystems, strings.Join(where, ", "))
 		i, err := ask.Ask(refusal, "Several disks hold an install of "+m.Product+". Which one is to be migrated? The others are never written.", where)
@@ -211,7 +212,7 @@ func Assign(disks []inventory.Disk, m *release.Manifest, r Reader, ask Asker) (*
 		}
 		refusal := fmt.Errorf("%w: %s (label %s)", ErrCandidate, v.dev, v.lbl)
 		q := fmt.Sprintf("%s (%s, label %s, on the disk with %s) carries the release's data label, but the installed system does not mount it. Reattach it in the new system?",
-			v.dev, v.typ, v.lbl, Identity(disks[v.disk]))
+			v.dev, v.typ, v.lbl, identity.Name(disks[v.disk]))
 		i, err := ask.Ask(refusal, q, []string{"leave it out: never written, not reattached", "reattach it, read-only checked, never written"})
 		if err != nil && (errors.Is(err, ErrOperatorQuit) || !errors.Is(err, ErrCandidate)) {
 			return nil, err
@@ -415,7 +416,7 @@ func devicesWithUUID(all []volumeFS, uuid string) []string {
 func pickClone(ask Asker, refusal error, what string, devs []string, disks []inventory.Disk, all []volumeFS) (string, error) {
 	var choices []string
 	for _, d := range devs {
-		choices = append(choices, fmt.Sprintf("%s on the disk with %s", d, Identity(disks[diskOf(all, d)])))
+		choices = append(choices, fmt.Sprintf("%s on the disk with %s", d, identity.Name(disks[diskOf(all, d)])))
 	}
 	i, err := ask.Ask(refusal, "The data volume "+what+" is on several devices (a cloned disk?). Which one is the real one? The others are never written.", choices)
 	if err != nil {

@@ -9,7 +9,6 @@ package roles
 
 import (
 	"errors"
-	"fmt"
 	"io/fs"
 
 	"github.com/passeur/passeur/initramfs/fsprobe"
@@ -84,23 +83,6 @@ type Volume struct {
 	FSType     string `json:"fstype"`
 	UUID       string `json:"uuid"`
 	Label      string `json:"label,omitempty"`
-}
-
-// Identity is how a disk is told apart from others, whatever its name.
-func Identity(d inventory.Disk) string {
-	id := ""
-	switch {
-	case d.WWID != "":
-		id = "wwid " + d.WWID
-	case d.Serial != "":
-		id = "serial " + d.Serial
-	default:
-		id = "no serial"
-	}
-	if d.Table != nil {
-		id += fmt.Sprintf(", %s %s", d.Table.Type, d.Table.ID)
-	}
-	return id
 }
 
 // MediaFS returns the device and filesystem of the install media's FAT: its

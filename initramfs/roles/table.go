@@ -6,6 +6,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/passeur/passeur/initramfs/identity"
 	"github.com/passeur/passeur/initramfs/inventory"
 )
 
@@ -22,7 +23,7 @@ func WriteTable(w io.Writer, r *Result) error {
 				role = fmt.Sprintf("system (%s %s) with kept partitions", a.Product, a.Version)
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.Disk.Path, role, Identity(a.Disk), inventory.HumanSize(a.Disk.Size), filesystems(a.Disk))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.Disk.Path, role, identity.Name(a.Disk), inventory.HumanSize(a.Disk.Size), filesystems(a.Disk))
 		for _, why := range a.Reasons {
 			fmt.Fprintf(tw, "  - %s\t\t\t\t\n", why)
 		}
