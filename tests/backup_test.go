@@ -295,7 +295,11 @@ func TestBackupAndRestore(t *testing.T) {
 	sameHashes(t, "restore (data disks)", map[string]string{"CAMREC-DATA1": before["CAMREC-DATA1"]}, hashes(t, a.Disks()))
 
 	// A byte changed on the key: the backup is refused, by file name,
-	// and the system disk is not written.
+	// and the system disk is not written (test-long: backup's host tests
+	// and TestBadInputs refuse every kind of damage to a backup).
+	if os.Getenv("PASSEUR_LONG") == "" {
+		return
+	}
 	bad := filepath.Join(t.TempDir(), "camrec.conf")
 	os.WriteFile(bad, bytes.Replace(configOf(a.Config), []byte("30"), []byte("31"), 1), 0o644)
 	if _, err := fixture.Run("", "mcopy", "-o", "-i", key.Path, bad, "::/"+medialayout.BackupDir+"/camrec-a/"+filepath.Base(dir)+"/files/etc/camrec/camrec.conf"); err != nil {

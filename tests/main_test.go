@@ -21,6 +21,15 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// longOnly skips t but in ./build.sh test-long (PASSEUR_LONG): the default
+// run leaves it to what proves the same branch faster, named in why.
+func longOnly(t *testing.T, why string) {
+	t.Helper()
+	if os.Getenv("PASSEUR_LONG") == "" {
+		t.Skip("test-long only: " + why)
+	}
+}
+
 // sample picks n of the cases for the default run, spread over them and
 // shifted from one day to the next so that successive runs cover them
 // all, in their order; ./build.sh test-long (PASSEUR_LONG) runs them all.

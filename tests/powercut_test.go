@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -70,21 +69,9 @@ func checkNeverPartial(t *testing.T, key, host string) string {
 // and no boot leaves a partial backup marked complete. The long run cuts
 // at each point on its own instead.
 func TestBackupPowerCuts(t *testing.T) {
+	longOnly(t, "the host step machine (initramfs/agent TestStepMachine) cuts a backup at every journal record and inside every file, and TestMigratePowerCuts cuts a migration's backup under QEMU")
 	r := camrec8(t)
 	a := v7(t, camrec.VariantA, camrec.Options{Seed: 14})
-	if os.Getenv("PASSEUR_LONG") == "" {
-		key := passeurKey(t, r)
-		disks := append(a.Disks(), key)
-		before := hashes(t, a.Disks())
-		cuts := sample(t, 3, backupCuts)
-		for _, p := range cuts {
-			cutAt(t, disks, p)
-			checkNeverPartial(t, key.Path, "camrec-a")
-		}
-		finishAfterCuts(t, disks, key.Path, len(cuts)-1)
-		sameHashes(t, "power cuts", before, hashes(t, a.Disks()))
-		return
-	}
 	for _, p := range backupCuts {
 		t.Run(p.String(), func(t *testing.T) {
 			key := passeurKey(t, r)
@@ -156,6 +143,7 @@ func TestBackupMediaFailures(t *testing.T) {
 	before := hashes(t, a.Disks())
 
 	t.Run("read-only", func(t *testing.T) {
+		longOnly(t, "TestPreflightRefusals has a read-only key among its cases, and media.Mount names it ErrReadOnly")
 		key := passeurKey(t, r)
 		key.ReadOnly = true
 		keyHash := fileSHA(t, key.Path)

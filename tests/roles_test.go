@@ -213,6 +213,7 @@ func TestRolesRefusals(t *testing.T) {
 		return a
 	}
 	t.Run("two systems", func(t *testing.T) {
+		longOnly(t, "roles' TestAssignRefusals refuses two systems unattended; the subtest after this one asks the operator under QEMU")
 		one, two := build(camrec.VariantA, 1), build(camrec.VariantA, 2)
 		second := two.System.Disk
 		second.Serial = "CAMREC-SYS-2"
@@ -246,6 +247,7 @@ func TestRolesRefusals(t *testing.T) {
 		}
 	})
 	t.Run("missing data disk", func(t *testing.T) {
+		longOnly(t, "roles' TestAssignRefusals refuses a missing data volume")
 		a := build(camrec.VariantA, 3)
 		run := runPlan(t, []qemu.Disk{a.System.Disk, key})
 		if !strings.Contains(run.err, roles.ErrMissingVolume.Error()) || !strings.Contains(run.err, "/srv/recordings/d1") {
@@ -253,6 +255,7 @@ func TestRolesRefusals(t *testing.T) {
 		}
 	})
 	t.Run("cloned data disk", func(t *testing.T) {
+		longOnly(t, "roles' TestAssignRefusals refuses a cloned data disk and a cloned data partition")
 		a := build(camrec.VariantB, 4)
 		clone := filepath.Join(t.TempDir(), "clone.img")
 		if _, err := fixture.Run("", "cp", "--sparse=always", a.Data[1].Path, clone); err != nil {
@@ -277,7 +280,7 @@ func TestPreflightRefusals(t *testing.T) {
 		}
 		return a
 	}
-	for _, tc := range sample(t, 3, []struct {
+	for _, tc := range sample(t, 1, []struct {
 		name  string
 		disks func() []qemu.Disk
 		want  string
