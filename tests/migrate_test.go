@@ -472,7 +472,7 @@ func cutMigration(t *testing.T, disks []qemu.Disk, c migrationCut) {
 // a migration of fixture (b), each boot taking up what the previous one
 // left; the last boot completes it, and the new system's health report and
 // the data are those of an uninterrupted migration. The default run cuts
-// at a sample of six points, the long run at all twenty.
+// at a sample of six points, the long run at all twenty-two.
 func TestMigratePowerCuts(t *testing.T) {
 	r := camrec8(t)
 	a := v7(t, camrec.VariantB, camrec.Options{Seed: 21})
@@ -482,7 +482,7 @@ func TestMigratePowerCuts(t *testing.T) {
 	before := hashes(t, data)
 	kept, _ := partition(t, a.System.Path, 2)
 	keptSum := fileSHA(t, kept)
-	cuts := sample(t, 3, migrationCuts)
+	cuts := sample(t, 6, migrationCuts)
 	if only := os.Getenv("PASSEUR_CUTS"); only != "" { // e.g. write-esp-begun,table-done
 		cuts = nil
 		for _, c := range migrationCuts {
