@@ -296,10 +296,16 @@ func (a *Agent) mediaErr(r *run, err error) error {
 	}
 	err = media.Failure(err)
 	if errors.Is(err, media.ErrIO) || errors.Is(err, unix.ENOENT) {
-		name := filepath.Base(r.mediaDev)
-		if !exists("/sys/class/block/" + name) {
-			return fmt.Errorf("%w: %s was removed: %w", media.ErrIO, r.mediaDev, err)
-		}
+		return removed(r, err)
+	}
+	return err
+}
+
+// removed names err as the media's when its device is gone (a key pulled
+// out), and returns it as it is otherwise.
+func removed(r *run, err error) error {
+	if r.mediaDev != "" && !exists("/sys/class/block/"+filepath.Base(r.mediaDev)) {
+		return fmt.Errorf("%w: %s was removed: %w", media.ErrIO, r.mediaDev, err)
 	}
 	return err
 }

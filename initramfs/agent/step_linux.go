@@ -2,9 +2,7 @@ package agent
 
 import (
 	"fmt"
-	"path/filepath"
 
-	"github.com/passeur/passeur/initramfs/media"
 	"github.com/passeur/passeur/initramfs/steps"
 )
 
@@ -43,8 +41,5 @@ func (a *Agent) stepErr(r *run, s steps.Step, err error) error {
 	if s.Writes == steps.Media {
 		return a.mediaErr(r, err)
 	}
-	if r.mediaDev != "" && !exists("/sys/class/block/"+filepath.Base(r.mediaDev)) {
-		return fmt.Errorf("%w: %s was removed: %w", media.ErrIO, r.mediaDev, err)
-	}
-	return err
+	return removed(r, err)
 }

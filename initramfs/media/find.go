@@ -7,6 +7,7 @@ import (
 	"syscall"
 
 	"github.com/passeur/passeur/image/medialayout"
+	"github.com/passeur/passeur/initramfs/fsprobe"
 	"github.com/passeur/passeur/initramfs/inventory"
 )
 
@@ -45,21 +46,19 @@ func Is(r Reader, dev, typ string) (fs.FS, bool, error) {
 func Find(disks []inventory.Disk, r Reader) (string, fs.FS, error) {
 	var found []fs.FS
 	var where []string
+	try := func(dev string, fsys *fsprobe.FS) {
+		if fsys == nil {
+			return
+		}
+		if files, marked, err := Is(r, dev, fsys.Type); err == nil && marked {
+			found = append(found, files)
+			where = append(where, dev)
+		}
+	}
 	for _, d := range disks {
-		vols := []struct{ dev string }{}
-		if d.FS != nil && d.FS.Type == "vfat" {
-			vols = append(vols, struct{ dev string }{d.Path})
-		}
+		try(d.Path, d.FS)
 		for _, p := range d.Partitions {
-			if p.FS != nil && p.FS.Type == "vfat" {
-				vols = append(vols, struct{ dev string }{p.Path})
-			}
-		}
-		for _, v := range vols {
-			if files, marked, err := Is(r, v.dev, "vfat"); err == nil && marked {
-				found = append(found, files)
-				where = append(where, v.dev)
-			}
+			try(p.Path, p.FS)
 		}
 	}
 	switch len(found) {

@@ -5,11 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
+	"path"
 	"path/filepath"
 	"strings"
 
 	"github.com/passeur/passeur/image/atomicfile"
+	"github.com/passeur/passeur/initramfs/tree"
 )
 
 // ErrBootPath refuses to write a table under which the new system's boot
@@ -19,7 +20,7 @@ var ErrBootPath = errors.New("the new system's boot path does not hold")
 // Bounds on what is read of the new ESP.
 const (
 	maxEntry    = 64 << 10  // a boot entry file
-	maxESPFile  = 128 << 20 // any file, looking for old PARTUUIDs
+	maxESPFile  = 128 << 20 // any file (a unified kernel image), looking for old PARTUUIDs
 	maxESPTotal = 512 << 20 // all of them
 )
 
@@ -41,8 +42,12 @@ func (s System) RewriteBootEntries() ([]string, error) {
 }
 
 func rewriteEntries(esp string, uuids map[string]string) ([]string, error) {
-	dir := filepath.Join(esp, EntriesDir)
-	ents, err := os.ReadDir(dir)
+	t, err := tree.Open(esp, maxESPFile)
+	if err != nil {
+		return nil, err
+	}
+	defer t.Close()
+	ents, err := t.ReadDir(EntriesDir)
 	if err != nil {
 		return nil, fmt.Errorf("the new ESP's boot entries: %w", err)
 	}
@@ -51,8 +56,11 @@ func rewriteEntries(esp string, uuids map[string]string) ([]string, error) {
 		if !e.Type().IsRegular() || !strings.HasSuffix(e.Name(), ".conf") {
 			continue
 		}
-		p := filepath.Join(dir, e.Name())
-		data, err := readBounded(p, maxEntry)
+		name := path.Join(EntriesDir, e.Name())
+		data, err := t.ReadFile(name)
+		if err == nil && len(data) > maxEntry {
+			err = fmt.Errorf("%s is larger than %d bytes", name, maxEntry)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -63,25 +71,25 @@ func rewriteEntries(esp string, uuids map[string]string) ([]string, error) {
 		if text == string(data) {
 			continue
 		}
-		if err := atomicfile.WriteFile(p, []byte(text), 0o644); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(esp, name), []byte(text), 0o644); err != nil {
 			return nil, err
 		}
 		changed = append(changed, e.Name())
 	}
-	return changed, noneLeft(esp, uuids)
+	return changed, noneLeft(t, uuids)
 }
 
-// noneLeft fails when a file of the ESP at dir still names one of the
+// noneLeft fails when a file of the ESP esp still names one of the
 // release's PARTUUIDs that the table will not hold (a unified kernel
 // image's command line, a by-partuuid path): the new system would not
 // find its partitions, and the table must not be written.
-func noneLeft(dir string, uuids map[string]string) error {
+func noneLeft(esp *tree.FS, uuids map[string]string) error {
 	var total int64
-	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	return fs.WalkDir(esp, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || !d.Type().IsRegular() {
 			return err
 		}
-		data, err := readBounded(p, maxESPFile)
+		data, err := esp.ReadFile(p)
 		if err != nil {
 			return err
 		}
@@ -91,8 +99,7 @@ func noneLeft(dir string, uuids map[string]string) error {
 		lower := asciiLower(string(data))
 		for old := range uuids {
 			if strings.Contains(lower, asciiLower(old)) {
-				rel, _ := filepath.Rel(dir, p)
-				return fmt.Errorf("%w: %s on the new ESP still names PARTUUID %s, which the MBR cannot hold: the new system would not find its partitions", ErrBootPath, rel, old)
+				return fmt.Errorf("%w: %s on the new ESP still names PARTUUID %s, which the MBR cannot hold: the new system would not find its partitions", ErrBootPath, p, old)
 			}
 		}
 		return nil

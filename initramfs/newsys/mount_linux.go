@@ -10,9 +10,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// oNoFollow: a link at the end of a path is never followed.
-const oNoFollow = unix.O_NOFOLLOW
-
 // Loop mounts through a loop device over the extent: the kernel's way, in
 // the rescue.
 type Loop struct{}

@@ -13,7 +13,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -23,6 +22,7 @@ import (
 	"github.com/passeur/passeur/image/release"
 	"github.com/passeur/passeur/initramfs/fstab"
 	"github.com/passeur/passeur/initramfs/migrate"
+	"github.com/passeur/passeur/initramfs/tree"
 )
 
 // Mounter mounts the filesystem lying in size bytes at start of the disk
@@ -124,7 +124,12 @@ func (s System) Health() ([]byte, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
-	data, err := readBounded(filepath.Join(s.Path(StateDir), s.Job.Health), MaxHealth)
+	var data []byte
+	t, err := tree.Open(s.Path(StateDir), MaxHealth)
+	if err == nil {
+		data, err = t.ReadFile(strings.TrimPrefix(s.Job.Health, "/"))
+		err = errors.Join(err, t.Close())
+	}
 	err = errors.Join(err, umount())
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, false, fmt.Errorf("%w (%s)", ErrNoHealth, s.Job.Health)
@@ -137,24 +142,6 @@ func (s System) Health() ([]byte, bool, error) {
 		return nil, false, fmt.Errorf("health report %s of the new system: %w", s.Job.Health, err)
 	}
 	return bytes.TrimSpace(data), ok, nil
-}
-
-// readBounded reads a file of at most limit bytes, never through a link at
-// its end.
-func readBounded(p string, limit int64) ([]byte, error) {
-	f, err := os.OpenFile(p, os.O_RDONLY|oNoFollow, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		return nil, errors.Join(err, fmt.Errorf("%s is not a regular file", p))
-	}
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err == nil && int64(len(data)) > limit {
-		err = fmt.Errorf("%s is larger than %d bytes", p, limit)
-	}
-	return data, err
 }
 
 // asciiLower lowers A to Z only, so that byte offsets stay the same.

@@ -3,6 +3,8 @@ package steps
 import (
 	"fmt"
 	"strings"
+
+	"github.com/passeur/passeur/image/config"
 )
 
 // Markdown renders the table of steps for the README: one row per step, in
@@ -19,7 +21,15 @@ func Markdown() string {
 		if w == "" {
 			w = "nothing"
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | `%s/` |\n", name, strings.Join(s.Modes, ", "), s.Needs, w, s.Records, s.Where)
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | `%s/` |\n", name, modes(s.Modes), s.Needs, w, s.Records, s.Where)
 	}
 	return b.String()
+}
+
+func modes(ms []config.Mode) string {
+	var out []string
+	for _, m := range ms {
+		out = append(out, string(m))
+	}
+	return strings.Join(out, ", ")
 }

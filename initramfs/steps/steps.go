@@ -6,7 +6,11 @@
 // table of steps is generated from Table and checked against it.
 package steps
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/passeur/passeur/image/config"
+)
 
 // The steps, by their journal names. A name ending in a space is a family:
 // the journal records one step per partition, disk or piece, the name
@@ -44,85 +48,75 @@ const (
 	Old      Target = "old"    // the installed system's root, in place (restore mode)
 )
 
-// Mode names as passeur.mode gives them.
-const (
-	ModeBackup   = "backup"
-	ModeRecover  = "recover"
-	ModeRestore  = "restore"
-	ModeMigrate  = "migrate"
-	ModeInstall  = "install"
-	ModeRollback = "rollback"
-)
-
 // Step is one row of the table.
 type Step struct {
-	Name    string   // as journaled; a family ends in a space
-	Modes   []string // the modes that run it, in which it comes in Table's order
-	Needs   string   // what must hold before it runs
-	Writes  Target   // what it writes
-	Records string   // what its done record holds
-	Where   string   // the folder of its mechanism, from the repository's root
+	Name    string        // as journaled; a family ends in a space
+	Modes   []config.Mode // the modes that run it, in which it comes in Table's order
+	Needs   string        // what must hold before it runs
+	Writes  Target        // what it writes
+	Records string        // what its done record holds
+	Where   string        // the folder of its mechanism, from the repository's root
 }
 
 // Family reports whether the step is one per partition, disk or piece.
 func (s Step) Family() bool { return strings.HasSuffix(s.Name, " ") }
 
 var all = []Step{
-	{Plan, []string{ModeMigrate, ModeInstall, ModeRollback},
+	{Plan, []config.Mode{config.ModeMigrate, config.ModeInstall, config.ModeRollback},
 		"roles, preflight and the plan checked; the release verified; the operator's yes (attended)",
 		Media, "the job: target identity, table bytes, extents, identifiers (rollback: the save it puts back)", "initramfs/migrate"},
-	{Release, []string{ModeMigrate},
+	{Release, []config.Mode{config.ModeMigrate},
 		"every artifact checked as stored on the media (size, SHA-256)",
 		Nothing, "the number of artifacts", "initramfs/media"},
-	{Save, []string{ModeMigrate},
+	{Save, []config.Mode{config.ModeMigrate},
 		"the job's overwritten regions; room on the media (else asked, or left out unattended)",
 		Media, "whether a rollback is available, bytes and pieces", "initramfs/rollback"},
-	{Recover, []string{ModeBackup, ModeRecover, ModeMigrate},
+	{Recover, []config.Mode{config.ModeBackup, config.ModeRecover, config.ModeMigrate},
 		"the installed index fails the product's check (or passeur.mode=recover)",
 		Nothing, "the rebuilt index's report", "initramfs/recovery"},
-	{Backup, []string{ModeBackup, ModeRecover, ModeMigrate},
+	{Backup, []config.Mode{config.ModeBackup, config.ModeRecover, config.ModeMigrate},
 		"the installed system mounted read-only; the product's configuration and index paths",
 		Media, "the backup's entries, bytes and encryption", "initramfs/backup"},
-	{Verify, []string{ModeBackup, ModeRecover, ModeMigrate},
+	{Verify, []config.Mode{config.ModeBackup, config.ModeRecover, config.ModeMigrate},
 		"the backup written and synced; the page cache dropped",
 		Nothing, "the number of files checked and the hash of SHA256SUMS", "initramfs/backup"},
-	{Complete, []string{ModeBackup, ModeRecover, ModeMigrate},
+	{Complete, []config.Mode{config.ModeBackup, config.ModeRecover, config.ModeMigrate},
 		"the backup verified",
 		Media, "whether the backup is sealed (COMPLETE written)", "initramfs/backup"},
-	{Format, []string{ModeInstall},
+	{Format, []config.Mode{config.ModeInstall},
 		"a data disk named by passeur.format-data, blank or already as this install made it",
 		DataDisk, "the disk, its ext4 UUID and label", "initramfs/migrate"},
-	{Reattach, []string{ModeMigrate, ModeInstall},
+	{Reattach, []config.Mode{config.ModeMigrate, config.ModeInstall},
 		"the data volumes mounted read-only and listed",
 		Nothing, "the new system's fstab entries, and the volumes left out with why", "initramfs/reattach"},
-	{Write, []string{ModeMigrate, ModeInstall},
+	{Write, []config.Mode{config.ModeMigrate, config.ModeInstall},
 		"the release's artifact for the partition; unchanged blocks skipped when taken up",
 		System, "the artifact's SHA-256, bytes written and skipped, read-back", "initramfs/stream"},
-	{Entry, []string{ModeMigrate, ModeInstall},
+	{Entry, []config.Mode{config.ModeMigrate, config.ModeInstall},
 		"an MBR target: the new ESP's boot entries name the release's PARTUUIDs",
 		System, "the entries changed and the PARTUUIDs they now name", "initramfs/newsys"},
-	{State, []string{ModeMigrate, ModeInstall},
+	{State, []config.Mode{config.ModeMigrate, config.ModeInstall},
 		"the layout has a state partition",
 		System, "the ext4 filesystem's UUID", "initramfs/migrate"},
-	{Fstab, []string{ModeMigrate, ModeInstall},
+	{Fstab, []config.Mode{config.ModeMigrate, config.ModeInstall},
 		"the reattach step's entries",
 		System, "the number of entries written in the state's etc/fstab", "initramfs/newsys"},
-	{Restore, []string{ModeMigrate, ModeRestore},
+	{Restore, []config.Mode{config.ModeMigrate, config.ModeRestore},
 		"the backup verified and checked whole (machine, seal, paths, links)",
 		System, "the entries restored (migrate: into the state's restore/; restore mode: into the installed root)", "initramfs/backup"},
-	{Table, []string{ModeMigrate, ModeInstall},
+	{Table, []config.Mode{config.ModeMigrate, config.ModeInstall},
 		"every partition written; the table's bytes as planned",
 		System, "the disk GUID and the number of partitions", "initramfs/migrate"},
-	{Boot, []string{ModeMigrate, ModeInstall},
+	{Boot, []config.Mode{config.ModeMigrate, config.ModeInstall},
 		"the new table on the disk; the new system's boot entry",
 		Nothing, "how the new system was started (kexec with its entry, or reboot)", "initramfs/newsys"},
-	{Health, []string{ModeMigrate},
+	{Health, []config.Mode{config.ModeMigrate},
 		"the new system booted and wrote its health report on its state partition",
 		Nothing, "journaled only when failed: the message and what can put the old system back", "initramfs/newsys"},
-	{RolledIn, []string{ModeRollback},
+	{RolledIn, []config.Mode{config.ModeRollback},
 		"a migration's rollback save, verified; noted in that migration's journal before the first piece",
 		Media, "the rollback run that put the disk back", "initramfs/rollback"},
-	{Piece, []string{ModeRollback},
+	{Piece, []config.Mode{config.ModeRollback},
 		"the saved piece's stored hash",
 		System, "the piece's offset, length and stored hash", "initramfs/rollback"},
 }
@@ -142,7 +136,7 @@ func Of(name string) (Step, bool) {
 }
 
 // In returns the steps mode runs, in order.
-func In(mode string) []Step {
+func In(mode config.Mode) []Step {
 	var out []Step
 	for _, s := range all {
 		for _, m := range s.Modes {

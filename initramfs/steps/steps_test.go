@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/passeur/passeur/image/config"
 )
 
 var update = flag.Bool("update", false, "rewrite the README's table of steps")
@@ -54,7 +56,7 @@ func TestTable(t *testing.T) {
 		}
 	}
 	var mig []string
-	for _, s := range In(ModeMigrate) {
+	for _, s := range In(config.ModeMigrate) {
 		mig = append(mig, s.Name)
 	}
 	want := []string{Plan, Release, Save, Recover, Backup, Verify, Complete, Reattach, Write, Entry, State, Fstab, Restore, Table, Boot, Health}
