@@ -103,20 +103,29 @@ func initRoot() error {
 }
 
 // ServiceMain is camrecd, /sbin/init of camrec 8's root: mount the state
-// partition and the data volumes of its fstab, convert a restored v7
-// configuration and index, check every indexed segment, and report health.
+// partition and the data volumes of its fstab, take over a restored
+// configuration and index, run the format steps of its release (version)
+// and of the older ones, check every indexed segment, and report health.
 func ServiceMain(version string) {
 	if err := sysinit.MountPseudo(); err != nil {
 		fail("mount", err)
 	}
-	r, err := serve(version)
+	h, err := serve(version)
 	if err != nil {
 		fail("camrecd", err)
 		halt()
 	}
-	fmt.Printf("camrec %s: %d cameras, %d segments indexed, %d missing, %d bytes, volumes %v\n",
-		r.Version, r.Cameras, r.SegmentsIndexed, r.SegmentsMissing, r.Bytes, r.Volumes)
-	events.Emit("health", r)
+	r := h.Report
+	formats := ""
+	if h.IndexFormat != 0 {
+		formats += fmt.Sprintf(", index v%d", h.IndexFormat)
+	}
+	if h.ConfigFormat != 0 {
+		formats += fmt.Sprintf(", configuration format %d", h.ConfigFormat)
+	}
+	fmt.Printf("camrec %s: %d cameras, %d segments indexed, %d missing, %d bytes, volumes %v%s\n",
+		r.Version, r.Cameras, r.SegmentsIndexed, r.SegmentsMissing, r.Bytes, r.Volumes, formats)
+	events.Emit("health", h)
 	if param("camrec.poweroff") == "1" {
 		unix.Sync()
 		unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
@@ -124,44 +133,36 @@ func ServiceMain(version string) {
 	halt()
 }
 
-func serve(version string) (camrec.Report, error) {
+func serve(version string) (Health, error) {
 	spec := param("camrec.state")
 	if spec == "" {
-		return camrec.Report{}, errors.New("no camrec.state= on the kernel command line")
+		return Health{}, errors.New("no camrec.state= on the kernel command line")
 	}
 	dev, disks, err := waitFor(spec, 30*time.Second)
 	if err != nil {
-		return camrec.Report{}, fmt.Errorf("state partition %s: %w", spec, err)
+		return Health{}, fmt.Errorf("state partition %s: %w", spec, err)
 	}
 	const state = "/state"
 	if err := unix.Mount(dev, state, "ext4", 0, ""); err != nil {
-		return camrec.Report{}, fmt.Errorf("mount state partition %s: %w", dev, err)
+		return Health{}, fmt.Errorf("mount state partition %s: %w", dev, err)
 	}
 	// The root is read-only: mount points of data volumes live on a tmpfs.
 	if err := unix.Mount("tmpfs", "/srv", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755"); err != nil {
-		return camrec.Report{}, fmt.Errorf("mount /srv: %w", err)
+		return Health{}, fmt.Errorf("mount /srv: %w", err)
 	}
 	volumes, err := mountVolumes(filepath.Join(state, FstabFile), disks)
 	if err != nil {
-		return camrec.Report{}, err
+		return Health{}, err
 	}
-	did, err := Convert(state)
-	if err != nil {
-		return camrec.Report{}, err
-	}
+	h, did, err := Boot(state, version, volumes)
 	for _, d := range did {
-		fmt.Printf("camrec: converted %s\n", d)
+		fmt.Printf("camrec: %s\n", d)
 	}
-	c, idx, err := Load(state)
 	if err != nil {
-		return camrec.Report{}, err
-	}
-	r := Check(version, c, idx, volumes)
-	if err := writeJSON(filepath.Join(state, HealthFile), r); err != nil {
-		return camrec.Report{}, err
+		return Health{}, err
 	}
 	unix.Sync()
-	return r, nil
+	return h, nil
 }
 
 // mountVolumes mounts the data volumes of the state's fstab, read-only,

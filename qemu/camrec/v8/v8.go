@@ -1,14 +1,20 @@
 // Package v8 is camrec 8, the known-good release of the reference
 // appliance: its formats (JSON configuration, v2 index), the conversion of
-// a restored camrec 7 configuration and index, the health check, and the
-// two programs of its disk: the initrd's /init (camrec-init) and the
-// service that is the root's /sbin/init (camrecd).
+// a restored camrec 7 configuration and index, the format steps of the
+// releases after 8.0.0 (steps.go: 8.1.0's index v3, 8.2.0's configuration
+// format 3), the health check, and the two programs of its disk: the
+// initrd's /init (camrec-init) and the service that is the root's
+// /sbin/init (camrecd). One source builds every camrec 8 release; the
+// version baked into camrecd says which steps it runs.
 //
 // The contract with passeur: the state partition (PARTLABEL "state", ext4)
 // holds etc/fstab with the data volumes passeur reattached, and restore/
 // with the backed-up v7 paths (restore/etc/camrec/camrec.conf,
 // restore/var/lib/camrec/index/segments.v1) when the owner chose to keep
-// them.
+// them. A camrec 8 box's own configuration and index, backed up from its
+// state partition, are taken from restore/camrec/ (config.json, and
+// segments.v3 or index.v2.json), as they are on a state partition: what
+// a migration from camrec 8 would restore (passeur does not make one yet).
 package v8
 
 import (
@@ -49,15 +55,26 @@ type IndexEntry struct {
 	Size   int64     `json:"size"`
 }
 
-// Convert turns a restored camrec 7 configuration and v1 index under
-// state/restore into camrec 8's files, once: files already converted are
-// left alone, so a reboot does not redo it. It reports what it did.
+// Convert takes over a configuration and index restored under
+// state/restore, once: a camrec 8 box's (restore/camrec/, kept in the
+// format it was in), else camrec 7's, converted to 8.0.0's formats. What the
+// state holds already, in any format, is left alone, so a reboot, or a
+// release whose steps converted them since, does not redo it. It reports
+// what it did. The release's format steps (Upgrade) run after it.
 func Convert(state string) ([]string, error) {
 	var did []string
 	restore := filepath.Join(state, RestoreDir)
-	if _, err := os.Stat(filepath.Join(state, ConfigFile)); errors.Is(err, fs.ErrNotExist) {
-		f, err := os.Open(filepath.Join(restore, camrec.ConfigV7File))
-		if err == nil {
+	if !exists(filepath.Join(state, ConfigFile)) {
+		if p := filepath.Join(restore, ConfigFile); exists(p) {
+			_, format, err := readConfig(p)
+			if err != nil {
+				return did, fmt.Errorf("restored camrec 8 configuration: %w", err)
+			}
+			if err := copyFile(p, filepath.Join(state, ConfigFile)); err != nil {
+				return did, err
+			}
+			did = append(did, fmt.Sprintf("configuration restored from camrec 8 (format %d)", format))
+		} else if f, err := os.Open(filepath.Join(restore, camrec.ConfigV7File)); err == nil {
 			c7, perr := camrec.ParseConfigV7(f)
 			f.Close()
 			if perr != nil {
@@ -69,39 +86,98 @@ func Convert(state string) ([]string, error) {
 			did = append(did, "configuration v7 -> v8")
 		}
 	}
-	if _, err := os.Stat(filepath.Join(state, IndexFile)); errors.Is(err, fs.ErrNotExist) {
-		f, err := os.Open(filepath.Join(restore, camrec.IndexV1File))
-		if err == nil {
-			segs, perr := camrec.ParseIndexV1(f)
-			f.Close()
-			if perr != nil {
-				return did, fmt.Errorf("convert v1 index: %w", perr)
-			}
-			idx := make([]IndexEntry, 0, len(segs))
-			for _, s := range segs {
-				idx = append(idx, IndexEntry{Camera: s.Camera, Start: s.Start, Path: s.Path, Size: s.Size})
-			}
-			if err := writeJSON(filepath.Join(state, IndexFile), idx); err != nil {
-				return did, err
-			}
-			did = append(did, fmt.Sprintf("index v1 -> v2 (%d segments)", len(idx)))
-		}
+	if exists(filepath.Join(state, IndexFile)) || exists(filepath.Join(state, IndexV3File)) {
+		return did, nil
 	}
-	return did, nil
+	if _, format, err := readIndex(restore); err != nil {
+		return did, fmt.Errorf("restored camrec 8 index: %w", err)
+	} else if format != 0 {
+		name := map[int]string{IndexFormatV2: IndexFile, IndexFormatV3: IndexV3File}[format]
+		if err := copyFile(filepath.Join(restore, name), filepath.Join(state, name)); err != nil {
+			return did, err
+		}
+		return append(did, fmt.Sprintf("index restored from camrec 8 (v%d)", format)), nil
+	}
+	f, err := os.Open(filepath.Join(restore, camrec.IndexV1File))
+	if err != nil {
+		return did, nil
+	}
+	segs, perr := camrec.ParseIndexV1(f)
+	f.Close()
+	if perr != nil {
+		return did, fmt.Errorf("convert v1 index: %w", perr)
+	}
+	idx := make([]IndexEntry, 0, len(segs))
+	for _, s := range segs {
+		idx = append(idx, IndexEntry{Camera: s.Camera, Start: s.Start, Path: s.Path, Size: s.Size})
+	}
+	if err := writeJSON(filepath.Join(state, IndexFile), idx); err != nil {
+		return did, err
+	}
+	return append(did, fmt.Sprintf("index v1 -> v2 (%d segments)", len(idx))), nil
 }
 
-// Load reads camrec 8's configuration and index from the state partition;
-// both are empty on a fresh install.
+// copyFile copies a restored file into place, atomically.
+func copyFile(from, to string) error {
+	b, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(to, b, 0o644)
+}
+
+// Load reads camrec 8's configuration and index from the state partition,
+// in whichever format each is (8.0.0's, or those of the later releases'
+// steps); both are empty on a fresh install.
 func Load(state string) (Config, []IndexEntry, error) {
-	var c Config
-	var idx []IndexEntry
-	if err := readJSON(filepath.Join(state, ConfigFile), &c); err != nil {
-		return c, nil, err
+	c, idx, _, err := load(state)
+	return c, idx, err
+}
+
+// load is Load, and the formats it read.
+func load(state string) (Config, []IndexEntry, Formats, error) {
+	var f Formats
+	c, cf, err := readConfig(filepath.Join(state, ConfigFile))
+	if err != nil {
+		return c, nil, f, err
 	}
-	if err := readJSON(filepath.Join(state, IndexFile), &idx); err != nil {
-		return c, nil, err
+	idx, xf, err := readIndex(state)
+	if err != nil {
+		return c, nil, f, err
 	}
-	return c, idx, nil
+	return c, idx, Formats{Config: cf, Index: xf}, nil
+}
+
+// Boot is what camrecd does on the state partition at every boot, once
+// the data volumes are mounted (their UUIDs in volumes): take over what
+// passeur restored (Convert), run the format steps of release ver and of
+// the older ones (Upgrade), check every indexed segment, and write the
+// health report (HealthFile). It returns the report and what it did.
+func Boot(state, ver string, volumes []string) (Health, []string, error) {
+	did, err := Convert(state)
+	for i := range did {
+		did[i] = "converted " + did[i]
+	}
+	if err != nil {
+		return Health{}, did, err
+	}
+	steps, err := Upgrade(state, ver)
+	did = append(did, steps...)
+	if err != nil {
+		return Health{}, did, err
+	}
+	c, idx, f, err := load(state)
+	if err != nil {
+		return Health{}, did, err
+	}
+	h, err := HealthOf(ver, f, Check(ver, c, idx, volumes))
+	if err != nil {
+		return Health{}, did, err
+	}
+	return h, did, writeJSON(filepath.Join(state, HealthFile), h)
 }
 
 // Check builds the health report: every indexed segment must exist with
