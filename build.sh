@@ -66,14 +66,30 @@ dev_key() {
   export PASSEUR_KEY
 }
 
+# The trusted root of the release repositories, which the rescue image
+# carries. A vendor sets PASSEUR_REPO_ROOT to its repository's (passeur repo
+# init prints it); without it a development repository is made once in the
+# cache, its keys in $CACHE/keys/repo.
+dev_repo() {
+  if [[ -n ${PASSEUR_REPO_ROOT:-} ]]; then return; fi
+  if [[ ! -f $CACHE/dev-repo/metadata/1.root.json ]]; then
+    rm -rf "$CACHE/dev-repo" "$CACHE/keys/repo"
+    "$OUT/bin/passeur" repo init -repo "$CACHE/dev-repo" -keys "$CACHE/keys/repo" >/dev/null
+    say "made the development repository $CACHE/dev-repo"
+  fi
+  PASSEUR_REPO_ROOT=$PWD/$CACHE/dev-repo/metadata/1.root.json
+  export PASSEUR_REPO_ROOT
+}
+
 # build builds the host tool, then the board's kernel and initramfs.
 build() {
   deps
   mkdir -p "$OUT/bin"
   go build -o "$OUT/bin/passeur" ./cmds/passeur
   dev_key
+  dev_repo
   say "building board $BOARD"
-  "$OUT/bin/passeur" build -board "$BOARD" -out "$OUT" -cache "$CACHE" -trust "${PASSEUR_KEY%.key}.pub" -product "$PRODUCTS"
+  "$OUT/bin/passeur" build -board "$BOARD" -out "$OUT" -cache "$CACHE" -trust "${PASSEUR_KEY%.key}.pub" -product "$PRODUCTS" -repo-root "$PASSEUR_REPO_ROOT"
 }
 
 # module_tree prints the unpacked module tree of the board's kernel.
@@ -159,6 +175,8 @@ usage: ./build.sh [command] [args]
   help        this text
 
 Environment: BOARD (default qemu-x86_64), OUT (default out), CACHE (default .cache),
+PASSEUR_REPO_ROOT (the trusted root of the release repositories, default: a
+development repository made in the cache)
 PASSEUR_KEY (private key releases are signed with; its .pub is trusted by the
 image; default: a development key made once in CACHE/keys), PASSEUR_PRODUCTS
 (release specs whose product profiles the image carries; default

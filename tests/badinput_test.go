@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path"
 	"path/filepath"
 	"reflect"
 	"runtime"
@@ -34,7 +35,7 @@ import (
 	"github.com/passeur/passeur/image/usbkey"
 	"github.com/passeur/passeur/image/version"
 	"github.com/passeur/passeur/initramfs/backup"
-	"github.com/passeur/passeur/initramfs/fetch"
+	"github.com/passeur/passeur/image/fetch"
 	"github.com/passeur/passeur/initramfs/fstab"
 	"github.com/passeur/passeur/initramfs/identity"
 	"github.com/passeur/passeur/initramfs/inventory"
@@ -229,7 +230,7 @@ var biSentinels = []struct {
 	{"release.ErrMissingField", release.ErrMissingField},
 	{"release.ErrUnsafeName", release.ErrUnsafeName},
 	{"release.ErrArtifactMismatch", release.ErrArtifactMismatch},
-	{"repo.ErrBadIndex", repo.ErrBadIndex},
+	{"repo.ErrBadPolicy", repo.ErrBadPolicy},
 	{"repo.ErrBadTagName", repo.ErrBadTagName},
 	{"fetch.ErrTooLarge", fetch.ErrTooLarge},
 	{"fetch.ErrShort", fetch.ErrShort},
@@ -743,10 +744,11 @@ func biForgeSums(t *testing.T, dir string, edit func([]string) []string) {
 	}
 }
 
-// --- repository: an index fetched from a repository.
+// --- repository: an account's policy, as signed into a target.
 
-func (f *biFix) verifyIndex(index string) error {
-	_, err := repo.Verify([]byte(index), sign.Sign(f.sk, []byte(index), "index"), []minisign.PublicKey{f.pk})
+func biPolicy(custom string) error {
+	raw := json.RawMessage(custom)
+	_, err := repo.ParseCustom(&raw, (*repo.Account).Check)
 	return err
 }
 
@@ -819,7 +821,7 @@ func biServe(t *testing.T, lay func(repoDir, outside string) string) error {
 	t.Helper()
 	bundle, repoDir, outside := t.TempDir(), t.TempDir(), t.TempDir()
 	biWrite(t, bundle, map[string][]byte{netboot.ScriptFile: []byte("#!ipxe\n"), netboot.KernelFile: []byte("k"), netboot.InitramfsFile: []byte("i")})
-	biWrite(t, repoDir, map[string][]byte{repo.IndexFile: []byte(`{"format":1}`)})
+	biWrite(t, repoDir, map[string][]byte{path.Join(repo.MetadataDir, "timestamp.json"): []byte(`{}`)})
 	biWrite(t, outside, map[string][]byte{"secret": []byte("the lab host's own file\n")})
 	p := lay(repoDir, outside)
 	srv := httptest.NewServer(&netboot.Server{Bundle: bundle, Repo: repoDir, Stall: 5 * time.Second})
@@ -1008,32 +1010,33 @@ func biRows(f *biFix) []badInput {
 			return err
 		}},
 
-		// repository: an index signed by the vendor's key but not what
-		// passeur release publish writes.
-		{area: "repository", input: "index of 1 MiB + 1 byte", want: repo.ErrBadIndex, reader: true, run: func(t *testing.T, g *biGuard) error {
-			return f.verifyIndex(`{"format":1,"products":{}}` + strings.Repeat(" ", repo.MaxIndexBytes))
+		// repository: policy signed into the targets' custom metadata by
+		// the vendor's keys, but not what passeur repo writes.
+		{area: "repository", input: "policy of 64 KiB + 1 byte", want: repo.ErrBadPolicy, reader: true, run: func(t *testing.T, g *biGuard) error {
+			return biPolicy(`{"passeur":{"default":"8.0.0"}}` + strings.Repeat(" ", repo.MaxCustomBytes))
 		}},
-		{area: "repository", input: "version ../../../passeur", want: repo.ErrBadIndex, reader: true, run: func(t *testing.T, g *biGuard) error {
-			return f.verifyIndex(`{"format":1,"products":{"camrec":{"versions":["../../../passeur"],"tags":{}}}}`)
-		}},
-		{area: "repository", input: "versions not sorted", want: repo.ErrBadIndex, reader: true, run: func(t *testing.T, g *biGuard) error {
-			return f.verifyIndex(`{"format":1,"products":{"camrec":{"versions":["8.1.0","8.0.0"],"tags":{}}}}`)
-		}},
-		{area: "repository", input: "a version listed twice", want: repo.ErrBadIndex, reader: true, run: func(t *testing.T, g *biGuard) error {
-			return f.verifyIndex(`{"format":1,"products":{"camrec":{"versions":["8.0.0","8.0.0"],"tags":{}}}}`)
-		}},
-		{area: "repository", input: "tag naming an unlisted version", want: repo.ErrBadIndex, reader: true, run: func(t *testing.T, g *biGuard) error {
-			return f.verifyIndex(`{"format":1,"products":{"camrec":{"versions":["8.0.0"],"tags":{"stable":"9.0.0"}}}}`)
+		{area: "repository", input: "default ../../../passeur", want: repo.ErrBadPolicy, reader: true, run: func(t *testing.T, g *biGuard) error {
+			return biPolicy(`{"passeur":{"default":"../../../passeur"}}`)
 		}},
 		{area: "repository", input: "tag named ../stable", want: repo.ErrBadTagName, reader: true, run: func(t *testing.T, g *biGuard) error {
-			return f.verifyIndex(`{"format":1,"products":{"camrec":{"versions":["8.0.0"],"tags":{"../stable":"8.0.0"}}}}`)
+			return biPolicy(`{"passeur":{"default":"8.0.0","tags":{"../stable":"8.0.0"}}}`)
 		}},
-		{area: "repository", input: "product named ..", want: repo.ErrBadIndex, reader: true, run: func(t *testing.T, g *biGuard) error {
-			return f.verifyIndex(`{"format":1,"products":{"..":{"versions":["8.0.0"],"tags":{}}}}`)
+		{area: "repository", input: "257 test tags", want: repo.ErrBadPolicy, reader: true, run: func(t *testing.T, g *biGuard) error {
+			var tags []string
+			for i := 0; i < 257; i++ {
+				tags = append(tags, fmt.Sprintf(`"t%d":"8.0.0"`, i))
+			}
+			return biPolicy(`{"passeur":{"default":"8.0.0","tags":{` + strings.Join(tags, ",") + `}}}`)
 		}},
-		{area: "repository", input: "index signed by an untrusted key", want: sign.ErrBadSignature, reader: true, run: func(t *testing.T, g *biGuard) error {
-			ix := []byte(`{"format":1,"products":{"camrec":{"versions":["8.0.0"],"tags":{"stable":"8.0.0"}}}}`)
-			_, err := repo.Verify(ix, sign.Sign(f.otherSK, ix, "index"), []minisign.PublicKey{f.pk})
+		{area: "repository", input: "a field passeur does not know", want: repo.ErrBadPolicy, reader: true, run: func(t *testing.T, g *biGuard) error {
+			return biPolicy(`{"passeur":{"default":"8.0.0","force":true}}`)
+		}},
+		{area: "repository", input: "rollout fraction 2", want: repo.ErrBadPolicy, reader: true, run: func(t *testing.T, g *biGuard) error {
+			return biPolicy(`{"passeur":{"default":"8.1.0","rollout":{"previous":"8.0.0","start":"2026-12-01T00:00:00Z","start_fraction":2,"duration_seconds":3600}}}`)
+		}},
+		{area: "repository", input: "exits of a version that is no dead end", want: repo.ErrBadPolicy, reader: true, run: func(t *testing.T, g *biGuard) error {
+			raw := json.RawMessage(`{"passeur":{"exits":["8.1.0"]}}`)
+			_, err := repo.ParseCustom(&raw, (*repo.Release).Check)
 			return err
 		}},
 
@@ -1369,10 +1372,10 @@ func biRows(f *biFix) []badInput {
 		}},
 		{area: "network", input: "lab server: repository file a FIFO", named: "HTTP 404 (no sentinel)", want: errNotServed, reader: true, run: func(t *testing.T, g *biGuard) error {
 			return biServe(t, func(repoDir, _ string) string {
-				if err := syscall.Mkfifo(filepath.Join(repoDir, "index.json.minisig"), 0o644); err != nil {
+				if err := syscall.Mkfifo(filepath.Join(repoDir, "metadata/2.snapshot.json"), 0o644); err != nil {
 					t.Skipf("mkfifo: %v", err)
 				}
-				return "/repo/index.json.minisig"
+				return "/repo/metadata/2.snapshot.json"
 			})
 		}},
 		{area: "network", input: "lab server: %2e%2e/ out of the repository", named: "HTTP 404 (no sentinel)", want: errNotServed, reader: true, run: func(t *testing.T, g *biGuard) error {

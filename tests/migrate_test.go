@@ -18,7 +18,6 @@ import (
 	"github.com/passeur/passeur/image/config"
 	"github.com/passeur/passeur/image/medialayout"
 	"github.com/passeur/passeur/image/release"
-	"github.com/passeur/passeur/image/repo"
 	"github.com/passeur/passeur/image/sign"
 	"github.com/passeur/passeur/image/version"
 	"github.com/passeur/passeur/initramfs/backup"
@@ -546,7 +545,7 @@ type flakyRepo struct {
 func (f *flakyRepo) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	f.mu.Lock()
 	f.requests = append(f.requests, strings.TrimSpace(req.URL.Path+" "+req.Header.Get("Range")))
-	drop := !f.dropped && path.Base(req.URL.Path) == f.dropFile
+	drop := !f.dropped && strings.HasSuffix(path.Base(req.URL.Path), "."+f.dropFile) // <sha256>.<name>
 	f.dropped = f.dropped || drop
 	f.mu.Unlock()
 	if !drop {
@@ -582,15 +581,7 @@ func (f *flakyRepo) log() []string {
 // reports what v7 held.
 func TestMigrateFromRepository(t *testing.T) {
 	r := camrec8(t)
-	keyFile, _ := signingKey(t)
-	sk, err := sign.LoadPrivateKey(keyFile, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	repoDir := t.TempDir()
-	if _, err := repo.Publish(repoDir, r.dir, sk, "stable"); err != nil {
-		t.Fatal(err)
-	}
+	repoDir := publish(t, r)
 	srv := &flakyRepo{dir: repoDir, dropFile: "esp.img.zst"}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -625,9 +616,17 @@ func TestMigrateFromRepository(t *testing.T) {
 	if dl.Release != "releases/camrec-8.0.0" || dl.Resumed < 1 {
 		t.Errorf("download event %+v: want releases/camrec-8.0.0, resumed", dl)
 	}
+	var route routeEvent
+	m.decode(t, "route", &route)
+	if route.Want != "8.0.0" || route.Next != "8.0.0" || route.Why != "tag stable" || !strings.HasPrefix(route.From, "7.14") {
+		t.Errorf("route event %+v: want 7.14… to 8.0.0 by the tag stable", route)
+	}
+	stored := func(name string) string {
+		return "/targets/camrec/8.0.0/" + fileSHA(t, filepath.Join(r.dir, name)) + "." + name
+	}
 	reqs := strings.Join(srv.log(), "\n")
-	for _, want := range []string{"/index.json", "/index.json.minisig", "/camrec/8.0.0/manifest.json.minisig",
-		"/camrec/8.0.0/esp.img.zst\n", "/camrec/8.0.0/esp.img.zst bytes=1048576-", "/camrec/8.0.0/root.img.zst"} {
+	for _, want := range []string{"/metadata/2.root.json", "/metadata/timestamp.json", stored("manifest.json.minisig"),
+		stored("esp.img.zst") + "\n", stored("esp.img.zst") + " bytes=1048576-", stored("root.img.zst")} {
 		if !strings.Contains(reqs+"\n", want) {
 			t.Errorf("the server saw no request %q:\n%s", strings.TrimSpace(want), reqs)
 		}
@@ -651,6 +650,12 @@ type downloadEvent struct {
 	Bytes    int64
 	Attempts int
 	Resumed  int
+}
+
+// routeEvent is the agent's "route" event: what the repository gives the box.
+type routeEvent struct {
+	Repo, Product, From, Want, Why, Next string
+	Hops                                 []string
 }
 
 // TestInstall installs camrec 8 on a blank disk with passeur.mode=install,

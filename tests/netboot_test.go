@@ -10,8 +10,6 @@ import (
 	"testing"
 
 	"github.com/passeur/passeur/image/netboot"
-	"github.com/passeur/passeur/image/repo"
-	"github.com/passeur/passeur/image/sign"
 	"github.com/passeur/passeur/qemu"
 	"github.com/passeur/passeur/qemu/fixture"
 )
@@ -77,19 +75,11 @@ func writeBundle(t *testing.T, art qemu.Artifacts, keys map[string]string) strin
 func TestNetbootInstall(t *testing.T) {
 	r := camrec8(t)
 	art := qemu.BuiltArtifacts(t, "qemu-x86_64")
-	keyFile, _ := signingKey(t)
-	sk, err := sign.LoadPrivateKey(keyFile, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	repoDir := t.TempDir()
-	if _, err := repo.Publish(repoDir, r.dir, sk, "stable"); err != nil {
-		t.Fatal(err)
-	}
+	repoDir := publish(t, r)
 	keys := map[string]string{"mode": "install", "unattended": "yes", "repo": "http://10.0.2.100/repo"}
 
 	t.Run("unreachable repository", func(t *testing.T) {
-		longOnly(t, "initramfs/fetch's host tests bound the retries and their backoff")
+		longOnly(t, "image/fetch's host tests bound the retries and their backoff")
 		closed, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
@@ -200,8 +190,11 @@ func netbootInstall(t *testing.T, uefi bool, repoDir string, keys map[string]str
 		t.Errorf("download event %+v", dl)
 	}
 	reqs := lab.requests()
-	for _, want := range []string{"GET /vmlinuz", "GET /initramfs.cpio.zst", "GET /repo/index.json ", "GET /repo/index.json.minisig",
-		"GET /repo/camrec/8.0.0/manifest.json.minisig", "GET /repo/camrec/8.0.0/esp.img.zst", "GET /repo/camrec/8.0.0/root.img.zst"} {
+	stored := func(name string) string {
+		return "GET /repo/targets/camrec/8.0.0/" + fileSHA(t, filepath.Join(camrec8(t).dir, name)) + "." + name
+	}
+	for _, want := range []string{"GET /vmlinuz", "GET /initramfs.cpio.zst", "GET /repo/metadata/timestamp.json",
+		stored("manifest.json.minisig"), stored("esp.img.zst"), stored("root.img.zst")} {
 		if !strings.Contains(reqs, want) {
 			t.Errorf("the lab server saw no %q:\n%s", want, reqs)
 		}

@@ -4,7 +4,8 @@
 //
 //	passeur build [-board qemu-x86_64] [-out out] [-cache .cache]
 //	passeur boards
-//	passeur release keygen|sign|verify|inspect ...
+//	passeur release build|keygen|sign|verify|inspect ...
+//	passeur repo init|publish|tag|account|test-tag|default|halt|resume|barrier|dead-end|boot-once|rotate|refresh|show ...
 //	passeur key -image key.img | -dir /media/KEY  [-trust K.pub -release DIR,...] [-config F]
 //	passeur netboot -dir DIR [-base URL] [-key name=value ...]
 //	passeur serve -bundle DIR [-repo DIR] [-listen ADDR]
@@ -33,7 +34,7 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: passeur build|boards|release|key|netboot|serve [flags]")
+		return fmt.Errorf("usage: passeur build|boards|release|repo|key|netboot|serve [flags]")
 	}
 	switch args[0] {
 	case "build":
@@ -46,6 +47,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return netbootCmd(args[1:], stdout, stderr)
 	case "serve":
 		return serveCmd(args[1:], stdout, stderr)
+	case "repo":
+		return repoCmd(args[1:], stdout, stderr)
 	case "boards":
 		for _, n := range board.Names() {
 			b, err := board.Load(n)
@@ -56,7 +59,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 		return nil
 	}
-	return fmt.Errorf("unknown command %q (known: build, boards, release, key, netboot, serve)", args[0])
+	return fmt.Errorf("unknown command %q (known: build, boards, release, repo, key, netboot, serve)", args[0])
 }
 
 func buildCmd(args []string, stdout, stderr io.Writer) error {
@@ -68,6 +71,7 @@ func buildCmd(args []string, stdout, stderr io.Writer) error {
 	src := fs.String("src", ".", "passeur's source tree")
 	trust := fs.String("trust", "", "comma-separated minisign public key files whose signatures the rescue system accepts")
 	products := fs.String("product", "", "comma-separated release specs of the products the rescue system knows without a release (backup, recover)")
+	repoRoot := fs.String("repo-root", "", "the trusted root of the release repositories (passeur repo init prints it)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -91,7 +95,7 @@ func buildCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	res, err := rescue.Build(rescue.Options{Board: b, Kernel: k, RepoDir: repoAbs, OutDir: filepath.Join(*out, b.Name), Trusted: trusted, Products: specs, Log: stderr})
+	res, err := rescue.Build(rescue.Options{Board: b, Kernel: k, RepoDir: repoAbs, OutDir: filepath.Join(*out, b.Name), Trusted: trusted, Products: specs, RepoRoot: *repoRoot, Log: stderr})
 	if err != nil {
 		return err
 	}

@@ -13,7 +13,6 @@ import (
 	"github.com/passeur/passeur/image/atomicfile"
 	"github.com/passeur/passeur/image/builder"
 	"github.com/passeur/passeur/image/release"
-	"github.com/passeur/passeur/image/repo"
 	"github.com/passeur/passeur/image/sign"
 	"github.com/passeur/passeur/initramfs/inventory"
 )
@@ -21,8 +20,7 @@ import (
 const releaseUsage = `usage: passeur release build|keygen|sign|verify|inspect [flags]
 
   build   -spec SPEC.json -out DIR [-key NAME.key] [-cache .cache]  build (and sign) a release
-  publish -repo REPO -key NAME.key [-tag stable,...] RELEASE_DIR    verify a release, add it to a repository
-  tag     -repo REPO -key NAME.key PRODUCT TAG VERSION              point a tag at a published version
+  (publishing into a repository: passeur repo publish)
 
   keygen  -out DIR/NAME [-password-file F]  write NAME.pub and NAME.key (minisign format)
   sign    -key NAME.key [-password-file F] MANIFEST    write MANIFEST.minisig
@@ -42,8 +40,6 @@ func releaseCmd(args []string, stdout, stderr io.Writer) error {
 	specPath := fs.String("spec", "", "build: the release spec")
 	cache := fs.String("cache", ".cache", "build: download cache folder")
 	src := fs.String("src", ".", "build: passeur's source tree")
-	repoDir := fs.String("repo", "", "publish, tag: the repository folder")
-	tags := fs.String("tag", "", "publish: comma-separated tags to point at the release")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -67,38 +63,6 @@ func releaseCmd(args []string, stdout, stderr io.Writer) error {
 			return errors.New("release build: -spec and -out are required")
 		}
 		return buildRelease(*specPath, *out, *key, password, *cache, *src, stdout, stderr)
-	case "publish", "tag":
-		if *repoDir == "" || *key == "" {
-			return fmt.Errorf("release %s: -repo and -key are required", args[0])
-		}
-		sk, err := sign.LoadPrivateKey(*key, password)
-		if err != nil {
-			return err
-		}
-		if args[0] == "tag" {
-			if fs.NArg() != 3 {
-				return errors.New("release tag: give PRODUCT TAG VERSION")
-			}
-			if err := repo.Tag(*repoDir, fs.Arg(0), fs.Arg(1), fs.Arg(2), sk); err != nil {
-				return err
-			}
-			fmt.Fprintf(stdout, "%s: %s now names %s\n", fs.Arg(0), fs.Arg(1), fs.Arg(2))
-			return nil
-		}
-		dir, err := manifest()
-		if err != nil {
-			return err
-		}
-		var tagList []string
-		if *tags != "" {
-			tagList = strings.Split(*tags, ",")
-		}
-		m, err := repo.Publish(*repoDir, dir, sk, tagList...)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "published %s %s in %s (tags: %s)\n", m.Product, m.Version, *repoDir, strings.Join(tagList, ", "))
-		return nil
 	case "keygen":
 		if *out == "" {
 			return errors.New("release keygen: -out is required")

@@ -90,17 +90,41 @@ func TestReleaseSignVerifyInspect(t *testing.T) {
 		}
 	}
 
-	// Publish into a repository with a tag, then move a test tag.
-	repoDir := t.TempDir()
-	out = runOK(t, "release", "publish", "-repo", repoDir, "-key", key+".key", "-tag", "stable", dir)
+	// The vendor's procedure on a repository: publish, an account, its
+	// test tag, its default phased in, a halt, a key rotation.
+	repoDir, keys := t.TempDir(), filepath.Join(t.TempDir(), "keys")
+	out = runOK(t, "repo", "init", "-repo", repoDir, "-keys", keys)
+	if !strings.Contains(out, filepath.Join(repoDir, "metadata", "1.root.json")) {
+		t.Errorf("init said %q", out)
+	}
+	out = runOK(t, "repo", "publish", "-repo", repoDir, "-keys", keys, "-trust", key+".pub", "-tag", "stable", dir)
 	if !strings.Contains(out, "published camrec 8.0.0") {
 		t.Errorf("publish said %q", out)
 	}
-	runOK(t, "release", "tag", "-repo", repoDir, "-key", key+".key", "camrec", "test-site", "8.0.0")
-	if err := run([]string{"release", "tag", "-repo", repoDir, "-key", key + ".key", "camrec", "stable", "9.0.0"}, &bytes.Buffer{}, &bytes.Buffer{}); err == nil {
-		t.Error("tag to a version not published: want an error")
+	runOK(t, "repo", "account", "-repo", repoDir, "-keys", keys, "acme")
+	runOK(t, "repo", "test-tag", "-repo", repoDir, "-keys", keys, "acme", "camrec", "test-8", "8.0.0")
+	runOK(t, "repo", "default", "-repo", repoDir, "-keys", keys, "acme", "camrec", "8.0.0")
+	runOK(t, "repo", "barrier", "-repo", repoDir, "-keys", keys, "camrec", "8.0.0")
+	runOK(t, "repo", "rotate", "-repo", repoDir, "-keys", keys, "timestamp")
+	out = runOK(t, "repo", "show", "-repo", repoDir)
+	for _, want := range []string{"camrec", "8.0.0", "barrier", "tag stable", "account acme", "default 8.0.0", "tag test-8: 8.0.0"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("show lacks %q:\n%s", want, out)
+		}
 	}
-
+	for _, bad := range [][]string{
+		{"tag", "camrec", "stable", "9.0.0"},                            // not published
+		{"test-tag", "acme", "camrec", "test-9", "9.0.0"},               // not published
+		{"default", "-rollout-start", "0.1", "acme", "camrec", "8.0.0"}, // nothing to phase from
+		{"halt", "acme", "camrec"},                                      // no rollout
+		{"account", "acme"},                                             // twice
+		{"dead-end", "camrec", "8.1.0"},                                 // not published
+	} {
+		args := append([]string{"repo", bad[0], "-repo", repoDir, "-keys", keys}, bad[1:]...)
+		if err := run(args, &bytes.Buffer{}, &bytes.Buffer{}); err == nil {
+			t.Errorf("passeur %s: want a refusal", strings.Join(args, " "))
+		}
+	}
 	// A flipped byte in an artifact, then in the manifest, is named.
 	art := filepath.Join(dir, "root.img.zst")
 	good, _ := os.ReadFile(art)

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/passeur/passeur/image/repo"
 )
 
 // Namespace prefixes every key passeur reads from the kernel command line.
@@ -65,10 +67,14 @@ type Config struct {
 	// Repo is passeur.repo=: the URL of an HTTP release repository, used
 	// when the media holds no release (or Release names one it lacks).
 	Repo string
-	// Release is passeur.release=: a version (8.0.0) or a tag (stable) of
-	// the repository; the default is the media's newest release, else the
-	// repository's "stable" tag.
+	// Release is passeur.release=: a version (8.0.0) or a tag (stable, an
+	// account's test tag) of the repository; the default is the media's
+	// newest release, else the account's default, else the repository's
+	// "stable" tag.
 	Release string
+	// Account is passeur.account=: the box's account in the repository,
+	// whose default version (and test tags) it takes.
+	Account string
 	// FormatData is passeur.format-data=: serials (or WWIDs) of blank
 	// disks an install makes data disks of (one ext4 each); nothing else
 	// is ever formatted.
@@ -163,6 +169,13 @@ var keys = map[string]func(*Config, string) error{
 			return fmt.Errorf("%q is not a version or a tag", v)
 		}
 		c.Release = v
+		return nil
+	},
+	"account": func(c *Config, v string) error {
+		if err := repo.CheckAccount(v); err != nil {
+			return err
+		}
+		c.Account = v
 		return nil
 	},
 	"format-data": func(c *Config, v string) error {

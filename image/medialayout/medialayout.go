@@ -16,6 +16,9 @@ const (
 	ReleasesDir = "releases"
 	// BackupDir holds every backup.
 	BackupDir = "Backup"
+	// RepoStateDir is where a box remembers the repository metadata it
+	// trusted and the newest time it saw signed (image/repoclient).
+	RepoStateDir = "passeur/repository"
 )
 
 // In the rescue image, relative to its root.
@@ -26,4 +29,8 @@ const (
 	// ProductsDir holds the profiles of the products the image knows
 	// (passeur build -product): <product>.json each.
 	ProductsDir = "etc/passeur/products"
+	// RepoRoot is the trusted root of the release repositories (TUF
+	// root.json, passeur build -repo-root): the chain of roots a box
+	// follows starts there.
+	RepoRoot = "etc/passeur/trusted/repository-root.json"
 )

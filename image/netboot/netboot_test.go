@@ -63,7 +63,8 @@ func TestServer(t *testing.T) {
 		os.WriteFile(filepath.Join(bundle, f), []byte("file "+f), 0o644)
 	}
 	os.MkdirAll(filepath.Join(repo, "camrec/8.0.0"), 0o755)
-	os.WriteFile(filepath.Join(repo, "index.json"), []byte("{}"), 0o644)
+	os.MkdirAll(filepath.Join(repo, "metadata"), 0o755)
+	os.WriteFile(filepath.Join(repo, "metadata/timestamp.json"), []byte("{}"), 0o644)
 	os.WriteFile(filepath.Join(repo, "camrec/8.0.0/esp.img.zst"), []byte("0123456789"), 0o644)
 	os.WriteFile(filepath.Join(filepath.Dir(bundle), "secret"), []byte("no"), 0o644)
 	var lines []string
@@ -93,7 +94,7 @@ func TestServer(t *testing.T) {
 	}{
 		{"/boot.ipxe", "", 200, "file boot.ipxe"},
 		{"/vmlinuz", "", 200, "file vmlinuz"},
-		{"/repo/index.json", "", 200, "{}"},
+		{"/repo/metadata/timestamp.json", "", 200, "{}"},
 		{"/repo/camrec/8.0.0/esp.img.zst", "bytes=4-", 206, "456789"},
 		{"/repo/camrec/", "", 404, ""},
 		{"/../secret", "", 404, ""},

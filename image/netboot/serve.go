@@ -60,8 +60,8 @@ func (s *Server) Check() error {
 		}
 	}
 	if s.Repo != "" {
-		if err := servable(s.Repo, "index.json"); err != nil {
-			return fmt.Errorf("repository %s: %w (passeur release publish makes one)", s.Repo, err)
+		if err := servable(s.Repo, "metadata/timestamp.json"); err != nil {
+			return fmt.Errorf("repository %s: %w (passeur repo init makes one)", s.Repo, err)
 		}
 	}
 	return nil

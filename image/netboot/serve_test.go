@@ -26,7 +26,8 @@ func lab(t *testing.T, s *Server) (addr, outside string) {
 	for _, f := range []string{ScriptFile, KernelFile, InitramfsFile} {
 		os.WriteFile(filepath.Join(s.Bundle, f), []byte("file "+f), 0o644)
 	}
-	os.WriteFile(filepath.Join(s.Repo, "index.json"), []byte("{}"), 0o644)
+	os.MkdirAll(filepath.Join(s.Repo, "metadata"), 0o755)
+	os.WriteFile(filepath.Join(s.Repo, "metadata/timestamp.json"), []byte("{}"), 0o644)
 	os.WriteFile(filepath.Join(s.Repo, "camrec/8.0.0/esp.img.zst"), []byte("0123456789"), 0o644)
 	os.WriteFile(filepath.Join(outside, "secret"), []byte("secret"), 0o644)
 	l, err := net.Listen("tcp", "127.0.0.1:0")

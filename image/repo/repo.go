@@ -1,230 +1,292 @@
-// Package repo is a release repository: static files any HTTP server (or a
-// folder on the install media) can serve. Each release sits in
-// <product>/<version>/ as built; index.json lists, per product, the
-// versions and the tags ("stable", "test-…") naming one of them, and is
-// signed like a manifest (index.json.minisig).
+// Package repo is the format of a release repository: TUF metadata (The
+// Update Framework, https://theupdateframework.io) over static files any
+// HTTP server, a mirror or a folder can serve, and the policy the vendor
+// signs into it. Its reference is README.md beside this file.
+//
+// This package holds what the vendor's tools, the mirror and the box share:
+// where each file lives, the policy carried in the targets' custom
+// metadata, bounded and strictly parsed, and the route a box computes from
+// it (route.go). The vendor's side, which signs, is repo/editor; the box's
+// side, which verifies and downloads, is image/repoclient.
 package repo
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
+	"path"
+	"regexp"
 	"sort"
+	"strings"
+	"time"
 
-	"aead.dev/minisign"
-	"github.com/passeur/passeur/image/atomicfile"
 	"github.com/passeur/passeur/image/release"
-	"github.com/passeur/passeur/image/sign"
 	"github.com/passeur/passeur/image/version"
 )
 
-// IndexFile is the repository's signed index.
-const IndexFile = "index.json"
+// The two folders of a repository, and of its URL.
+const (
+	MetadataDir = "metadata" // N.root.json, N.targets.json, N.account-<name>.json, N.snapshot.json, timestamp.json
+	TargetsDir  = "targets"  // the targets, each as <folder>/<sha256>.<name> (consistent snapshots)
+)
 
-// Index lists what a repository holds.
-type Index struct {
-	Format   int                 `json:"format"`
-	Products map[string]*Product `json:"products"`
-}
+// IssuedField is the timestamp's signed field that says when it was
+// signed: a box without a clock takes the newest it has seen as a floor of
+// the time (see image/repoclient).
+const IssuedField = "passeur_issued"
 
-// Product is one product's entry.
-type Product struct {
-	Versions []string          `json:"versions"` // sorted, oldest first
-	Tags     map[string]string `json:"tags"`     // tag -> version
-}
+// Bounds of what a box reads before it trusts it: the TUF client holds
+// metadata to these lengths, and the policy to these counts.
+const (
+	MaxRootBytes      = 512 << 10
+	MaxTimestampBytes = 16 << 10
+	MaxSnapshotBytes  = 1 << 20
+	MaxTargetsBytes   = 4 << 20
+	MaxCustomBytes    = 64 << 10
+	maxTags           = 256
+	maxExits          = 64
+)
 
 // Errors a caller may branch on.
 var (
-	ErrUnknown    = errors.New("not in the repository")
-	ErrBadTagName = errors.New("bad tag name")
-	ErrBadIndex   = errors.New("malformed repository index")
+	ErrBadPolicy   = errors.New("malformed repository policy")
+	ErrBadTagName  = errors.New("bad tag name")
+	ErrUnknown     = errors.New("not in the repository")
+	ErrUnknownTag  = errors.New("no such tag")
+	ErrDowngrade   = errors.New("the version asked for is older than the installed one")
+	ErrDeadEnd     = errors.New("the installed version is a dead end")
+	ErrNoRoute     = errors.New("no route to the version asked for")
+	ErrNoDefault   = errors.New("the account sets no default version")
+	ErrBadAccount  = errors.New("bad account name")
+	ErrUnpublished = errors.New("version not published")
 )
 
-// Load reads and verifies a repository's index: nothing from an index whose
-// signature fails is used.
-func Load(dir string, pk minisign.PublicKey) (*Index, error) {
-	data, err := sign.VerifyFile(pk, filepath.Join(dir, IndexFile))
-	if err != nil {
-		return nil, err
+var (
+	tagRe     = regexp.MustCompile(`^[a-z][a-z0-9._-]{0,63}$`)
+	accountRe = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+)
+
+// CheckTag refuses a tag name that is not [a-z][a-z0-9._-]{0,63}.
+func CheckTag(tag string) error {
+	if !tagRe.MatchString(tag) {
+		return fmt.Errorf("%w %q: [a-z] then up to 63 of [a-z0-9._-]", ErrBadTagName, tag)
 	}
-	return parse(data)
+	return nil
 }
 
-// Verify checks an index fetched over the network against the trusted
-// keys and parses it.
-func Verify(data, sig []byte, trusted []minisign.PublicKey) (*Index, error) {
-	if len(data) > MaxIndexBytes {
-		return nil, fmt.Errorf("%w: %d bytes, more than %d", ErrBadIndex, len(data), MaxIndexBytes)
+// CheckAccount refuses an account name that is not a short lowercase word:
+// it names a role, a folder and a URL path.
+func CheckAccount(name string) error {
+	if !accountRe.MatchString(name) {
+		return fmt.Errorf("%w %q: [a-z0-9] then up to 62 of [a-z0-9-]", ErrBadAccount, name)
 	}
-	err := sign.ErrBadSignature
-	for _, k := range trusted {
-		if _, err = sign.Verify(k, data, sig); err == nil {
-			return parse(data)
+	return nil
+}
+
+// CheckVersion parses a version the repository lists, which is also the
+// name of its folder.
+func CheckVersion(s string) (version.Version, error) {
+	if err := release.CheckName("version", s); err != nil {
+		return version.Version{}, err
+	}
+	return version.Parse(s)
+}
+
+// ReleaseTarget is the target path of a release's file.
+func ReleaseTarget(product, ver, file string) string { return path.Join(product, ver, file) }
+
+// ManifestTarget is the target path of a release's manifest, whose custom
+// metadata holds the version's policy (Release).
+func ManifestTarget(product, ver string) string {
+	return ReleaseTarget(product, ver, release.ManifestFile)
+}
+
+// TagsTarget is the target path of a product's vendor tags ("stable").
+func TagsTarget(product string) string { return path.Join(product, "tags.json") }
+
+// AccountRole is the delegated targets role an account's policy is signed by.
+func AccountRole(account string) string { return "account-" + account }
+
+// AccountPattern is the only target path pattern an account's role may sign.
+func AccountPattern(account string) string { return path.Join("accounts", account, "*") }
+
+// AccountTarget is the target path of an account's policy for product.
+func AccountTarget(account, product string) string {
+	return path.Join("accounts", account, product+".json")
+}
+
+// ParseManifestTarget splits a manifest's target path into product and
+// version; ok is false for any other path.
+func ParseManifestTarget(p string) (product, ver string, ok bool) {
+	parts := strings.Split(p, "/")
+	if len(parts) != 3 || parts[2] != release.ManifestFile {
+		return "", "", false
+	}
+	if release.CheckName("product", parts[0]) != nil {
+		return "", "", false
+	}
+	if _, err := CheckVersion(parts[1]); err != nil {
+		return "", "", false
+	}
+	return parts[0], parts[1], true
+}
+
+// Release is a version's policy, in its manifest target's custom metadata.
+type Release struct {
+	// Barrier: every older version must pass through this one.
+	Barrier bool `json:"barrier,omitempty"`
+	// BootOnce: a box must boot this version once before leaving it (its
+	// first boot converts something the next version needs), so a route
+	// through it ends a rescue session there.
+	BootOnce bool `json:"boot_once,omitempty"`
+	// DeadEnd: nothing leaves this version but for one of Exits.
+	DeadEnd bool     `json:"dead_end,omitempty"`
+	Exits   []string `json:"exits,omitempty"`
+}
+
+// Tags are a product's vendor tags, in its tags target's custom metadata.
+type Tags struct {
+	Tags map[string]string `json:"tags"`
+}
+
+// Account is an account's policy for a product, in its account target's
+// custom metadata, signed by the account's delegated role.
+type Account struct {
+	// Default is the version a box of the account takes when it names no
+	// tag.
+	Default string `json:"default,omitempty"`
+	// Tags are the account's test tags ("test-8.1"): a box given one takes
+	// its version, whatever the default.
+	Tags map[string]string `json:"tags,omitempty"`
+	// Rollout, when set, phases Default in.
+	Rollout *Rollout `json:"rollout,omitempty"`
+	// AllowDowngrade lets a default or a tag name a version older than a
+	// box's.
+	AllowDowngrade bool `json:"allow_downgrade,omitempty"`
+}
+
+// Rollout phases an account's new default in: a box takes it only once the
+// fraction reached passes its wariness; until then it stays on Previous.
+type Rollout struct {
+	Previous      string    `json:"previous"`
+	Start         time.Time `json:"start"`
+	StartFraction float64   `json:"start_fraction"`
+	Seconds       int64     `json:"duration_seconds"`
+	// HaltFailures is the count of failed reports at which the fleet's
+	// server halts the rollout (0: never by itself).
+	HaltFailures int `json:"halt_failures,omitempty"`
+	// Halted: no box takes the new default any more.
+	Halted bool `json:"halted,omitempty"`
+}
+
+// custom is how the policy sits in a target's custom metadata: under one
+// key, beside whatever else a repository may carry there.
+type custom[T any] struct {
+	Passeur T `json:"passeur"`
+}
+
+// Custom is v as a target's custom metadata.
+func Custom(v any) (json.RawMessage, error) {
+	return json.Marshal(custom[any]{v})
+}
+
+// ParseCustom reads the policy T out of a target's custom metadata: nil or
+// absent is T's zero value; anything malformed, unknown or out of bounds
+// is ErrBadPolicy.
+func ParseCustom[T any](raw *json.RawMessage, check func(*T) error) (T, error) {
+	var c custom[T]
+	if raw == nil || len(*raw) == 0 || string(*raw) == "null" {
+		return c.Passeur, nil
+	}
+	if len(*raw) > MaxCustomBytes {
+		return c.Passeur, fmt.Errorf("%w: custom metadata of %d bytes, at most %d", ErrBadPolicy, len(*raw), MaxCustomBytes)
+	}
+	var probe map[string]json.RawMessage
+	if err := json.Unmarshal(*raw, &probe); err != nil {
+		return c.Passeur, fmt.Errorf("%w: %v", ErrBadPolicy, err)
+	}
+	inner, ok := probe["passeur"]
+	if !ok {
+		return c.Passeur, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(inner))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c.Passeur); err != nil {
+		return c.Passeur, fmt.Errorf("%w: %v", ErrBadPolicy, err)
+	}
+	if check != nil {
+		if err := check(&c.Passeur); err != nil {
+			return c.Passeur, fmt.Errorf("%w: %w", ErrBadPolicy, err)
 		}
 	}
-	return nil, fmt.Errorf("repository index: %w", err)
+	return c.Passeur, nil
 }
 
-// Resolve returns the version a tag or a version names for product.
-func (ix *Index) Resolve(product, tagOrVersion string) (string, error) {
-	p := ix.Products[product]
-	if p == nil {
-		return "", fmt.Errorf("product %q: %w", product, ErrUnknown)
+// Check holds a version's policy to its bounds.
+func (r *Release) Check() error {
+	if len(r.Exits) > maxExits {
+		return fmt.Errorf("%d exits, at most %d", len(r.Exits), maxExits)
 	}
-	if v, ok := p.Tags[tagOrVersion]; ok {
-		return v, nil
+	if len(r.Exits) > 0 && !r.DeadEnd {
+		return errors.New("exits given to a version that is not a dead end")
 	}
-	for _, v := range p.Versions {
-		if v == tagOrVersion {
-			return v, nil
-		}
-	}
-	return "", fmt.Errorf("%s %q (neither a tag nor a version): %w", product, tagOrVersion, ErrUnknown)
-}
-
-// ReleaseDir is where a release of the repository lives.
-func ReleaseDir(repoDir, product, version string) string {
-	return filepath.Join(repoDir, product, version)
-}
-
-// loadForWrite reads the current index (verified) or starts an empty one.
-func loadForWrite(dir string, sk minisign.PrivateKey) (*Index, error) {
-	if _, err := os.Stat(filepath.Join(dir, IndexFile)); errors.Is(err, os.ErrNotExist) {
-		return &Index{Format: 1, Products: map[string]*Product{}}, nil
-	}
-	return Load(dir, sk.Public().(minisign.PublicKey))
-}
-
-// save writes and signs the index atomically, if it is one Load accepts.
-func save(dir string, ix *Index, sk minisign.PrivateKey) error {
-	if err := ix.check(); err != nil {
-		return err
-	}
-	data, err := json.MarshalIndent(ix, "", "  ")
-	if err != nil {
-		return err
-	}
-	data = append(data, '\n')
-	sig := sign.Sign(sk, data, "passeur repository index")
-	// Signature first: a reader never sees a new index with an old signature
-	// for longer than the two renames.
-	for _, f := range []struct {
-		name string
-		data []byte
-	}{{IndexFile + sign.Ext, sig}, {IndexFile, data}} {
-		if err := atomicfile.WriteFile(filepath.Join(dir, f.name), f.data, 0o644); err != nil {
-			return err
+	for _, e := range r.Exits {
+		if _, err := CheckVersion(e); err != nil {
+			return fmt.Errorf("exit: %w", err)
 		}
 	}
 	return nil
 }
 
-// Publish verifies the signed release in releaseDir with the key's public
-// half, copies it into the repository, lists it in the index and points
-// the given tags at it.
-func Publish(dir, releaseDir string, sk minisign.PrivateKey, tags ...string) (*release.Manifest, error) {
-	pk := sk.Public().(minisign.PublicKey)
-	data, err := sign.VerifyFile(pk, filepath.Join(releaseDir, "manifest.json"))
-	if err != nil {
-		return nil, err
-	}
-	m, err := release.Parse(data)
-	if err != nil {
-		return nil, err
-	}
-	if err := m.VerifyArtifacts(releaseDir); err != nil {
-		return nil, err
-	}
-	for _, t := range tags {
-		if !tagRe.MatchString(t) {
-			return nil, fmt.Errorf("%w %q", ErrBadTagName, t)
+// Check holds vendor tags to their bounds.
+func (t *Tags) Check() error { return checkTags(t.Tags) }
+
+// Check holds an account's policy to its bounds.
+func (a *Account) Check() error {
+	if a.Default != "" {
+		if _, err := CheckVersion(a.Default); err != nil {
+			return fmt.Errorf("default: %w", err)
 		}
 	}
-	if err := checkName(m.Product); err != nil {
-		return nil, fmt.Errorf("%w: product %w", ErrBadIndex, err)
+	if err := checkTags(a.Tags); err != nil {
+		return err
 	}
-	if _, err := checkVersion(m.Version.String()); err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrBadIndex, m.Product, err)
-	}
-	ix, err := loadForWrite(dir, sk)
-	if err != nil {
-		return nil, err
-	}
-	dst := ReleaseDir(dir, m.Product, m.Version.String())
-	if err := os.MkdirAll(dst, 0o755); err != nil {
-		return nil, err
-	}
-	files := []string{"manifest.json", "manifest.json" + sign.Ext}
-	for _, a := range m.Artifacts {
-		files = append(files, a.File)
-	}
-	for _, f := range files {
-		if err := copyFile(filepath.Join(releaseDir, f), filepath.Join(dst, f)); err != nil {
-			return nil, err
+	if r := a.Rollout; r != nil {
+		if a.Default == "" {
+			return errors.New("a rollout without a default")
+		}
+		if _, err := CheckVersion(r.Previous); err != nil {
+			return fmt.Errorf("rollout: previous: %w", err)
+		}
+		if r.StartFraction < 0 || r.StartFraction > 1 || r.Seconds < 0 || r.HaltFailures < 0 {
+			return fmt.Errorf("rollout: start fraction %v (0 to 1), %d seconds, halt at %d failures", r.StartFraction, r.Seconds, r.HaltFailures)
 		}
 	}
-	p := ix.Products[m.Product]
-	if p == nil {
-		p = &Product{Tags: map[string]string{}}
-		ix.Products[m.Product] = p
-	}
-	if !contains(p.Versions, m.Version.String()) {
-		p.Versions = append(p.Versions, m.Version.String())
-		sort.Slice(p.Versions, func(i, j int) bool {
-			return version.MustParse(p.Versions[i]).Compare(version.MustParse(p.Versions[j])) < 0
-		})
-	}
-	for _, t := range tags {
-		p.Tags[t] = m.Version.String()
-	}
-	return m, save(dir, ix, sk)
+	return nil
 }
 
-// Tag points tag of product at a version the repository holds.
-func Tag(dir, product, tag, ver string, sk minisign.PrivateKey) error {
-	if !tagRe.MatchString(tag) {
-		return fmt.Errorf("%w %q", ErrBadTagName, tag)
+func checkTags(tags map[string]string) error {
+	if len(tags) > maxTags {
+		return fmt.Errorf("%d tags, at most %d", len(tags), maxTags)
 	}
-	ix, err := loadForWrite(dir, sk)
-	if err != nil {
-		return err
-	}
-	p := ix.Products[product]
-	if p == nil || !contains(p.Versions, ver) {
-		return fmt.Errorf("%s %s: %w", product, ver, ErrUnknown)
-	}
-	p.Tags[tag] = ver
-	return save(dir, ix, sk)
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
+	for t, v := range tags {
+		if err := CheckTag(t); err != nil {
+			return err
+		}
+		if _, err := CheckVersion(v); err != nil {
+			return fmt.Errorf("tag %s: %w", t, err)
 		}
 	}
-	return false
+	return nil
 }
 
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
+// SortedTags lists tags by name, for stable output.
+func SortedTags(tags map[string]string) []string {
+	names := make([]string, 0, len(tags))
+	for t := range tags {
+		names = append(names, t)
 	}
-	defer in.Close()
-	out, err := os.Create(dst + ".tmp")
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	if err := out.Close(); err != nil {
-		return err
-	}
-	return os.Rename(dst+".tmp", dst)
+	sort.Strings(names)
+	return names
 }

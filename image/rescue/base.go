@@ -8,6 +8,8 @@ import (
 	"path"
 	"path/filepath"
 
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+
 	"github.com/passeur/passeur/board"
 	"github.com/passeur/passeur/image/kernel"
 	"github.com/passeur/passeur/image/kmod"
@@ -21,7 +23,7 @@ import (
 // device nodes and directories of a u-root image, the board's modules with
 // their modules.dep, the board definition the agent reads at boot, and the
 // trusted public keys.
-func baseArchive(b *board.Board, k *kernel.Kernel, trusted, products []string) (*cpio.Archive, int, error) {
+func baseArchive(b *board.Board, k *kernel.Kernel, trusted, products []string, repoRoot string) (*cpio.Archive, int, error) {
 	a := uimage.DefaultRamfs()
 	add := func(r cpio.Record) error { return a.WriteRecord(cpio.MakeReproducible(r)) }
 	dir := func(p string) error {
@@ -81,6 +83,16 @@ func baseArchive(b *board.Board, k *kernel.Kernel, trusted, products []string) (
 			return nil, 0, fmt.Errorf("trusted key: %w", err)
 		}
 		files = append(files, struct{ name, data string }{path.Join(medialayout.TrustedDir, filepath.Base(t)), string(data)})
+	}
+	if repoRoot != "" {
+		data, err := os.ReadFile(repoRoot)
+		if err != nil {
+			return nil, 0, fmt.Errorf("repository root: %w", err)
+		}
+		if _, err := metadata.Root().FromBytes(data); err != nil {
+			return nil, 0, fmt.Errorf("repository root %s: %w", repoRoot, err)
+		}
+		files = append(files, struct{ name, data string }{medialayout.RepoRoot, string(data)})
 	}
 	for _, p := range products {
 		data, err := os.ReadFile(p)

@@ -48,6 +48,9 @@ type Options struct {
 	// rescue image keeps in medialayout.ProductsDir: with them it backs up and
 	// recovers even from a key holding no release.
 	Products []string
+	// RepoRoot is the trusted root of the release repositories (a TUF
+	// root.json, passeur repo init): it goes to medialayout.RepoRoot.
+	RepoRoot string
 	Log      io.Writer
 }
 
@@ -62,13 +65,14 @@ type Image struct {
 	Shell    string   // command linked to /bin/sh; none if empty
 	Trusted  []string // public key files copied to medialayout.TrustedDir
 	Products []string // release specs whose profiles go to medialayout.ProductsDir
+	RepoRoot string   // the repositories' trusted root, to medialayout.RepoRoot
 	Log      io.Writer
 }
 
 // Assemble writes img, zstd-compressed, to path. It returns the sizes
 // before and after compression and the number of kernel modules shipped.
 func Assemble(img Image, path string) (cpioSize, size int64, modules int, err error) {
-	base, nmods, err := baseArchive(img.Board, img.Kernel, img.Trusted, img.Products)
+	base, nmods, err := baseArchive(img.Board, img.Kernel, img.Trusted, img.Products, img.RepoRoot)
 	if err != nil {
 		return 0, 0, 0, err
 	}
@@ -114,7 +118,7 @@ func Build(o Options) (*Result, error) {
 		return nil, err
 	}
 	res := &Result{Vmlinuz: filepath.Join(o.OutDir, "vmlinuz"), Initramfs: filepath.Join(o.OutDir, "initramfs.cpio.zst")}
-	stamp, err := Stamp(o.RepoDir, o.Board.Name, o.Kernel.Package, append(append([]string(nil), o.Trusted...), o.Products...))
+	stamp, err := Stamp(o.RepoDir, o.Board.Name, o.Kernel.Package, append(append(append([]string(nil), o.Trusted...), o.Products...), o.RepoRoot))
 	if err != nil {
 		return nil, err
 	}
@@ -133,7 +137,7 @@ func Build(o Options) (*Result, error) {
 	}
 	res.CPIOSize, res.Size, res.Modules, err = Assemble(Image{
 		Board: o.Board, Kernel: o.Kernel, RepoDir: o.RepoDir, Log: o.Log,
-		Commands: pkgs, Init: "passeur-agent", Shell: "gosh", Trusted: o.Trusted, Products: o.Products,
+		Commands: pkgs, Init: "passeur-agent", Shell: "gosh", Trusted: o.Trusted, Products: o.Products, RepoRoot: o.RepoRoot,
 	}, res.Initramfs)
 	if err != nil {
 		return nil, err

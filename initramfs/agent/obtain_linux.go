@@ -2,23 +2,33 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
 
+	"aead.dev/minisign"
+	"github.com/passeur/passeur/image/atomicfile"
 	"github.com/passeur/passeur/image/medialayout"
+	"github.com/passeur/passeur/image/release"
 	"github.com/passeur/passeur/image/repo"
 	"github.com/passeur/passeur/image/sign"
-	"github.com/passeur/passeur/initramfs/fetch"
+	"github.com/passeur/passeur/image/version"
+	"github.com/passeur/passeur/image/fetch"
+	"github.com/passeur/passeur/initramfs/identity"
 	"github.com/passeur/passeur/initramfs/inventory"
 	"github.com/passeur/passeur/initramfs/media"
 	"github.com/passeur/passeur/initramfs/progress"
+	"github.com/passeur/passeur/image/repoclient"
 	"github.com/passeur/passeur/initramfs/roles"
 )
 
@@ -33,19 +43,39 @@ type downloadEvent struct {
 	Seconds  float64 `json:"seconds"`
 }
 
-// obtain brings the release passeur.release= names (default: the tag
-// "stable") from the repository passeur.repo= onto the media, in
-// releases/<product>-<version>/, unless the media holds it already. The
-// index's and the manifest's signatures are checked before anything else
-// is fetched; an artifact cut off resumes where it stopped (HTTP Range),
-// in this run or the next. A tag sets a.want to the version it names.
+// Errors of obtain a caller may branch on.
+var (
+	ErrNoRepoRoot = errors.New("this rescue image carries no repository root (passeur build -repo-root)")
+	ErrUpToDate   = errors.New("the version the repository gives this box is the one installed: nothing to do")
+)
+
+// routeEvent is the payload of the "route" event: what the repository's
+// policy gives this box, and the way there.
+type routeEvent struct {
+	Repo    string   `json:"repo"`
+	Product string   `json:"product"`
+	From    string   `json:"from,omitempty"` // the installed version, as the release recognizes it
+	Want    string   `json:"want"`           // the version the policy gives
+	Why     string   `json:"why"`
+	Hops    []string `json:"hops"`
+	Next    string   `json:"next"` // the hop this session takes
+}
+
+// obtain brings, from the repository passeur.repo=, the release this box
+// should go to onto the media, in releases/<product>-<version>/, unless
+// the media holds it already. The repository's TUF metadata is verified
+// from the root the rescue image carries, and remembered on the media, so
+// that older metadata is refused by the next run; the version is the one
+// passeur.release= names (a version or a tag), else the account's default
+// as far as its rollout reached this box, else "stable"; the route there
+// goes through every barrier, and this session takes its first hop. Each
+// file is checked against its signed length and hash, then the manifest's
+// minisign signature and the artifacts' hashes as any release on a key. A
+// download cut off resumes where it stopped (HTTP Range), in this run or
+// the next. obtain sets a.want to the version it brought.
 func (a *Agent) obtain(disks []inventory.Disk) error {
-	want := a.Config.Release
 	if a.Config.Repo == "" {
 		return nil
-	}
-	if want == "" {
-		want = "stable"
 	}
 	reader := &roles.MountReader{Dir: "/run/passeur/obtain"}
 	defer reader.Close()
@@ -57,52 +87,78 @@ func (a *Agent) obtain(disks []inventory.Disk) error {
 	if err != nil {
 		return err
 	}
-	if a.want != "" {
-		rels, _ := media.Releases(files, trusted)
-		for _, r := range rels {
-			if r.Manifest.Version.String() == a.want {
-				a.Log.Printf("release %s is on the media: nothing to download", r.Dir)
-				return nil
-			}
-		}
+	if a.want != "" && onMedia(files, a.want, trusted) != "" {
+		a.Log.Printf("release %s is on the media: nothing to download", onMedia(files, a.want, trusted))
+		return nil
+	}
+	root, err := os.ReadFile("/" + medialayout.RepoRoot)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrNoRepoRoot, err)
 	}
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Hour)
 	defer cancel()
 	o := a.fetchOptions()
-	tmp := "/run/passeur/repo"
-	os.MkdirAll(tmp, 0o755)
 	base := a.Config.Repo
-	var got [2][]byte
-	for i, name := range []string{repo.IndexFile, repo.IndexFile + sign.Ext} {
-		p := filepath.Join(tmp, name)
-		os.Remove(p)
-		if _, err := fetch.File(ctx, base+"/"+name, p, o); err != nil {
+	state := "/run/passeur/repository"
+	os.RemoveAll(state)
+	if err := loadRepoState(files, state); err != nil {
+		return err
+	}
+	c, err := repoclient.Open(ctx, repoclient.Options{URL: base, Root: root, State: state, Fetch: o})
+	if err != nil {
+		return err
+	}
+	product, err := onlyProduct(c.Products())
+	if err != nil {
+		return fmt.Errorf("repository %s: %w", base, err)
+	}
+	cat, err := c.Catalog(product)
+	if err != nil {
+		return fmt.Errorf("repository %s: %w", base, err)
+	}
+	var acct *repo.Account
+	if a.Config.Account != "" {
+		if acct, err = c.Account(a.Config.Account, product); err != nil {
 			return fmt.Errorf("repository %s: %w", base, err)
 		}
-		if got[i], err = os.ReadFile(p); err != nil {
-			return err
+	}
+	box := repo.Box{Account: a.Config.Account, Identity: boxIdentity(disks)}
+	var choice repo.Choice
+	if cat.Has(a.Config.Release) {
+		choice = repo.Choice{Version: a.Config.Release, Why: "passeur.release=" + a.Config.Release}
+	} else {
+		box.Tag = a.Config.Release
+		if choice, err = repo.Choose(cat, acct, box, c.Reference); err != nil {
+			return fmt.Errorf("repository %s: %w", base, err)
 		}
 	}
-	ix, err := repo.Verify(got[0], got[1], trusted)
+	// The installed version, read as the plan reads it, with the
+	// recognition rules of the release the policy gives.
+	manifests := filepath.Join(state, "manifests", choice.Version)
+	m, err := a.fetchManifest(ctx, c, product, choice.Version, manifests, trusted, o)
 	if err != nil {
 		return fmt.Errorf("repository %s: %w", base, err)
 	}
-	product, err := onlyProduct(ix)
+	from := a.installedVersion(disks, m, reader)
+	hops, err := cat.Route(from, choice.Version, acct != nil && acct.AllowDowngrade)
+	ev := routeEvent{Repo: base, Product: product, From: from.String(), Want: choice.Version, Why: choice.Why}
+	for _, h := range hops {
+		ev.Hops = append(ev.Hops, h.Version)
+	}
 	if err != nil {
+		a.Events.Emit("route", ev)
 		return fmt.Errorf("repository %s: %w", base, err)
 	}
-	ver, err := ix.Resolve(product, want)
-	if err != nil {
-		return fmt.Errorf("repository %s: %w", base, err)
+	if len(hops) == 0 {
+		a.Events.Emit("route", ev)
+		return fmt.Errorf("%w: %s %s (%s)", ErrUpToDate, product, choice.Version, choice.Why)
 	}
-	a.want = ver
-	rel := path.Join(medialayout.ReleasesDir, product+"-"+ver)
-	if m, _, err := media.Verify(files, rel, trusted); err == nil && m.VerifyArtifactsStored(files, rel) == nil {
-		a.Log.Printf("%s %s (%s) is on the media: nothing to download", product, ver, want)
-		return nil
-	}
-	a.Log.Printf("downloading %s %s (%s) from %s onto the media", product, ver, want, base)
+	ev.Next = hops[0].Version
+	a.Events.Emit("route", ev)
+	a.want = ev.Next
+	a.Log.Printf("repository %s: %s %s for this box (%s); route from %q: %s; this session goes to %s",
+		base, product, choice.Version, choice.Why, from, strings.Join(ev.Hops, " → "), ev.Next)
 	if err := reader.Release(dev); err != nil {
 		return err
 	}
@@ -111,15 +167,22 @@ func (a *Agent) obtain(disks []inventory.Disk) error {
 		return err
 	}
 	defer a.closeRun(r)
+	if err := saveRepoState(state, filepath.Join(r.media, medialayout.RepoStateDir)); err != nil {
+		return a.mediaErr(r, err)
+	}
+	rel := path.Join(medialayout.ReleasesDir, product+"-"+a.want)
+	if onMedia(os.DirFS(r.media), a.want, trusted) == rel {
+		a.Log.Printf("%s %s is on the media: nothing to download", product, a.want)
+		return a.closeRun(r)
+	}
+	a.Log.Printf("downloading %s %s from %s onto the media", product, a.want, base)
 	dst := filepath.Join(r.media, rel)
 	if err := os.MkdirAll(dst, 0o755); err != nil {
 		return a.mediaErr(r, err)
 	}
-	url := base + "/" + product + "/" + ver
-	ev := downloadEvent{Repo: base, Release: rel}
+	ev2 := downloadEvent{Repo: base, Release: rel}
 	get := func(name string, size int64) error {
 		o := o
-		o.Size = size
 		if size > 0 {
 			p := &progress.Progress{Label: "download " + name, Out: a.Console, Event: func(r progress.Report) { a.Events.Emit("progress", r) }}
 			p.Start(size)
@@ -127,25 +190,25 @@ func (a *Agent) obtain(disks []inventory.Disk) error {
 			o.Progress = func(done int64) { p.Add(done - last); last = done }
 			defer p.Finish()
 		}
-		res, err := fetch.File(ctx, url+"/"+name, filepath.Join(dst, name), o)
-		ev.Files++
-		ev.Bytes += res.Bytes
-		ev.Attempts += res.Attempts
-		ev.Resumed += res.Resumed
+		res, err := c.Download(ctx, repo.ReleaseTarget(product, a.want, name), filepath.Join(dst, name), o)
+		ev2.Files++
+		ev2.Bytes += res.Bytes
+		ev2.Attempts += res.Attempts
+		ev2.Resumed += res.Resumed
 		if err != nil {
-			return a.mediaErr(r, fmt.Errorf("%s: %w", url+"/"+name, err))
+			return a.mediaErr(r, fmt.Errorf("%s %s: %s: %w", product, a.want, name, err))
 		}
 		return nil
 	}
-	for _, name := range []string{"manifest.json", "manifest.json" + sign.Ext} {
+	for _, name := range []string{release.ManifestFile, release.ManifestFile + sign.Ext} {
 		os.Remove(filepath.Join(dst, name)) // small: always fetched anew
 		if err := get(name, 0); err != nil {
 			return err
 		}
 	}
-	m, _, err := media.Verify(os.DirFS(r.media), rel, trusted)
+	m, _, err = media.Verify(os.DirFS(r.media), rel, trusted)
 	if err != nil {
-		return fmt.Errorf("release %s %s from %s: %w", product, ver, base, err)
+		return fmt.Errorf("release %s %s from %s: %w", product, a.want, base, err)
 	}
 	for _, art := range m.Artifacts {
 		if art.VerifyStored(os.DirFS(r.media), rel) == nil {
@@ -156,10 +219,148 @@ func (a *Agent) obtain(disks []inventory.Disk) error {
 			return err
 		}
 	}
-	ev.Seconds = seconds(time.Since(start))
-	a.Log.Printf("downloaded %s: %d files, %d bytes, %d requests (%d resumed) in %.1f s", rel, ev.Files, ev.Bytes, ev.Attempts, ev.Resumed, ev.Seconds)
-	a.Events.Emit("download", ev)
+	ev2.Seconds = seconds(time.Since(start))
+	a.Log.Printf("downloaded %s: %d files, %d bytes, %d requests (%d resumed) in %.1f s", rel, ev2.Files, ev2.Bytes, ev2.Attempts, ev2.Resumed, ev2.Seconds)
+	a.Events.Emit("download", ev2)
 	return a.closeRun(r)
+}
+
+// onMedia is the folder of the media's release of version ver whose
+// manifest verifies and whose artifacts are whole, or "".
+func onMedia(files fs.FS, ver string, trusted []minisign.PublicKey) string {
+	rels, _ := media.Releases(files, trusted)
+	for _, r := range rels {
+		if r.Manifest.Version.String() == ver && r.Manifest.VerifyArtifactsStored(files, r.Dir) == nil {
+			return r.Dir
+		}
+	}
+	return ""
+}
+
+// fetchManifest brings a version's manifest and its signature into dir
+// and verifies them.
+func (a *Agent) fetchManifest(ctx context.Context, c *repoclient.Client, product, ver, dir string, trusted []minisign.PublicKey, o fetch.Options) (*release.Manifest, error) {
+	rel := filepath.Join(dir, "release")
+	if err := os.MkdirAll(rel, 0o755); err != nil {
+		return nil, err
+	}
+	for _, name := range []string{release.ManifestFile, release.ManifestFile + sign.Ext} {
+		if _, err := c.Download(ctx, repo.ReleaseTarget(product, ver, name), filepath.Join(rel, name), o); err != nil {
+			return nil, fmt.Errorf("%s %s: %s: %w", product, ver, name, err)
+		}
+	}
+	m, _, err := media.Verify(os.DirFS(dir), "release", trusted)
+	return m, err
+}
+
+// installedVersion is the version of the product installed on the
+// machine, as the release's recognition rules read it; the zero Version
+// when none is (an install) or it cannot be told without asking, in which
+// case the plan asks or refuses, as without a repository.
+func (a *Agent) installedVersion(disks []inventory.Disk, m *release.Manifest, reader roles.Reader) version.Version {
+	res, err := roles.Assign(disks, m, reader, roles.Unattended{})
+	if err != nil {
+		a.Log.Printf("installed version: %v", err)
+		return version.Version{}
+	}
+	sys := res.System()
+	if sys == nil {
+		return version.Version{}
+	}
+	v, err := version.Parse(sys.Version)
+	if err != nil {
+		a.Log.Printf("installed version %q: %v", sys.Version, err)
+		return version.Version{}
+	}
+	return v
+}
+
+// boxIdentity is what tells this box from the others of its account, for
+// its place in rollouts: the firmware's system UUID, else its serial,
+// else the identities of its fixed disks.
+func boxIdentity(disks []inventory.Disk) string {
+	for _, f := range []string{"/sys/class/dmi/id/product_uuid", "/sys/class/dmi/id/product_serial", "/sys/class/dmi/id/board_serial"} {
+		data, err := os.ReadFile(f)
+		id := strings.TrimSpace(string(data))
+		if err == nil && id != "" && strings.Trim(id, "0-") != "" {
+			return id
+		}
+	}
+	var names []string
+	for _, d := range disks {
+		if !d.Removable {
+			names = append(names, identity.Name(d))
+		}
+	}
+	sort.Strings(names)
+	return strings.Join(names, ",")
+}
+
+// The repository state a box remembers on the media: a few small JSON
+// files, read back bounded (the media is not trusted: a forged file can
+// only make the box refuse metadata, never accept it).
+const (
+	maxStateFiles = 32
+	maxStateBytes = 4 << 20
+)
+
+var stateName = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{0,63}\.json$`)
+
+// loadRepoState copies the media's remembered repository state into dir.
+func loadRepoState(files fs.FS, dir string) error {
+	for _, sub := range []string{"", "metadata"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
+			return err
+		}
+		ents, err := fs.ReadDir(files, path.Join(medialayout.RepoStateDir, sub))
+		if err != nil {
+			continue // nothing remembered yet
+		}
+		for i, e := range ents {
+			if i >= maxStateFiles || !e.Type().IsRegular() || !stateName.MatchString(e.Name()) {
+				continue
+			}
+			f, err := files.Open(path.Join(medialayout.RepoStateDir, sub, e.Name()))
+			if err != nil {
+				continue
+			}
+			data, err := io.ReadAll(io.LimitReader(f, maxStateBytes+1))
+			f.Close()
+			if err != nil || len(data) > maxStateBytes {
+				continue
+			}
+			if err := os.WriteFile(filepath.Join(dir, sub, e.Name()), data, 0o644); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// saveRepoState writes the state repoclient left in dir onto the media.
+func saveRepoState(dir, dst string) error {
+	for _, sub := range []string{"", "metadata"} {
+		ents, err := os.ReadDir(filepath.Join(dir, sub))
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(filepath.Join(dst, sub), 0o755); err != nil {
+			return err
+		}
+		for _, e := range ents {
+			if !e.Type().IsRegular() || !stateName.MatchString(e.Name()) {
+				continue
+			}
+			data, err := os.ReadFile(filepath.Join(dir, sub, e.Name()))
+			if err != nil {
+				return err
+			}
+			if err := atomicfile.WriteFile(filepath.Join(dst, sub, e.Name()), data, 0o644); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // fetchOptions are the HTTP client and retry policy of the downloads.
@@ -174,11 +375,7 @@ func (a *Agent) fetchOptions() fetch.Options {
 }
 
 // onlyProduct is the repository's product when it holds one.
-func onlyProduct(ix *repo.Index) (string, error) {
-	var names []string
-	for n := range ix.Products {
-		names = append(names, n)
-	}
+func onlyProduct(names []string) (string, error) {
 	sort.Strings(names)
 	if len(names) != 1 {
 		return "", fmt.Errorf("it holds %d products (%s): passeur serves repositories of one product", len(names), strings.Join(names, ", "))

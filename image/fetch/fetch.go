@@ -77,6 +77,17 @@ var (
 	ErrGaveUp   = errors.New("download failed after every attempt")
 )
 
+// StatusError is the server's refusal of a file, with its HTTP status: it
+// is ErrStatus.
+type StatusError struct {
+	URL    string
+	Code   int
+	Status string
+}
+
+func (e *StatusError) Error() string       { return fmt.Sprintf("%v: %s: %s", ErrStatus, e.URL, e.Status) }
+func (e *StatusError) Is(target error) bool { return target == ErrStatus }
+
 // File downloads url to path. The bytes go to path+".part" first, kept
 // across attempts (and across runs: a later call resumes it); path appears,
 // renamed and synced, only once the whole file is there. A refused file
@@ -196,7 +207,7 @@ func attempt(ctx context.Context, url, part string, o Options) (int64, bool, err
 		// What we have may already be everything; the size check says.
 		total = have
 	default:
-		return have, false, fmt.Errorf("%w: %s: %s", ErrStatus, url, resp.Status)
+		return have, false, &StatusError{URL: url, Code: resp.StatusCode, Status: resp.Status}
 	}
 	if o.Size > 0 && total >= 0 && total != o.Size {
 		return have, resumed, fmt.Errorf("%w: %s is %d bytes, %d expected", ErrSize, url, total, o.Size)

@@ -1,0 +1,416 @@
+// Package editor is the vendor's side of a release repository: it creates
+// one, publishes releases into it, moves tags and account defaults, sets
+// barriers, dead ends and rollouts, rotates keys, and signs what changed.
+// Each change is checked first and written by Commit in the order a reader
+// needs: the files, then the new root, the targets, the snapshot, and the
+// timestamp last, so a client reading during a commit sees the old
+// repository or the new one.
+package editor
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"github.com/passeur/passeur/image/atomicfile"
+	"github.com/passeur/passeur/image/repo"
+)
+
+// Options tune a repository's editor.
+type Options struct {
+	// Now is the clock (default time.Now): tests move it.
+	Now func() time.Time
+	// Lifetimes of each role's metadata from its signing (defaults: root
+	// and targets a year, snapshot 30 days, timestamp 7 days: the vendor
+	// runs `passeur repo refresh` more often than that).
+	Root, Targets, Snapshot, Timestamp time.Duration
+}
+
+func (o *Options) fill() {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	for _, d := range []struct {
+		p *time.Duration
+		v time.Duration
+	}{{&o.Root, 365 * 24 * time.Hour}, {&o.Targets, 365 * 24 * time.Hour}, {&o.Snapshot, 30 * 24 * time.Hour}, {&o.Timestamp, 7 * 24 * time.Hour}} {
+		if *d.p == 0 {
+			*d.p = d.v
+		}
+	}
+}
+
+// Errors a caller may branch on.
+var (
+	ErrExists   = errors.New("already in the repository")
+	ErrNotRepo  = errors.New("not a passeur repository")
+	ErrConflict = errors.New("the repository holds other bytes under this name")
+)
+
+// Repo is a repository open for changes.
+type Repo struct {
+	Dir, Keys string
+	opt       Options
+
+	root      *metadata.Metadata[metadata.RootType]
+	targets   map[string]*metadata.Metadata[metadata.TargetsType] // "targets" and account roles
+	snapshot  *metadata.Metadata[metadata.SnapshotType]
+	timestamp *metadata.Metadata[metadata.TimestampType]
+
+	rootChanged bool
+	rootSigners []*key // the keys of the root before this change, which must sign the new one
+	changed     map[string]bool
+	files       []pending       // target files to store
+	keys        map[string]*key // keys loaded or made, by role
+	newKeys     []*key          // keys made, which Commit writes first
+	retired     []*key          // keys replaced, which Commit moves aside
+}
+
+// pending is a target's file to store: a copy of src, or data.
+type pending struct {
+	src  string
+	data []byte
+	dst  string
+}
+
+// key is a role's signing key: one made by this change, or the keys
+// folder's.
+func (r *Repo) key(role string) (*key, error) {
+	if k := r.keys[role]; k != nil {
+		return k, nil
+	}
+	k, err := loadKey(r.Keys, role)
+	if err != nil {
+		return nil, err
+	}
+	r.keys[role] = k
+	return k, nil
+}
+
+// makeKey makes a new key for role, replacing the one it had.
+func (r *Repo) makeKey(role string) (*key, error) {
+	if old, err := r.key(role); err == nil {
+		r.retired = append(r.retired, old)
+	}
+	k, err := genKey(role)
+	if err != nil {
+		return nil, err
+	}
+	r.keys[role] = k
+	r.newKeys = append(r.newKeys, k)
+	return k, nil
+}
+
+// Init creates an empty repository in dir, with a new key for each role in
+// keys (which must not hold them yet).
+func Init(dir, keys string, opt Options) (*Repo, error) {
+	opt.fill()
+	if _, err := os.Stat(filepath.Join(dir, repo.MetadataDir, "1.root.json")); err == nil {
+		return nil, fmt.Errorf("%s: %w", dir, ErrExists)
+	}
+	now := opt.Now().UTC()
+	for _, role := range []string{metadata.ROOT, metadata.TARGETS, metadata.SNAPSHOT, metadata.TIMESTAMP} {
+		if _, err := os.Stat(keyPath(keys, role)); err == nil {
+			return nil, fmt.Errorf("%s: a key is already there: a new repository makes its own", keyPath(keys, role))
+		}
+	}
+	r := &Repo{Dir: dir, Keys: keys, opt: opt, changed: map[string]bool{}, rootChanged: true, keys: map[string]*key{},
+		root:      metadata.Root(now.Add(opt.Root)),
+		targets:   map[string]*metadata.Metadata[metadata.TargetsType]{metadata.TARGETS: metadata.Targets(now.Add(opt.Targets))},
+		snapshot:  metadata.Snapshot(now.Add(opt.Snapshot)),
+		timestamp: metadata.Timestamp(now.Add(opt.Timestamp)),
+	}
+	for _, role := range []string{metadata.ROOT, metadata.TARGETS, metadata.SNAPSHOT, metadata.TIMESTAMP} {
+		k, err := r.makeKey(role)
+		if err != nil {
+			return nil, err
+		}
+		if err := r.root.Signed.AddKey(k.pub, role); err != nil {
+			return nil, err
+		}
+	}
+	// Version 1 of each: Commit counts from 0 for what it writes anew.
+	r.root.Signed.Version = 0
+	r.targets[metadata.TARGETS].Signed.Version = 0
+	r.snapshot.Signed.Version = 0
+	r.timestamp.Signed.Version = 0
+	r.changed[metadata.TARGETS] = true
+	return r, nil
+}
+
+var rootName = regexp.MustCompile(`^([1-9][0-9]{0,9})\.root\.json$`)
+
+// Open reads the repository in dir as it was last committed.
+func Open(dir, keys string, opt Options) (*Repo, error) {
+	opt.fill()
+	md := filepath.Join(dir, repo.MetadataDir)
+	entries, err := os.ReadDir(md)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w: %w", dir, ErrNotRepo, err)
+	}
+	var last int64
+	for _, e := range entries {
+		if m := rootName.FindStringSubmatch(e.Name()); m != nil {
+			n, _ := strconv.ParseInt(m[1], 10, 64)
+			last = max(last, n)
+		}
+	}
+	if last == 0 {
+		return nil, fmt.Errorf("%s: %w: no N.root.json", dir, ErrNotRepo)
+	}
+	r := &Repo{Dir: dir, Keys: keys, opt: opt, changed: map[string]bool{}, keys: map[string]*key{}, targets: map[string]*metadata.Metadata[metadata.TargetsType]{}}
+	if r.root, err = metadata.Root().FromFile(filepath.Join(md, fmt.Sprintf("%d.root.json", last))); err != nil {
+		return nil, err
+	}
+	if r.timestamp, err = metadata.Timestamp().FromFile(filepath.Join(md, "timestamp.json")); err != nil {
+		return nil, err
+	}
+	sm := r.timestamp.Signed.Meta["snapshot.json"]
+	if sm == nil {
+		return nil, fmt.Errorf("%s: %w: the timestamp names no snapshot", dir, ErrNotRepo)
+	}
+	if r.snapshot, err = metadata.Snapshot().FromFile(filepath.Join(md, fmt.Sprintf("%d.snapshot.json", sm.Version))); err != nil {
+		return nil, err
+	}
+	for name, m := range r.snapshot.Signed.Meta {
+		role := name[:len(name)-len(".json")]
+		t, err := metadata.Targets().FromFile(filepath.Join(md, fmt.Sprintf("%d.%s", m.Version, name)))
+		if err != nil {
+			return nil, err
+		}
+		r.targets[role] = t
+	}
+	if r.targets[metadata.TARGETS] == nil {
+		return nil, fmt.Errorf("%s: %w: the snapshot names no targets", dir, ErrNotRepo)
+	}
+	return r, nil
+}
+
+// Root is the repository's current root metadata, as a box trusts it.
+func (r *Repo) Root() ([]byte, error) { return r.root.ToBytes(true) }
+
+// Targets is a targets role's metadata ("targets" or an account's role).
+func (r *Repo) Targets(role string) *metadata.TargetsType {
+	if t := r.targets[role]; t != nil {
+		return &t.Signed
+	}
+	return nil
+}
+
+// Commit signs and writes what changed: target files first, then the root,
+// the targets roles, the snapshot, the timestamp last. It is Refresh when
+// nothing else changed.
+func (r *Repo) Commit() error {
+	now := r.opt.Now().UTC()
+	md := filepath.Join(r.Dir, repo.MetadataDir)
+	if err := os.MkdirAll(md, 0o755); err != nil {
+		return err
+	}
+	for _, k := range r.retired {
+		if err := retire(r.Keys, k); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	for _, k := range r.newKeys {
+		if err := k.save(r.Keys); err != nil {
+			return err
+		}
+	}
+	r.retired, r.newKeys = nil, nil
+	for _, f := range r.files {
+		if err := storeFile(f); err != nil {
+			return err
+		}
+	}
+	r.files = nil
+	if r.rootChanged {
+		r.root.Signed.Version++
+		r.root.Signed.Expires = now.Add(r.opt.Root)
+		r.root.ClearSignatures()
+		keys, err := r.roleKeys(metadata.ROOT)
+		if err != nil {
+			return err
+		}
+		seen := map[string]bool{}
+		for _, k := range append(append([]*key{}, r.rootSigners...), keys...) {
+			if seen[k.id] {
+				continue
+			}
+			seen[k.id] = true
+			if err := signWith(r.root, k); err != nil {
+				return err
+			}
+		}
+		if err := write(r.root, filepath.Join(md, fmt.Sprintf("%d.root.json", r.root.Signed.Version))); err != nil {
+			return err
+		}
+		r.rootChanged, r.rootSigners = false, nil
+	}
+	var roles []string
+	for role := range r.changed {
+		roles = append(roles, role)
+	}
+	sort.Strings(roles)
+	for _, role := range roles {
+		t := r.targets[role]
+		t.Signed.Version++
+		t.Signed.Expires = now.Add(r.opt.Targets)
+		t.ClearSignatures()
+		k, err := r.key(role)
+		if err != nil {
+			return err
+		}
+		if err := signWith(t, k); err != nil {
+			return err
+		}
+		if err := write(t, filepath.Join(md, fmt.Sprintf("%d.%s.json", t.Signed.Version, role))); err != nil {
+			return err
+		}
+		r.snapshot.Signed.Meta[role+".json"] = metadata.MetaFile(t.Signed.Version)
+	}
+	r.changed = map[string]bool{}
+	for name := range r.snapshot.Signed.Meta {
+		if r.targets[name[:len(name)-len(".json")]] == nil {
+			delete(r.snapshot.Signed.Meta, name)
+		}
+	}
+	r.snapshot.Signed.Version++
+	r.snapshot.Signed.Expires = now.Add(r.opt.Snapshot)
+	snapName := fmt.Sprintf("%d.snapshot.json", r.snapshot.Signed.Version)
+	if err := r.signTop(r.snapshot, metadata.SNAPSHOT, filepath.Join(md, snapName)); err != nil {
+		return err
+	}
+	data, err := os.ReadFile(filepath.Join(md, snapName))
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256(data)
+	snapFile := metadata.MetaFile(r.snapshot.Signed.Version)
+	snapFile.Length = int64(len(data))
+	snapFile.Hashes = metadata.Hashes{"sha256": sum[:]}
+	r.timestamp.Signed.Meta = map[string]*metadata.MetaFiles{"snapshot.json": snapFile}
+	r.timestamp.Signed.Version++
+	r.timestamp.Signed.Expires = now.Add(r.opt.Timestamp)
+	if r.timestamp.Signed.UnrecognizedFields == nil {
+		r.timestamp.Signed.UnrecognizedFields = map[string]any{}
+	}
+	r.timestamp.Signed.UnrecognizedFields[repo.IssuedField] = now.Format(time.RFC3339)
+	return r.signTop(r.timestamp, metadata.TIMESTAMP, filepath.Join(md, "timestamp.json"))
+}
+
+// roleKeys loads the keys of a top-level role the root lists.
+func (r *Repo) roleKeys(role string) ([]*key, error) {
+	k, err := r.key(role)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range r.root.Signed.Roles[role].KeyIDs {
+		if id == k.id {
+			return []*key{k}, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: %s holds a key the root does not list for %s", ErrNoKey, keyPath(r.Keys, role), role)
+}
+
+func (r *Repo) signTop(m interface {
+	ClearSignatures()
+	ToBytes(bool) ([]byte, error)
+}, role, path string) error {
+	keys, err := r.roleKeys(role)
+	if err != nil {
+		return err
+	}
+	m.ClearSignatures()
+	for _, k := range keys {
+		if err := signAny(m, k); err != nil {
+			return err
+		}
+	}
+	return writeAny(m, path)
+}
+
+type signable interface {
+	ClearSignatures()
+	ToBytes(bool) ([]byte, error)
+}
+
+func signWith[T metadata.Roles](m *metadata.Metadata[T], k *key) error { return signAny(m, k) }
+
+func signAny(m signable, k *key) error {
+	s, err := k.signer()
+	if err != nil {
+		return err
+	}
+	switch m := m.(type) {
+	case *metadata.Metadata[metadata.RootType]:
+		_, err = m.Sign(s)
+	case *metadata.Metadata[metadata.TargetsType]:
+		_, err = m.Sign(s)
+	case *metadata.Metadata[metadata.SnapshotType]:
+		_, err = m.Sign(s)
+	case *metadata.Metadata[metadata.TimestampType]:
+		_, err = m.Sign(s)
+	default:
+		err = fmt.Errorf("cannot sign %T", m)
+	}
+	return err
+}
+
+func write[T metadata.Roles](m *metadata.Metadata[T], path string) error { return writeAny(m, path) }
+
+func writeAny(m signable, path string) error {
+	data, err := m.ToBytes(true)
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(path, data, 0o644)
+}
+
+// storeFile copies a target's file into the repository, unless the same
+// bytes are there already (its name carries their hash).
+func storeFile(f pending) error {
+	dst := f.dst
+	if _, err := os.Stat(dst); err == nil {
+		return nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	if f.src == "" {
+		return atomicfile.WriteFile(dst, f.data, 0o644)
+	}
+	in, err := os.Open(f.src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	tmp := dst + ".tmp"
+	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	return atomicfile.Rename(tmp, dst)
+}

@@ -1,0 +1,322 @@
+// Package repoclient is the box's side of a release repository (a vendor's
+// or a mirror's): it verifies the repository's TUF metadata from the root
+// baked into the rescue image, remembers the newest metadata it has seen
+// so that an older one is refused, reads the policy, and streams targets
+// to files, resumable, checked against their signed length and hash.
+//
+// Metadata goes through go-tuf's updater, with passeur's own bounded HTTP
+// fetcher; targets never do (go-tuf's downloader holds a whole file in
+// memory): they are fetched by image/fetch and hashed on disk.
+package repoclient
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+	"github.com/theupdateframework/go-tuf/v2/metadata/config"
+	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
+
+	"github.com/passeur/passeur/image/atomicfile"
+	"github.com/passeur/passeur/image/repo"
+	"github.com/passeur/passeur/image/fetch"
+)
+
+// Errors a caller may branch on: each names what TUF refused.
+var (
+	ErrExpired   = errors.New("repository metadata expired")
+	ErrRollback  = errors.New("repository metadata older than what this box has seen")
+	ErrSignature = errors.New("repository metadata not signed by its keys' threshold")
+	ErrHash      = errors.New("file differs from its signed length or hash")
+	ErrNoTarget  = errors.New("not a target of the repository")
+	ErrMetadata  = errors.New("repository metadata refused")
+)
+
+// Options tune Open.
+type Options struct {
+	// URL is the repository's base: its metadata is under URL/metadata/,
+	// its targets under URL/targets/.
+	URL string
+	// Root is the trusted root the chain of roots starts from: the one
+	// baked into the rescue image, never one read from the media.
+	Root []byte
+	// State is the folder where the box remembers the metadata it has
+	// trusted and the newest time it has seen signed (seen.json). Older
+	// metadata than it holds is refused. A forged file there can only make
+	// the box refuse, never accept, metadata.
+	State string
+	// Floor is a time known to have passed (the rescue image's build): the
+	// reference time for expiry is the latest of the clock, Floor and the
+	// newest timestamp seen, for boxes without a battery clock.
+	Floor time.Time
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Fetch are the HTTP client and retries of every download.
+	Fetch fetch.Options
+}
+
+// Client is a repository whose metadata was verified.
+type Client struct {
+	opt Options
+	up  *updater.Updater
+	// Reference is the time expiry was checked against.
+	Reference time.Time
+	// Issued is when the timestamp trusted now was signed.
+	Issued time.Time
+}
+
+type seen struct {
+	Issued time.Time `json:"issued"`
+}
+
+const seenFile = "seen.json"
+
+// Open verifies the repository's metadata: the chain of roots from
+// opt.Root, then the timestamp, snapshot and top-level targets, none older
+// than what opt.State holds and none expired at the reference time.
+func Open(ctx context.Context, opt Options) (*Client, error) {
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	opt.URL = strings.TrimSuffix(opt.URL, "/")
+	md := filepath.Join(opt.State, "metadata")
+	if err := os.MkdirAll(md, 0o755); err != nil {
+		return nil, err
+	}
+	var s seen
+	if data, err := readBounded(filepath.Join(opt.State, seenFile), 4096); err == nil {
+		json.Unmarshal(data, &s) // unreadable: no floor from it
+	}
+	ref := opt.Now().UTC()
+	for _, t := range []time.Time{opt.Floor, s.Issued} {
+		if t.After(ref) {
+			ref = t.UTC()
+		}
+	}
+	cfg, err := config.New(opt.URL+"/"+repo.MetadataDir+"/", opt.Root)
+	if err != nil {
+		return nil, fmt.Errorf("%w: trusted root: %w", ErrMetadata, err)
+	}
+	cfg.LocalMetadataDir = md
+	cfg.LocalTargetsDir = filepath.Join(opt.State, "unused-targets")
+	cfg.RemoteTargetsURL = opt.URL + "/" + repo.TargetsDir + "/"
+	cfg.Fetcher = &fetcher{ctx: ctx, o: opt.Fetch, tmp: md}
+	cfg.RootMaxLength = repo.MaxRootBytes
+	cfg.TimestampMaxLength = repo.MaxTimestampBytes
+	cfg.SnapshotMaxLength = repo.MaxSnapshotBytes
+	cfg.TargetsMaxLength = repo.MaxTargetsBytes
+	cfg.MaxDelegations = 8
+	cfg.MaxRootRotations = 64
+	up, err := updater.New(cfg)
+	if err != nil {
+		return nil, named(err)
+	}
+	up.UnsafeSetRefTime(ref)
+	if err := up.Refresh(); err != nil {
+		return nil, fmt.Errorf("repository %s: %w", opt.URL, named(err))
+	}
+	c := &Client{opt: opt, up: up, Reference: ref}
+	ts := up.GetTrustedMetadataSet().Timestamp
+	if v, ok := ts.Signed.UnrecognizedFields[repo.IssuedField].(string); ok {
+		if t, err := time.Parse(time.RFC3339, v); err == nil {
+			c.Issued = t
+			if t.After(s.Issued) {
+				data, _ := json.Marshal(seen{Issued: t})
+				if err := atomicfile.WriteFile(filepath.Join(opt.State, seenFile), data, 0o644); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	return c, nil
+}
+
+// named wraps a go-tuf error in passeur's name for it.
+func named(err error) error {
+	for _, m := range []struct {
+		tuf, ours error
+	}{
+		{&metadata.ErrExpiredMetadata{}, ErrExpired},
+		{&metadata.ErrBadVersionNumber{}, ErrRollback},
+		{&metadata.ErrUnsignedMetadata{}, ErrSignature},
+		{&metadata.ErrLengthOrHashMismatch{}, ErrHash},
+		{&metadata.ErrDownloadLengthMismatch{}, ErrHash},
+	} {
+		if errors.Is(err, m.tuf) {
+			return fmt.Errorf("%w: %w", m.ours, err)
+		}
+	}
+	return fmt.Errorf("%w: %w", ErrMetadata, err)
+}
+
+// Products lists the products the repository publishes.
+func (c *Client) Products() []string {
+	seen := map[string]bool{}
+	var out []string
+	for p := range c.up.GetTopLevelTargets() {
+		if prod, _, ok := repo.ParseManifestTarget(p); ok && !seen[prod] {
+			seen[prod] = true
+			out = append(out, prod)
+		}
+	}
+	return out
+}
+
+// Catalog is what the repository publishes of product, with its policy.
+func (c *Client) Catalog(product string) (*repo.Catalog, error) {
+	return repo.CatalogOf(c.up.GetTopLevelTargets(), product)
+}
+
+// Account is an account's policy for product, signed by the account's
+// delegated role. An account the repository does not delegate is
+// repo.ErrUnknown.
+func (c *Client) Account(account, product string) (*repo.Account, error) {
+	if err := repo.CheckAccount(account); err != nil {
+		return nil, err
+	}
+	if !c.delegates(repo.AccountRole(account)) {
+		return nil, fmt.Errorf("account %s: %w", account, repo.ErrUnknown)
+	}
+	tf, err := c.up.GetTargetInfo(repo.AccountTarget(account, product))
+	if err != nil {
+		var nf interface{ Unwrap() error }
+		if !errors.As(err, &nf) && strings.HasSuffix(err.Error(), " not found") {
+			return &repo.Account{}, nil // the account sets nothing for product
+		}
+		return nil, named(err)
+	}
+	a, err := repo.ParseCustom(tf.Custom, (*repo.Account).Check)
+	if err != nil {
+		return nil, err
+	}
+	return &a, nil
+}
+
+// delegates reports whether the top-level targets delegate role.
+func (c *Client) delegates(role string) bool {
+	t := c.up.GetTrustedMetadataSet().Targets[metadata.TARGETS]
+	if t == nil || t.Signed.Delegations == nil {
+		return false
+	}
+	for _, r := range t.Signed.Delegations.Roles {
+		if r.Name == role {
+			return true
+		}
+	}
+	return false
+}
+
+// Target is a target's signed length and hashes.
+func (c *Client) Target(target string) (*metadata.TargetFiles, error) {
+	tf, err := c.up.GetTargetInfo(target)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w: %w", target, ErrNoTarget, err)
+	}
+	if len(tf.Hashes["sha256"]) != sha256.Size {
+		return nil, fmt.Errorf("%s: %w: no sha256", target, ErrHash)
+	}
+	return tf, nil
+}
+
+// URL is where a target's bytes are: its folder, then its SHA-256 and its
+// name (consistent snapshots).
+func (c *Client) URL(tf *metadata.TargetFiles) string {
+	dir, base := path.Split(tf.Path)
+	return c.opt.URL + "/" + repo.TargetsDir + "/" + dir + hex.EncodeToString(tf.Hashes["sha256"]) + "." + base
+}
+
+// Download brings a target to dst: resumed where an earlier attempt
+// stopped, bounded by its signed length, and kept only if its SHA-256 is
+// the signed one (ErrHash, dst removed).
+func (c *Client) Download(ctx context.Context, target, dst string, o fetch.Options) (fetch.Result, error) {
+	tf, err := c.Target(target)
+	if err != nil {
+		return fetch.Result{}, err
+	}
+	o.Size = tf.Length
+	res, err := fetch.File(ctx, c.URL(tf), dst, o)
+	if errors.Is(err, fetch.ErrSize) || errors.Is(err, fetch.ErrShort) || errors.Is(err, fetch.ErrTooLarge) {
+		return res, fmt.Errorf("%w: %w", ErrHash, err)
+	}
+	if err != nil {
+		return res, err
+	}
+	if err := Verify(tf, dst); err != nil {
+		os.Remove(dst)
+		return res, err
+	}
+	return res, nil
+}
+
+// Verify checks a file against its target's signed length and SHA-256.
+func Verify(tf *metadata.TargetFiles, file string) error {
+	f, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, io.LimitReader(f, tf.Length+1))
+	if err != nil {
+		return err
+	}
+	if n != tf.Length || !bytes.Equal(h.Sum(nil), tf.Hashes["sha256"]) {
+		return fmt.Errorf("%w: %s (%d bytes)", ErrHash, tf.Path, n)
+	}
+	return nil
+}
+
+// fetcher is go-tuf's way to passeur's downloads: a metadata file goes to
+// a temporary file through fetch.File (bounded, retried) and is read back.
+type fetcher struct {
+	ctx context.Context
+	o   fetch.Options
+	tmp string
+}
+
+func (f *fetcher) DownloadFile(url string, maxLength int64, _ time.Duration) ([]byte, error) {
+	o := f.o
+	o.Size, o.Limit, o.Progress = 0, maxLength, nil
+	p := filepath.Join(f.tmp, "download.tmp")
+	os.Remove(p)
+	os.Remove(p + ".part")
+	defer os.Remove(p)
+	if _, err := fetch.File(f.ctx, url, p, o); err != nil {
+		var se *fetch.StatusError
+		if errors.As(err, &se) {
+			return nil, &metadata.ErrDownloadHTTP{StatusCode: se.Code, URL: url}
+		}
+		if errors.Is(err, fetch.ErrTooLarge) {
+			return nil, &metadata.ErrDownloadLengthMismatch{Msg: err.Error()}
+		}
+		return nil, err
+	}
+	return readBounded(p, maxLength)
+}
+
+func readBounded(p string, limit int64) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, &metadata.ErrDownloadLengthMismatch{Msg: fmt.Sprintf("%s: more than %d bytes", p, limit)}
+	}
+	return data, nil
+}
