@@ -5,6 +5,7 @@
 //	passeur build [-board qemu-x86_64] [-out out] [-cache .cache]
 //	passeur boards
 //	passeur release build|keygen|sign|verify|inspect ...
+//	passeur mirror sync -upstream URL -root ROOT.json -account NAME [-tag TAG] -dir DIR
 //	passeur repo init|publish|tag|account|test-tag|default|halt|resume|barrier|dead-end|boot-once|rotate|refresh|show ...
 //	passeur key -image key.img | -dir /media/KEY  [-trust K.pub -release DIR,...] [-config F]
 //	passeur netboot -dir DIR [-base URL] [-key name=value ...]
@@ -34,7 +35,7 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: passeur build|boards|release|repo|key|netboot|serve [flags]")
+		return fmt.Errorf("usage: passeur build|boards|release|repo|mirror|key|netboot|serve [flags]")
 	}
 	switch args[0] {
 	case "build":
@@ -49,6 +50,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return serveCmd(args[1:], stdout, stderr)
 	case "repo":
 		return repoCmd(args[1:], stdout, stderr)
+	case "mirror":
+		return mirrorCmd(args[1:], stdout, stderr)
 	case "boards":
 		for _, n := range board.Names() {
 			b, err := board.Load(n)
@@ -59,7 +62,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 		return nil
 	}
-	return fmt.Errorf("unknown command %q (known: build, boards, release, repo, key, netboot, serve)", args[0])
+	return fmt.Errorf("unknown command %q (known: build, boards, release, repo, mirror, key, netboot, serve)", args[0])
 }
 
 func buildCmd(args []string, stdout, stderr io.Writer) error {

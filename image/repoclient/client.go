@@ -74,6 +74,8 @@ type Client struct {
 	Reference time.Time
 	// Issued is when the timestamp trusted now was signed.
 	Issued time.Time
+
+	fetched *fetcher
 }
 
 type seen struct {
@@ -111,7 +113,8 @@ func Open(ctx context.Context, opt Options) (*Client, error) {
 	cfg.LocalMetadataDir = md
 	cfg.LocalTargetsDir = filepath.Join(opt.State, "unused-targets")
 	cfg.RemoteTargetsURL = opt.URL + "/" + repo.TargetsDir + "/"
-	cfg.Fetcher = &fetcher{ctx: ctx, o: opt.Fetch, tmp: md}
+	f := &fetcher{ctx: ctx, o: opt.Fetch, tmp: md}
+	cfg.Fetcher = f
 	cfg.RootMaxLength = repo.MaxRootBytes
 	cfg.TimestampMaxLength = repo.MaxTimestampBytes
 	cfg.SnapshotMaxLength = repo.MaxSnapshotBytes
@@ -126,7 +129,7 @@ func Open(ctx context.Context, opt Options) (*Client, error) {
 	if err := up.Refresh(); err != nil {
 		return nil, fmt.Errorf("repository %s: %w", opt.URL, named(err))
 	}
-	c := &Client{opt: opt, up: up, Reference: ref}
+	c := &Client{opt: opt, up: up, Reference: ref, fetched: f}
 	ts := up.GetTrustedMetadataSet().Timestamp
 	if v, ok := ts.Signed.UnrecognizedFields[repo.IssuedField].(string); ok {
 		if t, err := time.Parse(time.RFC3339, v); err == nil {
@@ -280,9 +283,10 @@ func Verify(tf *metadata.TargetFiles, file string) error {
 // fetcher is go-tuf's way to passeur's downloads: a metadata file goes to
 // a temporary file through fetch.File (bounded, retried) and is read back.
 type fetcher struct {
-	ctx context.Context
-	o   fetch.Options
-	tmp string
+	ctx   context.Context
+	o     fetch.Options
+	tmp   string
+	roots map[string][]byte // every N.root.json downloaded, by name
 }
 
 func (f *fetcher) DownloadFile(url string, maxLength int64, _ time.Duration) ([]byte, error) {
@@ -302,7 +306,14 @@ func (f *fetcher) DownloadFile(url string, maxLength int64, _ time.Duration) ([]
 		}
 		return nil, err
 	}
-	return readBounded(p, maxLength)
+	data, err := readBounded(p, maxLength)
+	if err == nil && strings.HasSuffix(url, ".root.json") {
+		if f.roots == nil {
+			f.roots = map[string][]byte{}
+		}
+		f.roots[path.Base(url)] = data
+	}
+	return data, err
 }
 
 func readBounded(p string, limit int64) ([]byte, error) {
@@ -319,4 +330,71 @@ func readBounded(p string, limit int64) ([]byte, error) {
 		return nil, &metadata.ErrDownloadLengthMismatch{Msg: fmt.Sprintf("%s: more than %d bytes", p, limit)}
 	}
 	return data, nil
+}
+
+// Metadata is the repository's metadata this client verified, byte for
+// byte, under the names a repository serves it by: every root of the chain
+// from the trusted one (N.root.json), N.snapshot.json, N.targets.json,
+// N.<role>.json of each delegated role it loaded, and timestamp.json. A
+// mirror serves exactly these.
+func (c *Client) Metadata() (map[string][]byte, error) {
+	out := map[string][]byte{}
+	var first struct {
+		Signed struct {
+			Version int64 `json:"version"`
+		} `json:"signed"`
+	}
+	if err := json.Unmarshal(c.opt.Root, &first); err != nil {
+		return nil, err
+	}
+	out[fmt.Sprintf("%d.root.json", first.Signed.Version)] = c.opt.Root
+	trusted := c.up.GetTrustedMetadataSet()
+	for name, data := range c.fetched.roots {
+		var v int64
+		if _, err := fmt.Sscanf(name, "%d.root.json", &v); err == nil && v <= trusted.Root.Signed.Version {
+			out[name] = data
+		}
+	}
+	md := filepath.Join(c.opt.State, "metadata")
+	ents, err := os.ReadDir(md)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range ents {
+		role, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok || role == metadata.ROOT || !e.Type().IsRegular() {
+			continue
+		}
+		data, err := readBounded(filepath.Join(md, e.Name()), repo.MaxTargetsBytes)
+		if err != nil {
+			return nil, err
+		}
+		if role == metadata.TIMESTAMP {
+			out["timestamp.json"] = data
+			continue
+		}
+		var v int64
+		switch {
+		case role == metadata.SNAPSHOT && trusted.Snapshot != nil:
+			v = trusted.Snapshot.Signed.Version
+		case trusted.Targets[role] != nil:
+			v = trusted.Targets[role].Signed.Version
+		default:
+			continue // cached from an earlier run, not verified by this one
+		}
+		out[fmt.Sprintf("%d.%s.json", v, role)] = data
+	}
+	return out, nil
+}
+
+// Targets lists the targets of the top-level role under prefix ("camrec/8.1.0/").
+func (c *Client) Targets(prefix string) []*metadata.TargetFiles {
+	var out []*metadata.TargetFiles
+	for p, tf := range c.up.GetTopLevelTargets() {
+		if strings.HasPrefix(p, prefix) {
+			tf.Path = p
+			out = append(out, tf)
+		}
+	}
+	return out
 }

@@ -10,8 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/passeur/passeur/image/fetch"
 	"github.com/passeur/passeur/image/repo"
 	"github.com/passeur/passeur/image/repo/editor"
+	"github.com/passeur/passeur/image/repo/repotest"
 	"github.com/passeur/passeur/image/repo/tufjs"
 )
 
@@ -25,28 +27,28 @@ func TestInteroperability(t *testing.T) {
 	ctx := context.Background()
 	type client struct{ passeur, tufjs string } // each one's state
 	fresh := func() client { return client{t.TempDir(), t.TempDir()} }
-	both := func(v *vendor, c client, target string) (error, tufjs.Result) {
+	both := func(v *repotest.Vendor, c client, target string) (error, tufjs.Result) {
 		t.Helper()
-		_, err := v.box(c.passeur, v.now)
-		res, jerr := tufjs.Refresh(ctx, tufjs.Options{Dir: js, MetadataURL: v.srv.URL + "/metadata", TargetsURL: v.srv.URL + "/targets",
-			TrustedRoot: v.root, CacheDir: c.tufjs, Target: target})
+		_, err := openBox(v, c.passeur, v.Now)
+		res, jerr := tufjs.Refresh(ctx, tufjs.Options{Dir: js, MetadataURL: v.Srv.URL + "/metadata", TargetsURL: v.Srv.URL + "/targets",
+			TrustedRoot: v.Root, CacheDir: c.tufjs, Target: target})
 		if jerr != nil {
 			t.Fatal(jerr)
 		}
 		if err == nil && target != "" {
 			var cl *Client
-			if cl, err = v.box(c.passeur, v.now); err == nil {
-				_, err = cl.Download(ctx, target, filepath.Join(t.TempDir(), "file"), v.fetchOptions())
+			if cl, err = openBox(v, c.passeur, v.Now); err == nil {
+				_, err = cl.Download(ctx, target, filepath.Join(t.TempDir(), "file"), fetch.Options{Attempts: 1})
 			}
 		}
 		return err, res
 	}
-	setup := func() *vendor {
-		v := newVendor(t)
-		v.now = time.Now().UTC() // tuf-js reads the real clock
-		v.edit(func(r *editor.Repo) error { return nil })
-		v.publish("8.0.0")
-		v.edit(func(r *editor.Repo) error {
+	setup := func() *repotest.Vendor {
+		v := repotest.New(t)
+		v.Now = time.Now().UTC() // tuf-js reads the real clock
+		v.Edit(func(r *editor.Repo) error { return nil })
+		v.Publish("8.0.0")
+		v.Edit(func(r *editor.Repo) error {
 			if err := r.AddAccount("acme"); err != nil {
 				return err
 			}
@@ -62,7 +64,7 @@ func TestInteroperability(t *testing.T) {
 			if err != nil || !res.OK {
 				t.Fatalf("%s: passeur %v, tuf-js %v\n%s", target, err, res, res.Log)
 			}
-			tf := v.target(target)
+			tf := v.Target(target)
 			if res.Length != tf.Length || res.SHA256 != hex.EncodeToString(tf.Hashes["sha256"]) {
 				t.Errorf("%s: tuf-js got %d bytes %s, signed %d %x", target, res.Length, res.SHA256, tf.Length, tf.Hashes["sha256"])
 			}
@@ -70,43 +72,43 @@ func TestInteroperability(t *testing.T) {
 	})
 	for _, tc := range []struct {
 		name   string
-		break_ func(v *vendor, seen client)
+		break_ func(v *repotest.Vendor, seen client)
 		target string
 		ours   error
 		theirs string
 	}{
-		{"expired timestamp", func(v *vendor, _ client) {
-			v.timestampD = -1
-			v.edit(func(r *editor.Repo) error { return nil })
-			v.timestampD = 0
+		{"expired timestamp", func(v *repotest.Vendor, _ client) {
+			v.TimestampD = -1
+			v.Edit(func(r *editor.Repo) error { return nil })
+			v.TimestampD = 0
 		}, "", ErrExpired, "ExpiredMetadataError"},
-		{"replayed older snapshot", func(v *vendor, seen client) {
+		{"replayed older snapshot", func(v *repotest.Vendor, seen client) {
 			old := t.TempDir()
-			os.CopyFS(old, os.DirFS(filepath.Join(v.dir, repo.MetadataDir)))
-			v.edit(func(r *editor.Repo) error { return r.Tag("camrec", "stable", "8.0.0") })
+			os.CopyFS(old, os.DirFS(filepath.Join(v.Dir, repo.MetadataDir)))
+			v.Edit(func(r *editor.Repo) error { return r.Tag("camrec", "stable", "8.0.0") })
 			if err, res := both(v, seen, ""); err != nil || !res.OK {
 				t.Fatalf("the newer metadata: passeur %v, tuf-js %v", err, res)
 			}
 			data, _ := os.ReadFile(filepath.Join(old, "timestamp.json"))
-			os.WriteFile(filepath.Join(v.dir, repo.MetadataDir, "timestamp.json"), data, 0o644)
+			os.WriteFile(filepath.Join(v.Dir, repo.MetadataDir, "timestamp.json"), data, 0o644)
 		}, "", ErrRollback, "BadVersionError"},
-		{"a target whose bytes changed", func(v *vendor, _ client) {
-			tf := v.target(repo.ReleaseTarget("camrec", "8.0.0", "root.img.zst"))
-			p := editor.StoredPath(v.dir, tf.Path, hex.EncodeToString(tf.Hashes["sha256"]))
+		{"a target whose bytes changed", func(v *repotest.Vendor, _ client) {
+			tf := v.Target(repo.ReleaseTarget("camrec", "8.0.0", "root.img.zst"))
+			p := editor.StoredPath(v.Dir, tf.Path, hex.EncodeToString(tf.Hashes["sha256"]))
 			data, _ := os.ReadFile(p)
 			data[len(data)/2] ^= 0xff
 			os.WriteFile(p, data, 0o644)
 		}, repo.ReleaseTarget("camrec", "8.0.0", "root.img.zst"), ErrHash, "LengthOrHashMismatchError"},
-		{"a target cut short", func(v *vendor, _ client) {
-			tf := v.target(repo.ManifestTarget("camrec", "8.0.0"))
-			p := editor.StoredPath(v.dir, tf.Path, hex.EncodeToString(tf.Hashes["sha256"]))
+		{"a target cut short", func(v *repotest.Vendor, _ client) {
+			tf := v.Target(repo.ManifestTarget("camrec", "8.0.0"))
+			p := editor.StoredPath(v.Dir, tf.Path, hex.EncodeToString(tf.Hashes["sha256"]))
 			data, _ := os.ReadFile(p)
 			os.WriteFile(p, data[:len(data)-10], 0o644)
 		}, repo.ManifestTarget("camrec", "8.0.0"), ErrHash, "LengthOrHashMismatchError"},
-		{"timestamp signed below its threshold", func(v *vendor, _ client) {
+		{"timestamp signed below its threshold", func(v *repotest.Vendor, _ client) {
 			thief := t.TempDir()
-			os.CopyFS(thief, os.DirFS(v.keys))
-			v.edit(func(r *editor.Repo) error { return r.RotateKey("timestamp") })
+			os.CopyFS(thief, os.DirFS(v.Keys))
+			v.Edit(func(r *editor.Repo) error { return r.RotateKey("timestamp") })
 			forgeTimestamp(t, v, thief)
 		}, "", ErrSignature, "UnsignedMetadataError"},
 	} {

@@ -18,17 +18,18 @@ import (
 
 	"aead.dev/minisign"
 	"github.com/passeur/passeur/image/atomicfile"
+	"github.com/passeur/passeur/image/fetch"
 	"github.com/passeur/passeur/image/medialayout"
+	"github.com/passeur/passeur/image/mirror"
 	"github.com/passeur/passeur/image/release"
 	"github.com/passeur/passeur/image/repo"
+	"github.com/passeur/passeur/image/repoclient"
 	"github.com/passeur/passeur/image/sign"
 	"github.com/passeur/passeur/image/version"
-	"github.com/passeur/passeur/image/fetch"
 	"github.com/passeur/passeur/initramfs/identity"
 	"github.com/passeur/passeur/initramfs/inventory"
 	"github.com/passeur/passeur/initramfs/media"
 	"github.com/passeur/passeur/initramfs/progress"
-	"github.com/passeur/passeur/image/repoclient"
 	"github.com/passeur/passeur/initramfs/roles"
 )
 
@@ -155,6 +156,10 @@ func (a *Agent) obtain(disks []inventory.Disk) error {
 		return fmt.Errorf("%w: %s %s (%s)", ErrUpToDate, product, choice.Version, choice.Why)
 	}
 	ev.Next = hops[0].Version
+	if err := a.mirrorFirst(ctx, base, state, o, ev, box); err != nil {
+		a.Events.Emit("route", ev)
+		return err
+	}
 	a.Events.Emit("route", ev)
 	a.want = ev.Next
 	a.Log.Printf("repository %s: %s %s for this box (%s); route from %q: %s; this session goes to %s",
@@ -223,6 +228,39 @@ func (a *Agent) obtain(disks []inventory.Disk) error {
 	a.Log.Printf("downloaded %s: %d files, %d bytes, %d requests (%d resumed) in %.1f s", rel, ev2.Files, ev2.Bytes, ev2.Attempts, ev2.Resumed, ev2.Seconds)
 	a.Events.Emit("download", ev2)
 	return a.closeRun(r)
+}
+
+// mirrorFirst holds a box back while its local repository server does not
+// hold the hop it would take, or its fleet halted the rollout the box
+// would join: the mirror goes first. A repository without mirror.json (the
+// vendor's) holds every version it lists.
+func (a *Agent) mirrorFirst(ctx context.Context, base, state string, o fetch.Options, ev routeEvent, box repo.Box) error {
+	p := filepath.Join(state, mirror.File)
+	os.Remove(p)
+	o.Limit, o.Size, o.Progress = mirror.MaxFileBytes, 0, nil
+	if _, err := fetch.File(ctx, base+"/"+mirror.File, p, o); err != nil {
+		var se *fetch.StatusError
+		if errors.As(err, &se) && se.Code == http.StatusNotFound {
+			return nil
+		}
+		return fmt.Errorf("repository %s: %w", base, err)
+	}
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return err
+	}
+	rec, err := mirror.ParseRecord(data)
+	if err != nil {
+		return fmt.Errorf("repository %s: %w", base, err)
+	}
+	if !rec.Holds(ev.Next) {
+		return fmt.Errorf("%w: %s %s (%s) is not on %s, which holds %s (synced %s)", mirror.ErrBehind, ev.Product, ev.Next, ev.Why,
+			base, strings.Join(rec.Versions, ", "), rec.Synced.Format(time.RFC3339))
+	}
+	if rec.Halted && box.Tag == "" && box.Account == rec.Account && ev.Want == rec.Default {
+		return fmt.Errorf("%w: the fleet of account %s halted the rollout of %s %s on %s", mirror.ErrBehind, rec.Account, ev.Product, ev.Want, base)
+	}
+	return nil
 }
 
 // onMedia is the folder of the media's release of version ver whose

@@ -1,0 +1,57 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/passeur/passeur/image/fetch"
+	"github.com/passeur/passeur/image/mirror"
+	"github.com/passeur/passeur/image/repo"
+	"github.com/passeur/passeur/initramfs/event"
+)
+
+// TestMirrorFirst: a box waits while its mirror does not hold the hop it
+// would take, or its fleet halted the rollout the box would join; a
+// repository without mirror.json (the vendor's) holds all it lists.
+func TestMirrorFirst(t *testing.T) {
+	var out bytes.Buffer
+	a := &Agent{Console: &out, Events: event.NewEmitter(&out), Log: bufLog{&out}}
+	record := ""
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/"+mirror.File || record == "" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write([]byte(record))
+	}))
+	defer srv.Close()
+	acme := repo.Box{Account: "acme"}
+	for _, tc := range []struct {
+		name, record string
+		ev           routeEvent
+		box          repo.Box
+		want         error
+	}{
+		{"the vendor's repository", "", routeEvent{Want: "8.1.0", Next: "8.1.0"}, acme, nil},
+		{"the mirror holds it", `{"format":1,"account":"acme","default":"8.1.0","versions":["8.0.0","8.1.0"]}`, routeEvent{Want: "8.1.0", Next: "8.1.0"}, acme, nil},
+		{"the mirror is behind", `{"format":1,"account":"acme","default":"8.0.0","versions":["8.0.0"]}`, routeEvent{Want: "8.1.0", Next: "8.1.0"}, acme, mirror.ErrBehind},
+		{"the first hop is held", `{"format":1,"account":"acme","default":"8.2.0","versions":["8.1.0","8.2.0"]}`, routeEvent{Want: "8.2.0", Next: "8.1.0"}, acme, nil},
+		{"the rollout is halted", `{"format":1,"account":"acme","default":"8.1.0","versions":["8.0.0","8.1.0"],"halted":true}`, routeEvent{Want: "8.1.0", Next: "8.1.0"}, acme, mirror.ErrBehind},
+		{"halted, but a test box", `{"format":1,"account":"acme","default":"8.1.0","versions":["8.0.0","8.1.0"],"halted":true}`, routeEvent{Want: "8.1.0", Next: "8.1.0"}, repo.Box{Account: "acme", Tag: "test-8.1"}, nil},
+		{"a record of another format", `{"format":2,"versions":["8.1.0"]}`, routeEvent{Want: "8.1.0", Next: "8.1.0"}, acme, errAny},
+		{"a version that is a path", `{"format":1,"versions":["../../etc"]}`, routeEvent{Want: "8.1.0", Next: "8.1.0"}, acme, errAny},
+	} {
+		record = tc.record
+		err := a.mirrorFirst(context.Background(), srv.URL, t.TempDir(), fetch.Options{Attempts: 1}, tc.ev, tc.box)
+		switch {
+		case tc.want == errAny && err == nil, tc.want != errAny && !errors.Is(err, tc.want):
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
+		}
+	}
+}
+
+var errAny = errors.New("any error")
