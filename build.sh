@@ -26,6 +26,7 @@ HOST_TOOLS=(
   zstd:zstd dpkg-deb:dpkg minisign:minisign
   /usr/lib/systemd/boot/efi/systemd-bootx64.efi:systemd-boot-efi debugfs:e2fsprogs xfs_repair:xfsprogs
   age:age fsck.vfat:dosfstools sha256sum:coreutils socat:socat
+  chromium:chromium node:nodejs npm:npm
 )
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

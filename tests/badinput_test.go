@@ -1031,8 +1031,8 @@ func biRows(f *biFix) []badInput {
 		{area: "repository", input: "a field passeur does not know", want: repo.ErrBadPolicy, reader: true, run: func(t *testing.T, g *biGuard) error {
 			return biPolicy(`{"passeur":{"default":"8.0.0","force":true}}`)
 		}},
-		{area: "repository", input: "rollout fraction 2", want: repo.ErrBadPolicy, reader: true, run: func(t *testing.T, g *biGuard) error {
-			return biPolicy(`{"passeur":{"default":"8.1.0","rollout":{"previous":"8.0.0","start":"2026-12-01T00:00:00Z","start_fraction":2,"duration_seconds":3600}}}`)
+		{area: "repository", input: "rollout starting at 2000‰", want: repo.ErrBadPolicy, reader: true, run: func(t *testing.T, g *biGuard) error {
+			return biPolicy(`{"passeur":{"default":"8.1.0","rollout":{"previous":"8.0.0","start":"2026-12-01T00:00:00Z","start_permille":2000,"duration_seconds":3600}}}`)
 		}},
 		{area: "repository", input: "exits of a version that is no dead end", want: repo.ErrBadPolicy, reader: true, run: func(t *testing.T, g *biGuard) error {
 			raw := json.RawMessage(`{"passeur":{"exits":["8.1.0"]}}`)

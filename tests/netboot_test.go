@@ -3,6 +3,7 @@ package tests
 import (
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,8 +31,15 @@ func (l *labBench) requests() string {
 
 func serveLab(t *testing.T, bundle, repoDir string) *labBench {
 	t.Helper()
+	return serveLabFleet(t, bundle, repoDir, nil)
+}
+
+// serveLabFleet is serveLab with the fleet's server under /fleet, as
+// passeur serve -fleet-db runs it.
+func serveLabFleet(t *testing.T, bundle, repoDir string, f http.Handler) *labBench {
+	t.Helper()
 	lab := &labBench{}
-	s := &netboot.Server{Bundle: bundle, Repo: repoDir, Log: func(f string, a ...any) {
+	s := &netboot.Server{Bundle: bundle, Repo: repoDir, Fleet: f, Log: func(f string, a ...any) {
 		lab.mu.Lock()
 		lab.log = append(lab.log, fmt.Sprintf(f, a...))
 		lab.mu.Unlock()

@@ -9,7 +9,8 @@
 //	passeur repo init|publish|tag|account|test-tag|default|halt|resume|barrier|dead-end|boot-once|rotate|refresh|show ...
 //	passeur key -image key.img | -dir /media/KEY  [-trust K.pub -release DIR,...] [-config F]
 //	passeur netboot -dir DIR [-base URL] [-key name=value ...]
-//	passeur serve -bundle DIR [-repo DIR] [-listen ADDR]
+//	passeur serve -bundle DIR [-repo DIR] [-fleet-db FILE] [-listen ADDR]
+//	passeur fleet enroll -db FILE -box ID -account NAME [-tag TAG] | list -db FILE
 package main
 
 import (
@@ -35,7 +36,7 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: passeur build|boards|release|repo|mirror|key|netboot|serve [flags]")
+		return fmt.Errorf("usage: passeur build|boards|release|repo|mirror|key|netboot|serve|fleet [flags]")
 	}
 	switch args[0] {
 	case "build":
@@ -52,6 +53,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return repoCmd(args[1:], stdout, stderr)
 	case "mirror":
 		return mirrorCmd(args[1:], stdout, stderr)
+	case "fleet":
+		return fleetCmd(args[1:], stdout, stderr)
 	case "boards":
 		for _, n := range board.Names() {
 			b, err := board.Load(n)
@@ -62,7 +65,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 		return nil
 	}
-	return fmt.Errorf("unknown command %q (known: build, boards, release, repo, mirror, key, netboot, serve)", args[0])
+	return fmt.Errorf("unknown command %q (known: build, boards, release, repo, mirror, key, netboot, serve, fleet)", args[0])
 }
 
 func buildCmd(args []string, stdout, stderr io.Writer) error {

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/passeur/passeur/board"
+	"github.com/passeur/passeur/image/fleet"
 	"github.com/passeur/passeur/image/netboot"
 )
 
@@ -59,21 +60,36 @@ func netbootCmd(args []string, stdout, stderr io.Writer) error {
 }
 
 // serveCmd serves a netboot bundle and a repository over HTTP for a lab
-// bench, logging each request.
+// bench, logging each request, and with -fleet-db the fleet: the boxes'
+// reports and the fleet page, with each account's rollout as the
+// repository's policy says.
 //
-//	passeur serve -bundle out/netboot -repo /srv/repo -listen :8080
+//	passeur serve -bundle out/netboot -repo /srv/repo -fleet-db /srv/fleet.db -listen :8080
 func serveCmd(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	bundle := fs.String("bundle", "", "netboot bundle folder (passeur netboot -dir)")
 	repoDir := fs.String("repo", "", "repository folder (passeur release publish), served under "+netboot.RepoPath)
+	fleetDB := fs.String("fleet-db", "", "the fleet's database (passeur fleet enroll): boxes report to "+fleet.ReportPath+", the fleet page is "+fleet.Path)
 	listen := fs.String("listen", "127.0.0.1:8080", "address to listen on (\":8080\" for a lab network)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	s := &netboot.Server{Bundle: *bundle, Repo: *repoDir, Log: log.New(stderr, "serve: ", log.LstdFlags).Printf}
+	logf := log.New(stderr, "serve: ", log.LstdFlags).Printf
+	s := &netboot.Server{Bundle: *bundle, Repo: *repoDir, Log: logf}
 	if err := s.Check(); err != nil {
 		return err
+	}
+	if *fleetDB != "" {
+		store, err := fleet.Open(*fleetDB)
+		if err != nil {
+			return err
+		}
+		f := &fleet.Server{Store: store, Log: logf}
+		if *repoDir != "" {
+			f.Policies = folderPolicies(*repoDir)
+		}
+		s.Fleet = f
 	}
 	l, err := net.Listen("tcp", *listen)
 	if err != nil {
@@ -82,6 +98,9 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "serving the bundle %s at http://%s/%s", *bundle, l.Addr(), netboot.ScriptFile)
 	if *repoDir != "" {
 		fmt.Fprintf(stdout, " and the repository %s at http://%s%s", *repoDir, l.Addr(), netboot.RepoPath)
+	}
+	if *fleetDB != "" {
+		fmt.Fprintf(stdout, "; the fleet page is http://%s%s", l.Addr(), fleet.Path)
 	}
 	fmt.Fprintln(stdout)
 	return s.HTTPServer().Serve(l)

@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
 
+	"github.com/passeur/passeur/image/fleet"
 	"github.com/passeur/passeur/image/repo"
 )
 
@@ -75,6 +77,12 @@ type Config struct {
 	// Account is passeur.account=: the box's account in the repository,
 	// whose default version (and test tags) it takes.
 	Account string
+	// Report is passeur.report=: the fleet server's report URL
+	// (http://mirror:8080/fleet/report), Box passeur.box= the box's ID
+	// there and ReportToken passeur.report-token= the token it was
+	// enrolled with (passeur fleet enroll): the box reports the outcome
+	// of a migration, with the new system's health report.
+	Report, Box, ReportToken string
 	// FormatData is passeur.format-data=: serials (or WWIDs) of blank
 	// disks an install makes data disks of (one ext4 each); nothing else
 	// is ever formatted.
@@ -108,6 +116,8 @@ var (
 )
 
 // keys maps each passeur.* key (without namespace) to its setter.
+var tokenRe = regexp.MustCompile(`^[0-9a-f]{16,128}$`)
+
 var keys = map[string]func(*Config, string) error{
 	"mode": func(c *Config, v string) error {
 		m := Mode(v)
@@ -176,6 +186,27 @@ var keys = map[string]func(*Config, string) error{
 			return err
 		}
 		c.Account = v
+		return nil
+	},
+	"report": func(c *Config, v string) error {
+		if !strings.HasPrefix(v, "http://") && !strings.HasPrefix(v, "https://") {
+			return fmt.Errorf("%q is not an http:// or https:// URL", v)
+		}
+		c.Report = v
+		return nil
+	},
+	"box": func(c *Config, v string) error {
+		if err := fleet.CheckBox(v); err != nil {
+			return err
+		}
+		c.Box = v
+		return nil
+	},
+	"report-token": func(c *Config, v string) error {
+		if !tokenRe.MatchString(v) {
+			return fmt.Errorf("not a token of 16 to 128 hexadecimal digits")
+		}
+		c.ReportToken = v
 		return nil
 	},
 	"format-data": func(c *Config, v string) error {

@@ -12,6 +12,9 @@ import (
 // RepoPath is where Server serves the repository folder.
 const RepoPath = "/repo/"
 
+// FleetPath is where Server hands requests to its Fleet handler.
+const FleetPath = "/fleet"
+
 // Server serves a lab bench over HTTP: the bundle's files at the root
 // (/boot.ipxe, /vmlinuz, /initramfs.cpio.zst) and a repository folder
 // (image/repo's layout) under /repo/. Files are served with Range support,
@@ -21,6 +24,9 @@ const RepoPath = "/repo/"
 // out of it.
 type Server struct {
 	Bundle, Repo string
+	// Fleet, when set, serves FleetPath and every path under it: the
+	// boxes' reports and the fleet page (image/fleet).
+	Fleet http.Handler
 	// Log, when set, receives one line per request.
 	Log func(format string, args ...any)
 	// Stall drops a client that takes this long to send its request
@@ -87,6 +93,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) serve(w *statusWriter, r *http.Request) {
+	if s.Fleet != nil && (r.URL.Path == FleetPath || strings.HasPrefix(r.URL.Path, FleetPath+"/")) {
+		s.Fleet.ServeHTTP(w, r)
+		return
+	}
 	if r.ContentLength != 0 {
 		// Nothing here reads a body, but the server drains one after the
 		// response: it gets Stall, not forever.

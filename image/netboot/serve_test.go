@@ -171,3 +171,36 @@ func TestServerTimeouts(t *testing.T) {
 		t.Errorf("a slow reader got %d of %d bytes in %s", n, 64<<20, took)
 	}
 }
+
+// TestServerHandsTheFleetItsPaths: /fleet and every path under it go to
+// the Fleet handler, POST and body included; every other path is served
+// as before, and with no Fleet /fleet is not found.
+func TestServerHandsTheFleetItsPaths(t *testing.T) {
+	s := &Server{Fleet: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		io.WriteString(w, "fleet "+r.Method+" "+r.URL.Path+" "+string(body))
+	})}
+	addr, _ := lab(t, s)
+	for _, c := range []struct{ method, path, body, want string }{
+		{"POST", "/fleet/report", "{}", "fleet POST /fleet/report {}"},
+		{"GET", "/fleet", "", "fleet GET /fleet "},
+		{"GET", "/fleet/status.json", "", "fleet GET /fleet/status.json "},
+		{"GET", "/fleetx", "", "404 page not found\n"},
+		{"GET", "/boot.ipxe", "", "file boot.ipxe"},
+	} {
+		req, _ := http.NewRequest(c.method, "http://"+addr+c.path, strings.NewReader(c.body))
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if string(body) != c.want {
+			t.Errorf("%s %s: %q, want %q", c.method, c.path, body, c.want)
+		}
+	}
+	bare, _ := lab(t, &Server{})
+	if res, err := http.Get("http://" + bare + "/fleet"); err != nil || res.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /fleet with no fleet: %v %v", res, err)
+	}
+}

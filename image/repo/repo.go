@@ -171,7 +171,10 @@ type Account struct {
 type Rollout struct {
 	Previous      string    `json:"previous"`
 	Start         time.Time `json:"start"`
-	StartFraction float64   `json:"start_fraction"`
+	// StartPermille is the share of boxes that take the default at
+	// Start, in thousandths (an integer: TUF's canonical JSON signs no
+	// floating-point number).
+	StartPermille int `json:"start_permille"`
 	Seconds       int64     `json:"duration_seconds"`
 	// HaltFailures is the count of failed reports at which the fleet's
 	// server halts the rollout (0: never by itself).
@@ -259,8 +262,8 @@ func (a *Account) Check() error {
 		if _, err := CheckVersion(r.Previous); err != nil {
 			return fmt.Errorf("rollout: previous: %w", err)
 		}
-		if r.StartFraction < 0 || r.StartFraction > 1 || r.Seconds < 0 || r.HaltFailures < 0 {
-			return fmt.Errorf("rollout: start fraction %v (0 to 1), %d seconds, halt at %d failures", r.StartFraction, r.Seconds, r.HaltFailures)
+		if r.StartPermille < 0 || r.StartPermille > 1000 || r.Seconds < 0 || r.HaltFailures < 0 {
+			return fmt.Errorf("rollout: start %d‰ (0 to 1000), %d seconds, halt at %d failures", r.StartPermille, r.Seconds, r.HaltFailures)
 		}
 	}
 	return nil

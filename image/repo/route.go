@@ -214,7 +214,8 @@ func (r *Rollout) Fraction(now time.Time) float64 {
 	if r.Seconds <= 0 {
 		return 1
 	}
-	f := r.StartFraction + (1-r.StartFraction)*now.Sub(r.Start).Seconds()/float64(r.Seconds)
+	start := float64(r.StartPermille) / 1000
+	f := start + (1-start)*now.Sub(r.Start).Seconds()/float64(r.Seconds)
 	if f > 1 {
 		return 1
 	}

@@ -127,7 +127,7 @@ func TestChoose(t *testing.T) {
 func TestRollout(t *testing.T) {
 	c := catalog(t, "8.0.0 8.1.0")
 	start := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
-	acct := &Account{Default: "8.1.0", Rollout: &Rollout{Previous: "8.0.0", Start: start, StartFraction: 0.1, Seconds: 10 * 3600}}
+	acct := &Account{Default: "8.1.0", Rollout: &Rollout{Previous: "8.0.0", Start: start, StartPermille: 100, Seconds: 10 * 3600}}
 	const n = 1000
 	took := func(at time.Time) map[int]bool {
 		in := map[int]bool{}
@@ -177,8 +177,8 @@ func TestParseCustom(t *testing.T) {
 		{`{"passeur":{"default":"8.0.0","sneaky":1}}`, ErrBadPolicy},
 		{`{"passeur":{"default":"../8"}}`, ErrBadPolicy},
 		{`{"passeur":{"tags":{"Stable":"8.0.0"}}}`, ErrBadPolicy},
-		{`{"passeur":{"rollout":{"previous":"8.0.0","start_fraction":0.1}}}`, ErrBadPolicy}, // no default
-		{`{"passeur":{"default":"8.1.0","rollout":{"previous":"8.0.0","start_fraction":2}}}`, ErrBadPolicy},
+		{`{"passeur":{"rollout":{"previous":"8.0.0","start_permille":100}}}`, ErrBadPolicy}, // no default
+		{`{"passeur":{"default":"8.1.0","rollout":{"previous":"8.0.0","start_permille":2000}}}`, ErrBadPolicy},
 		{`{"passeur":` + strings.Repeat(" ", MaxCustomBytes) + `{}}`, ErrBadPolicy},
 		{`[1]`, ErrBadPolicy},
 	} {
@@ -200,7 +200,7 @@ func TestParseCustom(t *testing.T) {
 // never panics, and what it accepts routes without looping.
 func FuzzPolicy(f *testing.F) {
 	for _, s := range []string{
-		`{"passeur":{"default":"8.0.0","tags":{"test-8.1":"8.1.0"},"rollout":{"previous":"7.14.0.3","start":"2026-12-01T00:00:00Z","start_fraction":0.1,"duration_seconds":3600}}}`,
+		`{"passeur":{"default":"8.0.0","tags":{"test-8.1":"8.1.0"},"rollout":{"previous":"7.14.0.3","start":"2026-12-01T00:00:00Z","start_permille":100,"duration_seconds":3600}}}`,
 		`{"passeur":{"barrier":true,"dead_end":true,"exits":["8.1.0"]}}`,
 		`{"other":{}}`,
 	} {

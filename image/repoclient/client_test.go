@@ -124,8 +124,38 @@ func TestFleetPolicy(t *testing.T) {
 		t.Errorf("box 3 at 8.0.0 behind the barrier: route %q, want 8.1.0 8.2.0", got)
 	}
 
+	// A rollout phases 8.2.0 in from 8.1.0: signed (as integers: TUF's
+	// canonical JSON has no floating-point numbers), read, followed.
+	v.Now = v.Now.Add(time.Hour)
+	v.Edit(func(r *editor.Repo) error { return r.SetDefault("acme", "camrec", "8.1.0", nil) })
+	v.Edit(func(r *editor.Repo) error {
+		return r.SetDefault("acme", "camrec", "8.2.0", &editor.RolloutSpec{StartFraction: 0.25, Duration: 10 * time.Hour, HaltFailures: 3})
+	})
+	c, err := openBox(v, t.TempDir(), v.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acct, err := c.Account("acme", "camrec")
+	if err != nil || acct.Rollout == nil || acct.Rollout.StartPermille != 250 || acct.Rollout.Previous != "8.1.0" || acct.Rollout.HaltFailures != 3 {
+		t.Fatalf("the rollout a box reads: %+v, %v", acct.Rollout, err)
+	}
+	cat, _ := c.Catalog("camrec")
+	took := 0
+	for i := 0; i < 400; i++ {
+		ch, err := repo.Choose(cat, acct, repo.Box{Account: "acme", Identity: fmt.Sprintf("box-%d", i)}, c.Reference)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ch.Version == "8.2.0" {
+			took++
+		}
+	}
+	if took < 60 || took > 140 {
+		t.Errorf("at the rollout's start %d of 400 boxes take 8.2.0, want about 100", took)
+	}
+
 	// A target comes down whole, checked; an altered one does not.
-	c, err := openBox(v, box1, v.Now)
+	c, err = openBox(v, box1, v.Now)
 	if err != nil {
 		t.Fatal(err)
 	}

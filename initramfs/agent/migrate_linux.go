@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 
 	"filippo.io/age"
 	"github.com/passeur/passeur/image/config"
+	"github.com/passeur/passeur/image/fleet"
 	"github.com/passeur/passeur/image/release"
 	"github.com/passeur/passeur/initramfs/backup"
 	"github.com/passeur/passeur/initramfs/fstab"
@@ -480,6 +482,7 @@ func (a *Agent) outcome(r *run, job *migrate.Job, disks []inventory.Disk) (bool,
 	}
 	a.Log.Printf("%s: %s", name, ev.Message)
 	a.Events.Emit("outcome", ev)
+	a.report(ev)
 	if ev.Rollback && !a.Config.Unattended {
 		ask := roles.NewConsole(os.Stdin, a.Console)
 		i, err := ask.Ask(errors.New("no choice"), "The new system failed its health check. Roll back to the previous system now?",
@@ -487,6 +490,46 @@ func (a *Agent) outcome(r *run, job *migrate.Job, disks []inventory.Disk) (bool,
 		a.thenRollback = err == nil && i == 0
 	}
 	return true, nil
+}
+
+// reportEvent is the payload of the "report" event: the outcome sent to
+// the fleet server, or why it was not.
+type reportEvent struct {
+	URL     string `json:"url"`
+	Box     string `json:"box"`
+	State   string `json:"state"`
+	Version string `json:"version"`
+	Error   string `json:"error,omitempty"`
+}
+
+// report sends a migration's outcome, with the new system's health
+// report, to the fleet server passeur.report= names: after the health
+// report, never before. A server that cannot be reached costs a logged
+// line, never the run: the outcome stays on the media.
+func (a *Agent) report(ev outcomeEvent) {
+	c := a.Config
+	if c.Report == "" || c.Box == "" || c.ReportToken == "" {
+		return
+	}
+	var h struct {
+		Product string `json:"product"`
+		Version string `json:"version"`
+	}
+	json.Unmarshal(ev.Health, &h)
+	r := fleet.Report{Box: c.Box, Product: h.Product, Version: h.Version, State: fleet.StateDone, Health: ev.Health, At: time.Now().UTC()}
+	if !ev.OK {
+		r.State, r.Step, r.Error = fleet.StateFailed, steps.Health, ev.Message
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	re := reportEvent{URL: c.Report, Box: c.Box, State: r.State, Version: r.Version}
+	if err := fleet.Send(ctx, c.Report, c.ReportToken, r); err != nil {
+		re.Error = err.Error()
+		a.Log.Printf("report to %s: %v", c.Report, err)
+	} else {
+		a.Log.Printf("reported %s %s (%s) to %s", r.Product, r.Version, r.State, c.Report)
+	}
+	a.Events.Emit("report", re)
 }
 
 // newSystem is the job's new system on disk, mounted the agent's way

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path"
 	"path/filepath"
@@ -213,7 +214,7 @@ func (r *Repo) ChangeAccount(name, product string, change func(*repo.Account) er
 
 // RolloutSpec phases a new default in.
 type RolloutSpec struct {
-	StartFraction float64
+	StartFraction float64 // 0 to 1, kept to the thousandth
 	Duration      time.Duration
 	HaltFailures  int
 }
@@ -229,7 +230,7 @@ func (r *Repo) SetDefault(account, product, ver string, rollout *RolloutSpec) er
 			if prev == "" || prev == ver {
 				return fmt.Errorf("a rollout of %s to account %s needs a previous default to phase it in from", ver, account)
 			}
-			a.Rollout = &repo.Rollout{Previous: prev, Start: r.opt.Now().UTC().Truncate(time.Second), StartFraction: rollout.StartFraction,
+			a.Rollout = &repo.Rollout{Previous: prev, Start: r.opt.Now().UTC().Truncate(time.Second), StartPermille: int(math.Round(rollout.StartFraction * 1000)),
 				Seconds: int64(rollout.Duration / time.Second), HaltFailures: rollout.HaltFailures}
 		}
 		return nil
