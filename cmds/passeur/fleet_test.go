@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/passeur/passeur/image/fleet"
+	"github.com/passeur/passeur/image/mirror"
 	"github.com/passeur/passeur/image/netboot"
 	"github.com/passeur/passeur/image/repo"
 	"github.com/passeur/passeur/image/repo/editor"
@@ -84,7 +86,12 @@ func TestServeFleetWithRepositoryPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &netboot.Server{Bundle: t.TempDir(), Repo: v.Dir, Fleet: &fleet.Server{Store: store, Policies: pol}}
+	// The repository is a mirror of acme on the new default.
+	rec := `{"format":1,"account":"acme","product":"camrec","default":"8.1.0","versions":["8.0.0","8.1.0"]}`
+	if err := os.WriteFile(filepath.Join(v.Dir, mirror.File), []byte(rec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := &netboot.Server{Bundle: t.TempDir(), Repo: v.Dir, Fleet: fleetServer(store, v.Dir, t.Logf)}
 	hs := httptest.NewServer(s.HTTPServer().Handler)
 	defer hs.Close()
 	status := func() fleet.Progress {
@@ -112,6 +119,10 @@ func TestServeFleetWithRepositoryPolicy(t *testing.T) {
 	}
 	if p := status(); !p.Halted || p.HaltedBy != fleet.HaltedByFailures || p.Failures != 1 {
 		t.Fatalf("after a failure at a threshold of 1: %+v", p)
+	}
+	data, _ := os.ReadFile(filepath.Join(v.Dir, mirror.File))
+	if r, err := mirror.ParseRecord(data); err != nil || !r.Halted {
+		t.Errorf("the mirror's record after the halt: %+v, %v: want halted, for its boxes to wait", r, err)
 	}
 	if halted, err := store.Halted(pol, "acme", "camrec"); err != nil || !halted {
 		t.Fatalf("Halted: %v %v", halted, err)

@@ -1,16 +1,19 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/passeur/passeur/board"
 	"github.com/passeur/passeur/image/fleet"
+	"github.com/passeur/passeur/image/mirror"
 	"github.com/passeur/passeur/image/netboot"
 )
 
@@ -85,11 +88,7 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		f := &fleet.Server{Store: store, Log: logf}
-		if *repoDir != "" {
-			f.Policies = folderPolicies(*repoDir)
-		}
-		s.Fleet = f
+		s.Fleet = fleetServer(store, *repoDir, logf)
 	}
 	l, err := net.Listen("tcp", *listen)
 	if err != nil {
@@ -104,4 +103,20 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintln(stdout)
 	return s.HTTPServer().Serve(l)
+}
+
+// fleetServer is the fleet passeur serve runs beside the repository in
+// repoDir ("" for none): the accounts' policies read from it, and a halted
+// rollout recorded in its mirror.json, so that the mirror's boxes wait.
+func fleetServer(store *fleet.Store, repoDir string, logf func(string, ...any)) *fleet.Server {
+	f := &fleet.Server{Store: store, Log: logf}
+	if repoDir != "" {
+		f.Policies = folderPolicies(repoDir)
+		f.OnHalt = func(account, product string) {
+			if err := mirror.Halt(repoDir, account, product); err != nil && !errors.Is(err, os.ErrNotExist) {
+				logf("fleet: halting %s %s on the mirror: %v", account, product, err)
+			}
+		}
+	}
+	return f
 }

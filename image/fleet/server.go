@@ -34,6 +34,10 @@ type Server struct {
 	Text *Text
 	// Log, when set, receives one line per report stored.
 	Log func(format string, args ...any)
+	// OnHalt, when set with Policies, is called after a report is stored
+	// whenever the rollout of its box's account default for its product is
+	// halted (the mirror then makes boxes wait: mirror.Halt).
+	OnHalt func(account, product string)
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -155,6 +159,13 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request, box, token stri
 	}
 	if s.Log != nil {
 		s.Log("fleet: %s (%s) reports %s %s %s", box, r.RemoteAddr, rep.Product, rep.Version, rep.State)
+	}
+	if s.OnHalt != nil && s.Policies != nil {
+		if b, err := s.Store.Box(box); err == nil {
+			if halted, err := s.Store.Halted(s.Policies, b.Account, rep.Product); err == nil && halted {
+				s.OnHalt(b.Account, rep.Product)
+			}
+		}
 	}
 	w.WriteHeader(http.StatusNoContent)
 }

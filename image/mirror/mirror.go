@@ -220,6 +220,31 @@ func Sync(ctx context.Context, o Options) (*Result, error) {
 	return res, nil
 }
 
+// Halt records in the mirror at dir that its fleet halted the rollout of
+// account's default for product: boxes of the account on their default
+// wait until the next sync brings another default. Nothing is written for
+// another account or product.
+func Halt(dir, account, product string) error {
+	p := filepath.Join(dir, File)
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return err
+	}
+	r, err := ParseRecord(data)
+	if err != nil {
+		return err
+	}
+	if r.Account != account || r.Product != product || r.Halted {
+		return nil
+	}
+	r.Halted = true
+	out, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(p, append(out, '\n'), 0o644)
+}
+
 // closure is the named versions and every version a route to one of them
 // passes through from an older published version, oldest first.
 func closure(cat *repo.Catalog, named []string) ([]string, error) {
