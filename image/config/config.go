@@ -11,7 +11,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/passeur/passeur/image/fleet"
+	"github.com/passeur/passeur/image/fleet/wire"
 	"github.com/passeur/passeur/image/repo"
 )
 
@@ -196,7 +196,7 @@ var keys = map[string]func(*Config, string) error{
 		return nil
 	},
 	"box": func(c *Config, v string) error {
-		if err := fleet.CheckBox(v); err != nil {
+		if err := wire.CheckBox(v); err != nil {
 			return err
 		}
 		c.Box = v

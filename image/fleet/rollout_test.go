@@ -184,7 +184,7 @@ func TestReadHealth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Health{OK: false, Facts: []Fact{{"bytes", "7864320"}, {"degraded", "true"}, {"index_format", "3"}, {"note", strings.Repeat("é", 32) + "…"}, {"volumes", "3"}}}
+	want := Health{OK: false, Facts: []Fact{{Name: "bytes", Value: "7864320"}, {Name: "degraded", Value: "true"}, {Name: "index_format", Value: "3"}, {Name: "note", Value: strings.Repeat("é", 32) + "…"}, {Name: "volumes", Value: "3"}}}
 	if !reflect.DeepEqual(h, want) {
 		t.Fatalf("got %+v\nwant %+v", h, want)
 	}

@@ -13,7 +13,7 @@ import (
 
 	"filippo.io/age"
 	"github.com/passeur/passeur/image/config"
-	"github.com/passeur/passeur/image/fleet"
+	"github.com/passeur/passeur/image/fleet/wire"
 	"github.com/passeur/passeur/image/release"
 	"github.com/passeur/passeur/initramfs/backup"
 	"github.com/passeur/passeur/initramfs/fstab"
@@ -516,14 +516,14 @@ func (a *Agent) report(ev outcomeEvent) {
 		Version string `json:"version"`
 	}
 	json.Unmarshal(ev.Health, &h)
-	r := fleet.Report{Box: c.Box, Product: h.Product, Version: h.Version, State: fleet.StateDone, Health: ev.Health, At: time.Now().UTC()}
+	r := wire.Report{Box: c.Box, Product: h.Product, Version: h.Version, State: wire.StateDone, Health: ev.Health, At: time.Now().UTC()}
 	if !ev.OK {
-		r.State, r.Step, r.Error = fleet.StateFailed, steps.Health, ev.Message
+		r.State, r.Step, r.Error = wire.StateFailed, steps.Health, ev.Message
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	re := reportEvent{URL: c.Report, Box: c.Box, State: r.State, Version: r.Version}
-	if err := fleet.Send(ctx, c.Report, c.ReportToken, r); err != nil {
+	if err := wire.Send(ctx, c.Report, c.ReportToken, r); err != nil {
 		re.Error = err.Error()
 		a.Log.Printf("report to %s: %v", c.Report, err)
 	} else {

@@ -1,11 +1,9 @@
-// Package fleet is the server's record of the boxes it updates: each box
-// enrolled with a token, the reports it sends after a run (staged,
-// migrating, done, failed, with the new system's health report), stored
-// durably, and the fleet page that shows them by account and tag with the
-// rollout progress of each account's default, halted when too many boxes
-// fail it. It runs on the host (passeur serve); a box reports with Send.
-// README.md beside this file says how it is used.
-package fleet
+// Package wire is what a box and its fleet server say to each other: the
+// report a box sends after a run (Report, checked and bounded as the
+// server will), the errors the server answers with, and Send, which a box
+// posts it with. It is a leaf of image/fleet so that a box links it
+// without the server's store and page.
+package wire
 
 import (
 	"bytes"
