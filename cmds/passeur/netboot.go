@@ -72,7 +72,7 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	bundle := fs.String("bundle", "", "netboot bundle folder (passeur netboot -dir)")
-	repoDir := fs.String("repo", "", "repository folder (passeur release publish), served under "+netboot.RepoPath)
+	repoDir := fs.String("repo", "", "repository or mirror folder (passeur repo init, passeur mirror sync), served under "+netboot.RepoPath)
 	fleetDB := fs.String("fleet-db", "", "the fleet's database (passeur fleet enroll): boxes report to "+fleet.ReportPath+", the fleet page is "+fleet.Path)
 	listen := fs.String("listen", "127.0.0.1:8080", "address to listen on (\":8080\" for a lab network)")
 	if err := fs.Parse(args); err != nil {
@@ -94,10 +94,14 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "serving the bundle %s at http://%s/%s", *bundle, l.Addr(), netboot.ScriptFile)
-	if *repoDir != "" {
-		fmt.Fprintf(stdout, " and the repository %s at http://%s%s", *repoDir, l.Addr(), netboot.RepoPath)
+	var what []string
+	if *bundle != "" {
+		what = append(what, fmt.Sprintf("the bundle %s at http://%s/%s", *bundle, l.Addr(), netboot.ScriptFile))
 	}
+	if *repoDir != "" {
+		what = append(what, fmt.Sprintf("the repository %s at http://%s%s", *repoDir, l.Addr(), netboot.RepoPath))
+	}
+	fmt.Fprintf(stdout, "serving %s", strings.Join(what, " and "))
 	if *fleetDB != "" {
 		fmt.Fprintf(stdout, "; the fleet page is http://%s%s", l.Addr(), fleet.Path)
 	}

@@ -1,6 +1,7 @@
 package netboot
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"net/http"
@@ -58,9 +59,16 @@ func (s *Server) stall() time.Duration {
 	return s.Stall
 }
 
-// Check tells whether the folders hold what a lab boots from.
+// Check tells whether the folders hold what a lab boots from. A server
+// may serve a repository (a mirror) or a bundle alone.
 func (s *Server) Check() error {
+	if s.Bundle == "" && s.Repo == "" {
+		return errors.New("nothing to serve: give a netboot bundle, a repository, or both")
+	}
 	for _, f := range []string{ScriptFile, KernelFile, InitramfsFile} {
+		if s.Bundle == "" {
+			break
+		}
 		if err := servable(s.Bundle, f); err != nil {
 			return fmt.Errorf("netboot bundle %s: %w (passeur netboot -dir writes one)", s.Bundle, err)
 		}
@@ -112,7 +120,7 @@ func (s *Server) serve(w *statusWriter, r *http.Request) {
 	dir, name := s.Bundle, strings.TrimPrefix(r.URL.Path, "/")
 	if rest, ok := strings.CutPrefix(r.URL.Path, RepoPath); ok && s.Repo != "" {
 		dir, name = s.Repo, rest
-	} else if strings.Contains(name, "/") {
+	} else if strings.Contains(name, "/") || s.Bundle == "" {
 		http.NotFound(w, r)
 		return
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -202,5 +203,32 @@ func TestServerHandsTheFleetItsPaths(t *testing.T) {
 	bare, _ := lab(t, &Server{})
 	if res, err := http.Get("http://" + bare + "/fleet"); err != nil || res.StatusCode != http.StatusNotFound {
 		t.Errorf("GET /fleet with no fleet: %v %v", res, err)
+	}
+}
+
+// TestServerRepositoryAlone: a mirror is served without a netboot bundle;
+// nothing but the repository is.
+func TestServerRepositoryAlone(t *testing.T) {
+	repo := t.TempDir()
+	os.MkdirAll(filepath.Join(repo, "metadata"), 0o755)
+	os.WriteFile(filepath.Join(repo, "metadata/timestamp.json"), []byte("{}"), 0o644)
+	s := &Server{Repo: repo}
+	if err := s.Check(); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s.HTTPServer().Handler)
+	defer srv.Close()
+	for path, want := range map[string]int{"/repo/metadata/timestamp.json": 200, "/boot.ipxe": 404, "/vmlinuz": 404} {
+		res, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != want {
+			t.Errorf("%s: %d, want %d", path, res.StatusCode, want)
+		}
+	}
+	if err := (&Server{}).Check(); err == nil {
+		t.Error("a server with nothing to serve: want a refusal")
 	}
 }
