@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -107,6 +108,9 @@ type Result struct {
 	Files  int   // targets downloaded
 	Bytes  int64 // their bytes
 	Kept   int   // targets already held
+	// Removed counts the files neither this state nor the one before it
+	// serves, removed.
+	Removed int
 }
 
 // Sync brings the mirror to the vendor's current state for its account:
@@ -162,16 +166,17 @@ func Sync(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	res := &Result{}
+	files := map[string]bool{} // what the new state serves, relative to Dir
 	for _, v := range held {
 		for _, tf := range c.Targets(product + "/" + v + "/") {
-			if err := store(ctx, c, o, tf.Path, res); err != nil {
+			if err := store(ctx, c, o, tf.Path, res, files); err != nil {
 				return nil, err
 			}
 		}
 	}
 	for _, t := range []string{repo.TagsTarget(product), repo.AccountTarget(o.Account, product)} {
 		if _, err := c.Target(t); err == nil {
-			if err := store(ctx, c, o, t, res); err != nil {
+			if err := store(ctx, c, o, t, res, files); err != nil {
 				return nil, err
 			}
 		}
@@ -195,6 +200,7 @@ func Sync(ctx context.Context, o Options) (*Result, error) {
 		if err := atomicfile.WriteFile(filepath.Join(md, name), meta[name], 0o644); err != nil {
 			return nil, err
 		}
+		files[path.Join(repo.MetadataDir, name)] = true
 	}
 	res.Record = Record{Format: 1, Upstream: o.Upstream, Account: o.Account, Tag: o.Tag, Product: product, Default: acct.Default,
 		Versions: held, Synced: time.Now().UTC(), Issued: c.Issued}
@@ -215,9 +221,67 @@ func Sync(ctx context.Context, o Options) (*Result, error) {
 	if err := atomicfile.WriteFile(filepath.Join(md, "timestamp.json"), meta["timestamp.json"], 0o644); err != nil {
 		return nil, err
 	}
-	o.Log("mirror %s: account %s holds %s %s (default %s); %d files downloaded (%d bytes), %d kept",
-		o.Dir, o.Account, product, strings.Join(held, ", "), acct.Default, res.Files, res.Bytes, res.Kept)
+	res.Removed, err = prune(o, files)
+	if err != nil {
+		return nil, err
+	}
+	o.Log("mirror %s: account %s holds %s %s (default %s); %d files downloaded (%d bytes), %d kept, %d removed",
+		o.Dir, o.Account, product, strings.Join(held, ", "), acct.Default, res.Files, res.Bytes, res.Kept, res.Removed)
 	return res, nil
+}
+
+// servedFile lists, in the mirror's state folder, the files the mirror's
+// state serves; the sync after next removes what neither it nor the state
+// before it serves.
+const servedFile = "served.json"
+
+// prune removes the files under Dir's metadata/ and targets/ that neither
+// the new state nor the one before it serves: a box still reading the
+// state before (it read its timestamp before the switch) finds all of it;
+// roots are never removed (a box with an old root walks the chain). The
+// new state's list is kept for the next sync.
+func prune(o Options, files map[string]bool) (int, error) {
+	keep := map[string]bool{}
+	for f := range files {
+		keep[f] = true
+	}
+	if data, err := os.ReadFile(filepath.Join(o.State, servedFile)); err == nil {
+		var prev []string
+		if json.Unmarshal(data, &prev) == nil {
+			for _, f := range prev {
+				keep[f] = true
+			}
+		}
+	}
+	removed := 0
+	for _, sub := range []string{repo.MetadataDir, repo.TargetsDir} {
+		err := filepath.WalkDir(filepath.Join(o.Dir, sub), func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			rel, err := filepath.Rel(o.Dir, p)
+			if err != nil {
+				return err
+			}
+			rel = filepath.ToSlash(rel)
+			name := d.Name()
+			if keep[rel] || name == "timestamp.json" || strings.HasSuffix(name, ".root.json") || strings.HasSuffix(name, ".part") {
+				return nil
+			}
+			removed++
+			return os.Remove(p)
+		})
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return removed, err
+		}
+	}
+	var list []string
+	for f := range files {
+		list = append(list, f)
+	}
+	sort.Strings(list)
+	data, _ := json.Marshal(list)
+	return removed, atomicfile.WriteFile(filepath.Join(o.State, servedFile), data, 0o644)
 }
 
 // Halt records in the mirror at dir that its fleet halted the rollout of
@@ -282,13 +346,15 @@ func closure(cat *repo.Catalog, named []string) ([]string, error) {
 
 // store downloads a target into the mirror under its hash-named path,
 // unless it is there whole already.
-func store(ctx context.Context, c *repoclient.Client, o Options, target string, res *Result) error {
+func store(ctx context.Context, c *repoclient.Client, o Options, target string, res *Result, files map[string]bool) error {
 	tf, err := c.Target(target)
 	if err != nil {
 		return err
 	}
 	dir, base := path.Split(target)
-	dst := filepath.Join(o.Dir, repo.TargetsDir, filepath.FromSlash(dir), hex.EncodeToString(tf.Hashes["sha256"])+"."+base)
+	rel := path.Join(repo.TargetsDir, dir, hex.EncodeToString(tf.Hashes["sha256"])+"."+base)
+	files[rel] = true
+	dst := filepath.Join(o.Dir, filepath.FromSlash(rel))
 	if repoclient.Verify(tf, dst) == nil {
 		res.Kept++
 		return nil

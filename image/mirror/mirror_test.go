@@ -134,6 +134,10 @@ func TestSync(t *testing.T) {
 	if def, _ := box(t, srv.URL, v.Root, t.TempDir()); def != "8.1.0" {
 		t.Errorf("after the sync a box reads default %s, want 8.1.0", def)
 	}
+	tf0 := v.Target(repo.ManifestTarget("camrec", "8.0.0"))
+	if _, err := os.Stat(filepath.Join(dir, repo.TargetsDir, "camrec/8.0.0", hex.EncodeToString(tf0.Hashes["sha256"])+".manifest.json")); err != nil {
+		t.Errorf("8.0.0, served by the state before, was removed at once: %v", err)
+	}
 	if res.Kept == 0 || res.Files != 1 { // 8.0.0 and 8.1.0 were there; the new policy file is not
 		t.Errorf("second sync: %d files downloaded, %d kept; want 1 (the account's policy) and the rest kept", res.Files, res.Kept)
 	}
@@ -152,6 +156,19 @@ func TestSync(t *testing.T) {
 	}
 	if got := strings.Join(res.Record.Versions, " "); got != "8.1.0 8.2.0" {
 		t.Errorf("behind a barrier the mirror holds %q, want 8.1.0 8.2.0", got)
+	}
+	// 8.0.0 was served by the state before the last: its files are gone
+	// now, 8.1.0's stay, and so does every root.
+	tf := v.Target(repo.ManifestTarget("camrec", "8.0.0"))
+	old := filepath.Join(dir, repo.TargetsDir, "camrec/8.0.0", hex.EncodeToString(tf.Hashes["sha256"])+".manifest.json")
+	if _, err := os.Stat(old); !errors.Is(err, os.ErrNotExist) || res.Removed == 0 {
+		t.Errorf("8.0.0's manifest after two syncs without it: %v (%d files removed)", err, res.Removed)
+	}
+	if def, held := box(t, srv.URL, v.Root, t.TempDir()); def != "8.2.0" || !held("8.1.0") || !held("8.2.0") {
+		t.Errorf("after pruning a box reads default %s, 8.1.0 held %v, 8.2.0 %v", def, held("8.1.0"), held("8.2.0"))
+	}
+	if _, err := os.Stat(filepath.Join(dir, repo.MetadataDir, "1.root.json")); err != nil {
+		t.Errorf("the first root: %v", err)
 	}
 }
 
