@@ -12,6 +12,7 @@ import (
 
 	"github.com/passeur/passeur/image/fleet"
 	"github.com/passeur/passeur/image/repo"
+	"github.com/passeur/passeur/image/repo/editor"
 )
 
 // fleetCmd enrolls boxes in a fleet's database and lists them; passeur
@@ -124,6 +125,6 @@ func (dir folderPolicies) Account(account, product string) (*repo.Account, error
 	if err != nil {
 		return nil, err
 	}
-	a, err := repo.ParseCustom(repo.CustomOf(t.Signed.Targets[repo.AccountTarget(account, product)]), (*repo.Account).Check)
+	a, err := repo.ParseCustom(editor.CustomOf(t.Signed.Targets[repo.AccountTarget(account, product)]), (*repo.Account).Check)
 	return &a, err
 }

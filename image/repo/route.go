@@ -8,8 +8,6 @@ import (
 	"sort"
 	"time"
 
-	"github.com/theupdateframework/go-tuf/v2/metadata"
-
 	"github.com/passeur/passeur/image/version"
 )
 
@@ -22,34 +20,33 @@ type Catalog struct {
 	Tags     Tags               // the vendor's tags
 }
 
-// CatalogOf reads a product's catalog out of the top-level targets: its
-// versions with their policy, and its vendor tags.
-func CatalogOf(targets map[string]*metadata.TargetFiles, product string) (*Catalog, error) {
+// CatalogOf reads a product's catalog out of the top-level targets (by
+// path, custom gives each one's custom metadata): its versions with their
+// policy, and its vendor tags. It takes any target type, so that this
+// package, which every box links, does not depend on a TUF library.
+func CatalogOf[T any](targets map[string]T, custom func(T) *json.RawMessage, product string) (*Catalog, error) {
 	c := &Catalog{Product: product}
 	for p, tf := range targets {
 		prod, ver, ok := ParseManifestTarget(p)
 		if !ok || prod != product {
 			continue
 		}
-		pol, err := ParseCustom(tf.Custom, (*Release).Check)
+		pol, err := ParseCustom(custom(tf), (*Release).Check)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", p, err)
 		}
 		c.Add(version.MustParse(ver), pol)
 	}
-	tags, err := ParseCustom(CustomOf(targets[TagsTarget(product)]), (*Tags).Check)
+	var tagsCustom *json.RawMessage
+	if tf, ok := targets[TagsTarget(product)]; ok {
+		tagsCustom = custom(tf)
+	}
+	tags, err := ParseCustom(tagsCustom, (*Tags).Check)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", TagsTarget(product), err)
 	}
 	c.Tags = tags
 	return c, nil
-}
-
-func CustomOf(tf *metadata.TargetFiles) *json.RawMessage {
-	if tf == nil {
-		return nil
-	}
-	return tf.Custom
 }
 
 // Add lists a version with its policy.

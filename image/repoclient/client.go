@@ -29,8 +29,8 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
 
 	"github.com/passeur/passeur/image/atomicfile"
-	"github.com/passeur/passeur/image/repo"
 	"github.com/passeur/passeur/image/fetch"
+	"github.com/passeur/passeur/image/repo"
 )
 
 // Errors a caller may branch on: each names what TUF refused.
@@ -178,7 +178,7 @@ func (c *Client) Products() []string {
 
 // Catalog is what the repository publishes of product, with its policy.
 func (c *Client) Catalog(product string) (*repo.Catalog, error) {
-	return repo.CatalogOf(c.up.GetTopLevelTargets(), product)
+	return repo.CatalogOf(c.up.GetTopLevelTargets(), customOf, product)
 }
 
 // Account is an account's policy for product, signed by the account's
@@ -397,4 +397,12 @@ func (c *Client) Targets(prefix string) []*metadata.TargetFiles {
 		}
 	}
 	return out
+}
+
+// customOf is a target's custom metadata, nil for none.
+func customOf(tf *metadata.TargetFiles) *json.RawMessage {
+	if tf == nil {
+		return nil
+	}
+	return tf.Custom
 }

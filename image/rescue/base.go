@@ -8,8 +8,6 @@ import (
 	"path"
 	"path/filepath"
 
-	"github.com/theupdateframework/go-tuf/v2/metadata"
-
 	"github.com/passeur/passeur/board"
 	"github.com/passeur/passeur/image/kernel"
 	"github.com/passeur/passeur/image/kmod"
@@ -89,8 +87,15 @@ func baseArchive(b *board.Board, k *kernel.Kernel, trusted, products []string, r
 		if err != nil {
 			return nil, 0, fmt.Errorf("repository root: %w", err)
 		}
-		if _, err := metadata.Root().FromBytes(data); err != nil {
-			return nil, 0, fmt.Errorf("repository root %s: %w", repoRoot, err)
+		// A root's type is checked here; its signatures by the box, which
+		// starts its chain of roots there.
+		var root struct {
+			Signed struct {
+				Type string `json:"_type"`
+			} `json:"signed"`
+		}
+		if err := json.Unmarshal(data, &root); err != nil || root.Signed.Type != "root" {
+			return nil, 0, fmt.Errorf("repository root %s: not a TUF root.json (%v)", repoRoot, err)
 		}
 		files = append(files, struct{ name, data string }{medialayout.RepoRoot, string(data)})
 	}

@@ -90,7 +90,7 @@ func (r *Repo) Publish(releaseDir string, trusted minisign.PublicKey) (*release.
 
 // Catalog is what the repository publishes of product.
 func (r *Repo) Catalog(product string) (*repo.Catalog, error) {
-	return repo.CatalogOf(r.targets[metadata.TARGETS].Signed.Targets, product)
+	return repo.CatalogOf(r.targets[metadata.TARGETS].Signed.Targets, CustomOf, product)
 }
 
 // Tag points a vendor tag of product at a published version.
@@ -192,7 +192,7 @@ func (r *Repo) Account(name, product string) (*repo.Account, error) {
 	if t == nil {
 		return nil, fmt.Errorf("account %s: %w", name, repo.ErrUnknown)
 	}
-	a, err := repo.ParseCustom(repo.CustomOf(t.Signed.Targets[repo.AccountTarget(name, product)]), (*repo.Account).Check)
+	a, err := repo.ParseCustom(CustomOf(t.Signed.Targets[repo.AccountTarget(name, product)]), (*repo.Account).Check)
 	return &a, err
 }
 
@@ -405,4 +405,12 @@ func (r *Repo) RotateKey(role string) error {
 		return nil
 	}
 	return fmt.Errorf("role %s: %w", role, repo.ErrUnknown)
+}
+
+// CustomOf is a target's custom metadata, nil for no target.
+func CustomOf(tf *metadata.TargetFiles) *json.RawMessage {
+	if tf == nil {
+		return nil
+	}
+	return tf.Custom
 }
