@@ -319,7 +319,11 @@ func closure(cat *repo.Catalog, named []string) ([]string, error) {
 		}
 		set[v] = true
 		target := version.MustParse(v)
-		for _, from := range cat.Versions {
+		// Boxes may be on any version, published or not (the legacy ones
+		// never were): route from each published one, and from below them
+		// all.
+		froms := append([]version.Version{version.MustParse("0")}, cat.Versions...)
+		for _, from := range froms {
 			if from.Compare(target) >= 0 {
 				break
 			}

@@ -21,6 +21,7 @@ import (
 	"github.com/passeur/passeur/image/repo/repotest"
 	"github.com/passeur/passeur/image/repo/tufjs"
 	"github.com/passeur/passeur/image/repoclient"
+	"github.com/passeur/passeur/image/version"
 )
 
 // fleet is the seed's vendor repository: camrec 8.0.0 to 8.2.0 published,
@@ -227,5 +228,23 @@ func TestSyncRefusals(t *testing.T) {
 	}
 	if res.Record.Default != "8.3.0" || !res.Record.Holds("8.3.0") || res.Kept == 0 {
 		t.Errorf("repaired sync: %+v", res)
+	}
+}
+
+// TestClosure: the mirror holds every version a box may need on its way to
+// a named one, a box older than every published version included (the
+// seed's 7.12, which must pass 7.14.0.3 before 8).
+func TestClosure(t *testing.T) {
+	cat := &repo.Catalog{Product: "camrec"}
+	cat.Add(version.MustParse("7.14.0.3"), repo.Release{Barrier: true})
+	cat.Add(version.MustParse("8.0.0"), repo.Release{})
+	cat.Add(version.MustParse("8.1.0"), repo.Release{Barrier: true})
+	cat.Add(version.MustParse("8.2.0"), repo.Release{})
+	got, err := closure(cat, []string{"8.2.0"})
+	if err != nil || strings.Join(got, " ") != "7.14.0.3 8.1.0 8.2.0" {
+		t.Errorf("closure of 8.2.0: %v, %v; want 7.14.0.3 8.1.0 8.2.0", got, err)
+	}
+	if _, err := closure(cat, []string{"9.0.0"}); !errors.Is(err, repo.ErrUnpublished) {
+		t.Errorf("closure of an unpublished version: %v", err)
 	}
 }

@@ -132,7 +132,7 @@ func (c *Catalog) next(at, target version.Version) (version.Version, error) {
 		if best.String() == "" {
 			return version.Version{}, fmt.Errorf("%w: %s %s leads only to %v, not toward %s", ErrDeadEnd, c.Product, at, p.Exits, target)
 		}
-		return c.barrierBefore(at, best), nil
+		return best, nil // a dead end's exit is its named path, barriers or not
 	}
 	return c.barrierBefore(at, target), nil
 }
@@ -160,6 +160,9 @@ type Box struct {
 type Choice struct {
 	Version string
 	Why     string
+	// Account: the account's policy chose it (its default, its rollout or
+	// its tag), so that the account's allow_downgrade applies.
+	Account bool
 }
 
 // Choose is the version a box should run under the vendor's tags and its
@@ -170,17 +173,17 @@ func Choose(c *Catalog, acct *Account, box Box, now time.Time) (Choice, error) {
 	if box.Tag != "" {
 		if acct != nil {
 			if v, ok := acct.Tags[box.Tag]; ok {
-				return Choice{v, fmt.Sprintf("tag %s of account %s", box.Tag, box.Account)}, nil
+				return Choice{v, fmt.Sprintf("tag %s of account %s", box.Tag, box.Account), true}, nil
 			}
 		}
 		if v, ok := c.Tags.Tags[box.Tag]; ok {
-			return Choice{v, fmt.Sprintf("tag %s", box.Tag)}, nil
+			return Choice{v, fmt.Sprintf("tag %s", box.Tag), false}, nil
 		}
 		return Choice{}, fmt.Errorf("%w %q for %s", ErrUnknownTag, box.Tag, c.Product)
 	}
 	if box.Account == "" || acct == nil {
 		if v, ok := c.Tags.Tags["stable"]; ok {
-			return Choice{v, "tag stable"}, nil
+			return Choice{v, "tag stable", false}, nil
 		}
 		return Choice{}, fmt.Errorf("%w \"stable\" for %s", ErrUnknownTag, c.Product)
 	}
@@ -189,16 +192,16 @@ func Choose(c *Catalog, acct *Account, box Box, now time.Time) (Choice, error) {
 	}
 	r := acct.Rollout
 	if r == nil {
-		return Choice{acct.Default, fmt.Sprintf("default of account %s", box.Account)}, nil
+		return Choice{acct.Default, fmt.Sprintf("default of account %s", box.Account), true}, nil
 	}
 	if r.Halted {
-		return Choice{r.Previous, fmt.Sprintf("the rollout of %s to account %s is halted", acct.Default, box.Account)}, nil
+		return Choice{r.Previous, fmt.Sprintf("the rollout of %s to account %s is halted", acct.Default, box.Account), true}, nil
 	}
 	w, f := Wariness(box.Account, box.Identity), r.Fraction(now)
 	if w < f {
-		return Choice{acct.Default, fmt.Sprintf("default of account %s (rollout at %.0f%%, this box's turn came at %.0f%%)", box.Account, 100*f, 100*w)}, nil
+		return Choice{acct.Default, fmt.Sprintf("default of account %s (rollout at %.0f%%, this box's turn came at %.0f%%)", box.Account, 100*f, 100*w), true}, nil
 	}
-	return Choice{r.Previous, fmt.Sprintf("the rollout of %s to account %s is at %.0f%%: this box's turn comes at %.0f%%", acct.Default, box.Account, 100*f, 100*w)}, nil
+	return Choice{r.Previous, fmt.Sprintf("the rollout of %s to account %s is at %.0f%%: this box's turn comes at %.0f%%", acct.Default, box.Account, 100*f, 100*w), true}, nil
 }
 
 // Fraction is the share of boxes the rollout has reached at now: its start

@@ -74,7 +74,9 @@ func TestRoute(t *testing.T) {
 		{"8.0.0:deadend 8.1.0 8.2.0", "8.0.0", "8.2.0", false, "", ErrDeadEnd},
 		{"8.0.0:deadend=8.1.0 8.1.0 8.2.0", "8.0.0", "8.2.0", false, "8.1.0 8.2.0", nil},
 		{"8.0.0:deadend=8.1.0+8.2.0 8.1.0 8.2.0 8.3.0", "8.0.0", "8.3.0", false, "8.2.0 8.3.0", nil},
-		{"8.0.0:deadend=8.2.0 8.1.0:barrier 8.2.0", "8.0.0", "8.2.0", false, "8.1.0 8.2.0", nil},
+		// A dead end leaves by its exit, whatever barrier lies between.
+		{"8.0.0:deadend=8.2.0 8.1.0:barrier 8.2.0", "8.0.0", "8.2.0", false, "8.2.0", nil},
+		{"7.0:deadend=8.0 7.5:barrier 8.0 9.0", "7.0", "9.0", false, "8.0 9.0", nil},
 		// An exit that is not published, or backward, leads nowhere.
 		{"8.0.0:deadend=8.9.0 8.1.0", "8.0.0", "8.1.0", false, "", ErrDeadEnd},
 		{"6.0 7.0:deadend=6.0 8.0", "7.0", "8.0", false, "", ErrDeadEnd},

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path"
 	"path/filepath"
@@ -26,10 +27,12 @@ import (
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"github.com/theupdateframework/go-tuf/v2/metadata/config"
+	"github.com/theupdateframework/go-tuf/v2/metadata/trustedmetadata"
 	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
 
 	"github.com/passeur/passeur/image/atomicfile"
 	"github.com/passeur/passeur/image/fetch"
+	"github.com/passeur/passeur/image/release"
 	"github.com/passeur/passeur/image/repo"
 )
 
@@ -75,14 +78,26 @@ type Client struct {
 	// Issued is when the timestamp trusted now was signed.
 	Issued time.Time
 
-	fetched *fetcher
+	roots map[int64][]byte // the chain of roots verified, by version
 }
 
+// seen is the newest time a timestamp this box verified was signed, and
+// the timestamp keys that signed it: a floor of the time only while those
+// keys are the root's (a rotation after a stolen key signed a time far
+// ahead resets it).
 type seen struct {
 	Issued time.Time `json:"issued"`
+	Keys   []string  `json:"keys"`
 }
 
-const seenFile = "seen.json"
+const (
+	seenFile = "seen.json"
+	rootsDir = "roots" // every root this box verified, N.root.json
+	// maxIssuedAhead bounds how far before its expiry a timestamp may say
+	// it was signed for the box to take that time as a floor.
+	maxIssuedAhead = 400 * 24 * time.Hour
+	maxRoots       = 64
+)
 
 // Open verifies the repository's metadata: the chain of roots from
 // opt.Root, then the timestamp, snapshot and top-level targets, none older
@@ -96,24 +111,62 @@ func Open(ctx context.Context, opt Options) (*Client, error) {
 	if err := os.MkdirAll(md, 0o755); err != nil {
 		return nil, err
 	}
+	// The chain of roots this box verified before, from the baked one: a
+	// server that withholds the newer roots cannot take it back to an
+	// older one (and to keys since revoked). A file that does not chain
+	// ends it there.
+	chain, err := trustedmetadata.New(opt.Root)
+	if err != nil {
+		return nil, fmt.Errorf("%w: trusted root: %w", ErrMetadata, err)
+	}
+	roots := map[int64][]byte{chain.Root.Signed.Version: opt.Root}
+	newest := opt.Root
+	for v := chain.Root.Signed.Version + 1; v <= chain.Root.Signed.Version+maxRoots; v++ {
+		data, err := readBounded(filepath.Join(opt.State, rootsDir, fmt.Sprintf("%d.root.json", v)), repo.MaxRootBytes)
+		if err != nil {
+			break
+		}
+		if _, err := chain.UpdateRoot(data); err != nil {
+			break
+		}
+		roots[v], newest = data, data
+	}
+	// Then the newer roots the server has, each signed by the one before:
+	// the box knows the final root's timestamp keys before it chooses the
+	// time expiry is checked against.
+	f := &fetcher{ctx: ctx, o: opt.Fetch, tmp: md}
+	for v := chain.Root.Signed.Version + 1; v <= chain.Root.Signed.Version+maxRoots; v++ {
+		data, err := f.DownloadFile(fmt.Sprintf("%s/%s/%d.root.json", opt.URL, repo.MetadataDir, v), repo.MaxRootBytes, 0)
+		var he *metadata.ErrDownloadHTTP
+		if errors.As(err, &he) && he.StatusCode == http.StatusNotFound {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("repository %s: %w", opt.URL, named(err))
+		}
+		if _, err := chain.UpdateRoot(data); err != nil {
+			return nil, fmt.Errorf("repository %s: root %d: %w", opt.URL, v, named(err))
+		}
+		roots[v], newest = data, data
+	}
 	var s seen
 	if data, err := readBounded(filepath.Join(opt.State, seenFile), 4096); err == nil {
 		json.Unmarshal(data, &s) // unreadable: no floor from it
 	}
 	ref := opt.Now().UTC()
-	for _, t := range []time.Time{opt.Floor, s.Issued} {
-		if t.After(ref) {
-			ref = t.UTC()
-		}
+	if t := opt.Floor; t.After(ref) {
+		ref = t.UTC()
 	}
-	cfg, err := config.New(opt.URL+"/"+repo.MetadataDir+"/", opt.Root)
+	if t := s.Issued; t.After(ref) && overlaps(s.Keys, chain.Root.Signed.Roles[metadata.TIMESTAMP].KeyIDs) {
+		ref = t.UTC()
+	}
+	cfg, err := config.New(opt.URL+"/"+repo.MetadataDir+"/", newest)
 	if err != nil {
 		return nil, fmt.Errorf("%w: trusted root: %w", ErrMetadata, err)
 	}
 	cfg.LocalMetadataDir = md
 	cfg.LocalTargetsDir = filepath.Join(opt.State, "unused-targets")
 	cfg.RemoteTargetsURL = opt.URL + "/" + repo.TargetsDir + "/"
-	f := &fetcher{ctx: ctx, o: opt.Fetch, tmp: md}
 	cfg.Fetcher = f
 	cfg.RootMaxLength = repo.MaxRootBytes
 	cfg.TimestampMaxLength = repo.MaxTimestampBytes
@@ -129,13 +182,36 @@ func Open(ctx context.Context, opt Options) (*Client, error) {
 	if err := up.Refresh(); err != nil {
 		return nil, fmt.Errorf("repository %s: %w", opt.URL, named(err))
 	}
-	c := &Client{opt: opt, up: up, Reference: ref, fetched: f}
-	ts := up.GetTrustedMetadataSet().Timestamp
+	trusted := up.GetTrustedMetadataSet()
+	final := trusted.Root.Signed.Version
+	if err := os.MkdirAll(filepath.Join(opt.State, rootsDir), 0o755); err != nil {
+		return nil, err
+	}
+	for name, data := range f.roots {
+		var v int64
+		if _, err := fmt.Sscanf(name, "%d.root.json", &v); err == nil && v <= final && roots[v] == nil {
+			roots[v] = data // verified by the updater's walk
+		}
+	}
+	for v, data := range roots {
+		p := filepath.Join(opt.State, rootsDir, fmt.Sprintf("%d.root.json", v))
+		if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, data) {
+			continue
+		}
+		if err := atomicfile.WriteFile(p, data, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	c := &Client{opt: opt, up: up, Reference: ref, roots: roots}
+	ts := trusted.Timestamp
 	if v, ok := ts.Signed.UnrecognizedFields[repo.IssuedField].(string); ok {
-		if t, err := time.Parse(time.RFC3339, v); err == nil {
+		// A time no later than the timestamp's expiry, nor too far before
+		// it: a clock gone wrong at the vendor's does not freeze boxes.
+		if t, err := time.Parse(time.RFC3339, v); err == nil && !t.After(ts.Signed.Expires) && ts.Signed.Expires.Sub(t) <= maxIssuedAhead {
 			c.Issued = t
-			if t.After(s.Issued) {
-				data, _ := json.Marshal(seen{Issued: t})
+			keys := trusted.Root.Signed.Roles[metadata.TIMESTAMP].KeyIDs
+			if t.After(s.Issued) || !overlaps(s.Keys, keys) {
+				data, _ := json.Marshal(seen{Issued: t, Keys: keys})
 				if err := atomicfile.WriteFile(filepath.Join(opt.State, seenFile), data, 0o644); err != nil {
 					return nil, err
 				}
@@ -143,6 +219,17 @@ func Open(ctx context.Context, opt Options) (*Client, error) {
 		}
 	}
 	return c, nil
+}
+
+func overlaps(a, b []string) bool {
+	for _, x := range a {
+		for _, y := range b {
+			if x == y {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // named wraps a go-tuf error in passeur's name for it.
@@ -220,8 +307,13 @@ func (c *Client) delegates(role string) bool {
 	return false
 }
 
-// Target is a target's signed length and hashes.
+// Target is a target's signed length and hashes. A path that is not a
+// clean relative path of safe names is refused, signed or not: it names a
+// file on the media and in a mirror.
 func (c *Client) Target(target string) (*metadata.TargetFiles, error) {
+	if err := SafePath(target); err != nil {
+		return nil, err
+	}
 	tf, err := c.up.GetTargetInfo(target)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w: %w", target, ErrNoTarget, err)
@@ -299,7 +391,11 @@ func (f *fetcher) DownloadFile(url string, maxLength int64, _ time.Duration) ([]
 	if _, err := fetch.File(f.ctx, url, p, o); err != nil {
 		var se *fetch.StatusError
 		if errors.As(err, &se) {
-			return nil, &metadata.ErrDownloadHTTP{StatusCode: se.Code, URL: url}
+			code := se.Code
+			if code == http.StatusForbidden && strings.HasSuffix(url, ".root.json") {
+				code = http.StatusNotFound // object stores answer 403 for a file that is not there
+			}
+			return nil, &metadata.ErrDownloadHTTP{StatusCode: code, URL: url}
 		}
 		if errors.Is(err, fetch.ErrTooLarge) {
 			return nil, &metadata.ErrDownloadLengthMismatch{Msg: err.Error()}
@@ -339,22 +435,10 @@ func readBounded(p string, limit int64) ([]byte, error) {
 // mirror serves exactly these.
 func (c *Client) Metadata() (map[string][]byte, error) {
 	out := map[string][]byte{}
-	var first struct {
-		Signed struct {
-			Version int64 `json:"version"`
-		} `json:"signed"`
+	for v, data := range c.roots {
+		out[fmt.Sprintf("%d.root.json", v)] = data
 	}
-	if err := json.Unmarshal(c.opt.Root, &first); err != nil {
-		return nil, err
-	}
-	out[fmt.Sprintf("%d.root.json", first.Signed.Version)] = c.opt.Root
 	trusted := c.up.GetTrustedMetadataSet()
-	for name, data := range c.fetched.roots {
-		var v int64
-		if _, err := fmt.Sscanf(name, "%d.root.json", &v); err == nil && v <= trusted.Root.Signed.Version {
-			out[name] = data
-		}
-	}
 	md := filepath.Join(c.opt.State, "metadata")
 	ents, err := os.ReadDir(md)
 	if err != nil {
@@ -391,7 +475,7 @@ func (c *Client) Metadata() (map[string][]byte, error) {
 func (c *Client) Targets(prefix string) []*metadata.TargetFiles {
 	var out []*metadata.TargetFiles
 	for p, tf := range c.up.GetTopLevelTargets() {
-		if strings.HasPrefix(p, prefix) {
+		if strings.HasPrefix(p, prefix) && SafePath(p) == nil {
 			tf.Path = p
 			out = append(out, tf)
 		}
@@ -405,4 +489,18 @@ func customOf(tf *metadata.TargetFiles) *json.RawMessage {
 		return nil
 	}
 	return tf.Custom
+}
+
+// SafePath refuses a target path that is not clean, relative, and made of
+// safe names ([A-Za-z0-9] then [A-Za-z0-9._-]): no "..", no empty part.
+func SafePath(p string) error {
+	if p == "" || path.Clean(p) != p || path.IsAbs(p) {
+		return fmt.Errorf("%w: target path %q is not clean and relative", ErrNoTarget, p)
+	}
+	for _, part := range strings.Split(p, "/") {
+		if err := release.CheckName("target path part", part); err != nil {
+			return fmt.Errorf("%w: %w", ErrNoTarget, err)
+		}
+	}
+	return nil
 }

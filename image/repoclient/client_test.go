@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -285,6 +286,13 @@ func TestRefusals(t *testing.T) {
 // forgeTimestamp signs a new timestamp with the timestamp key in keys.
 func forgeTimestamp(t *testing.T, v *repotest.Vendor, keys string) {
 	t.Helper()
+	forgeTimestampWith(t, v, keys, nil)
+}
+
+// forgeTimestampWith signs a new timestamp, changed by edit, with the
+// timestamp key in keys.
+func forgeTimestampWith(t *testing.T, v *repotest.Vendor, keys string, edit func(*metadata.TimestampType)) {
+	t.Helper()
 	data, _ := os.ReadFile(filepath.Join(keys, "timestamp.pem"))
 	b, _ := pem.Decode(data)
 	k, err := x509.ParsePKCS8PrivateKey(b.Bytes)
@@ -301,6 +309,9 @@ func forgeTimestamp(t *testing.T, v *repotest.Vendor, keys string) {
 		t.Fatal(err)
 	}
 	ts.Signed.Version++
+	if edit != nil {
+		edit(&ts.Signed)
+	}
 	ts.ClearSignatures()
 	if _, err := ts.Sign(signer); err != nil {
 		t.Fatal(err)
@@ -402,5 +413,99 @@ func TestEditorRefusals(t *testing.T) {
 		if hashTree(t, v.Dir) != before || hashTree(t, v.Keys) != keys {
 			t.Errorf("%s: refused, but the repository or its keys changed", tc.name)
 		}
+	}
+}
+
+// TestStolenTimestampKey: the thief of a timestamp key the vendor has since
+// rotated out can neither take a box back to the root that trusted it, by
+// withholding the newer root, nor freeze the box with a time far ahead.
+func TestStolenTimestampKey(t *testing.T) {
+	v := repotest.New(t)
+	v.Publish("8.0.0")
+	thief := t.TempDir()
+	os.CopyFS(thief, os.DirFS(v.Keys))
+	state := t.TempDir()
+	if _, err := openBox(v, state, v.Now); err != nil {
+		t.Fatal(err)
+	}
+	// The thief signs a timestamp saying 2099; the box takes it as a
+	// floor of the time.
+	forgeTimestampWith(t, v, thief, func(ts *metadata.TimestampType) {
+		ts.Expires = time.Date(2099, 1, 8, 0, 0, 0, 0, time.UTC)
+		ts.UnrecognizedFields[repo.IssuedField] = "2099-01-01T00:00:00Z"
+	})
+	if c, err := openBox(v, state, v.Now); err != nil || c.Issued.Year() != 2099 {
+		t.Fatalf("the forged timestamp: %v (issued %v)", err, c)
+	}
+	// The vendor finds out and rotates the timestamp key.
+	v.Now = v.Now.Add(time.Hour)
+	v.Edit(func(r *editor.Repo) error { return r.RotateKey("timestamp") })
+	if _, err := openBox(v, state, v.Now); err != nil {
+		t.Fatalf("after the rotation, the box is still frozen by the thief's time: %v", err)
+	}
+	// The thief, as a mirror, withholds the new root and serves a
+	// timestamp signed by the old key: the box remembers root 2.
+	os.Remove(filepath.Join(v.Dir, repo.MetadataDir, "2.root.json"))
+	forgeTimestamp(t, v, thief)
+	if _, err := openBox(v, state, v.Now); !errors.Is(err, ErrSignature) {
+		t.Errorf("root withheld, timestamp by the revoked key: %v, want ErrSignature", err)
+	}
+}
+
+func TestSafePath(t *testing.T) {
+	for p, ok := range map[string]bool{
+		"camrec/8.1.0/manifest.json": true, "accounts/acme/camrec.json": true,
+		"camrec/8.1.0/../../../../etc/x.conf": false, "/etc/passwd": false, "camrec//x": false,
+		"camrec/./x": false, "": false, "camrec/.hidden": false, "camrec/x y": false,
+	} {
+		if err := SafePath(p); (err == nil) != ok {
+			t.Errorf("%q: %v", p, err)
+		}
+	}
+}
+
+// TestRefreshKeepsItValid: a repository refreshed from cron stays valid for
+// years: each role is signed again before it expires, the root and the
+// targets (a year each) included.
+func TestRefreshKeepsItValid(t *testing.T) {
+	v := repotest.New(t)
+	v.Publish("8.0.0")
+	for day := 0; day < 3*365; day += 5 {
+		v.Now = v.Now.Add(5 * 24 * time.Hour)
+		v.Edit(func(r *editor.Repo) error { return nil }) // passeur repo refresh
+	}
+	if _, err := openBox(v, t.TempDir(), v.Now); err != nil {
+		t.Errorf("three years of refreshes later: %v", err)
+	}
+}
+
+// TestEditorRefusesATamperedFolder: someone with write access to the served
+// folder edits the targets; the vendor's next command refuses to sign it.
+func TestEditorRefusesATamperedFolder(t *testing.T) {
+	v := repotest.New(t)
+	v.Publish("8.0.0")
+	v.Edit(func(r *editor.Repo) error { return r.Tag("camrec", "stable", "8.0.0") })
+	names, _ := filepath.Glob(filepath.Join(v.Dir, repo.MetadataDir, "*.targets.json"))
+	sort.Strings(names)
+	p := names[len(names)-1]
+	data, _ := os.ReadFile(p)
+	tampered := regexp.MustCompile(`"length": ([0-9])`).ReplaceAll(data, []byte(`"length": 9$1`)) // every length, longer
+	if bytes.Equal(tampered, data) {
+		t.Fatal("nothing tampered")
+	}
+	os.WriteFile(p, tampered, 0o644)
+	if err := v.Try(func(r *editor.Repo) error { return nil }); !errors.Is(err, editor.ErrTampered) {
+		t.Errorf("a targets file edited in the folder: %v, want ErrTampered", err)
+	}
+	os.WriteFile(p, data, 0o644)
+	if err := v.Try(func(r *editor.Repo) error { return nil }); err != nil {
+		t.Errorf("the folder put back: %v", err)
+	}
+	// A first root replaced by one the keys folder does not pin.
+	other := repotest.New(t)
+	root, _ := os.ReadFile(filepath.Join(other.Dir, repo.MetadataDir, "1.root.json"))
+	os.WriteFile(filepath.Join(v.Dir, repo.MetadataDir, "1.root.json"), root, 0o644)
+	if err := v.Try(func(r *editor.Repo) error { return nil }); !errors.Is(err, editor.ErrTampered) {
+		t.Errorf("another first root: %v, want ErrTampered", err)
 	}
 }

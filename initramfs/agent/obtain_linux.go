@@ -110,60 +110,9 @@ func (a *Agent) obtain(disks []inventory.Disk) error {
 	if err != nil {
 		return err
 	}
-	product, err := onlyProduct(c.Products())
-	if err != nil {
-		return fmt.Errorf("repository %s: %w", base, err)
-	}
-	cat, err := c.Catalog(product)
-	if err != nil {
-		return fmt.Errorf("repository %s: %w", base, err)
-	}
-	var acct *repo.Account
-	if a.Config.Account != "" {
-		if acct, err = c.Account(a.Config.Account, product); err != nil {
-			return fmt.Errorf("repository %s: %w", base, err)
-		}
-	}
-	box := repo.Box{Account: a.Config.Account, Identity: boxIdentity(disks)}
-	var choice repo.Choice
-	if cat.Has(a.Config.Release) {
-		choice = repo.Choice{Version: a.Config.Release, Why: "passeur.release=" + a.Config.Release}
-	} else {
-		box.Tag = a.Config.Release
-		if choice, err = repo.Choose(cat, acct, box, c.Reference); err != nil {
-			return fmt.Errorf("repository %s: %w", base, err)
-		}
-	}
-	// The installed version, read as the plan reads it, with the
-	// recognition rules of the release the policy gives.
-	manifests := filepath.Join(state, "manifests", choice.Version)
-	m, err := a.fetchManifest(ctx, c, product, choice.Version, manifests, trusted, o)
-	if err != nil {
-		return fmt.Errorf("repository %s: %w", base, err)
-	}
-	from := a.installedVersion(disks, m, reader)
-	hops, err := cat.Route(from, choice.Version, acct != nil && acct.AllowDowngrade)
-	ev := routeEvent{Repo: base, Product: product, From: from.String(), Want: choice.Version, Why: choice.Why}
-	for _, h := range hops {
-		ev.Hops = append(ev.Hops, h.Version)
-	}
-	if err != nil {
-		a.Events.Emit("route", ev)
-		return fmt.Errorf("repository %s: %w", base, err)
-	}
-	if len(hops) == 0 {
-		a.Events.Emit("route", ev)
-		return fmt.Errorf("%w: %s %s (%s)", ErrUpToDate, product, choice.Version, choice.Why)
-	}
-	ev.Next = hops[0].Version
-	if err := a.mirrorFirst(ctx, base, state, o, ev, box); err != nil {
-		a.Events.Emit("route", ev)
-		return err
-	}
-	a.Events.Emit("route", ev)
-	a.want = ev.Next
-	a.Log.Printf("repository %s: %s %s for this box (%s); route from %q: %s; this session goes to %s",
-		base, product, choice.Version, choice.Why, from, strings.Join(ev.Hops, " → "), ev.Next)
+	product, want, rerr := a.resolve(ctx, c, disks, reader, state, trusted, o)
+	// What the box verified is remembered on the media whatever the policy
+	// says: the next run refuses anything older.
 	if err := reader.Release(dev); err != nil {
 		return err
 	}
@@ -175,6 +124,10 @@ func (a *Agent) obtain(disks []inventory.Disk) error {
 	if err := saveRepoState(state, filepath.Join(r.media, medialayout.RepoStateDir)); err != nil {
 		return a.mediaErr(r, err)
 	}
+	if rerr != nil {
+		return rerr
+	}
+	a.want = want
 	rel := path.Join(medialayout.ReleasesDir, product+"-"+a.want)
 	if onMedia(os.DirFS(r.media), a.want, trusted) == rel {
 		a.Log.Printf("%s %s is on the media: nothing to download", product, a.want)
@@ -195,6 +148,9 @@ func (a *Agent) obtain(disks []inventory.Disk) error {
 			o.Progress = func(done int64) { p.Add(done - last); last = done }
 			defer p.Finish()
 		}
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dst, name)), 0o755); err != nil { // an artifact may sit in a folder
+			return a.mediaErr(r, err)
+		}
 		res, err := c.Download(ctx, repo.ReleaseTarget(product, a.want, name), filepath.Join(dst, name), o)
 		ev2.Files++
 		ev2.Bytes += res.Bytes
@@ -211,9 +167,12 @@ func (a *Agent) obtain(disks []inventory.Disk) error {
 			return err
 		}
 	}
-	m, _, err = media.Verify(os.DirFS(r.media), rel, trusted)
+	m, _, err := media.Verify(os.DirFS(r.media), rel, trusted)
 	if err != nil {
 		return fmt.Errorf("release %s %s from %s: %w", product, a.want, base, err)
+	}
+	if m.Product != product || m.Version.String() != a.want {
+		return fmt.Errorf("release %s %s from %s: %w: its manifest is %s %s", product, a.want, base, repoclient.ErrHash, m.Product, m.Version)
 	}
 	for _, art := range m.Artifacts {
 		if art.VerifyStored(os.DirFS(r.media), rel) == nil {
@@ -228,6 +187,79 @@ func (a *Agent) obtain(disks []inventory.Disk) error {
 	a.Log.Printf("downloaded %s: %d files, %d bytes, %d requests (%d resumed) in %.1f s", rel, ev2.Files, ev2.Bytes, ev2.Attempts, ev2.Resumed, ev2.Seconds)
 	a.Events.Emit("download", ev2)
 	return a.closeRun(r)
+}
+
+// resolve reads the repository's policy for this box: the version it
+// should run, the route there from the installed version (read with that
+// release's recognition rules), and the hop this session takes, with the
+// "route" event; or why there is none (ErrUpToDate, mirror.ErrBehind, a
+// refusal).
+func (a *Agent) resolve(ctx context.Context, c *repoclient.Client, disks []inventory.Disk, reader *roles.MountReader, state string, trusted []minisign.PublicKey, o fetch.Options) (product, next string, err error) {
+	base := a.Config.Repo
+	product, err = onlyProduct(c.Products())
+	if err != nil {
+		return "", "", fmt.Errorf("repository %s: %w", base, err)
+	}
+	cat, err := c.Catalog(product)
+	if err != nil {
+		return "", "", fmt.Errorf("repository %s: %w", base, err)
+	}
+	var acct *repo.Account
+	if a.Config.Account != "" {
+		if acct, err = c.Account(a.Config.Account, product); err != nil {
+			return "", "", fmt.Errorf("repository %s: %w", base, err)
+		}
+	}
+	box := repo.Box{Account: a.Config.Account, Identity: boxIdentity(disks)}
+	var choice repo.Choice
+	explicit := cat.Has(a.Config.Release)
+	if explicit {
+		choice = repo.Choice{Version: a.Config.Release, Why: "passeur.release=" + a.Config.Release}
+	} else {
+		box.Tag = a.Config.Release
+		if choice, err = repo.Choose(cat, acct, box, c.Reference); err != nil {
+			return "", "", fmt.Errorf("repository %s: %w", base, err)
+		}
+	}
+	// The installed version, read as the plan reads it, with the
+	// recognition rules of the release the policy gives.
+	manifests := filepath.Join(state, "manifests", choice.Version)
+	m, err := a.fetchManifest(ctx, c, product, choice.Version, manifests, trusted, o)
+	if err != nil {
+		return "", "", fmt.Errorf("repository %s: %w", base, err)
+	}
+	if m.Product != product || m.Version.String() != choice.Version {
+		return "", "", fmt.Errorf("repository %s: %w: the manifest of %s/%s is %s %s", base, repoclient.ErrHash, product, choice.Version, m.Product, m.Version)
+	}
+	from := a.installedVersion(disks, m, reader)
+	// An account's allow_downgrade holds for what its policy chose, never
+	// for a version the media's configuration names.
+	hops, err := cat.Route(from, choice.Version, choice.Account && acct != nil && acct.AllowDowngrade)
+	ev := routeEvent{Repo: base, Product: product, From: from.String(), Want: choice.Version, Why: choice.Why}
+	for _, h := range hops {
+		ev.Hops = append(ev.Hops, h.Version)
+	}
+	if errors.Is(err, repo.ErrDowngrade) && !explicit {
+		a.Events.Emit("route", ev)
+		return "", "", fmt.Errorf("%w: %s %s is installed; %s gives %s, older: the box stays", ErrUpToDate, product, from, choice.Why, choice.Version)
+	}
+	if err != nil {
+		a.Events.Emit("route", ev)
+		return "", "", fmt.Errorf("repository %s: %w", base, err)
+	}
+	if len(hops) == 0 {
+		a.Events.Emit("route", ev)
+		return "", "", fmt.Errorf("%w: %s %s (%s)", ErrUpToDate, product, choice.Version, choice.Why)
+	}
+	ev.Next = hops[0].Version
+	if err := a.mirrorFirst(ctx, base, state, o, ev, box); err != nil {
+		a.Events.Emit("route", ev)
+		return "", "", err
+	}
+	a.Events.Emit("route", ev)
+	a.Log.Printf("repository %s: %s %s for this box (%s); route from %q: %s; this session goes to %s",
+		base, product, choice.Version, choice.Why, from, strings.Join(ev.Hops, " → "), ev.Next)
+	return product, ev.Next, nil
 }
 
 // mirrorFirst holds a box back while its local repository server does not
@@ -338,15 +370,24 @@ func boxIdentity(disks []inventory.Disk) string {
 // files, read back bounded (the media is not trusted: a forged file can
 // only make the box refuse metadata, never accept it).
 const (
-	maxStateFiles = 32
-	maxStateBytes = 4 << 20
+	maxStateFiles = 32       // per folder
+	maxStateTotal = 16 << 20 // in all: it is copied into RAM
 )
+
+// stateDirs are the folders of a repository's state, each with the bound
+// of one of its files.
+var stateDirs = []struct {
+	name  string
+	bound int64
+}{{"", 4096}, {"metadata", repo.MaxTargetsBytes}, {"roots", repo.MaxRootBytes}}
 
 var stateName = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{0,63}\.json$`)
 
 // loadRepoState copies the media's remembered repository state into dir.
 func loadRepoState(files fs.FS, dir string) error {
-	for _, sub := range []string{"", "metadata"} {
+	var total int64
+	for _, sd := range stateDirs {
+		sub := sd.name
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
 			return err
 		}
@@ -362,11 +403,12 @@ func loadRepoState(files fs.FS, dir string) error {
 			if err != nil {
 				continue
 			}
-			data, err := io.ReadAll(io.LimitReader(f, maxStateBytes+1))
+			data, err := io.ReadAll(io.LimitReader(f, sd.bound+1))
 			f.Close()
-			if err != nil || len(data) > maxStateBytes {
+			if err != nil || int64(len(data)) > sd.bound || total+int64(len(data)) > maxStateTotal {
 				continue
 			}
+			total += int64(len(data))
 			if err := os.WriteFile(filepath.Join(dir, sub, e.Name()), data, 0o644); err != nil {
 				return err
 			}
@@ -377,8 +419,12 @@ func loadRepoState(files fs.FS, dir string) error {
 
 // saveRepoState writes the state repoclient left in dir onto the media.
 func saveRepoState(dir, dst string) error {
-	for _, sub := range []string{"", "metadata"} {
+	for _, sd := range stateDirs {
+		sub := sd.name
 		ents, err := os.ReadDir(filepath.Join(dir, sub))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
 		if err != nil {
 			return err
 		}

@@ -8,6 +8,7 @@
 package editor
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
+	"github.com/theupdateframework/go-tuf/v2/metadata/trustedmetadata"
 
 	"github.com/passeur/passeur/image/atomicfile"
 	"github.com/passeur/passeur/image/repo"
@@ -193,7 +195,79 @@ func Open(dir, keys string, opt Options) (*Repo, error) {
 	if r.targets[metadata.TARGETS] == nil {
 		return nil, fmt.Errorf("%s: %w: the snapshot names no targets", dir, ErrNotRepo)
 	}
+	if err := r.verify(last); err != nil {
+		return nil, fmt.Errorf("%s: %w: %w", dir, ErrTampered, err)
+	}
 	return r, nil
+}
+
+// ErrTampered is a repository folder whose metadata does not verify: the
+// editor would otherwise sign again what someone else wrote there.
+var ErrTampered = errors.New("the repository's metadata does not verify")
+
+// pinFile, in the keys folder, is the repository's first root as init
+// wrote it: the chain the editor verifies starts there.
+const pinFile = "1.root.json"
+
+// verify checks the folder as a box would, expiry aside (a refresh must
+// be possible after a lapse): the chain of roots from the pinned first
+// one, the timestamp, the snapshot it names, the targets and every
+// account's role.
+func (r *Repo) verify(last int64) error {
+	md := filepath.Join(r.Dir, repo.MetadataDir)
+	read := func(name string) ([]byte, error) { return os.ReadFile(filepath.Join(md, name)) }
+	first, err := read("1.root.json")
+	if err != nil {
+		return err
+	}
+	if pin, err := os.ReadFile(filepath.Join(r.Keys, pinFile)); err == nil && !bytes.Equal(pin, first) {
+		return fmt.Errorf("1.root.json is not the root %s pins", filepath.Join(r.Keys, pinFile))
+	}
+	tm, err := trustedmetadata.New(first)
+	if err != nil {
+		return err
+	}
+	tm.RefTime = time.Time{} // no expiry
+	for v := int64(2); v <= last; v++ {
+		data, err := read(fmt.Sprintf("%d.root.json", v))
+		if err != nil {
+			return err
+		}
+		if _, err := tm.UpdateRoot(data); err != nil {
+			return fmt.Errorf("root %d: %w", v, err)
+		}
+	}
+	data, err := read("timestamp.json")
+	if err != nil {
+		return err
+	}
+	if _, err := tm.UpdateTimestamp(data); err != nil {
+		return fmt.Errorf("timestamp: %w", err)
+	}
+	if data, err = read(fmt.Sprintf("%d.snapshot.json", r.snapshot.Signed.Version)); err != nil {
+		return err
+	}
+	if _, err := tm.UpdateSnapshot(data, false); err != nil {
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	if data, err = read(fmt.Sprintf("%d.targets.json", r.targets[metadata.TARGETS].Signed.Version)); err != nil {
+		return err
+	}
+	if _, err := tm.UpdateTargets(data); err != nil {
+		return fmt.Errorf("targets: %w", err)
+	}
+	for role, t := range r.targets {
+		if role == metadata.TARGETS {
+			continue
+		}
+		if data, err = read(fmt.Sprintf("%d.%s.json", t.Signed.Version, role)); err != nil {
+			return err
+		}
+		if _, err := tm.UpdateDelegatedTargets(data, role, metadata.TARGETS); err != nil {
+			return fmt.Errorf("%s: %w", role, err)
+		}
+	}
+	return nil
 }
 
 // Root is the repository's current root metadata, as a box trusts it.
@@ -233,6 +307,17 @@ func (r *Repo) Commit() error {
 		}
 	}
 	r.files = nil
+	// What comes within half its lifetime of expiring is signed again: a
+	// refresh from cron keeps every role valid, the root and the targets
+	// too (their keys must then be at hand).
+	if r.root.Signed.Expires.Before(now.Add(r.opt.Root / 2)) {
+		r.rootChanged = true
+	}
+	for role, t := range r.targets {
+		if t.Signed.Expires.Before(now.Add(r.opt.Targets / 2)) {
+			r.changed[role] = true
+		}
+	}
 	if r.rootChanged {
 		r.root.Signed.Version++
 		r.root.Signed.Expires = now.Add(r.opt.Root)
@@ -253,6 +338,15 @@ func (r *Repo) Commit() error {
 		}
 		if err := write(r.root, filepath.Join(md, fmt.Sprintf("%d.root.json", r.root.Signed.Version))); err != nil {
 			return err
+		}
+		if r.root.Signed.Version == 1 {
+			data, err := os.ReadFile(filepath.Join(md, "1.root.json"))
+			if err != nil {
+				return err
+			}
+			if err := atomicfile.WriteFile(filepath.Join(r.Keys, pinFile), data, 0o600); err != nil {
+				return err
+			}
 		}
 		r.rootChanged, r.rootSigners = false, nil
 	}
