@@ -78,10 +78,12 @@ type Repo struct {
 	retired     []*key          // keys replaced, which Commit moves aside
 }
 
-// pending is a target's file to store: a copy of src, or data.
+// pending is a target's file to store: a copy of src, or data, whose
+// SHA-256 must be sum (the bytes signed).
 type pending struct {
 	src  string
 	data []byte
+	sum  []byte
 	dst  string
 }
 
@@ -474,9 +476,9 @@ func writeAny(m signable, path string) error {
 // bytes are there already (its name carries their hash).
 func storeFile(f pending) error {
 	dst := f.dst
-	if _, err := os.Stat(dst); err == nil {
-		return nil
-	} else if !errors.Is(err, fs.ErrNotExist) {
+	if sum, err := fileSum(dst); err == nil && bytes.Equal(sum, f.sum) {
+		return nil // there already, whole
+	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
@@ -495,9 +497,15 @@ func storeFile(f pending) error {
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(out, in); err != nil {
+	h := sha256.New()
+	if _, err := io.Copy(io.MultiWriter(out, h), in); err != nil {
 		out.Close()
 		return err
+	}
+	if !bytes.Equal(h.Sum(nil), f.sum) {
+		out.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("%w: %s changed since it was verified", ErrConflict, f.src)
 	}
 	if err := out.Sync(); err != nil {
 		out.Close()
@@ -507,4 +515,18 @@ func storeFile(f pending) error {
 		return err
 	}
 	return atomicfile.Rename(tmp, dst)
+}
+
+// fileSum is the SHA-256 of a file's bytes.
+func fileSum(p string) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return nil, err
+	}
+	return h.Sum(nil), nil
 }

@@ -82,7 +82,7 @@ func (r *Repo) Publish(releaseDir string, trusted minisign.PublicKey) (*release.
 			continue
 		}
 		top.Signed.Targets[t] = &metadata.TargetFiles{Length: f.length, Hashes: metadata.Hashes{"sha256": f.sum}, Path: t}
-		r.files = append(r.files, pending{src: filepath.Join(releaseDir, filepath.FromSlash(f.name)), dst: StoredPath(r.Dir, t, hex.EncodeToString(f.sum))})
+		r.files = append(r.files, pending{src: filepath.Join(releaseDir, filepath.FromSlash(f.name)), sum: f.sum, dst: StoredPath(r.Dir, t, hex.EncodeToString(f.sum))})
 		r.changed[metadata.TARGETS] = true
 	}
 	return m, r.check()
@@ -279,7 +279,7 @@ func (r *Repo) setPolicy(role, target string, policy any) error {
 	}
 	data = append(data, '\n')
 	sum := sha256.Sum256(data)
-	r.files = append(r.files, pending{data: data, dst: StoredPath(r.Dir, target, hex.EncodeToString(sum[:]))})
+	r.files = append(r.files, pending{data: data, sum: sum[:], dst: StoredPath(r.Dir, target, hex.EncodeToString(sum[:]))})
 	r.targets[role].Signed.Targets[target] = &metadata.TargetFiles{Length: int64(len(data)), Hashes: metadata.Hashes{"sha256": sum[:]}, Custom: &raw, Path: target}
 	r.changed[role] = true
 	return nil
