@@ -101,7 +101,7 @@ func buildCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	res, err := rescue.Build(rescue.Options{Board: b, Kernel: k, RepoDir: repoAbs, OutDir: filepath.Join(*out, b.Name), Trusted: trusted, Products: specs, RepoRoot: *repoRoot, Log: stderr})
+	res, err := rescue.Build(rescue.Options{Board: b, Kernel: k, RepoDir: repoAbs, OutDir: filepath.Join(*out, b.Name), Trusted: trusted, Products: specs, RepoRoot: *repoRoot, Built: rescue.SourceTime(repoAbs), Log: stderr})
 	if err != nil {
 		return err
 	}

@@ -33,4 +33,7 @@ const (
 	// root.json, passeur build -repo-root): the chain of roots a box
 	// follows starts there.
 	RepoRoot = "etc/passeur/trusted/repository-root.json"
+	// Built is when the rescue image's sources were committed (RFC 3339):
+	// a time known to have passed, below which no clock is believed.
+	Built = "etc/passeur/built"
 )

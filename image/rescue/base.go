@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"time"
 
 	"github.com/passeur/passeur/board"
 	"github.com/passeur/passeur/image/kernel"
@@ -21,7 +22,7 @@ import (
 // device nodes and directories of a u-root image, the board's modules with
 // their modules.dep, the board definition the agent reads at boot, and the
 // trusted public keys.
-func baseArchive(b *board.Board, k *kernel.Kernel, trusted, products []string, repoRoot string) (*cpio.Archive, int, error) {
+func baseArchive(b *board.Board, k *kernel.Kernel, trusted, products []string, repoRoot string, built time.Time) (*cpio.Archive, int, error) {
 	a := uimage.DefaultRamfs()
 	add := func(r cpio.Record) error { return a.WriteRecord(cpio.MakeReproducible(r)) }
 	dir := func(p string) error {
@@ -98,6 +99,9 @@ func baseArchive(b *board.Board, k *kernel.Kernel, trusted, products []string, r
 			return nil, 0, fmt.Errorf("repository root %s: not a TUF root.json (%v)", repoRoot, err)
 		}
 		files = append(files, struct{ name, data string }{medialayout.RepoRoot, string(data)})
+	}
+	if !built.IsZero() {
+		files = append(files, struct{ name, data string }{medialayout.Built, built.UTC().Format(time.RFC3339) + "\n"})
 	}
 	for _, p := range products {
 		data, err := os.ReadFile(p)

@@ -9,7 +9,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/passeur/passeur/board"
@@ -51,7 +54,9 @@ type Options struct {
 	// RepoRoot is the trusted root of the release repositories (a TUF
 	// root.json, passeur repo init): it goes to medialayout.RepoRoot.
 	RepoRoot string
-	Log      io.Writer
+	// Built, when set, goes to medialayout.Built (SourceTime gives it).
+	Built time.Time
+	Log   io.Writer
 }
 
 // Image is an initramfs to assemble: Go commands in one busybox binary,
@@ -66,13 +71,14 @@ type Image struct {
 	Trusted  []string // public key files copied to medialayout.TrustedDir
 	Products []string // release specs whose profiles go to medialayout.ProductsDir
 	RepoRoot string   // the repositories' trusted root, to medialayout.RepoRoot
+	Built    time.Time
 	Log      io.Writer
 }
 
 // Assemble writes img, zstd-compressed, to path. It returns the sizes
 // before and after compression and the number of kernel modules shipped.
 func Assemble(img Image, path string) (cpioSize, size int64, modules int, err error) {
-	base, nmods, err := baseArchive(img.Board, img.Kernel, img.Trusted, img.Products, img.RepoRoot)
+	base, nmods, err := baseArchive(img.Board, img.Kernel, img.Trusted, img.Products, img.RepoRoot, img.Built)
 	if err != nil {
 		return 0, 0, 0, err
 	}
@@ -137,7 +143,7 @@ func Build(o Options) (*Result, error) {
 	}
 	res.CPIOSize, res.Size, res.Modules, err = Assemble(Image{
 		Board: o.Board, Kernel: o.Kernel, RepoDir: o.RepoDir, Log: o.Log,
-		Commands: pkgs, Init: "passeur-agent", Shell: "gosh", Trusted: o.Trusted, Products: o.Products, RepoRoot: o.RepoRoot,
+		Commands: pkgs, Init: "passeur-agent", Shell: "gosh", Trusted: o.Trusted, Products: o.Products, RepoRoot: o.RepoRoot, Built: o.Built,
 	}, res.Initramfs)
 	if err != nil {
 		return nil, err
@@ -176,4 +182,24 @@ func copyFile(src, dst string) error {
 		return err
 	}
 	return os.Rename(tmp, dst)
+}
+
+// SourceTime is when the sources in dir were committed: SOURCE_DATE_EPOCH
+// when set, else the time of git's HEAD commit, else the zero time. It is
+// the same for the same commit, so the image stays reproducible.
+func SourceTime(dir string) time.Time {
+	if s := os.Getenv("SOURCE_DATE_EPOCH"); s != "" {
+		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+			return time.Unix(n, 0).UTC()
+		}
+	}
+	out, err := exec.Command("git", "-C", dir, "log", "-1", "--format=%ct").Output()
+	if err != nil {
+		return time.Time{}
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
+	if err != nil {
+		return time.Time{}
+	}
+	return time.Unix(n, 0).UTC()
 }

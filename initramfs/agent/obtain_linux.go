@@ -106,7 +106,7 @@ func (a *Agent) obtain(disks []inventory.Disk) error {
 	if err := loadRepoState(files, state); err != nil {
 		return err
 	}
-	c, err := repoclient.Open(ctx, repoclient.Options{URL: base, Root: root, State: state, Fetch: o})
+	c, err := repoclient.Open(ctx, repoclient.Options{URL: base, Root: root, State: state, Fetch: o, Floor: builtTime()})
 	if err != nil {
 		return err
 	}
@@ -260,6 +260,17 @@ func (a *Agent) resolve(ctx context.Context, c *repoclient.Client, disks []inven
 	a.Log.Printf("repository %s: %s %s for this box (%s); route from %q: %s; this session goes to %s",
 		base, product, choice.Version, choice.Why, from, strings.Join(ev.Hops, " → "), ev.Next)
 	return product, ev.Next, nil
+}
+
+// builtTime is when the rescue image's sources were committed: no clock
+// is believed below it (zero when the image does not say).
+func builtTime() time.Time {
+	data, err := os.ReadFile("/" + medialayout.Built)
+	if err != nil {
+		return time.Time{}
+	}
+	t, _ := time.Parse(time.RFC3339, strings.TrimSpace(string(data)))
+	return t
 }
 
 // mirrorFirst holds a box back while its local repository server does not
