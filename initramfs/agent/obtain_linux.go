@@ -362,8 +362,7 @@ func (a *Agent) installedVersion(disks []inventory.Disk, m *release.Manifest, re
 func boxIdentity(disks []inventory.Disk) string {
 	for _, f := range []string{"/sys/class/dmi/id/product_uuid", "/sys/class/dmi/id/product_serial", "/sys/class/dmi/id/board_serial"} {
 		data, err := os.ReadFile(f)
-		id := strings.TrimSpace(string(data))
-		if err == nil && id != "" && strings.Trim(id, "0-") != "" {
+		if id := strings.TrimSpace(string(data)); err == nil && !placeholder(id) {
 			return id
 		}
 	}
@@ -375,6 +374,21 @@ func boxIdentity(disks []inventory.Disk) string {
 	}
 	sort.Strings(names)
 	return strings.Join(names, ",")
+}
+
+// placeholder tells the firmware strings many boards share, which tell no
+// box from another: empty, all zeros or all Fs, and what vendors leave in
+// their templates.
+func placeholder(id string) bool {
+	if strings.Trim(id, "0-") == "" || strings.Trim(strings.ToLower(id), "f-") == "" {
+		return true
+	}
+	switch strings.ToLower(id) {
+	case "03000200-0400-0500-0006-000700080009", "not specified", "not applicable", "to be filled by o.e.m.",
+		"default string", "system serial number", "none", "0123456789", "123456789", "n/a":
+		return true
+	}
+	return false
 }
 
 // The repository state a box remembers on the media: a few small JSON

@@ -55,3 +55,15 @@ func TestMirrorFirst(t *testing.T) {
 }
 
 var errAny = errors.New("any error")
+
+func TestPlaceholder(t *testing.T) {
+	for id, want := range map[string]bool{
+		"": true, "00000000-0000-0000-0000-000000000000": true, "FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF": true,
+		"03000200-0400-0500-0006-000700080009": true, "To be filled by O.E.M.": true, "Default string": true,
+		"4c4c4544-0042-3510-8052-b4c04f4e5931": false, "CZC1234XYZ": false,
+	} {
+		if got := placeholder(id); got != want {
+			t.Errorf("%q: placeholder %v, want %v", id, got, want)
+		}
+	}
+}
