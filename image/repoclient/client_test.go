@@ -509,3 +509,27 @@ func TestEditorRefusesATamperedFolder(t *testing.T) {
 		t.Errorf("another first root: %v, want ErrTampered", err)
 	}
 }
+
+// TestRotationCutShort: a rotation whose commit fails after the new root
+// is written leaves a keys folder and a repository the next command takes
+// up: the new key is found beside the old, the vendor is not locked out.
+func TestRotationCutShort(t *testing.T) {
+	v := repotest.New(t)
+	v.Publish("8.0.0")
+	ts := filepath.Join(v.Dir, repo.MetadataDir, "timestamp.json")
+	os.MkdirAll(filepath.Join(ts+".tmp", "in-the-way"), 0o755) // the new timestamp cannot be written
+	if err := v.Try(func(r *editor.Repo) error { return r.RotateKey("timestamp") }); err == nil {
+		t.Fatal("the commit went through a timestamp it could not write")
+	}
+	os.RemoveAll(ts + ".tmp")
+	if _, err := os.Stat(filepath.Join(v.Keys, "timestamp.pem.new")); err != nil {
+		t.Fatalf("the new key: %v", err)
+	}
+	v.Now = v.Now.Add(time.Minute)
+	if err := v.Try(func(r *editor.Repo) error { return nil }); err != nil {
+		t.Fatalf("the refresh after the cut: %v", err)
+	}
+	if _, err := openBox(v, t.TempDir(), v.Now); err != nil {
+		t.Errorf("a box after the refresh: %v", err)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -97,8 +98,30 @@ func (r *Repo) key(role string) (*key, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A commit cut after its metadata and before its keys took their
+	// names: the new key is the one the repository lists.
+	if !r.lists(role, k.id) {
+		if nk, err := loadKeyFile(keyPath(r.Keys, role)+newSuffix, role); err == nil && r.lists(role, nk.id) {
+			k = nk
+		}
+	}
 	r.keys[role] = k
 	return k, nil
+}
+
+// lists reports whether the repository as loaded lists key id for role.
+func (r *Repo) lists(role, id string) bool {
+	if rr := r.root.Signed.Roles[role]; rr != nil {
+		return slices.Contains(rr.KeyIDs, id)
+	}
+	if d := r.targets[metadata.TARGETS].Signed.Delegations; d != nil {
+		for _, dr := range d.Roles {
+			if dr.Name == role {
+				return slices.Contains(dr.KeyIDs, id)
+			}
+		}
+	}
+	return true // a role the repository does not list yet: being made
 }
 
 // makeKey makes a new key for role, replacing the one it had.
@@ -211,10 +234,13 @@ var ErrTampered = errors.New("the repository's metadata does not verify")
 // wrote it: the chain the editor verifies starts there.
 const pinFile = "1.root.json"
 
-// verify checks the folder as a box would, expiry aside (a refresh must
-// be possible after a lapse): the chain of roots from the pinned first
-// one, the timestamp, the snapshot it names, the targets and every
-// account's role.
+// verify checks the folder before the editor signs anything again: the
+// chain of roots from the pinned first one, then, under the last root, the
+// snapshot, the targets and every account's role, each by its signatures
+// and threshold; expiry aside (a refresh must be possible after a lapse).
+// The timestamp is not held to it: the editor signs a new one at every
+// commit, and one signed by a key a rotation cut off before its end must
+// not lock the vendor out.
 func (r *Repo) verify(last int64) error {
 	md := filepath.Join(r.Dir, repo.MetadataDir)
 	read := func(name string) ([]byte, error) { return os.ReadFile(filepath.Join(md, name)) }
@@ -229,7 +255,6 @@ func (r *Repo) verify(last int64) error {
 	if err != nil {
 		return err
 	}
-	tm.RefTime = time.Time{} // no expiry
 	for v := int64(2); v <= last; v++ {
 		data, err := read(fmt.Sprintf("%d.root.json", v))
 		if err != nil {
@@ -239,34 +264,20 @@ func (r *Repo) verify(last int64) error {
 			return fmt.Errorf("root %d: %w", v, err)
 		}
 	}
-	data, err := read("timestamp.json")
-	if err != nil {
-		return err
+	root := tm.Root
+	if err := root.VerifyDelegate(metadata.SNAPSHOT, r.snapshot); err != nil {
+		return fmt.Errorf("snapshot %d: %w", r.snapshot.Signed.Version, err)
 	}
-	if _, err := tm.UpdateTimestamp(data); err != nil {
-		return fmt.Errorf("timestamp: %w", err)
-	}
-	if data, err = read(fmt.Sprintf("%d.snapshot.json", r.snapshot.Signed.Version)); err != nil {
-		return err
-	}
-	if _, err := tm.UpdateSnapshot(data, false); err != nil {
-		return fmt.Errorf("snapshot: %w", err)
-	}
-	if data, err = read(fmt.Sprintf("%d.targets.json", r.targets[metadata.TARGETS].Signed.Version)); err != nil {
-		return err
-	}
-	if _, err := tm.UpdateTargets(data); err != nil {
-		return fmt.Errorf("targets: %w", err)
+	top := r.targets[metadata.TARGETS]
+	if err := root.VerifyDelegate(metadata.TARGETS, top); err != nil {
+		return fmt.Errorf("targets %d: %w", top.Signed.Version, err)
 	}
 	for role, t := range r.targets {
 		if role == metadata.TARGETS {
 			continue
 		}
-		if data, err = read(fmt.Sprintf("%d.%s.json", t.Signed.Version, role)); err != nil {
-			return err
-		}
-		if _, err := tm.UpdateDelegatedTargets(data, role, metadata.TARGETS); err != nil {
-			return fmt.Errorf("%s: %w", role, err)
+		if err := top.VerifyDelegate(role, t); err != nil {
+			return fmt.Errorf("%s %d: %w", role, t.Signed.Version, err)
 		}
 	}
 	return nil
@@ -292,17 +303,11 @@ func (r *Repo) Commit() error {
 	if err := os.MkdirAll(md, 0o755); err != nil {
 		return err
 	}
-	for _, k := range r.retired {
-		if err := retire(r.Keys, k); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-	}
 	for _, k := range r.newKeys {
 		if err := k.save(r.Keys); err != nil {
 			return err
 		}
 	}
-	r.retired, r.newKeys = nil, nil
 	for _, f := range r.files {
 		if err := storeFile(f); err != nil {
 			return err
@@ -401,7 +406,23 @@ func (r *Repo) Commit() error {
 		r.timestamp.Signed.UnrecognizedFields = map[string]any{}
 	}
 	r.timestamp.Signed.UnrecognizedFields[repo.IssuedField] = now.Format(time.RFC3339)
-	return r.signTop(r.timestamp, metadata.TIMESTAMP, filepath.Join(md, "timestamp.json"))
+	if err := r.signTop(r.timestamp, metadata.TIMESTAMP, filepath.Join(md, "timestamp.json")); err != nil {
+		return err
+	}
+	// The repository now names the new keys: they take their roles' names,
+	// the old ones kept aside.
+	for _, k := range r.retired {
+		if err := retire(r.Keys, k); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	for _, k := range r.newKeys {
+		if err := k.install(r.Keys); err != nil {
+			return err
+		}
+	}
+	r.retired, r.newKeys = nil, nil
+	return nil
 }
 
 // roleKeys loads the keys of a top-level role the root lists.

@@ -39,11 +39,14 @@ func genKey(role string) (*key, error) {
 	return fromPrivate(role, priv)
 }
 
-// save writes a new key, refusing to overwrite one.
+// newSuffix marks a key made by a change not yet committed: Commit renames
+// it into place after the timestamp, so that a commit that fails leaves the
+// keys folder matching the repository on disk (loadKey takes it up if a
+// crash came between the two).
+const newSuffix = ".new"
+
+// save writes a new key beside the role's current one.
 func (k *key) save(dir string) error {
-	if _, err := os.Stat(keyPath(dir, k.role)); err == nil {
-		return fmt.Errorf("%s: a key is already there", keyPath(dir, k.role))
-	}
 	der, err := x509.MarshalPKCS8PrivateKey(k.priv)
 	if err != nil {
 		return err
@@ -52,37 +55,49 @@ func (k *key) save(dir string) error {
 		return err
 	}
 	data := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
-	return atomicfile.WriteFile(keyPath(dir, k.role), data, 0o600)
+	return atomicfile.WriteFile(keyPath(dir, k.role)+newSuffix, data, 0o600)
+}
+
+// install puts a saved new key in its role's place.
+func (k *key) install(dir string) error {
+	return atomicfile.Rename(keyPath(dir, k.role)+newSuffix, keyPath(dir, k.role))
 }
 
 // loadKey reads a role's key.
-func loadKey(dir, role string) (*key, error) {
-	data, err := os.ReadFile(keyPath(dir, role))
+func loadKey(dir, role string) (*key, error) { return loadKeyFile(keyPath(dir, role), role) }
+
+// loadKeyFile reads a role's key from p.
+func loadKeyFile(p, role string) (*key, error) {
+	data, err := os.ReadFile(p)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("%w: %s (role %s)", ErrNoKey, keyPath(dir, role), role)
+		return nil, fmt.Errorf("%w: %s (role %s)", ErrNoKey, p, role)
 	}
 	if err != nil {
 		return nil, err
 	}
 	b, _ := pem.Decode(data)
 	if b == nil || b.Type != "PRIVATE KEY" {
-		return nil, fmt.Errorf("%s: not a PKCS #8 PEM private key", keyPath(dir, role))
+		return nil, fmt.Errorf("%s: not a PKCS #8 PEM private key", p)
 	}
 	k, err := x509.ParsePKCS8PrivateKey(b.Bytes)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", keyPath(dir, role), err)
+		return nil, fmt.Errorf("%s: %w", p, err)
 	}
 	priv, ok := k.(ed25519.PrivateKey)
 	if !ok {
-		return nil, fmt.Errorf("%s: not an ed25519 key", keyPath(dir, role))
+		return nil, fmt.Errorf("%s: not an ed25519 key", p)
 	}
 	return fromPrivate(role, priv)
 }
 
-// retire moves a role's key aside once a rotation no longer needs it, so
-// that a new one can take its name; it is kept, not deleted.
+// retire copies a role's key aside once a rotation no longer needs it; it
+// is kept, not deleted, and the new key then takes its name.
 func retire(dir string, k *key) error {
-	return os.Rename(keyPath(dir, k.role), filepath.Join(dir, fmt.Sprintf("%s.retired-%.16s.pem", k.role, k.id)))
+	data, err := os.ReadFile(keyPath(dir, k.role))
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(filepath.Join(dir, fmt.Sprintf("%s.retired-%.16s.pem", k.role, k.id)), data, 0o600)
 }
 
 func fromPrivate(role string, priv ed25519.PrivateKey) (*key, error) {
