@@ -79,7 +79,8 @@ dev_repo() {
     say "made the development repository $CACHE/dev-repo"
   fi
   PASSEUR_REPO_ROOT=$PWD/$CACHE/dev-repo/metadata/1.root.json
-  export PASSEUR_REPO_ROOT
+  PASSEUR_REPO_KEYS=${PASSEUR_REPO_KEYS:-$PWD/$CACHE/keys/repo}
+  export PASSEUR_REPO_ROOT PASSEUR_REPO_KEYS
 }
 
 # build builds the host tool, then the board's kernel and initramfs.
@@ -177,7 +178,7 @@ usage: ./build.sh [command] [args]
 
 Environment: BOARD (default qemu-x86_64), OUT (default out), CACHE (default .cache),
 PASSEUR_REPO_ROOT (the trusted root of the release repositories, default: a
-development repository made in the cache)
+development repository made once in CACHE/dev-repo, its keys in CACHE/keys/repo),
 PASSEUR_KEY (private key releases are signed with; its .pub is trusted by the
 image; default: a development key made once in CACHE/keys), PASSEUR_PRODUCTS
 (release specs whose product profiles the image carries; default
