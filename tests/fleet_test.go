@@ -28,29 +28,50 @@ import (
 
 var (
 	versionsMu sync.Mutex
-	versions   = map[string]*camrecRelease{}
+	versions   = map[string]*versionBuild{}
 )
 
-// camrecVersion builds camrec v (8.1.0, 8.2.0) once per test binary, with
-// the release builder, as camrec8 builds 8.0.0.
-func camrecVersion(t *testing.T, v string) camrecRelease {
+type versionBuild struct {
+	once sync.Once
+	rel  camrecRelease
+}
+
+// camrecVersions builds the versions at once (the builds overlap), each
+// once per test binary.
+func camrecVersions(t *testing.T, vs ...string) []camrecRelease {
 	t.Helper()
-	if v == "8.0.0" {
-		return camrec8(t)
-	}
 	keyFile, pub := signingKey(t)
-	versionsMu.Lock()
-	defer versionsMu.Unlock()
-	r := versions[v]
-	if r == nil {
-		r = &camrecRelease{dir: filepath.Join(scratch, "camrec-"+v), pub: pub}
-		r.m, r.err = camrec.BuildV8Version(repoRoot(t), filepath.Join(repoRoot(t), ".cache"), r.dir, keyFile, v, io.Discard)
-		versions[v] = r
+	out := make([]camrecRelease, len(vs))
+	var wg sync.WaitGroup
+	for i, v := range vs {
+		if v == "8.0.0" {
+			out[i] = camrec8(t)
+			continue
+		}
+		versionsMu.Lock()
+		b := versions[v]
+		if b == nil {
+			b = &versionBuild{}
+			versions[v] = b
+		}
+		versionsMu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b.once.Do(func() {
+				b.rel = camrecRelease{dir: filepath.Join(scratch, "camrec-"+v), pub: pub}
+				b.rel.m, b.rel.err = camrec.BuildV8Version(repoRoot(t), filepath.Join(repoRoot(t), ".cache"), b.rel.dir, keyFile, v, io.Discard)
+			})
+			out[i] = b.rel
+		}()
 	}
-	if r.err != nil {
-		t.Fatalf("build camrec %s: %v", v, r.err)
+	wg.Wait()
+	for i, r := range out {
+		if r.err != nil {
+			t.Fatalf("build camrec %s: %v", vs[i], r.err)
+		}
 	}
-	return *r
+	return out
 }
 
 // TestFleet is the thin-client vendor's procedure (seeds/002) end to end
@@ -65,7 +86,7 @@ func camrecVersion(t *testing.T, v string) camrecRelease {
 // nothing is written. test-long also installs a box given the test tag
 // (8.1.0) and one on the default (8.0.0).
 func TestFleet(t *testing.T) {
-	rels := []camrecRelease{camrec8(t), camrecVersion(t, "8.1.0"), camrecVersion(t, "8.2.0")}
+	rels := camrecVersions(t, "8.0.0", "8.1.0", "8.2.0")
 	art := qemu.BuiltArtifacts(t, "qemu-x86_64")
 
 	// The vendor's repository.

@@ -85,7 +85,7 @@ type StatusError struct {
 	Status string
 }
 
-func (e *StatusError) Error() string       { return fmt.Sprintf("%v: %s: %s", ErrStatus, e.URL, e.Status) }
+func (e *StatusError) Error() string        { return fmt.Sprintf("%v: %s: %s", ErrStatus, e.URL, e.Status) }
 func (e *StatusError) Is(target error) bool { return target == ErrStatus }
 
 // File downloads url to path. The bytes go to path+".part" first, kept

@@ -169,13 +169,13 @@ type Account struct {
 // Rollout phases an account's new default in: a box takes it only once the
 // fraction reached passes its wariness; until then it stays on Previous.
 type Rollout struct {
-	Previous      string    `json:"previous"`
-	Start         time.Time `json:"start"`
+	Previous string    `json:"previous"`
+	Start    time.Time `json:"start"`
 	// StartPermille is the share of boxes that take the default at
 	// Start, in thousandths (an integer: TUF's canonical JSON signs no
 	// floating-point number).
-	StartPermille int `json:"start_permille"`
-	Seconds       int64     `json:"duration_seconds"`
+	StartPermille int   `json:"start_permille"`
+	Seconds       int64 `json:"duration_seconds"`
 	// HaltFailures is the count of failed reports at which the fleet's
 	// server halts the rollout (0: never by itself).
 	HaltFailures int `json:"halt_failures,omitempty"`
