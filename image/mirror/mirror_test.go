@@ -2,10 +2,8 @@ package mirror
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -64,19 +62,6 @@ func box(t *testing.T, url string, root []byte, state string) (def string, held 
 		_, err := c.Download(context.Background(), repo.ManifestTarget("camrec", ver), filepath.Join(t.TempDir(), "m"), fetch.Options{Attempts: 1})
 		return err == nil
 	}
-}
-
-func hashTree(t *testing.T, dir string) string {
-	t.Helper()
-	h := sha256.New()
-	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
-		if err == nil && fi.Mode().IsRegular() {
-			data, _ := os.ReadFile(p)
-			fmt.Fprintf(h, "%s %x\n", strings.TrimPrefix(p, dir), sha256.Sum256(data))
-		}
-		return nil
-	})
-	return fmt.Sprintf("%x", h.Sum(nil))
 }
 
 // TestSync: the mirror holds what its account's boxes may be sent to and
@@ -186,7 +171,7 @@ func TestSyncRefusals(t *testing.T) {
 	if _, err := sync(t, v, dir, nil); err != nil {
 		t.Fatal(err)
 	}
-	before := hashTree(t, dir)
+	before := repotest.Tree(t, dir)
 
 	// A compromised upstream (or a man in the middle) replays the
 	// metadata of before.
@@ -196,7 +181,7 @@ func TestSyncRefusals(t *testing.T) {
 	if _, err := sync(t, v, dir, nil); !errors.Is(err, repoclient.ErrRollback) {
 		t.Errorf("replayed upstream: %v, want ErrRollback", err)
 	}
-	if hashTree(t, dir) != before {
+	if repotest.Tree(t, dir) != before {
 		t.Error("a refused sync changed the mirror")
 	}
 	os.WriteFile(filepath.Join(v.Dir, repo.MetadataDir, "timestamp.json"), good, 0o644)

@@ -4,13 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -34,25 +32,6 @@ import (
 func openBox(v *repotest.Vendor, state string, now time.Time) (*Client, error) {
 	return Open(context.Background(), Options{URL: v.Srv.URL, Root: v.Root, State: state, Now: func() time.Time { return now },
 		Fetch: fetch.Options{Attempts: 1}})
-}
-
-// hashTree hashes every file under dir: proof that a refusal wrote nothing.
-func hashTree(t *testing.T, dir string) string {
-	t.Helper()
-	h := sha256.New()
-	var names []string
-	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			names = append(names, p)
-		}
-		return nil
-	})
-	sort.Strings(names)
-	for _, n := range names {
-		data, _ := os.ReadFile(n)
-		fmt.Fprintf(h, "%s %x\n", strings.TrimPrefix(n, dir), sha256.Sum256(data))
-	}
-	return hex.EncodeToString(h.Sum(nil))
 }
 
 // TestFleetPolicy is the seed's procedure on the repository: a test tag
@@ -204,11 +183,11 @@ func TestRefusals(t *testing.T) {
 			data, _ := os.ReadFile(filepath.Join(old, f))
 			os.WriteFile(filepath.Join(v.Dir, repo.MetadataDir, f), data, 0o644)
 		}
-		before := hashTree(t, state)
+		before := repotest.Tree(t, state)
 		if _, err := openBox(v, state, v.Now); !errors.Is(err, ErrRollback) {
 			t.Errorf("replayed timestamp: %v, want ErrRollback", err)
 		}
-		if hashTree(t, state) != before {
+		if repotest.Tree(t, state) != before {
 			t.Error("a refused refresh changed what the box remembers")
 		}
 		// A box that never saw the newer metadata takes the old one: only
@@ -265,7 +244,7 @@ func TestRefusals(t *testing.T) {
 		if _, err := openBox(v, t.TempDir(), v.Now); err != nil {
 			t.Fatalf("after the rotation: %v", err)
 		}
-		good := hashTree(t, v.Dir)
+		good := repotest.Tree(t, v.Dir)
 		v.Now = v.Now.Add(time.Minute)
 		r, err := editor.Open(v.Dir, thief, v.Opts())
 		if err != nil {
@@ -354,11 +333,11 @@ func TestRotation(t *testing.T) {
 	}
 	// The root cannot be rotated without its key.
 	os.Remove(filepath.Join(v.Keys, "root.pem"))
-	before := hashTree(t, v.Dir)
+	before := repotest.Tree(t, v.Dir)
 	if err := v.Try(func(r *editor.Repo) error { return r.RotateKey("root") }); !errors.Is(err, editor.ErrNoKey) {
 		t.Errorf("rotating the root without its key: %v, want ErrNoKey", err)
 	}
-	if hashTree(t, v.Dir) != before {
+	if repotest.Tree(t, v.Dir) != before {
 		t.Error("a refused rotation wrote")
 	}
 }
@@ -405,12 +384,12 @@ func TestEditorRefusals(t *testing.T) {
 			return r.SetDefault("acme", "camrec", "8.2.0", &editor.RolloutSpec{StartFraction: 0.1, Duration: time.Hour})
 		}, nil},
 	} {
-		before, keys := hashTree(t, v.Dir), hashTree(t, v.Keys)
+		before, keys := repotest.Tree(t, v.Dir), repotest.Tree(t, v.Keys)
 		err := v.Try(tc.change)
 		if err == nil || (tc.err != nil && !errors.Is(err, tc.err)) {
 			t.Errorf("%s: %v, want %v", tc.name, err, tc.err)
 		}
-		if hashTree(t, v.Dir) != before || hashTree(t, v.Keys) != keys {
+		if repotest.Tree(t, v.Dir) != before || repotest.Tree(t, v.Keys) != keys {
 			t.Errorf("%s: refused, but the repository or its keys changed", tc.name)
 		}
 	}

@@ -5,10 +5,16 @@ package repotest
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -146,4 +152,24 @@ func (v *Vendor) Target(p string) *metadata.TargetFiles {
 	}
 	v.T.Fatalf("no target %s", p)
 	return nil
+}
+
+// Tree hashes every regular file under dir, with its path: proof that a
+// refusal wrote nothing, when taken before and after.
+func Tree(t testing.TB, dir string) string {
+	t.Helper()
+	h := sha256.New()
+	var names []string
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			names = append(names, p)
+		}
+		return nil
+	})
+	sort.Strings(names)
+	for _, n := range names {
+		data, _ := os.ReadFile(n)
+		fmt.Fprintf(h, "%s %x\n", strings.TrimPrefix(n, dir), sha256.Sum256(data))
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
