@@ -83,7 +83,9 @@ func camrecVersions(t *testing.T, vs ...string) []camrecRelease {
 // 7.14.0.3 box migrates to 8.1.0, the first hop of its route 8.1.0 → 8.2.0,
 // reading nothing but the mirror; then the mirror, compromised, replays
 // its old metadata: the box, whose key remembers the newer, refuses it and
-// nothing is written. test-long also installs a box given the test tag
+// nothing is written; repaired, it serves the second hop, and the box,
+// now a camrec 8 install (state over a read-only root), migrates from
+// 8.1.0 to 8.2.0 with its configuration and index. test-long also installs a box given the test tag
 // (8.1.0) and one on the default (8.0.0).
 func TestFleet(t *testing.T) {
 	rels := camrecVersions(t, "8.0.0", "8.1.0", "8.2.0")
@@ -201,6 +203,7 @@ func TestFleet(t *testing.T) {
 	key := keyFor(`{"repo": "http://10.0.2.100/repo", "account": "acme", "report": "http://10.0.2.100/fleet/report", "box": "box-3", "report-token": "` + token + `"}`)
 	data := fixtureData(a)
 	before := hashes(t, data)
+	dataBefore := before
 	m := boot(append(a.Disks(), key), "migrate")
 	var route routeEvent
 	m.decode(t, "route", &route)
@@ -254,11 +257,14 @@ func TestFleet(t *testing.T) {
 
 	// The mirror, compromised, serves its old metadata again: validly
 	// signed, not expired, older than what this box's key remembers.
-	for _, f := range []string{"timestamp.json"} {
-		old, _ := os.ReadFile(filepath.Join(oldMetadata, f))
-		if err := os.WriteFile(filepath.Join(mirrorDir, repo.MetadataDir, f), old, 0o644); err != nil {
-			t.Fatal(err)
-		}
+	timestamp := filepath.Join(mirrorDir, repo.MetadataDir, "timestamp.json")
+	current, err := os.ReadFile(timestamp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, _ := os.ReadFile(filepath.Join(oldMetadata, "timestamp.json"))
+	if err := os.WriteFile(timestamp, old, 0o644); err != nil {
+		t.Fatal(err)
 	}
 	boxDisks := a.Disks()
 	before = hashes(t, boxDisks)
@@ -271,4 +277,31 @@ func TestFleet(t *testing.T) {
 		t.Error("a run began on replayed metadata")
 	}
 	sameHashes(t, "replayed metadata", before, hashes(t, boxDisks))
+
+	// The mirror is repaired; the box, now on 8.1.0, an install whose
+	// state lies over its read-only root, takes the second hop: its
+	// configuration and index, read through that overlay, are carried to
+	// 8.2.0, whose first boot steps the configuration to format 3.
+	if err := os.WriteFile(timestamp, current, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m = boot(append(a.Disks(), key), "migrate")
+	route = routeEvent{}
+	m.decode(t, "route", &route)
+	if route.From != "8.1.0" || route.Want != "8.2.0" || strings.Join(route.Hops, " ") != "8.2.0" || route.Next != "8.2.0" {
+		t.Errorf("route %+v: want 8.1.0 → 8.2.0", route)
+	}
+	want.Version = "8.2.0"
+	if got := m.healthy(t); !reflect.DeepEqual(got, want) {
+		t.Errorf("health report after the second hop\n got %+v\nwant %+v", got, want)
+	}
+	var formats struct {
+		IndexFormat  int `json:"index_format"`
+		ConfigFormat int `json:"config_format"`
+	}
+	m.decode(t, "health", &formats)
+	if formats.IndexFormat != 3 || formats.ConfigFormat != 3 {
+		t.Errorf("health report after the second hop: index format %d, configuration format %d; want 3 and 3", formats.IndexFormat, formats.ConfigFormat)
+	}
+	sameHashes(t, "the second hop", dataBefore, hashes(t, data))
 }

@@ -75,6 +75,13 @@ type Recognize struct {
 	// VersionFile is read; VersionRegexp's first group is the version.
 	VersionFile   string `json:"version_file"`
 	VersionRegexp string `json:"version_regexp"`
+	// StateLabel, when set, is the label of the filesystem that an install
+	// of the product lays over its read-only root (a state partition, as
+	// a release's layout makes one): on the root's own disk, it is read
+	// first, then the root, as an overlay shows them. Such an install's
+	// fstab, configuration and index live there. The root alone must
+	// still hold Files and VersionFile.
+	StateLabel string `json:"state_label,omitempty"`
 }
 
 // DataVolumes says how the old system's data volumes are recognised.

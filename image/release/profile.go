@@ -55,6 +55,14 @@ func (p Profile) check() error {
 	if err := CheckName("product", p.Product); err != nil {
 		return err
 	}
+	if l := p.Recognize.StateLabel; l != "" {
+		if err := CheckName("recognize.state_label", l); err != nil {
+			return err
+		}
+		if len(l) > 16 {
+			return fmt.Errorf("%w: recognize.state_label %q is longer than an ext4 label (16 bytes)", ErrSyntax, l)
+		}
+	}
 	re, err := regexp.Compile(p.Recognize.VersionRegexp)
 	if err != nil || re.NumSubexp() < 1 {
 		return fmt.Errorf("%w: recognize.version_regexp %q needs one group around the version", ErrSyntax, p.Recognize.VersionRegexp)

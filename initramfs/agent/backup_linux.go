@@ -162,10 +162,10 @@ func (a *Agent) backupSteps(r *run) (backupEvent, error) {
 func (a *Agent) mountMedia(s *session) (*run, error) {
 	r := &run{s: s}
 	var err error
-	if r.root, err = s.reader.MountPoint(s.sys.Root, s.fsType(s.sys.Root)); err != nil {
+	if r.root, err = s.reader.SystemPoint(s.sys); err != nil {
 		return nil, err
 	}
-	if r.files, err = s.reader.Files(s.sys.Root, s.fsType(s.sys.Root)); err != nil {
+	if r.files, err = s.sys.Files(s.reader); err != nil {
 		return nil, err
 	}
 	host, _ := fs.ReadFile(r.files, "etc/hostname")
@@ -452,6 +452,10 @@ func (a *Agent) dropCaches() error {
 	return os.WriteFile("/proc/sys/vm/drop_caches", []byte("3"), 0)
 }
 
+// ErrNotRestorable refuses restore mode on an install it cannot write
+// into.
+var ErrNotRestorable = errors.New("restore mode cannot write into this install")
+
 // restore puts the chosen backup of this host back into the installed
 // system: verified first, the system's root mounted read-write only then.
 func (a *Agent) restore(disks []inventory.Disk) error {
@@ -459,6 +463,12 @@ func (a *Agent) restore(disks []inventory.Disk) error {
 	defer s.close(a)
 	if err != nil {
 		return err
+	}
+	if s.sys.State != "" {
+		// Its root is read-only; what to put back where between root and
+		// state is the release's to say, and no manifest says it yet.
+		return fmt.Errorf("%w: %s %s keeps its files on its state %s laid over a read-only root: restore mode puts files back into a root only (a migration restores such an install's backup into the new system)",
+			ErrNotRestorable, s.sys.Product, s.sys.Version, s.sys.State)
 	}
 	r, err := a.mountMedia(s)
 	if err != nil {

@@ -18,7 +18,7 @@ func TestProfileOfSpec(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if name != "camrec" || strings.Contains(string(data), "layout") || !strings.Contains(string(data), "/etc/camrec/camrec.conf") {
+	if name != "camrec" || strings.Contains(string(data), "layout") || !strings.Contains(string(data), `"state_label": "state"`) {
 		t.Errorf("profile of the camrec 8 spec: %s %s", name, data)
 	}
 	dir := t.TempDir()

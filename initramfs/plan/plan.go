@@ -41,7 +41,7 @@ type Disk struct {
 
 // Backup is what is copied to the media before anything is written.
 type Backup struct {
-	From  string   `json:"from"` // device of the installed root
+	From  string   `json:"from"` // device of the installed root ("state over root" for a layered install)
 	Paths []string `json:"paths"`
 }
 
@@ -60,7 +60,11 @@ func Make(m *release.Manifest, r *roles.Result, pl release.Placement) *Plan {
 	sys := r.System()
 	p := &Plan{Release: m.Product + " " + m.Version.String(), Mode: "migrate", Table: pl.Table,
 		Target: Disk{sys.Disk.Path, identity.Name(sys.Disk), string(sys.Role)}, Candidates: r.Candidates}
-	p.Backup = Backup{From: sys.Root, Paths: append(append(append([]string{}, m.Config...), m.Index...), "/etc/fstab")}
+	from := sys.Root
+	if sys.State != "" {
+		from = sys.State + " over " + sys.Root
+	}
+	p.Backup = Backup{From: from, Paths: append(append(append([]string{}, m.Config...), m.Index...), "/etc/fstab")}
 	for _, e := range pl.Extents {
 		pp := Partition{Name: e.Name, Start: e.Start, Size: e.Bytes}
 		switch e.Role {

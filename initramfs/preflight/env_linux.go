@@ -33,8 +33,8 @@ func (e MountEnv) MediaFree(dev string) (int64, error) {
 }
 
 // TreeSize adds up the sizes of the files under p; a missing p is 0.
-func (e MountEnv) TreeSize(dev, p string) (int64, error) {
-	files, err := e.Reader.Files(dev, e.FSType(dev))
+func (e MountEnv) TreeSize(sys *roles.Assignment, p string) (int64, error) {
+	files, err := sys.Files(e.Reader)
 	if err != nil {
 		return 0, err
 	}

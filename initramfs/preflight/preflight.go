@@ -57,8 +57,9 @@ func (r Report) Err() error {
 type Env interface {
 	// MediaFree returns the free bytes of the media's filesystem on dev.
 	MediaFree(dev string) (int64, error)
-	// TreeSize returns the bytes under path on the filesystem on dev.
-	TreeSize(dev, path string) (int64, error)
+	// TreeSize returns the bytes under path in the installed system's
+	// files (its root, and its state laid over it when it has one).
+	TreeSize(sys *roles.Assignment, path string) (int64, error)
 	// ReadVolume mounts the volume read-only and lists its top folder.
 	ReadVolume(v roles.Volume) error
 	// Busy returns an error if the disk is in use (mounted, held open).
@@ -221,7 +222,7 @@ func neededRoom(m *release.Manifest, sys *roles.Assignment, env Env) (int64, str
 	var backup int64
 	if sys != nil {
 		for _, p := range append(append(append([]string{}, m.Config...), m.Index...), "/etc/fstab") {
-			n, err := env.TreeSize(sys.Root, p)
+			n, err := env.TreeSize(sys, p)
 			if err != nil {
 				return 0, "", fmt.Errorf("size of %s on %s: %w", p, sys.Root, err)
 			}
@@ -284,7 +285,7 @@ var systemMounts = map[string]bool{"/": true, "/boot": true, "/boot/efi": true, 
 
 // accountedFor refuses a migration of a system disk holding a filesystem
 // passeur cannot account for: neither kept (data, candidates), nor the old
-// root, swap, an EFI system partition, or mounted by the old system at a
+// root or the state laid over it, swap, an EFI system partition, or mounted by the old system at a
 // system folder. Whatever it is, the new table would drop it, and the new
 // layout may overwrite it.
 func accountedFor(sys *roles.Assignment, kept map[string]release.Extent) error {
@@ -299,7 +300,7 @@ func accountedFor(sys *roles.Assignment, kept map[string]release.Extent) error {
 	for _, p := range sys.Disk.Partitions {
 		mp := mounted[p.Path]
 		switch {
-		case keptAt[p.Start], p.Path == sys.Root, p.FS == nil, p.FS.Type == "swap", systemMounts[mp],
+		case keptAt[p.Start], p.Path == sys.Root, p.Path == sys.State, p.FS == nil, p.FS.Type == "swap", systemMounts[mp],
 			strings.EqualFold(p.PartType, release.TypeGUIDs["esp"]), p.PartType == "ef":
 			continue
 		}

@@ -19,8 +19,8 @@ type fakeEnv struct {
 	busyDev string
 }
 
-func (e fakeEnv) MediaFree(string) (int64, error)        { return e.free, nil }
-func (e fakeEnv) TreeSize(string, string) (int64, error) { return e.tree, nil }
+func (e fakeEnv) MediaFree(string) (int64, error)                   { return e.free, nil }
+func (e fakeEnv) TreeSize(*roles.Assignment, string) (int64, error) { return e.tree, nil }
 func (e fakeEnv) ReadVolume(v roles.Volume) error {
 	if v.Device == e.badVol {
 		return errors.New("mount: unknown filesystem type 'btrfs'")
@@ -198,9 +198,15 @@ func TestAccountedFor(t *testing.T) {
 			s.Mounts = []roles.Mount{{Device: "/dev/vda3", Mountpoint: "/var", Type: "ext4"}}
 			return s
 		}(), nil},
-		"swap":          {extra(&fsprobe.FS{Type: "swap"}, "82"), nil},
-		"old esp":       {extra(&fsprobe.FS{Type: "vfat"}, release.TypeGUIDs["esp"]), nil},
-		"no filesystem": {extra(nil, "83"), nil},
+		"the system's state": {func() *roles.Assignment {
+			s := extra(&fsprobe.FS{Type: "ext4", Label: "state"}, "83")
+			s.State = "/dev/vda3"
+			return s
+		}(), nil},
+		"a state that is not the system's": {extra(&fsprobe.FS{Type: "ext4", Label: "state"}, "83"), ErrDataInTheWay},
+		"swap":                             {extra(&fsprobe.FS{Type: "swap"}, "82"), nil},
+		"old esp":                          {extra(&fsprobe.FS{Type: "vfat"}, release.TypeGUIDs["esp"]), nil},
+		"no filesystem":                    {extra(nil, "83"), nil},
 		"a candidate kept": {func() *roles.Assignment {
 			s := extra(&fsprobe.FS{Type: "ext4", Label: "rec-old", UUID: "01d"}, "83")
 			s.Candidates = []roles.Volume{{Device: "/dev/vda3", Spec: "LABEL=rec-old", FSType: "ext4", UUID: "01d", Label: "rec-old"}}

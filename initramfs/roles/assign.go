@@ -66,8 +66,12 @@ func filesystemsOf(disks []inventory.Disk) []volumeFS {
 	return all
 }
 
-// systemFS are the filesystem types an installed root can be on.
-var systemFS = map[string]bool{"ext2": true, "ext3": true, "ext4": true, "xfs": true, "btrfs": true}
+// systemFS are the filesystem types an installed root can be on, and
+// stateFS those its state can be on.
+var (
+	systemFS = map[string]bool{"ext2": true, "ext3": true, "ext4": true, "xfs": true, "btrfs": true, "squashfs": true}
+	stateFS  = map[string]bool{"ext2": true, "ext3": true, "ext4": true, "xfs": true, "btrfs": true}
+)
 
 // Assign gives every disk its role for the release m, reading content
 // through r. Where the evidence is ambiguous it asks ask, which refuses with
@@ -101,6 +105,7 @@ func Assign(disks []inventory.Disk, m *release.Manifest, r Reader, ask Asker) (*
 	type candidate struct {
 		v       volumeFS
 		version string
+		state   string // the device laid over the root, or ""
 		files   fs.FS
 	}
 	var systems []candidate
@@ -134,7 +139,17 @@ func Assign(disks []inventory.Disk, m *release.Manifest, r Reader, ask Asker) (*
 			note(v.disk, "%s: %s install of unreadable version, set aside by the operator", v.dev, m.Product)
 			continue
 		}
-		systems = append(systems, candidate{v, string(match[1]), files})
+		state, err := stateOf(all, v, m.Recognize.StateLabel)
+		if err != nil {
+			return nil, err
+		}
+		if state != "" {
+			// What the install sees: its state over its root.
+			if files, err = r.Layered(state, typeOf(all, state), v.dev, v.typ); err != nil {
+				return nil, fmt.Errorf("read %s %s: its state %s over its root %s: %w", m.Product, match[1], state, v.dev, err)
+			}
+		}
+		systems = append(systems, candidate{v, string(match[1]), state, files})
 	}
 	if len(systems) > 1 {
 		var where []string
@@ -150,6 +165,9 @@ func Assign(disks []inventory.Disk, m *release.Manifest, r Reader, ask Asker) (*
 			if j != i {
 				note(s.v.disk, "%s %s on %s: not the one the operator chose, never written", m.Product, s.version, s.v.dev)
 				taken[s.v.dev] = true
+				if s.state != "" {
+					taken[s.state] = true
+				}
 				setAside[s.v.disk] = true
 				// What that system mounts is its own: no candidate.
 				if entries, err := mounts(s.files); err == nil {
@@ -170,9 +188,13 @@ func Assign(disks []inventory.Disk, m *release.Manifest, r Reader, ask Asker) (*
 	if len(systems) == 1 {
 		s := systems[0]
 		a := &res.Disks[s.v.disk]
-		a.Role, a.Product, a.Version, a.Root = System, m.Product, s.version, s.v.dev
+		a.Role, a.Product, a.Version, a.Root, a.State = System, m.Product, s.version, s.v.dev, s.state
 		note(s.v.disk, "%s %s installed on %s (%s)", m.Product, s.version, s.v.dev, m.Recognize.VersionFile)
 		taken[s.v.dev] = true
+		if s.state != "" {
+			note(s.v.disk, "%s: its state (label %s), read laid over its root", s.state, m.Recognize.StateLabel)
+			taken[s.state] = true
+		}
 		mounted, err := mounts(s.files)
 		if err != nil {
 			return nil, err
@@ -249,6 +271,38 @@ func Assign(disks []inventory.Disk, m *release.Manifest, r Reader, ask Asker) (*
 		}
 	}
 	return res, nil
+}
+
+// stateOf finds the filesystem an install on root lays over it: the one
+// filesystem of root's disk, other than root, that carries label. None
+// is an install without state (an older generation of the product); two
+// cannot be told apart (ErrTwoStates).
+func stateOf(all []volumeFS, root volumeFS, label string) (string, error) {
+	if label == "" {
+		return "", nil
+	}
+	var found []string
+	for _, v := range all {
+		if v.disk == root.disk && v.dev != root.dev && v.lbl == label && stateFS[v.typ] {
+			found = append(found, v.dev)
+		}
+	}
+	if len(found) > 1 {
+		return "", fmt.Errorf("%w: %s on %s", ErrTwoStates, label, strings.Join(found, ", "))
+	}
+	if len(found) == 1 {
+		return found[0], nil
+	}
+	return "", nil
+}
+
+func typeOf(all []volumeFS, dev string) string {
+	for _, v := range all {
+		if v.dev == dev {
+			return v.typ
+		}
+	}
+	return ""
 }
 
 // fstabVolumes reads the installed system's fstab and finds each data

@@ -26,6 +26,43 @@ func (m mapReader) Files(dev, typ string) (fs.FS, error) {
 	return fstest.MapFS{}, nil
 }
 
+func (m mapReader) Layered(upper, upperType, lower, lowerType string) (fs.FS, error) {
+	up, _ := m.Files(upper, upperType)
+	low, _ := m.Files(lower, lowerType)
+	return union{up, low}, nil
+}
+
+// union is an overlay of two folders as the kernel shows it: a name in
+// the upper one hides the same name in the lower one; folders merge.
+type union struct{ upper, lower fs.FS }
+
+func (u union) Open(name string) (fs.File, error) {
+	f, err := u.upper.Open(name)
+	if err == nil {
+		return f, nil
+	}
+	return u.lower.Open(name)
+}
+
+func (u union) ReadDir(name string) ([]fs.DirEntry, error) {
+	up, errUp := fs.ReadDir(u.upper, name)
+	low, errLow := fs.ReadDir(u.lower, name)
+	if errUp != nil && errLow != nil {
+		return nil, errUp
+	}
+	seen := map[string]bool{}
+	for _, e := range up {
+		seen[e.Name()] = true
+	}
+	for _, e := range low {
+		if !seen[e.Name()] {
+			up = append(up, e)
+		}
+	}
+	slices.SortFunc(up, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
+	return up, nil
+}
+
 func manifest(t *testing.T) *release.Manifest {
 	t.Helper()
 	data, err := os.ReadFile("../../image/release/testdata/camrec-8.0.0.json")
@@ -221,5 +258,106 @@ func TestMountUnitVolume(t *testing.T) {
 	}
 	if got := roleTable(res); got != "D1=data D2=data KEY=install-media NAS=data OTHER=unknown SYS=system" {
 		t.Errorf("roles %s", got)
+	}
+}
+
+// layeredLayout is an install of the product's next generation: a
+// squashfs root (no label, no UUID) that holds the version, and a "state"
+// filesystem laid over it that holds the fstab of its data volumes.
+func layeredLayout() ([]inventory.Disk, mapReader) {
+	disks := []inventory.Disk{
+		{Name: "vda", Path: "/dev/vda", Serial: "SYS", Table: &inventory.Table{Type: "gpt", ID: "g1"}, Partitions: []inventory.Partition{
+			{Path: "/dev/vda1", PartLabel: "esp", FS: &fsprobe.FS{Type: "vfat", UUID: "12-34", Label: "ESP"}},
+			{Path: "/dev/vda2", PartLabel: "root", FS: &fsprobe.FS{Type: "squashfs"}},
+			{Path: "/dev/vda3", PartLabel: "state", FS: ext4("57a7e", "state")},
+			{Path: "/dev/vda4", PartLabel: "data", FS: ext4("10ca1", "camrec-data")},
+		}},
+		{Name: "vdb", Path: "/dev/vdb", Serial: "D1", FS: ext4("bbbb", "rec-b")},
+		{Name: "sda", Path: "/dev/sda", Serial: "KEY", Partitions: []inventory.Partition{{Path: "/dev/sda1", FS: &fsprobe.FS{Type: "vfat", UUID: "AB-CD", Label: "PASSEUR"}}}},
+	}
+	r := mapReader{
+		"/dev/vda2": {
+			"etc/camrec/version": {Data: []byte("camrec 8.1.0\n")},
+			// The root's own fstab is hidden by the state's.
+			"etc/fstab": {Data: []byte("LABEL=gone /srv/recordings/old ext4 defaults 0 2\n")},
+		},
+		"/dev/vda3": {
+			"etc/fstab":          {Data: []byte("UUID=10ca1 /srv/recordings/local ext4 defaults,nofail 0 2\nLABEL=rec-b /srv/recordings/d1 ext4 defaults,nofail 0 2\n")},
+			"camrec/config.json": {Data: []byte("{}")},
+		},
+		"/dev/sda1": {medialayout.Marker: {Data: []byte("{}")}},
+	}
+	return disks, r
+}
+
+func layeredManifest(t *testing.T) *release.Manifest {
+	m := manifest(t)
+	m.Recognize.Files = []string{"/etc/camrec/version"}
+	m.Recognize.StateLabel = "state"
+	return m
+}
+
+func TestAssignLayeredInstall(t *testing.T) {
+	disks, r := layeredLayout()
+	res, err := Assign(disks, layeredManifest(t), r, Unattended{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := roleTable(res), "D1=data KEY=install-media SYS=system"; got != want {
+		t.Errorf("roles %s, want %s", got, want)
+	}
+	sys := res.System()
+	if sys.Version != "8.1.0" || sys.Root != "/dev/vda2" || sys.State != "/dev/vda3" {
+		t.Fatalf("system = %+v", sys)
+	}
+	// The data volumes are those of the state's fstab, not the root's.
+	if len(sys.Volumes) != 1 || sys.Volumes[0].Device != "/dev/vda4" || sys.Volumes[0].Mountpoint != "/srv/recordings/local" {
+		t.Errorf("system volumes %+v, want /dev/vda4 at /srv/recordings/local", sys.Volumes)
+	}
+	// What the install sees is the state over the root.
+	files, err := sys.Files(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"etc/camrec/version": "camrec 8.1.0\n", "camrec/config.json": "{}"} {
+		if b, err := fs.ReadFile(files, name); err != nil || string(b) != want {
+			t.Errorf("%s = %q, %v; want %q", name, b, err, want)
+		}
+	}
+	// The state is the system's, never a candidate nor a data volume.
+	for _, c := range res.Candidates {
+		if c.Device == "/dev/vda3" {
+			t.Errorf("state offered as a candidate: %+v", c)
+		}
+	}
+	// An install of the older generation (no state) is read as before:
+	// its root's fstab.
+	r["/dev/vda2"]["etc/fstab"] = r["/dev/vda3"]["etc/fstab"]
+	delete(r, "/dev/vda3")
+	disks[0].Partitions = slices.Delete(disks[0].Partitions, 2, 3)
+	res, err = Assign(disks, layeredManifest(t), r, Unattended{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sys := res.System(); sys.State != "" || sys.Root != "/dev/vda2" {
+		t.Errorf("without state: system = %+v", sys)
+	}
+}
+
+func TestAssignTwoStates(t *testing.T) {
+	disks, r := layeredLayout()
+	disks[0].Partitions = append(disks[0].Partitions, inventory.Partition{Path: "/dev/vda5", FS: ext4("57a7f", "state")})
+	if _, err := Assign(disks, layeredManifest(t), r, Unattended{}); !errors.Is(err, ErrTwoStates) {
+		t.Errorf("Assign = %v, want %v", err, ErrTwoStates)
+	}
+	// A "state" on another disk is not this system's state.
+	disks, r = layeredLayout()
+	disks = append(disks, inventory.Disk{Name: "vdc", Path: "/dev/vdc", Serial: "OTHER", FS: ext4("57a80", "state")})
+	res, err := Assign(disks, layeredManifest(t), r, Unattended{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sys := res.System(); sys.State != "/dev/vda3" {
+		t.Errorf("state %q, want /dev/vda3", sys.State)
 	}
 }

@@ -55,6 +55,55 @@ func (m *MountReader) Files(dev, typ string) (fs.FS, error) {
 	return t, nil
 }
 
+// Layered mounts upper and lower read-only (once each), then an overlay
+// of them, read-only too: two lower layers and no upper one, so that
+// nothing can be written through it. It is what an install that lays
+// its state over a read-only root sees.
+func (m *MountReader) Layered(upper, upperType, lower, lowerType string) (fs.FS, error) {
+	key := layeredKey(upper, lower)
+	if t, ok := m.trees[key]; ok {
+		return t, nil
+	}
+	up, err := m.MountPoint(upper, upperType)
+	if err != nil {
+		return nil, err
+	}
+	low, err := m.MountPoint(lower, lowerType)
+	if err != nil {
+		return nil, err
+	}
+	p := filepath.Join(m.Dir, "overlay-"+strings.ReplaceAll(strings.TrimPrefix(upper, "/dev/"), "/", "_"))
+	if err := os.MkdirAll(p, 0o755); err != nil {
+		return nil, err
+	}
+	flags := uintptr(unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC)
+	if err := unix.Mount("overlay", p, "overlay", flags, "lowerdir="+up+":"+low); err != nil {
+		return nil, fmt.Errorf("overlay %s over %s, read-only: %w", upper, lower, err)
+	}
+	t, err := tree.Open(p, m.Limit)
+	if err != nil {
+		unix.Unmount(p, 0)
+		return nil, err
+	}
+	m.mounted[key], m.trees[key] = p, t
+	return t, nil
+}
+
+// SystemPoint is where the installed system's files are mounted (its
+// root, or its state laid over it), mounting them if needed.
+func (m *MountReader) SystemPoint(a *Assignment) (string, error) {
+	if _, err := a.Files(m); err != nil {
+		return "", err
+	}
+	if a.State != "" {
+		return m.mounted[layeredKey(a.State, a.Root)], nil
+	}
+	return m.mounted[a.Root], nil
+}
+
+// layeredKey names an overlay among the devices MountReader mounted.
+func layeredKey(upper, lower string) string { return "overlay " + upper + " over " + lower }
+
 // unmount closes dev's tree and unmounts it.
 func (m *MountReader) unmount(dev string) error {
 	if t, ok := m.trees[dev]; ok {
@@ -78,18 +127,30 @@ func (m *MountReader) MountPoint(dev, typ string) (string, error) {
 	return m.mounted[dev], nil
 }
 
-// Close unmounts everything Files mounted.
+// Close unmounts everything Files mounted, the overlays first.
 func (m *MountReader) Close() error {
 	var errs []error
-	for dev := range m.mounted {
-		errs = append(errs, m.unmount(dev))
+	for _, overlays := range []bool{true, false} {
+		for dev := range m.mounted {
+			if strings.HasPrefix(dev, "overlay ") == overlays {
+				errs = append(errs, m.unmount(dev))
+			}
+		}
 	}
 	return errors.Join(errs...)
 }
 
-// Release unmounts dev if Files mounted it, so that it can be mounted
-// otherwise (read-write, for the media or the target).
+// Release unmounts dev if Files mounted it, and the overlays it is a
+// layer of, so that it can be mounted otherwise (read-write, for the
+// media or the target).
 func (m *MountReader) Release(dev string) error {
+	for key := range m.mounted {
+		if strings.HasPrefix(key, "overlay "+dev+" over ") || strings.HasPrefix(key, "overlay ") && strings.HasSuffix(key, " over "+dev) {
+			if err := m.unmount(key); err != nil {
+				return err
+			}
+		}
+	}
 	if _, ok := m.mounted[dev]; !ok {
 		return nil
 	}

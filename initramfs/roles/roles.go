@@ -33,6 +33,10 @@ var (
 	ErrUnreadableVersion = errors.New("installed product found but its version cannot be read")
 	ErrMissingVolume     = errors.New("a data volume of the installed system is missing")
 	ErrClonedVolume      = errors.New("a data volume is found on more than one device (cloned UUID)")
+	// ErrTwoStates: the disk of an install whose state lies over its root
+	// has more than one filesystem with the state's label. Not a
+	// question: which one the system uses cannot be told from outside.
+	ErrTwoStates = errors.New("more than one filesystem of the system's disk carries the state label")
 	// ErrCandidate is the question about a filesystem that carries the
 	// release's data labels but that the installed system does not mount;
 	// unattended, it is left out (not an error).
@@ -44,6 +48,9 @@ var (
 // without journal replay; tests give folders or maps.
 type Reader interface {
 	Files(dev string, fsType string) (fs.FS, error)
+	// Layered gives the files of upper laid over those of lower, as an
+	// overlay shows them (a name in upper hides the same in lower).
+	Layered(upper, upperType, lower, lowerType string) (fs.FS, error)
 }
 
 // Assignment is the role of one disk, with why.
@@ -56,6 +63,9 @@ type Assignment struct {
 	Product string `json:"product,omitempty"`
 	Version string `json:"version,omitempty"`
 	Root    string `json:"root,omitempty"`
+	// State is the device of the filesystem the install lays over its
+	// root (the release's recognize.state_label), or "".
+	State string `json:"state,omitempty"`
 	// Volumes are the data volumes on this disk (a system disk with a data
 	// partition, the "small" layout, has some: those partitions are kept).
 	Volumes []Volume `json:"volumes,omitempty"`
@@ -83,6 +93,29 @@ type Volume struct {
 	FSType     string `json:"fstype"`
 	UUID       string `json:"uuid"`
 	Label      string `json:"label,omitempty"`
+}
+
+// Files reads the installed system's files as it sees them: its root,
+// with its state laid over it when it has one.
+func (a *Assignment) Files(r Reader) (fs.FS, error) {
+	if a.State == "" {
+		return r.Files(a.Root, a.fsType(a.Root))
+	}
+	return r.Layered(a.State, a.fsType(a.State), a.Root, a.fsType(a.Root))
+}
+
+// fsType is the type of the filesystem on dev, this disk or one of its
+// partitions.
+func (a *Assignment) fsType(dev string) string {
+	if a.Disk.Path == dev && a.Disk.FS != nil {
+		return a.Disk.FS.Type
+	}
+	for _, p := range a.Disk.Partitions {
+		if p.Path == dev && p.FS != nil {
+			return p.FS.Type
+		}
+	}
+	return ""
 }
 
 // MediaFS returns the device and filesystem of the install media's FAT: its

@@ -28,20 +28,37 @@ type Indexer struct {
 	Workers int
 }
 
-// Check reads the v1 index and checks its trailer.
+// indexes are where camrec keeps its index, newest format first: camrec
+// 8's on its state partition (which an installed system's files show laid
+// over its root, see roles), camrec 7's in its root.
+var indexes = []struct {
+	path  string
+	parse func([]byte) ([]format.Segment, error)
+}{
+	{format.IndexV3File, format.ParseIndexV3},
+	{format.IndexV2File, format.ParseIndexV2},
+	{strings.TrimPrefix(format.IndexV1File, "/"), func(b []byte) ([]format.Segment, error) { return format.ParseIndexV1(bytes.NewReader(b)) }},
+}
+
+// Check reads the newest index the system holds (v3, v2 or v1) and checks
+// it: its trailer for v3 and v1, its shape for v2.
 func (Indexer) Check(root fs.FS) error {
-	f, err := root.Open(strings.TrimPrefix(format.IndexV1File, "/"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("%w: %s", recovery.ErrMissing, format.IndexV1File)
+	var names []string
+	for _, ix := range indexes {
+		data, err := fs.ReadFile(root, ix.path)
+		if errors.Is(err, fs.ErrNotExist) {
+			names = append(names, "/"+ix.path)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := ix.parse(data); err != nil {
+			return fmt.Errorf("%w: /%s: %w", recovery.ErrCorrupt, ix.path, err)
+		}
+		return nil
 	}
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if _, err := format.ParseIndexV1(f); err != nil {
-		return fmt.Errorf("%w: %s: %w", recovery.ErrCorrupt, format.IndexV1File, err)
-	}
-	return nil
+	return fmt.Errorf("%w: none of %s", recovery.ErrMissing, strings.Join(names, ", "))
 }
 
 // candidate is a file whose name parses as a segment.

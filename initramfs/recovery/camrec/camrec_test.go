@@ -121,6 +121,45 @@ func TestCheckFindsMissingAndCorrupt(t *testing.T) {
 	}
 }
 
+// TestCheckCamrec8: a camrec 8 system's files (its state laid over its
+// root) hold its index in v3 or v2 on the state; the newest one present is
+// the one checked, and a damaged one is corrupt even with an older index
+// beside it.
+func TestCheckCamrec8(t *testing.T) {
+	segs := recordings(t, t.TempDir(), "/srv/recordings/d1", []string{"cam01", "cam02"}, 3, 100)
+	v3, err := format.MarshalIndexV3(segs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2 := []byte(`[{"camera":"cam01","start":"2026-01-01T00:00:00Z","path":"/srv/recordings/d1/cam01/2026-01-01/00/seg-00.cr","size":100}]`)
+	var v1 bytes.Buffer
+	format.WriteIndexV1(&v1, segs)
+	ix := Indexer{}
+	for _, tc := range []struct {
+		name  string
+		files map[string][]byte
+		want  error
+	}{
+		{"v3", map[string][]byte{format.IndexV3File: v3}, nil},
+		{"v2", map[string][]byte{format.IndexV2File: v2}, nil},
+		{"v3 beside a v2 not yet removed", map[string][]byte{format.IndexV3File: v3, format.IndexV2File: v2}, nil},
+		{"v3 truncated, v1 intact", map[string][]byte{format.IndexV3File: v3[:len(v3)-10], format.IndexV1File: v1.Bytes()}, recovery.ErrCorrupt},
+		{"v2 not JSON", map[string][]byte{format.IndexV2File: v2[:20]}, recovery.ErrCorrupt},
+		{"v2 with an unknown field", map[string][]byte{format.IndexV2File: []byte(`[{"camera":"c","path":"/p","size":1,"x":1}]`)}, recovery.ErrCorrupt},
+		{"none", map[string][]byte{"camrec/config.json": []byte("{}")}, recovery.ErrMissing},
+	} {
+		root := t.TempDir()
+		for name, data := range tc.files {
+			p := filepath.Join(root, name)
+			os.MkdirAll(filepath.Dir(p), 0o755)
+			os.WriteFile(p, data, 0o644)
+		}
+		if err := ix.Check(os.DirFS(root)); tc.want == nil && err != nil || tc.want != nil && !errors.Is(err, tc.want) {
+			t.Errorf("%s: Check = %v, want %v", tc.name, err, tc.want)
+		}
+	}
+}
+
 // BenchmarkRebuild100k rebuilds the index of 100 000 segments and, in the
 // same run, times a plain `find` over them; the ratio is what counts.
 func BenchmarkRebuild100k(b *testing.B) {

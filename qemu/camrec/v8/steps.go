@@ -1,22 +1,16 @@
 package v8
 
 import (
-	"bufio"
-	"bytes"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
-	"strconv"
-	"strings"
-	"time"
 
 	"github.com/passeur/passeur/image/atomicfile"
 	"github.com/passeur/passeur/image/version"
+	"github.com/passeur/passeur/initramfs/recovery/camrec/format"
 	"github.com/passeur/passeur/qemu/camrec"
 )
 
@@ -39,7 +33,7 @@ const (
 // 8.0.0's IndexFile (the v2 index, JSON) with a text index that checks
 // itself, as camrec 7's v1 did: a truncated index is an error, not fewer
 // segments.
-const IndexV3File = "camrec/segments.v3"
+const IndexV3File = format.IndexV3File
 
 // The formats the health report names. camrec 7's INI configuration is
 // format 1 and its segments.v1 index v1; 8.0.0's JSON files are format 2
@@ -139,67 +133,24 @@ func IndexToV3(state string) (string, error) {
 	return did, nil
 }
 
-const indexV3Header = "camrec-index v3\n"
-
-// MarshalIndexV3 renders the v3 index: a header, one tab-separated line per
-// segment (camera, start in RFC 3339 UTC, size, path) in index order
-// (camera, start, path), and a trailer with the count and the SHA-256 of
-// everything before it.
+// MarshalIndexV3 renders the v3 index (format.MarshalIndexV3).
 func MarshalIndexV3(idx []IndexEntry) ([]byte, error) {
-	idx = append([]IndexEntry(nil), idx...)
-	sort.Slice(idx, func(i, j int) bool {
-		a, b := idx[i], idx[j]
-		if a.Camera != b.Camera {
-			return a.Camera < b.Camera
-		}
-		if !a.Start.Equal(b.Start) {
-			return a.Start.Before(b.Start)
-		}
-		return a.Path < b.Path
-	})
-	var b bytes.Buffer
-	b.WriteString(indexV3Header)
+	segs := make([]format.Segment, 0, len(idx))
 	for _, e := range idx {
-		if e.Camera == "" || strings.ContainsAny(e.Camera, "\t\n") || e.Path == "" || strings.ContainsAny(e.Path, "\t\n") {
-			return nil, fmt.Errorf("index v3 cannot hold camera %q, path %q (empty, or a tab or newline in it)", e.Camera, e.Path)
-		}
-		fmt.Fprintf(&b, "%s\t%s\t%d\t%s\n", e.Camera, e.Start.UTC().Format(time.RFC3339Nano), e.Size, e.Path)
+		segs = append(segs, format.Segment{Camera: e.Camera, Start: e.Start, Path: e.Path, Size: e.Size})
 	}
-	sum := sha256.Sum256(b.Bytes())
-	fmt.Fprintf(&b, "end %d %x\n", len(idx), sum)
-	return b.Bytes(), nil
+	return format.MarshalIndexV3(segs)
 }
 
-// ParseIndexV3 reads a v3 index and checks its trailer.
+// ParseIndexV3 reads a v3 index and checks its trailer (format.ParseIndexV3).
 func ParseIndexV3(data []byte) ([]IndexEntry, error) {
-	if !bytes.HasPrefix(data, []byte(indexV3Header)) {
-		return nil, fmt.Errorf("%w: no v3 header", camrec.ErrIndexCorrupt)
+	segs, err := format.ParseIndexV3(data)
+	if err != nil {
+		return nil, err
 	}
-	i := bytes.LastIndex(bytes.TrimSuffix(data, []byte("\n")), []byte("\nend "))
-	if i < 0 || !bytes.HasSuffix(data, []byte("\n")) {
-		return nil, fmt.Errorf("%w: no trailer (truncated?)", camrec.ErrIndexCorrupt)
-	}
-	body, trailer := data[:i+1], strings.TrimSuffix(string(data[i+1:]), "\n")
-	idx := []IndexEntry{}
-	sc := bufio.NewScanner(bytes.NewReader(body[len(indexV3Header):]))
-	sc.Buffer(nil, 1<<20)
-	for n := 2; sc.Scan(); n++ {
-		f := strings.Split(sc.Text(), "\t")
-		if len(f) != 4 {
-			return nil, fmt.Errorf("%w: line %d has %d fields", camrec.ErrIndexCorrupt, n, len(f))
-		}
-		start, err1 := time.Parse(time.RFC3339Nano, f[1])
-		size, err2 := strconv.ParseInt(f[2], 10, 64)
-		if err1 != nil || err2 != nil || size < 0 {
-			return nil, fmt.Errorf("%w: line %d: bad start or size", camrec.ErrIndexCorrupt, n)
-		}
-		idx = append(idx, IndexEntry{Camera: f[0], Start: start.UTC(), Size: size, Path: f[3]})
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%w: %v", camrec.ErrIndexCorrupt, err)
-	}
-	if want := fmt.Sprintf("end %d %x", len(idx), sha256.Sum256(body)); trailer != want {
-		return nil, fmt.Errorf("%w: trailer %q does not match the %d entries", camrec.ErrIndexCorrupt, trailer, len(idx))
+	idx := make([]IndexEntry, 0, len(segs))
+	for _, s := range segs {
+		idx = append(idx, IndexEntry{Camera: s.Camera, Start: s.Start, Path: s.Path, Size: s.Size})
 	}
 	return idx, nil
 }

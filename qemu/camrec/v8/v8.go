@@ -28,13 +28,14 @@ import (
 	"time"
 
 	"github.com/passeur/passeur/image/atomicfile"
+	"github.com/passeur/passeur/initramfs/recovery/camrec/format"
 	"github.com/passeur/passeur/qemu/camrec"
 )
 
 // Paths on the state partition.
 const (
 	ConfigFile = "camrec/config.json"
-	IndexFile  = "camrec/index.v2.json"
+	IndexFile  = format.IndexV2File
 	HealthFile = "camrec/health.json"
 	FstabFile  = "etc/fstab"
 	RestoreDir = "restore"
