@@ -75,18 +75,21 @@ func camrecVersions(t *testing.T, vs ...string) []camrecRelease {
 }
 
 // TestFleet is the thin-client vendor's procedure (seeds/002) end to end
-// on real boots, boxes pointed at their local repository server only:
-// the vendor's repository on the host's loopback; the customer's mirror
-// synced from it for account acme with its test tag test-8.1 and served by
-// passeur serve; then the vendor publishes 8.2.0 behind a barrier at 8.1.0
-// and moves the default there, the mirror syncs first, and a camrec
-// 7.14.0.3 box migrates to 8.1.0, the first hop of its route 8.1.0 → 8.2.0,
-// reading nothing but the mirror; then the mirror, compromised, replays
-// its old metadata: the box, whose key remembers the newer, refuses it and
-// nothing is written; repaired, it serves the second hop, and the box,
-// now a camrec 8 install (state over a read-only root), migrates from
-// 8.1.0 to 8.2.0 with its configuration and index. test-long also installs a box given the test tag
-// (8.1.0) and one on the default (8.0.0).
+// on real boots, boxes pointed at their local repository server only (the
+// vendor's sees none of their requests): the vendor's repository on the
+// host's loopback; the customer's mirror synced from it for account acme
+// with its test tag test-8.1 and served by passeur serve. Box 2, a camrec
+// 7.14.0.3 box given no tag, takes the account default 8.0.0; the default
+// moves to 8.1.0 (the mirror syncs first) and box 2 takes it, an install
+// whose state lies over its read-only root migrated with its configuration
+// and index; the vendor publishes 8.2.0 behind a barrier at 8.1.0; the
+// mirror, compromised, replays its old metadata: box 2, whose key
+// remembers the newer, refuses it and nothing is written; repaired, it
+// serves 8.2.0 and box 2 takes it. After each migration the next boot
+// takes the run up and reports it: the fleet page shows box 2's version.
+// test-long also installs a box given the test tag (8.1.0) and one on the
+// default (8.0.0), and takes a look-alike of box 2 left on 8.0.0 through
+// the barrier, 8.0.0 → 8.1.0 → 8.2.0, a hop per session.
 func TestFleet(t *testing.T) {
 	rels := camrecVersions(t, "8.0.0", "8.1.0", "8.2.0")
 	art := qemu.BuiltArtifacts(t, "qemu-x86_64")
@@ -146,7 +149,7 @@ func TestFleet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	token, err := fleet.Enroll(store, "box-3", "acme", "")
+	token, err := fleet.Enroll(store, "box-2", "acme", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,6 +174,89 @@ func TestFleet(t *testing.T) {
 		return m
 	}
 
+	// A box of the account's, given no tag: it takes the default whatever
+	// its distance, through the mirror only; the mirror hears from it once
+	// the new system has reported its health.
+	routeTo := func(m migration, from, want, hops, next string) {
+		t.Helper()
+		var route routeEvent
+		m.decode(t, "route", &route)
+		if route.From != from || route.Want != want || strings.Join(route.Hops, " ") != hops || route.Next != next {
+			t.Errorf("route %+v: want %s → %s by %s, this session to %s", route, from, want, hops, next)
+		}
+	}
+	formatsOf := func(m migration) (index, config int) {
+		t.Helper()
+		var raw struct {
+			IndexFormat  int `json:"index_format"`
+			ConfigFormat int `json:"config_format"`
+		}
+		m.decode(t, "health", &raw)
+		return raw.IndexFormat, raw.ConfigFormat
+	}
+	a := v7(t, camrec.VariantA, camrec.Options{Seed: 41})
+	key := keyFor(`{"repo": "http://10.0.2.100/repo", "account": "acme", "report": "http://10.0.2.100/fleet/report", "box": "box-2", "report-token": "` + token + `"}`)
+	data := fixtureData(a)
+	dataBefore := hashes(t, data)
+	migrated := func(m migration, version string) {
+		t.Helper()
+		want := a.Expected
+		want.Version = version
+		if got := m.healthy(t); !reflect.DeepEqual(got, want) {
+			t.Errorf("health report of %s\n got %+v\nwant %+v", version, got, want)
+		}
+		sameHashes(t, "migration to "+version, dataBefore, hashes(t, data))
+	}
+	// takeUp is the box's next rescue boot: it ends the run (the new
+	// system's health is journaled) and reports it to the fleet.
+	takeUp := func(version string) {
+		t.Helper()
+		m := boot(append(a.Disks(), key), "migrate")
+		var outcome struct {
+			OK     bool
+			Health struct{ Version string }
+		}
+		m.decode(t, "outcome", &outcome)
+		if m.event("take_up") == nil || !outcome.OK || outcome.Health.Version != version || m.event("route") != nil {
+			t.Errorf("the boot after the migration to %s: take-up %v, outcome %+v, route %v", version, m.event("take_up") != nil, outcome, m.event("route") != nil)
+		}
+		var sent struct{ State, Version, Error string }
+		m.decode(t, "report", &sent)
+		b, err := store.Box("box-2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sent.Error != "" || b.Last == nil || b.Last.State != fleet.StateDone || b.Running == nil || b.Running.Version != version {
+			t.Errorf("the fleet's record of box-2 after %s: sent %+v, last report %+v", version, sent, b.Last)
+		}
+		page, err := http.Get("http://" + lab.addr + fleet.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(page.Body)
+		page.Body.Close()
+		if !strings.Contains(string(body), `data-box="box-2"`) || !strings.Contains(string(body), version) {
+			t.Errorf("the fleet page lacks box-2 on %s:\n%s", version, body)
+		}
+	}
+	m := boot(append(a.Disks(), key), "migrate")
+	routeTo(m, "7.14.0.3", "8.0.0", "8.0.0", "8.0.0")
+	migrated(m, "8.0.0")
+	takeUp("8.0.0")
+	// A look-alike of box 2 that stays on 8.0.0: a copy of its disks now.
+	var lateBox []qemu.Disk
+	if os.Getenv("PASSEUR_LONG") != "" {
+		dir := t.TempDir()
+		for _, d := range a.Disks() {
+			src := d.Path
+			d.Path = filepath.Join(dir, filepath.Base(src))
+			if _, err := fixture.Run("", "cp", "--sparse=always", src, d.Path); err != nil {
+				t.Fatal(err)
+			}
+			lateBox = append(lateBox, d)
+		}
+	}
+
 	t.Run("test boxes", func(t *testing.T) {
 		longOnly(t, "the choice of a tag is host-tested (image/repo TestChoose); installs from a repository are TestNetbootInstall's")
 		for _, tc := range []struct{ cfg, want, why string }{
@@ -187,6 +273,22 @@ func TestFleet(t *testing.T) {
 		}
 	})
 
+	// The customer validated 8.1.0: the account default moves to it, the
+	// mirror syncs first, and box 2 takes it: camrec 8.0.0 → 8.1.0, its
+	// configuration and index read through its state laid over its
+	// read-only root; 8.1.0's first boot steps the index to v3.
+	editRepo(t, vendorDir, keys, func(r *editor.Repo) error { return r.SetDefault("acme", "camrec", "8.1.0", nil) })
+	if res := sync(); strings.Join(res.Record.Versions, " ") != "8.1.0" {
+		t.Fatalf("the mirror holds %v, want 8.1.0 (no rollout: no previous default kept)", res.Record.Versions)
+	}
+	m = boot(append(a.Disks(), key), "migrate")
+	routeTo(m, "8.0.0", "8.1.0", "8.1.0", "8.1.0")
+	migrated(m, "8.1.0")
+	if index, _ := formatsOf(m); index != 3 {
+		t.Errorf("health report of 8.1.0: index format %d, want 3", index)
+	}
+	takeUp("8.1.0")
+
 	// The vendor publishes 8.2.0 behind a barrier at 8.1.0 and makes it
 	// the default; the mirror syncs first.
 	editRepo(t, vendorDir, keys, func(r *editor.Repo) error {
@@ -197,62 +299,6 @@ func TestFleet(t *testing.T) {
 	})
 	if res := sync(); strings.Join(res.Record.Versions, " ") != "8.1.0 8.2.0" {
 		t.Fatalf("the mirror holds %v, want 8.1.0 8.2.0", res.Record.Versions)
-	}
-
-	a := v7(t, camrec.VariantA, camrec.Options{Seed: 41})
-	key := keyFor(`{"repo": "http://10.0.2.100/repo", "account": "acme", "report": "http://10.0.2.100/fleet/report", "box": "box-3", "report-token": "` + token + `"}`)
-	data := fixtureData(a)
-	before := hashes(t, data)
-	dataBefore := before
-	m := boot(append(a.Disks(), key), "migrate")
-	var route routeEvent
-	m.decode(t, "route", &route)
-	if route.From != "7.14.0.3" || route.Want != "8.2.0" || strings.Join(route.Hops, " ") != "8.1.0 8.2.0" || route.Next != "8.1.0" {
-		t.Errorf("route %+v: want 7.14.0.3 → 8.1.0 → 8.2.0, this session to 8.1.0", route)
-	}
-	want := a.Expected
-	want.Version = "8.1.0"
-	if got := m.healthy(t); !reflect.DeepEqual(got, want) {
-		t.Errorf("health report\n got %+v\nwant %+v", got, want)
-	}
-	var raw struct {
-		IndexFormat int `json:"index_format"`
-	}
-	m.decode(t, "health", &raw)
-	if raw.IndexFormat != 3 {
-		t.Errorf("health report: index format %d, want 8.1.0's 3", raw.IndexFormat)
-	}
-	sameHashes(t, "migration through the mirror", before, hashes(t, data))
-
-	// The next boot of the rescue ends the run (the new system's health is
-	// journaled at take-up), as a box's next power-on would.
-	m = boot(append(a.Disks(), key), "migrate")
-	var outcome struct {
-		OK     bool
-		Health struct{ Version string }
-	}
-	m.decode(t, "outcome", &outcome)
-	if m.event("take_up") == nil || !outcome.OK || outcome.Health.Version != "8.1.0" {
-		t.Errorf("the boot after the migration: take-up %v, outcome %+v", m.event("take_up") != nil, outcome)
-	}
-	// ... and reports it to the fleet, after the health report.
-	var sent struct{ State, Version, Error string }
-	m.decode(t, "report", &sent)
-	b, err := store.Box("box-3")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if sent.Error != "" || b.Last == nil || b.Last.State != fleet.StateDone || b.Running == nil || b.Running.Version != "8.1.0" {
-		t.Errorf("the fleet's record of box-3: sent %+v, last report %+v", sent, b.Last)
-	}
-	page, err := http.Get("http://" + lab.addr + fleet.Path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(page.Body)
-	page.Body.Close()
-	if !strings.Contains(string(body), `data-box="box-3"`) || !strings.Contains(string(body), "8.1.0") {
-		t.Errorf("the fleet page lacks box-3 on 8.1.0:\n%s", body)
 	}
 
 	// The mirror, compromised, serves its old metadata again: validly
@@ -267,7 +313,7 @@ func TestFleet(t *testing.T) {
 		t.Fatal(err)
 	}
 	boxDisks := a.Disks()
-	before = hashes(t, boxDisks)
+	before := hashes(t, boxDisks)
 	m = boot(append(boxDisks, key), "migrate")
 	msg := strings.Join(m.errors, "\n")
 	if !strings.Contains(msg, "older than what this box has seen") {
@@ -278,30 +324,41 @@ func TestFleet(t *testing.T) {
 	}
 	sameHashes(t, "replayed metadata", before, hashes(t, boxDisks))
 
-	// The mirror is repaired; the box, now on 8.1.0, an install whose
-	// state lies over its read-only root, takes the second hop: its
-	// configuration and index, read through that overlay, are carried to
-	// 8.2.0, whose first boot steps the configuration to format 3.
+	// The mirror is repaired; box 2, on the barrier, takes 8.2.0, whose
+	// first boot steps the configuration to format 3.
 	if err := os.WriteFile(timestamp, current, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	m = boot(append(a.Disks(), key), "migrate")
-	route = routeEvent{}
-	m.decode(t, "route", &route)
-	if route.From != "8.1.0" || route.Want != "8.2.0" || strings.Join(route.Hops, " ") != "8.2.0" || route.Next != "8.2.0" {
-		t.Errorf("route %+v: want 8.1.0 → 8.2.0", route)
+	routeTo(m, "8.1.0", "8.2.0", "8.2.0", "8.2.0")
+	migrated(m, "8.2.0")
+	if index, config := formatsOf(m); index != 3 || config != 3 {
+		t.Errorf("health report of 8.2.0: index format %d, configuration format %d; want 3 and 3", index, config)
 	}
-	want.Version = "8.2.0"
-	if got := m.healthy(t); !reflect.DeepEqual(got, want) {
-		t.Errorf("health report after the second hop\n got %+v\nwant %+v", got, want)
-	}
-	var formats struct {
-		IndexFormat  int `json:"index_format"`
-		ConfigFormat int `json:"config_format"`
-	}
-	m.decode(t, "health", &formats)
-	if formats.IndexFormat != 3 || formats.ConfigFormat != 3 {
-		t.Errorf("health report after the second hop: index format %d, configuration format %d; want 3 and 3", formats.IndexFormat, formats.ConfigFormat)
-	}
-	sameHashes(t, "the second hop", dataBefore, hashes(t, data))
+
+	// A box still on 8.0.0 (a camrec 7 box migrated then, look-alike
+	// of box 2, powered off since) goes 8.0.0 → 8.1.0 → 8.2.0, a hop
+	// per session.
+	t.Run("behind the barrier", func(t *testing.T) {
+		longOnly(t, "each hop is a migration 8 → 8, which the default run makes twice above")
+		key := keyFor(`{"repo": "http://10.0.2.100/repo", "account": "acme"}`)
+		before := hashes(t, lateBox[1:])
+		m := boot(append(lateBox, key), "migrate")
+		routeTo(m, "8.0.0", "8.2.0", "8.1.0 8.2.0", "8.1.0")
+		if got := m.healthy(t); got.Version != "8.1.0" || got.SegmentsIndexed != a.Expected.SegmentsIndexed || !got.OK {
+			t.Errorf("first hop: health %+v", got)
+		}
+		m = boot(append(lateBox, key), "migrate")
+		if m.event("take_up") == nil || m.event("route") != nil {
+			t.Errorf("the boot after the first hop: take-up %v, route %v", m.event("take_up") != nil, m.event("route") != nil)
+		}
+		m = boot(append(lateBox, key), "migrate")
+		routeTo(m, "8.1.0", "8.2.0", "8.2.0", "8.2.0")
+		want := a.Expected
+		want.Version = "8.2.0"
+		if got := m.healthy(t); !reflect.DeepEqual(got, want) {
+			t.Errorf("second hop: health\n got %+v\nwant %+v", got, want)
+		}
+		sameHashes(t, "the late box's data", before, hashes(t, lateBox[1:]))
+	})
 }

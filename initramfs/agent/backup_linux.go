@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -116,7 +117,7 @@ func (a *Agent) backupSteps(r *run) (backupEvent, error) {
 	ev.Dir, _ = filepath.Rel(r.media, r.dir)
 
 	var rebuilt []recovery.File
-	damaged := false
+	var damaged []string
 	if _, done := r.j.Done(steps.Backup); !done {
 		rep, files, bad, err := a.checkIndex(r)
 		if err != nil {
@@ -173,7 +174,14 @@ func (a *Agent) mountMedia(s *session) (*run, error) {
 	r.host = backup.HostName(string(host))
 	r.machine = identity.Name(s.sys.Disk)
 	r.id = backup.MachineID{WWID: s.sys.Disk.WWID, Serial: s.sys.Disk.Serial}
-	if root := inventory.FSOf(s.disks, s.sys.Root); root != nil {
+	// The filesystem backed up tells this machine's installs apart: the
+	// root, or the state of an install that lays it over a read-only root
+	// (a squashfs has no UUID).
+	backedUp := s.sys.Root
+	if s.sys.State != "" {
+		backedUp = s.sys.State
+	}
+	if root := inventory.FSOf(s.disks, backedUp); root != nil && root.UUID != "" {
 		r.machine += ", root " + root.UUID
 		r.id.RootUUID = root.UUID
 	}
@@ -312,25 +320,25 @@ func removed(r *run, err error) error {
 
 // checkIndex checks the installed index with the product's recovery and,
 // when it fails or recover mode asks, rebuilds it from the recordings.
-func (a *Agent) checkIndex(r *run) (*recovery.Report, []recovery.File, bool, error) {
+func (a *Agent) checkIndex(r *run) (*recovery.Report, []recovery.File, []string, error) {
 	ix, err := recovery.For(r.s.m.Product)
 	if err != nil {
 		if a.Config.Mode == config.ModeRecover {
-			return nil, nil, false, err
+			return nil, nil, nil, err
 		}
 		a.Log.Printf("index: %v; backed up as it is", err)
-		return nil, nil, false, nil
+		return nil, nil, nil, nil
 	}
 	cerr := ix.Check(r.files)
 	if cerr == nil && a.Config.Mode != config.ModeRecover {
 		a.Log.Printf("index: %s passes its own check", strings.Join(r.s.m.Index, ", "))
-		return nil, nil, false, nil
+		return nil, nil, nil, nil
 	}
 	if cerr != nil {
 		a.Log.Printf("index: %v: rebuilding it from the recordings", cerr)
 	}
 	if err := r.j.Begin(steps.Recover, map[string]string{"reason": errString(cerr, "passeur.mode=recover")}); err != nil {
-		return nil, nil, false, a.mediaErr(r, err)
+		return nil, nil, nil, a.mediaErr(r, err)
 	}
 	var vols []recovery.Volume
 	for _, d := range r.s.roles.Disks {
@@ -341,7 +349,7 @@ func (a *Agent) checkIndex(r *run) (*recovery.Report, []recovery.File, bool, err
 			}
 			files, err := r.s.reader.Files(v.Device, v.FSType)
 			if err != nil {
-				return nil, nil, false, err
+				return nil, nil, nil, err
 			}
 			vols = append(vols, recovery.Volume{Device: v.Device, Mountpoint: v.Mountpoint, FS: files})
 		}
@@ -349,7 +357,7 @@ func (a *Agent) checkIndex(r *run) (*recovery.Report, []recovery.File, bool, err
 	files, rep, err := ix.Rebuild(vols)
 	if err != nil {
 		r.j.Fail(steps.Recover, err)
-		return nil, nil, false, err
+		return nil, nil, nil, err
 	}
 	switch {
 	case errors.Is(cerr, recovery.ErrMissing):
@@ -370,7 +378,19 @@ func (a *Agent) checkIndex(r *run) (*recovery.Report, []recovery.File, bool, err
 		a.Log.Printf("  not a recording: %s: %s", x.Path, x.Reason)
 	}
 	a.Events.Emit("recovery", rep)
-	return &rep, files, cerr != nil && !errors.Is(cerr, recovery.ErrMissing), a.mediaErr(r, r.j.Complete(steps.Recover, rep))
+	// What failed its check is kept in the backup as damaged, not
+	// restored: the file the indexer names, else those it rebuilt.
+	var damaged []string
+	var corrupt *recovery.CorruptError
+	if errors.As(cerr, &corrupt) {
+		damaged = append(damaged, corrupt.Path)
+	}
+	if cerr != nil && !errors.Is(cerr, recovery.ErrMissing) {
+		for _, f := range files {
+			damaged = append(damaged, f.Path)
+		}
+	}
+	return &rep, files, damaged, a.mediaErr(r, r.j.Complete(steps.Recover, rep))
 }
 
 func errString(err error, otherwise string) string {
@@ -382,7 +402,7 @@ func errString(err error, otherwise string) string {
 
 // storeBackup writes the backup's files, reusing those an interrupted run
 // stored and journaled.
-func (a *Agent) storeBackup(r *run, rebuilt []recovery.File, damaged bool) (any, error) {
+func (a *Agent) storeBackup(r *run, rebuilt []recovery.File, damaged []string) (any, error) {
 	m := r.s.m
 	paths := append(append(append([]string{}, m.Config...), m.Index...), "/etc/fstab")
 	items, missing, err := backup.Collect(r.root, paths, backup.OriginSystem)
@@ -395,12 +415,12 @@ func (a *Agent) storeBackup(r *run, rebuilt []recovery.File, damaged bool) (any,
 		}
 	}
 	now := time.Now().UTC().Truncate(time.Second)
-	for _, f := range rebuilt {
-		for i := range items {
-			if items[i].Path == f.Path && damaged {
-				items[i].Origin = backup.OriginDamaged
-			}
+	for i := range items {
+		if slices.Contains(damaged, items[i].Path) {
+			items[i].Origin = backup.OriginDamaged
 		}
+	}
+	for _, f := range rebuilt {
 		items = append(items, backup.Item{Entry: backup.Entry{Path: f.Path, Origin: backup.OriginRecovered, Type: "file",
 			Mode: f.Mode, MTime: now, Size: int64(len(f.Data))}, Data: f.Data})
 	}
@@ -422,7 +442,7 @@ func (a *Agent) storeBackup(r *run, rebuilt []recovery.File, damaged bool) (any,
 	}
 	bm, err := backup.Write(r.dir, backup.Manifest{
 		Host: r.host, Machine: r.machine, MachineID: &r.id, Created: now, Product: r.s.sys.Product, Version: r.s.sys.Version,
-		Source: r.s.sys.Root, Missing: missing,
+		Source: r.s.sys.Source(), Missing: missing,
 	}, items, backup.Options{
 		Recipients: a.Config.AgeRecipients,
 		Progress: &progress.Progress{Label: "backup", Out: a.Console, Event: func(p progress.Report) {

@@ -110,7 +110,7 @@ type Manifest struct {
 	Created time.Time `json:"created"`
 	Product string    `json:"product"`
 	Version string    `json:"version"`
-	Source  string    `json:"source"` // the device of the root backed up
+	Source  string    `json:"source"` // the device of the root backed up ("STATE over ROOT" for a layered install)
 	// MachineID is the machine the backup was taken from, compared by
 	// restore; nil in backups of a passeur older than it.
 	MachineID *MachineID `json:"machine_id,omitempty"`

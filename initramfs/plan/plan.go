@@ -60,11 +60,7 @@ func Make(m *release.Manifest, r *roles.Result, pl release.Placement) *Plan {
 	sys := r.System()
 	p := &Plan{Release: m.Product + " " + m.Version.String(), Mode: "migrate", Table: pl.Table,
 		Target: Disk{sys.Disk.Path, identity.Name(sys.Disk), string(sys.Role)}, Candidates: r.Candidates}
-	from := sys.Root
-	if sys.State != "" {
-		from = sys.State + " over " + sys.Root
-	}
-	p.Backup = Backup{From: from, Paths: append(append(append([]string{}, m.Config...), m.Index...), "/etc/fstab")}
+	p.Backup = Backup{From: sys.Source(), Paths: append(append(append([]string{}, m.Config...), m.Index...), "/etc/fstab")}
 	for _, e := range pl.Extents {
 		pp := Partition{Name: e.Name, Start: e.Start, Size: e.Bytes}
 		switch e.Role {
@@ -95,7 +91,7 @@ func Make(m *release.Manifest, r *roles.Result, pl release.Placement) *Plan {
 		}
 	}
 	p.Steps = []string{
-		fmt.Sprintf("back up %s from %s to the install media, read back and verify", strings.Join(p.Backup.Paths, ", "), sys.Root),
+		fmt.Sprintf("back up %s from %s to the install media, read back and verify", strings.Join(p.Backup.Paths, ", "), p.Backup.From),
 		"verify the release's artifacts as they stream",
 		fmt.Sprintf("repartition %s to the %s layout (%s table), kept partitions byte for byte in place", sys.Disk.Path, p.Release, tableName(pl.Table)),
 		"write each partition image, partition table and boot-critical bytes last",

@@ -224,7 +224,7 @@ func neededRoom(m *release.Manifest, sys *roles.Assignment, env Env) (int64, str
 		for _, p := range append(append(append([]string{}, m.Config...), m.Index...), "/etc/fstab") {
 			n, err := env.TreeSize(sys, p)
 			if err != nil {
-				return 0, "", fmt.Errorf("size of %s on %s: %w", p, sys.Root, err)
+				return 0, "", fmt.Errorf("size of %s on %s: %w", p, sys.Source(), err)
 			}
 			backup += n
 		}
@@ -327,7 +327,7 @@ func keptPartitions(l release.Layout, sys *roles.Assignment) (release.Layout, ma
 	var data []dataPart
 	for _, v := range append(slices.Clone(sys.Volumes), sys.Candidates...) {
 		for _, part := range sys.Disk.Partitions {
-			if part.Path == v.Device && part.Path != sys.Root {
+			if part.Path == v.Device && part.Path != sys.Root && part.Path != sys.State {
 				data = append(data, dataPart{v, part})
 			}
 		}

@@ -22,6 +22,20 @@ var (
 	ErrNoIndexer = errors.New("no index recovery registered for this product")
 )
 
+// CorruptError is an Indexer's ErrCorrupt naming the file of the index
+// that failed its check, so that it is kept in a backup as damaged and
+// not restored beside the rebuilt one.
+type CorruptError struct {
+	Path string // absolute, in the installed system's files
+	Err  error
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("%v: %s: %v", ErrCorrupt, e.Path, e.Err)
+}
+
+func (e *CorruptError) Unwrap() []error { return []error{ErrCorrupt, e.Err} }
+
 // Volume is a data volume of the installed system, mounted read-only.
 type Volume struct {
 	Device     string
@@ -60,8 +74,9 @@ type Report struct {
 
 // Indexer knows one product's recording index.
 type Indexer interface {
-	// Check reads the index from the installed root; the error wraps
-	// ErrMissing or ErrCorrupt.
+	// Check reads the index from the installed system's files; the error
+	// wraps ErrMissing or ErrCorrupt (a *CorruptError where it can name
+	// the file).
 	Check(root fs.FS) error
 	// Rebuild scans the volumes' recordings and returns the index files.
 	Rebuild(vols []Volume) ([]File, Report, error)

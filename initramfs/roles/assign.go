@@ -67,10 +67,11 @@ func filesystemsOf(disks []inventory.Disk) []volumeFS {
 }
 
 // systemFS are the filesystem types an installed root can be on, and
-// stateFS those its state can be on.
+// writableFS those that can hold its state (a root of any other type is
+// read-only).
 var (
-	systemFS = map[string]bool{"ext2": true, "ext3": true, "ext4": true, "xfs": true, "btrfs": true, "squashfs": true}
-	stateFS  = map[string]bool{"ext2": true, "ext3": true, "ext4": true, "xfs": true, "btrfs": true}
+	systemFS   = map[string]bool{"ext2": true, "ext3": true, "ext4": true, "xfs": true, "btrfs": true, "squashfs": true}
+	writableFS = map[string]bool{"ext2": true, "ext3": true, "ext4": true, "xfs": true, "btrfs": true}
 )
 
 // Assign gives every disk its role for the release m, reading content
@@ -106,6 +107,7 @@ func Assign(disks []inventory.Disk, m *release.Manifest, r Reader, ask Asker) (*
 		v       volumeFS
 		version string
 		state   string // the device laid over the root, or ""
+		serr    error  // why its state cannot be read
 		files   fs.FS
 	}
 	var systems []candidate
@@ -139,17 +141,24 @@ func Assign(disks []inventory.Disk, m *release.Manifest, r Reader, ask Asker) (*
 			note(v.disk, "%s: %s install of unreadable version, set aside by the operator", v.dev, m.Product)
 			continue
 		}
-		state, err := stateOf(all, v, m.Recognize.StateLabel)
-		if err != nil {
-			return nil, err
+		// What the install sees: its state over its root. A state that
+		// cannot be read stops the run only if this system is the one
+		// migrated (the operator may set it aside).
+		state, serr := stateOf(all, v, m.Recognize.StateLabel)
+		if serr == nil && state == "" && m.Recognize.StateLabel != "" && !writableFS[v.typ] {
+			// A read-only root keeps its fstab, configuration and index on
+			// its state: read alone, it would look like a box without any.
+			serr = fmt.Errorf("%w: %s %s on %s (%s), no filesystem labelled %s on its disk", ErrNoState, m.Product, match[1], v.dev, v.typ, m.Recognize.StateLabel)
 		}
-		if state != "" {
-			// What the install sees: its state over its root.
-			if files, err = r.Layered(state, typeOf(all, state), v.dev, v.typ); err != nil {
-				return nil, fmt.Errorf("read %s %s: its state %s over its root %s: %w", m.Product, match[1], state, v.dev, err)
+		if serr == nil && state != "" {
+			layered, err := r.Layered(state, typeOf(all, state), v.dev, v.typ)
+			if err != nil {
+				serr = fmt.Errorf("read %s %s: its state %s over its root %s: %w", m.Product, match[1], state, v.dev, err)
+			} else {
+				files = layered
 			}
 		}
-		systems = append(systems, candidate{v, string(match[1]), state, files})
+		systems = append(systems, candidate{v, string(match[1]), state, serr, files})
 	}
 	if len(systems) > 1 {
 		var where []string
@@ -185,6 +194,9 @@ func Assign(disks []inventory.Disk, m *release.Manifest, r Reader, ask Asker) (*
 	// The data volumes: what the system's fstab mounts where the release
 	// keeps data, then filesystems carrying the release's data labels.
 	var volumes []Volume
+	if len(systems) == 1 && systems[0].serr != nil {
+		return nil, systems[0].serr
+	}
 	if len(systems) == 1 {
 		s := systems[0]
 		a := &res.Disks[s.v.disk]
@@ -283,7 +295,7 @@ func stateOf(all []volumeFS, root volumeFS, label string) (string, error) {
 	}
 	var found []string
 	for _, v := range all {
-		if v.disk == root.disk && v.dev != root.dev && v.lbl == label && stateFS[v.typ] {
+		if v.disk == root.disk && v.dev != root.dev && v.lbl == label && writableFS[v.typ] {
 			found = append(found, v.dev)
 		}
 	}

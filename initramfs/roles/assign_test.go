@@ -330,16 +330,22 @@ func TestAssignLayeredInstall(t *testing.T) {
 			t.Errorf("state offered as a candidate: %+v", c)
 		}
 	}
-	// An install of the older generation (no state) is read as before:
-	// its root's fstab.
+	// A read-only root without its state cannot be read for what it
+	// keeps: refused, not taken for a box without data.
+	withoutState := slices.Clone(disks)
+	withoutState[0].Partitions = slices.Delete(slices.Clone(disks[0].Partitions), 2, 3)
+	if _, err := Assign(withoutState, layeredManifest(t), r, Unattended{}); !errors.Is(err, ErrNoState) {
+		t.Errorf("squashfs root without its state: %v, want %v", err, ErrNoState)
+	}
+	// An install of the older generation (a writable root, no state) is
+	// read as before: its root's fstab.
 	r["/dev/vda2"]["etc/fstab"] = r["/dev/vda3"]["etc/fstab"]
-	delete(r, "/dev/vda3")
-	disks[0].Partitions = slices.Delete(disks[0].Partitions, 2, 3)
-	res, err = Assign(disks, layeredManifest(t), r, Unattended{})
+	withoutState[0].Partitions[1].FS = ext4("r00t", "")
+	res, err = Assign(withoutState, layeredManifest(t), r, Unattended{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sys := res.System(); sys.State != "" || sys.Root != "/dev/vda2" {
+	if sys := res.System(); sys.State != "" || sys.Root != "/dev/vda2" || len(sys.Volumes) != 1 {
 		t.Errorf("without state: system = %+v", sys)
 	}
 }
@@ -359,5 +365,30 @@ func TestAssignTwoStates(t *testing.T) {
 	}
 	if sys := res.System(); sys.State != "/dev/vda3" {
 		t.Errorf("state %q, want /dev/vda3", sys.State)
+	}
+}
+
+// TestStateOfASystemSetAside: a second install whose state cannot be
+// told (two "state" filesystems) stops nothing when the operator sets it
+// aside; chosen, it is refused.
+func TestStateOfASystemSetAside(t *testing.T) {
+	disks, r := layeredLayout()
+	disks = append(disks, inventory.Disk{Name: "vdc", Path: "/dev/vdc", Serial: "SYS2", Table: &inventory.Table{Type: "gpt", ID: "g2"}, Partitions: []inventory.Partition{
+		{Path: "/dev/vdc1", FS: &fsprobe.FS{Type: "squashfs"}},
+		{Path: "/dev/vdc2", FS: ext4("5a", "state")},
+		{Path: "/dev/vdc3", FS: ext4("5b", "state")},
+	}})
+	r["/dev/vdc1"] = r["/dev/vda2"]
+	for _, tc := range []struct {
+		answer int
+		want   error
+	}{{0, nil}, {1, ErrTwoStates}} {
+		res, err := Assign(disks, layeredManifest(t), r, &script{answers: []int{tc.answer}})
+		if !errors.Is(err, tc.want) || tc.want == nil && err != nil {
+			t.Errorf("operator chose %d: %v, want %v", tc.answer, err, tc.want)
+		}
+		if err == nil && (res.System().Root != "/dev/vda2" || roleTable(res) != "D1=data KEY=install-media SYS2=unknown SYS=system") {
+			t.Errorf("operator chose %d: %s, system %+v", tc.answer, roleTable(res), res.System())
+		}
 	}
 }

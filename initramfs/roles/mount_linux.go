@@ -35,7 +35,7 @@ func (m *MountReader) Files(dev, typ string) (fs.FS, error) {
 	if t, ok := m.trees[dev]; ok {
 		return t, nil
 	}
-	p := filepath.Join(m.Dir, strings.ReplaceAll(strings.TrimPrefix(dev, "/dev/"), "/", "_"))
+	p := filepath.Join(m.Dir, mountName(dev))
 	if err := os.MkdirAll(p, 0o755); err != nil {
 		return nil, err
 	}
@@ -64,6 +64,10 @@ func (m *MountReader) Layered(upper, upperType, lower, lowerType string) (fs.FS,
 	if t, ok := m.trees[key]; ok {
 		return t, nil
 	}
+	// The layers are named in the mount's options, unescaped.
+	if strings.ContainsAny(upper+lower, ":,=") {
+		return nil, fmt.Errorf("overlay %s over %s: a device name with ':', ',' or '='", upper, lower)
+	}
 	up, err := m.MountPoint(upper, upperType)
 	if err != nil {
 		return nil, err
@@ -72,12 +76,16 @@ func (m *MountReader) Layered(upper, upperType, lower, lowerType string) (fs.FS,
 	if err != nil {
 		return nil, err
 	}
-	p := filepath.Join(m.Dir, "overlay-"+strings.ReplaceAll(strings.TrimPrefix(upper, "/dev/"), "/", "_"))
+	p := filepath.Join(m.Dir, "overlay-"+mountName(upper)+"-over-"+mountName(lower))
 	if err := os.MkdirAll(p, 0o755); err != nil {
 		return nil, err
 	}
 	flags := uintptr(unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC)
-	if err := unix.Mount("overlay", p, "overlay", flags, "lowerdir="+up+":"+low); err != nil {
+	// Both layers lower, no upper one: nothing can be written through it.
+	// The state is read, not trusted: the overlay's own metadata in it
+	// (redirects, metacopy, index) is not followed.
+	opts := "lowerdir=" + up + ":" + low + ",redirect_dir=nofollow,metacopy=off,index=off,xino=off,nfs_export=off"
+	if err := unix.Mount("overlay", p, "overlay", flags, opts); err != nil {
 		return nil, fmt.Errorf("overlay %s over %s, read-only: %w", upper, lower, err)
 	}
 	t, err := tree.Open(p, m.Limit)
@@ -99,6 +107,11 @@ func (m *MountReader) SystemPoint(a *Assignment) (string, error) {
 		return m.mounted[layeredKey(a.State, a.Root)], nil
 	}
 	return m.mounted[a.Root], nil
+}
+
+// mountName is dev's mount point's name under Dir.
+func mountName(dev string) string {
+	return strings.ReplaceAll(strings.TrimPrefix(dev, "/dev/"), "/", "_")
 }
 
 // layeredKey names an overlay among the devices MountReader mounted.

@@ -37,6 +37,10 @@ var (
 	// has more than one filesystem with the state's label. Not a
 	// question: which one the system uses cannot be told from outside.
 	ErrTwoStates = errors.New("more than one filesystem of the system's disk carries the state label")
+	// ErrNoState: a read-only root of an install that lays its state
+	// over it, and no state on its disk (relabelled, or its superblock
+	// unreadable): the install's own files cannot be read.
+	ErrNoState = errors.New("the installed system's state is not found beside its read-only root")
 	// ErrCandidate is the question about a filesystem that carries the
 	// release's data labels but that the installed system does not mount;
 	// unattended, it is left out (not an error).
@@ -102,6 +106,15 @@ func (a *Assignment) Files(r Reader) (fs.FS, error) {
 		return r.Files(a.Root, a.fsType(a.Root))
 	}
 	return r.Layered(a.State, a.fsType(a.State), a.Root, a.fsType(a.Root))
+}
+
+// Source names where the installed system's files are read from: its
+// root's device, or "STATE over ROOT".
+func (a *Assignment) Source() string {
+	if a.State == "" {
+		return a.Root
+	}
+	return a.State + " over " + a.Root
 }
 
 // fsType is the type of the filesystem on dev, this disk or one of its

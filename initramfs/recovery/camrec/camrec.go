@@ -54,7 +54,7 @@ func (Indexer) Check(root fs.FS) error {
 			return err
 		}
 		if _, err := ix.parse(data); err != nil {
-			return fmt.Errorf("%w: /%s: %w", recovery.ErrCorrupt, ix.path, err)
+			return &recovery.CorruptError{Path: "/" + ix.path, Err: err}
 		}
 		return nil
 	}

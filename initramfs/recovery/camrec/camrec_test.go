@@ -154,8 +154,14 @@ func TestCheckCamrec8(t *testing.T) {
 			os.MkdirAll(filepath.Dir(p), 0o755)
 			os.WriteFile(p, data, 0o644)
 		}
-		if err := ix.Check(os.DirFS(root)); tc.want == nil && err != nil || tc.want != nil && !errors.Is(err, tc.want) {
+		err := ix.Check(os.DirFS(root))
+		if tc.want == nil && err != nil || tc.want != nil && !errors.Is(err, tc.want) {
 			t.Errorf("%s: Check = %v, want %v", tc.name, err, tc.want)
+		}
+		// A corrupt index is named, to be kept as damaged, not restored.
+		var corrupt *recovery.CorruptError
+		if tc.want == recovery.ErrCorrupt && (!errors.As(err, &corrupt) || tc.files[strings.TrimPrefix(corrupt.Path, "/")] == nil) {
+			t.Errorf("%s: Check = %v, want a CorruptError naming the file", tc.name, err)
 		}
 	}
 }

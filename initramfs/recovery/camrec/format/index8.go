@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -64,6 +65,9 @@ func ParseIndexV3(data []byte) ([]Segment, error) {
 		if err1 != nil || err2 != nil || size < 0 {
 			return nil, fmt.Errorf("%w: line %d: bad start or size", ErrIndexCorrupt, n)
 		}
+		if f[0] == "" || f[3] == "" {
+			return nil, fmt.Errorf("%w: line %d: empty camera or path", ErrIndexCorrupt, n)
+		}
 		segs = append(segs, Segment{Camera: f[0], Start: start.UTC(), Size: size, Path: f[3]})
 	}
 	if err := sc.Err(); err != nil {
@@ -84,18 +88,21 @@ func ParseIndexV2(data []byte) ([]Segment, error) {
 		Path   string    `json:"path"`
 		Size   int64     `json:"size"`
 	}
+	if !bytes.HasPrefix(bytes.TrimLeft(data, " \t\r\n"), []byte("[")) {
+		return nil, fmt.Errorf("%w: not a JSON array", ErrIndexCorrupt)
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&entries); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrIndexCorrupt, err)
 	}
-	if dec.More() {
+	if _, err := dec.Token(); err != io.EOF {
 		return nil, fmt.Errorf("%w: data after the index", ErrIndexCorrupt)
 	}
 	segs := make([]Segment, 0, len(entries))
 	for n, e := range entries {
-		if e.Camera == "" || e.Path == "" || e.Size < 0 {
-			return nil, fmt.Errorf("%w: entry %d: camera %q, path %q, size %d", ErrIndexCorrupt, n, e.Camera, e.Path, e.Size)
+		if e.Camera == "" || e.Path == "" || e.Size < 0 || e.Start.IsZero() {
+			return nil, fmt.Errorf("%w: entry %d: camera %q, path %q, start %s, size %d", ErrIndexCorrupt, n, e.Camera, e.Path, e.Start, e.Size)
 		}
 		segs = append(segs, Segment{Camera: e.Camera, Start: e.Start.UTC(), Path: e.Path, Size: e.Size})
 	}
