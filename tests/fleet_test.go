@@ -83,8 +83,9 @@ func camrecVersions(t *testing.T, vs ...string) []camrecRelease {
 // moves to 8.1.0 (the mirror syncs first) and box 2 takes it, an install
 // whose state lies over its read-only root migrated with its configuration
 // and index; the vendor publishes 8.2.0 behind a barrier at 8.1.0; the
-// mirror, compromised, replays its old metadata: box 2, whose key
-// remembers the newer, refuses it and nothing is written; repaired, it
+// mirror, compromised, replays its old metadata: box 2, booted from a new
+// key, refuses it, its system's state remembering the newer, and nothing
+// is written; repaired, it
 // serves 8.2.0 and box 2 takes it. After each migration the next boot
 // takes the run up and reports it: the fleet page shows box 2's version.
 // test-long also installs a box given the test tag (8.1.0) and one on the
@@ -302,7 +303,10 @@ func TestFleet(t *testing.T) {
 	}
 
 	// The mirror, compromised, serves its old metadata again: validly
-	// signed, not expired, older than what this box's key remembers.
+	// signed, not expired, older than what box 2 has seen. Booted from a
+	// new key that remembers nothing, the box still refuses it: its
+	// installed system's state remembers what the box verified when it
+	// migrated.
 	timestamp := filepath.Join(mirrorDir, repo.MetadataDir, "timestamp.json")
 	current, err := os.ReadFile(timestamp)
 	if err != nil {
@@ -314,10 +318,10 @@ func TestFleet(t *testing.T) {
 	}
 	boxDisks := a.Disks()
 	before := hashes(t, boxDisks)
-	m = boot(append(boxDisks, key), "migrate")
+	m = boot(append(boxDisks, keyFor(`{"repo": "http://10.0.2.100/repo", "account": "acme"}`)), "migrate")
 	msg := strings.Join(m.errors, "\n")
-	if !strings.Contains(msg, "older than what this box has seen") {
-		t.Errorf("replayed metadata: errors %q, want the rollback refused", msg)
+	if !strings.Contains(msg, "older than what this box has seen") || !strings.Contains(m.console, "remembers newer than the media") {
+		t.Errorf("replayed metadata, a new key: errors %q, want the rollback refused from what the box's state remembers", msg)
 	}
 	if m.event("route") != nil || m.event("journal") != nil {
 		t.Error("a run began on replayed metadata")

@@ -17,7 +17,9 @@ const (
 	// BackupDir holds every backup.
 	BackupDir = "Backup"
 	// RepoStateDir is where a box remembers the repository metadata it
-	// trusted and the newest time it saw signed (image/repoclient).
+	// trusted and the newest time it saw signed (image/repoclient): on
+	// the media, and at the same path on the state partition of a system
+	// passeur installed.
 	RepoStateDir = "passeur/repository"
 )
 

@@ -90,8 +90,10 @@ type seen struct {
 	Keys   []string  `json:"keys"`
 }
 
+// SeenFile is the file of a box's repository state that holds seen.
+const SeenFile = "seen.json"
+
 const (
-	seenFile = "seen.json"
 	rootsDir = "roots" // every root this box verified, N.root.json
 	// maxIssuedAhead bounds how far before its expiry a timestamp may say
 	// it was signed for the box to take that time as a floor.
@@ -150,7 +152,7 @@ func Open(ctx context.Context, opt Options) (*Client, error) {
 		roots[v], newest = data, data
 	}
 	var s seen
-	if data, err := readBounded(filepath.Join(opt.State, seenFile), 4096); err == nil {
+	if data, err := readBounded(filepath.Join(opt.State, SeenFile), 4096); err == nil {
 		json.Unmarshal(data, &s) // unreadable: no floor from it
 	}
 	ref := opt.Now().UTC()
@@ -212,7 +214,7 @@ func Open(ctx context.Context, opt Options) (*Client, error) {
 			keys := trusted.Root.Signed.Roles[metadata.TIMESTAMP].KeyIDs
 			if t.After(s.Issued) || !overlaps(s.Keys, keys) {
 				data, _ := json.Marshal(seen{Issued: t, Keys: keys})
-				if err := atomicfile.WriteFile(filepath.Join(opt.State, seenFile), data, 0o644); err != nil {
+				if err := atomicfile.WriteFile(filepath.Join(opt.State, SeenFile), data, 0o644); err != nil {
 					return nil, err
 				}
 			}

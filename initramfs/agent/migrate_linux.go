@@ -14,6 +14,7 @@ import (
 	"filippo.io/age"
 	"github.com/passeur/passeur/image/config"
 	"github.com/passeur/passeur/image/fleet/wire"
+	"github.com/passeur/passeur/image/medialayout"
 	"github.com/passeur/passeur/image/release"
 	"github.com/passeur/passeur/initramfs/backup"
 	"github.com/passeur/passeur/initramfs/fstab"
@@ -321,7 +322,8 @@ func (a *Agent) writeImage(f *os.File, e release.Extent, m *release.Manifest, re
 	return map[string]any{"artifact": art.Name, "sha256": art.SHA256, "result": res, "readback": a.Config.ReadBack}, nil
 }
 
-// writeFstab writes the reattach step's entries into the state partition.
+// writeFstab writes the reattach step's entries into the state partition,
+// and beside them what the box remembers of its repository.
 func (a *Agent) writeFstab(r *run, sys newsys.System) (any, error) {
 	var d reattachDetail
 	if raw, ok := r.j.Done(steps.Reattach); ok {
@@ -329,8 +331,43 @@ func (a *Agent) writeFstab(r *run, sys newsys.System) (any, error) {
 			return nil, fmt.Errorf("%w: reattach record: %w", journal.ErrCorrupt, err)
 		}
 	}
-	err := sys.WriteFstab(d.Entries)
-	return map[string]int{"entries": len(d.Entries), "skipped": len(d.Skipped)}, err
+	if err := sys.WriteFstab(d.Entries); err != nil {
+		return nil, err
+	}
+	n, err := rememberOnState(r.media, sys)
+	return map[string]int{"entries": len(d.Entries), "skipped": len(d.Skipped), "repository_files": n}, err
+}
+
+// rememberOnState copies the repository state the media remembers (see
+// obtain) onto the new system's state partition, where the next rescue
+// session finds it even from another key or a netboot (see
+// rememberedOnDisks). Nothing when the media remembers none.
+func rememberOnState(media string, sys newsys.System) (int, error) {
+	if _, err := os.Stat(filepath.Join(media, medialayout.RepoStateDir)); err != nil {
+		return 0, nil
+	}
+	src := filepath.Join(os.TempDir(), "passeur-remember")
+	os.RemoveAll(src)
+	defer os.RemoveAll(src)
+	if err := loadRepoState(os.DirFS(media), src); err != nil { // read bounded: the media is not trusted
+		return 0, err
+	}
+	umount, err := sys.MountState(false)
+	if err != nil {
+		return 0, err
+	}
+	dst := filepath.Join(sys.Path(newsys.StateDir), medialayout.RepoStateDir)
+	err = saveRepoState(src, dst)
+	n := 0
+	for _, sd := range stateDirs {
+		ents, _ := os.ReadDir(filepath.Join(dst, sd.name))
+		for _, e := range ents {
+			if e.Type().IsRegular() {
+				n++
+			}
+		}
+	}
+	return n, errors.Join(err, umount())
 }
 
 // restoreInto restores the run's backup into the state partition's

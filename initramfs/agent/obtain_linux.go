@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -26,6 +27,7 @@ import (
 	"github.com/passeur/passeur/image/repoclient"
 	"github.com/passeur/passeur/image/sign"
 	"github.com/passeur/passeur/image/version"
+	"github.com/passeur/passeur/initramfs/fsprobe"
 	"github.com/passeur/passeur/initramfs/identity"
 	"github.com/passeur/passeur/initramfs/inventory"
 	"github.com/passeur/passeur/initramfs/media"
@@ -106,6 +108,7 @@ func (a *Agent) obtain(disks []inventory.Disk) error {
 	if err := loadRepoState(files, state); err != nil {
 		return err
 	}
+	a.rememberedOnDisks(disks, dev, reader, state)
 	c, err := repoclient.Open(ctx, repoclient.Options{URL: base, Root: root, State: state, Fetch: o, Floor: builtTime()})
 	if err != nil {
 		return err
@@ -440,6 +443,126 @@ func loadRepoState(files fs.FS, dir string) error {
 		}
 	}
 	return nil
+}
+
+// rememberedOnDisks adds to the repository state in dir what the box's
+// own disks remember newer: a system passeur installed keeps, on its state
+// partition, what the box had verified when it was installed (see
+// writeFstab). So a box booted from a new key, or netbooted with nothing
+// on its media, still refuses metadata older than it saw. Every
+// filesystem of the fixed disks that can hold it is read (read-only,
+// bounded, like the media); nothing read there is trusted: repoclient
+// verifies it from the baked root, and a file that does not verify is
+// passed over.
+func (a *Agent) rememberedOnDisks(disks []inventory.Disk, media string, reader volumeReader, dir string) {
+	for _, d := range disks {
+		if d.Removable {
+			continue
+		}
+		type volume struct {
+			dev string
+			fs  *fsprobe.FS
+		}
+		vols := []volume{{d.Path, d.FS}}
+		for _, p := range d.Partitions {
+			vols = append(vols, volume{p.Path, p.FS})
+		}
+		for _, v := range vols {
+			if v.fs == nil || v.dev == media || !rememberFS[v.fs.Type] {
+				continue
+			}
+			files, err := reader.Files(v.dev, v.fs.Type)
+			if err != nil {
+				continue
+			}
+			if _, err := fs.Stat(files, medialayout.RepoStateDir); err != nil {
+				continue
+			}
+			tmp := dir + ".disk"
+			os.RemoveAll(tmp)
+			if err := loadRepoState(files, tmp); err == nil {
+				if took, err := mergeNewer(tmp, dir); err != nil {
+					a.Log.Printf("repository state remembered on %s: %v", v.dev, err)
+				} else if len(took) > 0 {
+					a.Log.Printf("repository state: %s remembers newer than the media: %s", v.dev, strings.Join(took, ", "))
+				}
+			}
+			os.RemoveAll(tmp)
+		}
+	}
+}
+
+// rememberFS are the filesystems a system's state can be on.
+var rememberFS = map[string]bool{"ext2": true, "ext3": true, "ext4": true, "xfs": true, "btrfs": true}
+
+// mergeNewer copies into dst, a repository state, what src holds newer:
+// a root dst lacks, metadata of a higher version, a later time seen. It
+// returns what it took. Files that do not parse are passed over.
+func mergeNewer(src, dst string) ([]string, error) {
+	var took []string
+	for _, sd := range stateDirs {
+		ents, err := os.ReadDir(filepath.Join(src, sd.name))
+		if err != nil {
+			continue
+		}
+		for _, e := range ents {
+			if !e.Type().IsRegular() {
+				continue
+			}
+			name := filepath.Join(sd.name, e.Name())
+			data, err := os.ReadFile(filepath.Join(src, name))
+			if err != nil {
+				return took, err
+			}
+			old, err := os.ReadFile(filepath.Join(dst, name))
+			if err == nil && !newer(sd.name, e.Name(), data, old) {
+				continue
+			}
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return took, err
+			}
+			if err != nil && !newer(sd.name, e.Name(), data, nil) {
+				continue
+			}
+			if err := os.MkdirAll(filepath.Join(dst, sd.name), 0o755); err != nil {
+				return took, err
+			}
+			if err := os.WriteFile(filepath.Join(dst, name), data, 0o644); err != nil {
+				return took, err
+			}
+			took = append(took, name)
+		}
+	}
+	return took, nil
+}
+
+// newer says whether data, a file of a repository state, is to be kept
+// over old (nil: none): a root is a root (the chain checks it); metadata
+// by its signed version; the time seen by its time.
+func newer(dir, name string, data, old []byte) bool {
+	switch {
+	case dir == "roots":
+		return old == nil
+	case dir == "metadata":
+		var m, o struct {
+			Signed struct {
+				Version int64 `json:"version"`
+			} `json:"signed"`
+		}
+		if json.Unmarshal(data, &m) != nil || m.Signed.Version <= 0 {
+			return false
+		}
+		return old == nil || json.Unmarshal(old, &o) != nil || m.Signed.Version > o.Signed.Version
+	case name == repoclient.SeenFile:
+		var s, o struct {
+			Issued time.Time `json:"issued"`
+		}
+		if json.Unmarshal(data, &s) != nil || s.Issued.IsZero() {
+			return false
+		}
+		return old == nil || json.Unmarshal(old, &o) != nil || s.Issued.After(o.Issued)
+	}
+	return false
 }
 
 // saveRepoState writes the state repoclient left in dir onto the media.

@@ -4,14 +4,26 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/passeur/passeur/image/fetch"
+	"github.com/passeur/passeur/image/medialayout"
 	"github.com/passeur/passeur/image/mirror"
 	"github.com/passeur/passeur/image/repo"
+	"github.com/passeur/passeur/image/repo/editor"
+	"github.com/passeur/passeur/image/repo/repotest"
+	"github.com/passeur/passeur/image/repoclient"
 	"github.com/passeur/passeur/initramfs/event"
+	"github.com/passeur/passeur/initramfs/fsprobe"
+	"github.com/passeur/passeur/initramfs/inventory"
 )
 
 // TestMirrorFirst: a box waits while its mirror does not hold the hop it
@@ -65,5 +77,82 @@ func TestPlaceholder(t *testing.T) {
 		if got := placeholder(id); got != want {
 			t.Errorf("%q: placeholder %v, want %v", id, got, want)
 		}
+	}
+}
+
+// dirVolumes reads each device's files from a folder.
+type dirVolumes map[string]string
+
+func (d dirVolumes) Files(dev, _ string) (fs.FS, error) {
+	if p, ok := d[dev]; ok {
+		return os.DirFS(p), nil
+	}
+	return nil, fs.ErrNotExist
+}
+func (dirVolumes) Close() error { return nil }
+
+// TestRememberedOnState: what a box verified, kept on its system's state
+// (rememberOnState's folder), makes a box booted from a new key refuse the
+// metadata of before, as the old key would; a forged or older file there
+// is passed over.
+func TestRememberedOnState(t *testing.T) {
+	v := repotest.New(t)
+	v.Publish("8.0.0")
+	old := t.TempDir()
+	os.CopyFS(old, os.DirFS(filepath.Join(v.Dir, repo.MetadataDir)))
+	v.Edit(func(r *editor.Repo) error { return r.Tag("camrec", "stable", "8.0.0") })
+	open := func(state string) error {
+		_, err := repoclient.Open(context.Background(), repoclient.Options{URL: v.Srv.URL, Root: v.Root, State: state,
+			Now: func() time.Time { return v.Now }, Fetch: fetch.Options{Attempts: 1}})
+		return err
+	}
+	// The box migrated with the newer metadata: its state remembers it.
+	seenState := t.TempDir()
+	if err := open(seenState); err != nil {
+		t.Fatal(err)
+	}
+	stateFS := t.TempDir()
+	if err := saveRepoState(seenState, filepath.Join(stateFS, medialayout.RepoStateDir)); err != nil {
+		t.Fatal(err)
+	}
+	// A forged timestamp on a data volume is passed over.
+	forged := t.TempDir()
+	os.MkdirAll(filepath.Join(forged, medialayout.RepoStateDir, "metadata"), 0o755)
+	os.WriteFile(filepath.Join(forged, medialayout.RepoStateDir, "metadata", "timestamp.json"), []byte(`{"signed": {"version": "x"}}`), 0o644)
+
+	// The mirror replays the metadata of before.
+	data, _ := os.ReadFile(filepath.Join(old, "timestamp.json"))
+	os.WriteFile(filepath.Join(v.Dir, repo.MetadataDir, "timestamp.json"), data, 0o644)
+
+	var out bytes.Buffer
+	a := &Agent{Console: &out, Events: event.NewEmitter(&out), Log: bufLog{&out}}
+	disks := []inventory.Disk{
+		{Path: "/dev/vda", Partitions: []inventory.Partition{{Path: "/dev/vda3", FS: &fsprobe.FS{Type: "ext4", Label: "state"}}}},
+		{Path: "/dev/vdb", FS: &fsprobe.FS{Type: "xfs"}},
+		{Path: "/dev/sda", Removable: true, Partitions: []inventory.Partition{{Path: "/dev/sda1", FS: &fsprobe.FS{Type: "vfat"}}}},
+	}
+	reader := dirVolumes{"/dev/vda3": stateFS, "/dev/vdb": forged}
+	newKey := t.TempDir()
+	a.rememberedOnDisks(disks, "/dev/sda1", reader, newKey)
+	if err := open(newKey); !errors.Is(err, repoclient.ErrRollback) {
+		t.Errorf("a new key on a box whose state remembers newer: %v, want %v", err, repoclient.ErrRollback)
+	}
+	if !strings.Contains(out.String(), "remembers newer than the media") {
+		t.Errorf("log: %s", out.String())
+	}
+	// Without what the state remembers, the replay is taken: the check
+	// above is what refused it.
+	if err := open(t.TempDir()); err != nil {
+		t.Errorf("a new key, nothing remembered: %v", err)
+	}
+	// What the media remembers newer is kept over an older state's.
+	older := t.TempDir()
+	os.MkdirAll(filepath.Join(older, "metadata"), 0o755)
+	os.WriteFile(filepath.Join(older, "metadata", "timestamp.json"), data, 0o644)
+	if took, err := mergeNewer(older, seenState); err != nil || len(took) != 0 {
+		t.Errorf("an older timestamp merged over a newer one: %v %v", took, err)
+	}
+	if took, err := mergeNewer(seenState, older); err != nil || !slices.Contains(took, filepath.Join("metadata", "timestamp.json")) {
+		t.Errorf("a newer timestamp not merged: %v %v", took, err)
 	}
 }
