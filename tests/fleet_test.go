@@ -2,10 +2,12 @@ package tests
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -90,7 +92,9 @@ func camrecVersions(t *testing.T, vs ...string) []camrecRelease {
 // takes the run up and reports it: the fleet page shows box 2's version.
 // test-long also installs a box given the test tag (8.1.0) and one on the
 // default (8.0.0), and takes a look-alike of box 2 left on 8.0.0 through
-// the barrier, 8.0.0 → 8.1.0 → 8.2.0, a hop per session.
+// the barrier, 8.0.0 → 8.1.0 → 8.2.0, a hop per session, its 8.1.0 index
+// damaged on its state before the second: kept aside, rebuilt from the
+// recordings.
 func TestFleet(t *testing.T) {
 	rels := camrecVersions(t, "8.0.0", "8.1.0", "8.2.0")
 	art := qemu.BuiltArtifacts(t, "qemu-x86_64")
@@ -356,8 +360,29 @@ func TestFleet(t *testing.T) {
 		if m.event("take_up") == nil || m.event("route") != nil {
 			t.Errorf("the boot after the first hop: take-up %v, route %v", m.event("take_up") != nil, m.event("route") != nil)
 		}
+		// Its 8.1.0 index is damaged on its state meanwhile: the second hop
+		// keeps it in the backup as damaged, rebuilds the index from the
+		// recordings, and carries that one.
+		st, put := partition(t, lateBox[0].Path, partitionNamed(t, lateBox[0].Path, "state"))
+		index := debugfs(t, st, "cat /camrec/segments.v3")
+		if !strings.HasPrefix(index, "camrec-index v3\n") {
+			t.Fatalf("the 8.1.0 state's index: %.40q", index)
+		}
+		cut := filepath.Join(t.TempDir(), "segments.v3")
+		os.WriteFile(cut, []byte(index[:len(index)/2]), 0o644)
+		script := filepath.Join(t.TempDir(), "damage")
+		os.WriteFile(script, []byte("rm /camrec/segments.v3\nwrite "+cut+" /camrec/segments.v3\n"), 0o644)
+		if out, err := exec.Command("debugfs", "-w", "-f", script, st).CombinedOutput(); err != nil {
+			t.Fatalf("debugfs: %v\n%s", err, out)
+		}
+		put()
 		m = boot(append(lateBox, key), "migrate")
 		routeTo(m, "8.1.0", "8.2.0", "8.2.0", "8.2.0")
+		var rec struct{ Existing string }
+		m.decode(t, "recovery", &rec)
+		if !strings.HasPrefix(rec.Existing, "corrupt: ") || !strings.Contains(rec.Existing, "/camrec/segments.v3") {
+			t.Errorf("recovery of the damaged v3 index: existing %q", rec.Existing)
+		}
 		want := a.Expected
 		want.Version = "8.2.0"
 		if got := m.healthy(t); !reflect.DeepEqual(got, want) {
@@ -365,4 +390,27 @@ func TestFleet(t *testing.T) {
 		}
 		sameHashes(t, "the late box's data", before, hashes(t, lateBox[1:]))
 	})
+}
+
+// partitionNamed is the number, in table order, of disk's GPT partition
+// named name.
+func partitionNamed(t *testing.T, disk, name string) int {
+	t.Helper()
+	out, err := fixture.Run("", "sfdisk", "--json", disk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pt struct {
+		PartitionTable struct {
+			Partitions []struct{ Name string } `json:"partitions"`
+		} `json:"partitiontable"`
+	}
+	json.Unmarshal([]byte(out), &pt)
+	for i, p := range pt.PartitionTable.Partitions {
+		if p.Name == name {
+			return i + 1
+		}
+	}
+	t.Fatalf("%s has no partition named %s: %s", disk, name, out)
+	return 0
 }
