@@ -22,6 +22,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -482,6 +483,9 @@ func (c *Client) Targets(prefix string) []*metadata.TargetFiles {
 			out = append(out, tf)
 		}
 	}
+	// In path order: what a mirror downloads, logs and resumes is the
+	// same from one run to the next.
+	slices.SortFunc(out, func(a, b *metadata.TargetFiles) int { return strings.Compare(a.Path, b.Path) })
 	return out
 }
 
