@@ -356,17 +356,7 @@ func rememberOnState(media string, sys newsys.System) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	dst := filepath.Join(sys.Path(newsys.StateDir), medialayout.RepoStateDir)
-	err = saveRepoState(src, dst)
-	n := 0
-	for _, sd := range stateDirs {
-		ents, _ := os.ReadDir(filepath.Join(dst, sd.name))
-		for _, e := range ents {
-			if e.Type().IsRegular() {
-				n++
-			}
-		}
-	}
+	n, err := saveRepoState(src, filepath.Join(sys.Path(newsys.StateDir), medialayout.RepoStateDir))
 	return n, errors.Join(err, umount())
 }
 

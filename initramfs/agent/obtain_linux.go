@@ -124,7 +124,7 @@ func (a *Agent) obtain(disks []inventory.Disk) error {
 		return err
 	}
 	defer a.closeRun(r)
-	if err := saveRepoState(state, filepath.Join(r.media, medialayout.RepoStateDir)); err != nil {
+	if _, err := saveRepoState(state, filepath.Join(r.media, medialayout.RepoStateDir)); err != nil {
 		return a.mediaErr(r, err)
 	}
 	if rerr != nil {
@@ -468,7 +468,7 @@ func (a *Agent) rememberedOnDisks(disks []inventory.Disk, media string, reader v
 			vols = append(vols, volume{p.Path, p.FS})
 		}
 		for _, v := range vols {
-			if v.fs == nil || v.dev == media || !rememberFS[v.fs.Type] {
+			if v.fs == nil || v.dev == media || !roles.CanHoldState(v.fs.Type) {
 				continue
 			}
 			files, err := reader.Files(v.dev, v.fs.Type)
@@ -492,9 +492,6 @@ func (a *Agent) rememberedOnDisks(disks []inventory.Disk, media string, reader v
 	}
 }
 
-// rememberFS are the filesystems a system's state can be on.
-var rememberFS = map[string]bool{"ext2": true, "ext3": true, "ext4": true, "xfs": true, "btrfs": true}
-
 // mergeNewer copies into dst, a repository state, what src holds newer:
 // a root dst lacks, metadata of a higher version, a later time seen. It
 // returns what it took. Files that do not parse are passed over.
@@ -514,14 +511,11 @@ func mergeNewer(src, dst string) ([]string, error) {
 			if err != nil {
 				return took, err
 			}
-			old, err := os.ReadFile(filepath.Join(dst, name))
-			if err == nil && !newer(sd.name, e.Name(), data, old) {
-				continue
-			}
+			old, err := os.ReadFile(filepath.Join(dst, name)) // nil when dst has none
 			if err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return took, err
 			}
-			if err != nil && !newer(sd.name, e.Name(), data, nil) {
+			if !newer(sd.name, e.Name(), data, old) {
 				continue
 			}
 			if err := os.MkdirAll(filepath.Join(dst, sd.name), 0o755); err != nil {
@@ -565,8 +559,10 @@ func newer(dir, name string, data, old []byte) bool {
 	return false
 }
 
-// saveRepoState writes the state repoclient left in dir onto the media.
-func saveRepoState(dir, dst string) error {
+// saveRepoState writes the state repoclient left in dir onto the media
+// (or a system's state partition); it returns how many files it wrote.
+func saveRepoState(dir, dst string) (int, error) {
+	n := 0
 	for _, sd := range stateDirs {
 		sub := sd.name
 		ents, err := os.ReadDir(filepath.Join(dir, sub))
@@ -574,10 +570,10 @@ func saveRepoState(dir, dst string) error {
 			continue
 		}
 		if err != nil {
-			return err
+			return n, err
 		}
 		if err := os.MkdirAll(filepath.Join(dst, sub), 0o755); err != nil {
-			return err
+			return n, err
 		}
 		for _, e := range ents {
 			if !e.Type().IsRegular() || !stateName.MatchString(e.Name()) {
@@ -585,14 +581,15 @@ func saveRepoState(dir, dst string) error {
 			}
 			data, err := os.ReadFile(filepath.Join(dir, sub, e.Name()))
 			if err != nil {
-				return err
+				return n, err
 			}
 			if err := atomicfile.WriteFile(filepath.Join(dst, sub, e.Name()), data, 0o644); err != nil {
-				return err
+				return n, err
 			}
+			n++
 		}
 	}
-	return nil
+	return n, nil
 }
 
 // fetchOptions are the HTTP client and retry policy of the downloads.

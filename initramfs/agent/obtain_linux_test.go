@@ -112,7 +112,7 @@ func TestRememberedOnState(t *testing.T) {
 		t.Fatal(err)
 	}
 	stateFS := t.TempDir()
-	if err := saveRepoState(seenState, filepath.Join(stateFS, medialayout.RepoStateDir)); err != nil {
+	if _, err := saveRepoState(seenState, filepath.Join(stateFS, medialayout.RepoStateDir)); err != nil {
 		t.Fatal(err)
 	}
 	// A forged timestamp on a data volume is passed over.

@@ -89,10 +89,7 @@ func (s *session) close(a *Agent) {
 
 // fsType is the filesystem type of a device, for mounting it.
 func (s *session) fsType(dev string) string {
-	if fs := inventory.FSOf(s.disks, dev); fs != nil {
-		return fs.Type
-	}
-	return ""
+	return inventory.TypeOf(s.disks, dev)
 }
 
 // prepare establishes the session of a run on an installed system:

@@ -62,6 +62,14 @@ func FindAll(disks []Disk, spec string) []string {
 	return found
 }
 
+// TypeOf returns the type of the filesystem on the device at path, or "".
+func TypeOf(disks []Disk, path string) string {
+	if fs := FSOf(disks, path); fs != nil {
+		return fs.Type
+	}
+	return ""
+}
+
 // FSOf returns the filesystem found on the device at path, if any.
 func FSOf(disks []Disk, path string) *fsprobe.FS {
 	for _, d := range disks {

@@ -68,7 +68,7 @@ func filesystemsOf(disks []inventory.Disk) []volumeFS {
 
 // systemFS are the filesystem types an installed root can be on, and
 // writableFS those that can hold its state (a root of any other type is
-// read-only).
+// read-only); see CanHoldState.
 var (
 	systemFS   = map[string]bool{"ext2": true, "ext3": true, "ext4": true, "xfs": true, "btrfs": true, "squashfs": true}
 	writableFS = map[string]bool{"ext2": true, "ext3": true, "ext4": true, "xfs": true, "btrfs": true}
@@ -151,7 +151,7 @@ func Assign(disks []inventory.Disk, m *release.Manifest, r Reader, ask Asker) (*
 			serr = fmt.Errorf("%w: %s %s on %s (%s), no filesystem labelled %s on its disk", ErrNoState, m.Product, match[1], v.dev, v.typ, m.Recognize.StateLabel)
 		}
 		if serr == nil && state != "" {
-			layered, err := r.Layered(state, typeOf(all, state), v.dev, v.typ)
+			layered, err := r.Layered(state, inventory.TypeOf(disks, state), v.dev, v.typ)
 			if err != nil {
 				serr = fmt.Errorf("read %s %s: its state %s over its root %s: %w", m.Product, match[1], state, v.dev, err)
 			} else {
@@ -306,15 +306,6 @@ func stateOf(all []volumeFS, root volumeFS, label string) (string, error) {
 		return found[0], nil
 	}
 	return "", nil
-}
-
-func typeOf(all []volumeFS, dev string) string {
-	for _, v := range all {
-		if v.dev == dev {
-			return v.typ
-		}
-	}
-	return ""
 }
 
 // fstabVolumes reads the installed system's fstab and finds each data

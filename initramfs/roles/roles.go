@@ -102,11 +102,17 @@ type Volume struct {
 // Files reads the installed system's files as it sees them: its root,
 // with its state laid over it when it has one.
 func (a *Assignment) Files(r Reader) (fs.FS, error) {
+	disk := []inventory.Disk{a.Disk}
 	if a.State == "" {
-		return r.Files(a.Root, a.fsType(a.Root))
+		return r.Files(a.Root, inventory.TypeOf(disk, a.Root))
 	}
-	return r.Layered(a.State, a.fsType(a.State), a.Root, a.fsType(a.Root))
+	return r.Layered(a.State, inventory.TypeOf(disk, a.State), a.Root, inventory.TypeOf(disk, a.Root))
 }
+
+// CanHoldState says whether a filesystem of type typ can hold an
+// install's state (what the install writes: its configuration, index,
+// fstab, and what passeur leaves there).
+func CanHoldState(typ string) bool { return writableFS[typ] }
 
 // Source names where the installed system's files are read from: its
 // root's device, or "STATE over ROOT".
@@ -115,20 +121,6 @@ func (a *Assignment) Source() string {
 		return a.Root
 	}
 	return a.State + " over " + a.Root
-}
-
-// fsType is the type of the filesystem on dev, this disk or one of its
-// partitions.
-func (a *Assignment) fsType(dev string) string {
-	if a.Disk.Path == dev && a.Disk.FS != nil {
-		return a.Disk.FS.Type
-	}
-	for _, p := range a.Disk.Partitions {
-		if p.Path == dev && p.FS != nil {
-			return p.FS.Type
-		}
-	}
-	return ""
 }
 
 // MediaFS returns the device and filesystem of the install media's FAT: its
