@@ -63,9 +63,8 @@ func TestBadKeyAndShell(t *testing.T) {
 	if got := len(vm.Events()); got == 0 {
 		t.Error("no events at all")
 	}
-	// gosh redraws its line editor on every key and may drop keys typed
-	// while it hands the terminal back and forth: type until it acts. A
-	// power-off under TCG on a loaded host was once seen to take more
+	// Keys typed while gosh runs a command and takes the terminal back
+	// may be lost: type until it acts. A power-off under TCG on a loaded host was once seen to take more
 	// than 20 s after the shell ran it: each attempt waits a minute.
 	for i := 0; ; i++ {
 		vm.Type("poweroff\n")

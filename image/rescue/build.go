@@ -88,7 +88,13 @@ func Assemble(img Image, path string) (cpioSize, size int64, modules int, err er
 	}
 	defer os.RemoveAll(tmp)
 	cpioPath := filepath.Join(tmp, "initramfs.cpio")
-	env := golang.Default(golang.DisableCGO(), golang.WithGOARCH(img.Board.Arch), golang.WithWorkingDir(img.RepoDir))
+	// goshliner: the debug shell edits lines with peterh/liner, made for
+	// plain terminals, rather than the bubbletea editor, which redraws two
+	// lines on every key over the serial console and, in the version
+	// bubbline allows (bubbletea 0.24.1), deadlocks now and then when a
+	// line is entered (charmbracelet/bubbletea#741).
+	env := golang.Default(golang.DisableCGO(), golang.WithGOARCH(img.Board.Arch), golang.WithWorkingDir(img.RepoDir),
+		golang.WithBuildTag("goshliner"))
 	l := llog.New(slog.LevelWarn, llog.WritePrintf(img.Log))
 	err = uimage.Create(l,
 		uimage.WithReplaceEnv(env),

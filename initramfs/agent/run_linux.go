@@ -236,6 +236,11 @@ func (a *Agent) follow() error {
 
 // shell runs the debug shell on the console, as its controlling terminal.
 func (a *Agent) shell() error {
+	// A serial console has no size until someone sets one; line editors
+	// need one to know where to wrap.
+	if ws, err := unix.IoctlGetWinsize(0, unix.TIOCGWINSZ); err == nil && ws.Col == 0 {
+		unix.IoctlSetWinsize(0, unix.TIOCSWINSZ, &unix.Winsize{Row: 24, Col: 80})
+	}
 	cmd := exec.Command("/bbin/gosh")
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.Env = append(os.Environ(), "PATH=/bbin:/bin", "HOME=/", "TERM=linux")
