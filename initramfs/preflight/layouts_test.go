@@ -19,6 +19,7 @@ import (
 	"testing"
 
 	"github.com/passeur/passeur/image/release"
+	"github.com/passeur/passeur/image/version"
 	"github.com/passeur/passeur/initramfs/inventory"
 	"github.com/passeur/passeur/initramfs/migrate"
 	"github.com/passeur/passeur/initramfs/ptable"
@@ -137,6 +138,87 @@ func testLayoutCase(t *testing.T, c layoutCase) {
 	sameAsJob(t, blank, sectorSize, tab)
 
 	writeOverOld(t, img, job, im, c.Name)
+	sameAsJob(t, img, sectorSize, tab)
+
+	t.Run("again", func(t *testing.T) { migrateAgain(t, c, img, size.Bytes, sectorSize, m, sys, job) })
+}
+
+// migrateAgain plans, on the disk a migration left (img, holding job's
+// table), the next one: camrec 8.0.0 as roles find it, its read-only root
+// and the state laid over it, to 8.1.0 with the same layout. Nothing may
+// move: the job is the first one's, partition for partition, the data
+// kept where they are and their bytes untouched when the table is written
+// again.
+func migrateAgain(t *testing.T, c layoutCase, img string, size int64, sectorSize int, m *release.Manifest, first *roles.Assignment, job *migrate.Job) {
+	var now sfdiskTable
+	onDevice(t, img, sectorSize, func(dev string) { now = dumpTable(t, dev) })
+	kv := kernelView(size, now)
+	d, err := inventory.Describe(kv, openImage(img, kv), "vda")
+	if err != nil || len(d.Errors) > 0 {
+		t.Fatalf("inventory of the migrated disk: %v %v", err, d.Errors)
+	}
+	at := func(start int64) string {
+		for _, p := range d.Partitions {
+			if p.Start == start {
+				return p.Path
+			}
+		}
+		return ""
+	}
+	sys := &roles.Assignment{Disk: d, Role: roles.System, Product: m.Product, Version: m.Version.String()}
+	for _, e := range job.Extents {
+		switch e.Name {
+		case "root":
+			sys.Root = at(e.Start)
+		case "state":
+			sys.State = at(e.Start)
+		}
+	}
+	if sys.Root == "" || sys.State == "" {
+		t.Fatalf("the migrated disk has no root or state where the job put them: %+v", d.Partitions)
+	}
+	old := map[string]inventory.Partition{}
+	for _, p := range first.Disk.Partitions {
+		old[p.Path] = p
+	}
+	for _, v := range first.Volumes {
+		v.Device = at(old[v.Device].Start)
+		if v.Device == "" {
+			t.Fatalf("data volume %s is not where it was", v.Mountpoint)
+		}
+		sys.Volumes = append(sys.Volumes, v)
+	}
+	next := *m
+	if next.Version, err = version.Parse("8.1.0"); err != nil {
+		t.Fatal(err)
+	}
+	pl, err := Layout(&next, sys)
+	if err != nil {
+		t.Fatalf("8.0.0 → 8.1.0 refused on the disk 7.14.0.3 → 8.0.0 left: %v", err)
+	}
+	again, err := migrate.NewJob("migrate", "", "", &next, sys.Disk, pl, sys.Volumes, "layouts-test-again")
+	if err != nil {
+		t.Fatalf("8.0.0 → 8.1.0: %v", err)
+	}
+	if again.Table != job.Table || !slices.Equal(again.Numbers, job.Numbers) || len(again.Extents) != len(job.Extents) {
+		t.Fatalf("8.0.0 → 8.1.0 makes a %s table %v, 7.14.0.3 → 8.0.0 made %s %v", again.Table, again.Numbers, job.Table, job.Numbers)
+	}
+	for i, e := range again.Extents {
+		w := job.Extents[i]
+		if e.Name != w.Name || e.Role != w.Role || e.Start != w.Start || e.Bytes != w.Bytes {
+			t.Errorf("8.0.0 → 8.1.0 moves %s: %s %d+%d, was %s %d+%d", w.Name, e.Role, e.Start, e.Bytes, w.Role, w.Start, w.Bytes)
+		}
+	}
+	im, err := again.TableImage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkDataKept(t, sys, again, im)
+	tab, err := again.PTable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeOverOld(t, img, again, im, c.Name+" again")
 	sameAsJob(t, img, sectorSize, tab)
 }
 
