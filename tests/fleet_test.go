@@ -90,11 +90,13 @@ func camrecVersions(t *testing.T, vs ...string) []camrecRelease {
 // is written; repaired, it
 // serves 8.2.0 and box 2 takes it. After each migration the next boot
 // takes the run up and reports it: the fleet page shows box 2's version.
-// test-long also installs a box given the test tag (8.1.0) and one on the
-// default (8.0.0), and takes a look-alike of box 2 left on 8.0.0 through
-// the barrier, 8.0.0 → 8.1.0 → 8.2.0, a hop per session, its 8.1.0 index
-// damaged on its state before the second: kept aside, rebuilt from the
-// recordings.
+// A look-alike of box 2 left on 8.0.0 then goes 8.0.0 → 8.1.0 → 8.2.0 in
+// one session, 8.1.0 passed through without a boot. test-long also
+// installs a box given the test tag (8.1.0) and one on the default
+// (8.0.0), and, once the vendor says 8.1.0 must boot once, takes another
+// look-alike to 8.1.0 and boots it; the boot that takes that run up goes
+// on to 8.2.0, its 8.1.0 index damaged on its state before it: kept
+// aside, rebuilt from the recordings.
 func TestFleet(t *testing.T) {
 	rels := camrecVersions(t, "8.0.0", "8.1.0", "8.2.0")
 	art := qemu.BuiltArtifacts(t, "qemu-x86_64")
@@ -214,25 +216,33 @@ func TestFleet(t *testing.T) {
 	}
 	// takeUp is the box's next rescue boot: it ends the run (the new
 	// system's health is journaled) and reports it to the fleet.
-	takeUp := func(version string) {
+	var takeUpOf func(disks []qemu.Disk, key qemu.Disk, box, version string)
+	takeUp := func(version string) { takeUpOf(a.Disks(), key, "box-2", version) }
+	takeUpOf = func(disks []qemu.Disk, key qemu.Disk, box, version string) {
 		t.Helper()
-		m := boot(append(a.Disks(), key), "migrate")
+		m := boot(append(disks, key), "migrate")
 		var outcome struct {
 			OK     bool
 			Health struct{ Version string }
 		}
 		m.decode(t, "outcome", &outcome)
-		if m.event("take_up") == nil || !outcome.OK || outcome.Health.Version != version || m.event("route") != nil {
-			t.Errorf("the boot after the migration to %s: take-up %v, outcome %+v, route %v", version, m.event("take_up") != nil, outcome, m.event("route") != nil)
+		// The route goes on from the new system: it ends there.
+		var route routeEvent
+		m.decode(t, "route", &route)
+		if m.event("take_up") == nil || !outcome.OK || outcome.Health.Version != version || route.From != version || route.Next != "" {
+			t.Errorf("the boot after the migration to %s: take-up %v, outcome %+v, route %+v", version, m.event("take_up") != nil, outcome, route)
+		}
+		if m.event("plan") != nil || len(m.errors) != 0 {
+			t.Errorf("the boot after the migration to %s began a run or failed: %q", version, m.errors)
 		}
 		var sent struct{ State, Version, Error string }
 		m.decode(t, "report", &sent)
-		b, err := store.Box("box-2")
+		b, err := store.Box(box)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if sent.Error != "" || b.Last == nil || b.Last.State != fleet.StateDone || b.Running == nil || b.Running.Version != version {
-			t.Errorf("the fleet's record of box-2 after %s: sent %+v, last report %+v", version, sent, b.Last)
+			t.Errorf("the fleet's record of %s after %s: sent %+v, last report %+v", box, version, sent, b.Last)
 		}
 		page, err := http.Get("http://" + lab.addr + fleet.Path)
 		if err != nil {
@@ -240,17 +250,17 @@ func TestFleet(t *testing.T) {
 		}
 		body, _ := io.ReadAll(page.Body)
 		page.Body.Close()
-		if !strings.Contains(string(body), `data-box="box-2"`) || !strings.Contains(string(body), version) {
-			t.Errorf("the fleet page lacks box-2 on %s:\n%s", version, body)
+		if !strings.Contains(string(body), `data-box="`+box+`"`) || !strings.Contains(string(body), version) {
+			t.Errorf("the fleet page lacks %s on %s:\n%s", box, version, body)
 		}
 	}
 	m := boot(append(a.Disks(), key), "migrate")
 	routeTo(m, "7.14.0.3", "8.0.0", "8.0.0", "8.0.0")
 	migrated(m, "8.0.0")
 	takeUp("8.0.0")
-	// A look-alike of box 2 that stays on 8.0.0: a copy of its disks now.
-	var lateBox []qemu.Disk
-	if os.Getenv("PASSEUR_LONG") != "" {
+	// Look-alikes of box 2 that stay on 8.0.0: copies of its disks now.
+	lookAlike := func() []qemu.Disk {
+		var disks []qemu.Disk
 		dir := t.TempDir()
 		for _, d := range a.Disks() {
 			src := d.Path
@@ -258,8 +268,14 @@ func TestFleet(t *testing.T) {
 			if _, err := fixture.Run("", "cp", "--sparse=always", src, d.Path); err != nil {
 				t.Fatal(err)
 			}
-			lateBox = append(lateBox, d)
+			disks = append(disks, d)
 		}
+		return disks
+	}
+	lateBox := lookAlike()
+	var lateBox2 []qemu.Disk
+	if os.Getenv("PASSEUR_LONG") != "" {
+		lateBox2 = lookAlike()
 	}
 
 	t.Run("test boxes", func(t *testing.T) {
@@ -344,26 +360,76 @@ func TestFleet(t *testing.T) {
 		t.Errorf("health report of 8.2.0: index format %d, configuration format %d; want 3 and 3", index, config)
 	}
 
-	// A box still on 8.0.0 (a camrec 7 box migrated then, look-alike
-	// of box 2, powered off since) goes 8.0.0 → 8.1.0 → 8.2.0, a hop
-	// per session.
-	t.Run("behind the barrier", func(t *testing.T) {
-		longOnly(t, "each hop is a migration 8 → 8, which the default run makes twice above")
+	// A box still on 8.0.0 (a camrec 7 box migrated then, look-alike of
+	// box 2, powered off since) goes 8.0.0 → 8.1.0 → 8.2.0 in one
+	// session: 8.1.0 need not boot, so it is passed through, checked and
+	// planned, and only 8.2.0 is written, whose first boot takes the
+	// configuration and index through both releases' format steps.
+	token3, err := fleet.Enroll(store, "box-3", "acme", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lateKey := keyFor(`{"repo": "http://10.0.2.100/repo", "account": "acme", "report": "http://10.0.2.100/fleet/report", "box": "box-3", "report-token": "` + token3 + `"}`)
+	before = hashes(t, lateBox[1:])
+	m = boot(append(lateBox, lateKey), "migrate")
+	routeTo(m, "8.0.0", "8.2.0", "8.1.0 8.2.0", "8.2.0")
+	var route routeEvent
+	m.decode(t, "route", &route)
+	var pre struct {
+		Checks []struct{ Name, Detail string }
+	}
+	m.decode(t, "preflight", &pre)
+	source := ""
+	for _, c := range pre.Checks {
+		if c.Name == "source version" {
+			source = c.Detail
+		}
+	}
+	if strings.Join(route.Through, " ") != "8.1.0" || !strings.Contains(source, "camrec 8.0.0 → 8.1.0 → 8.2.0") {
+		t.Errorf("through %v, source version %q: want 8.1.0 passed without a boot", route.Through, source)
+	}
+	want := a.Expected
+	want.Version = "8.2.0"
+	if got := m.healthy(t); !reflect.DeepEqual(got, want) {
+		t.Errorf("8.0.0 → 8.2.0 through 8.1.0: health\n got %+v\nwant %+v", got, want)
+	}
+	if index, config := formatsOf(m); index != 3 || config != 3 {
+		t.Errorf("8.0.0 → 8.2.0 through 8.1.0: index format %d, configuration format %d; want 3 and 3", index, config)
+	}
+	sameHashes(t, "the late box's data", before, hashes(t, lateBox[1:]))
+	// Two boxes alike to the last byte of their disks, enrolled apart:
+	// the fleet tells them apart by what each was enrolled as (box 2 has
+	// not reported its 8.2.0 yet: no rescue boot since).
+	takeUpOf(lateBox, lateKey, "box-3", "8.2.0")
+	for box, version := range map[string]string{"box-2": "8.1.0", "box-3": "8.2.0"} {
+		b, err := store.Box(box)
+		if err != nil || b.Running == nil || b.Running.Version != version {
+			t.Errorf("the fleet's record of %s: %+v, %v; want it on %s", box, b, err, version)
+		}
+	}
+
+	// When the vendor says 8.1.0 must boot once, another box on 8.0.0
+	// goes to 8.1.0 and boots it; the boot that takes that run up goes on
+	// to 8.2.0.
+	t.Run("boot once", func(t *testing.T) {
+		longOnly(t, "each hop is a migration 8 → 8, which the default run makes three times above")
+		editRepo(t, vendorDir, keys, func(r *editor.Repo) error {
+			return r.SetRelease("camrec", "8.1.0", func(p *repo.Release) { p.BootOnce = true })
+		})
+		sync()
 		key := keyFor(`{"repo": "http://10.0.2.100/repo", "account": "acme"}`)
-		before := hashes(t, lateBox[1:])
-		m := boot(append(lateBox, key), "migrate")
+		before := hashes(t, lateBox2[1:])
+		m := boot(append(lateBox2, key), "migrate")
 		routeTo(m, "8.0.0", "8.2.0", "8.1.0 8.2.0", "8.1.0")
 		if got := m.healthy(t); got.Version != "8.1.0" || got.SegmentsIndexed != a.Expected.SegmentsIndexed || !got.OK {
 			t.Errorf("first hop: health %+v", got)
 		}
-		m = boot(append(lateBox, key), "migrate")
-		if m.event("take_up") == nil || m.event("route") != nil {
-			t.Errorf("the boot after the first hop: take-up %v, route %v", m.event("take_up") != nil, m.event("route") != nil)
-		}
-		// Its 8.1.0 index is damaged on its state meanwhile: the second hop
-		// keeps it in the backup as damaged, rebuilds the index from the
-		// recordings, and carries that one.
-		st, put := partition(t, lateBox[0].Path, partitionNamed(t, lateBox[0].Path, "state"))
+		// Its 8.1.0 index is damaged on its state before the next boot,
+		// which takes the first hop's run up, ends it with 8.1.0's health
+		// report and goes on with the second hop: it keeps the index in
+		// the backup as damaged, rebuilds it from the recordings, and
+		// carries that one.
+		st, put := partition(t, lateBox2[0].Path, partitionNamed(t, lateBox2[0].Path, "state"))
 		index := debugfs(t, st, "cat /camrec/segments.v3")
 		if !strings.HasPrefix(index, "camrec-index v3\n") {
 			t.Fatalf("the 8.1.0 state's index: %.40q", index)
@@ -376,19 +442,25 @@ func TestFleet(t *testing.T) {
 			t.Fatalf("debugfs: %v\n%s", err, out)
 		}
 		put()
-		m = boot(append(lateBox, key), "migrate")
+		m = boot(append(lateBox2, key), "migrate")
+		var outcome struct {
+			OK     bool
+			Health struct{ Version string }
+		}
+		m.decode(t, "outcome", &outcome)
+		if m.event("take_up") == nil || !outcome.OK || outcome.Health.Version != "8.1.0" {
+			t.Errorf("the boot after the first hop: take-up %v, outcome %+v", m.event("take_up") != nil, outcome)
+		}
 		routeTo(m, "8.1.0", "8.2.0", "8.2.0", "8.2.0")
 		var rec struct{ Existing string }
 		m.decode(t, "recovery", &rec)
 		if !strings.HasPrefix(rec.Existing, "corrupt: ") || !strings.Contains(rec.Existing, "/camrec/segments.v3") {
 			t.Errorf("recovery of the damaged v3 index: existing %q", rec.Existing)
 		}
-		want := a.Expected
-		want.Version = "8.2.0"
 		if got := m.healthy(t); !reflect.DeepEqual(got, want) {
 			t.Errorf("second hop: health\n got %+v\nwant %+v", got, want)
 		}
-		sameHashes(t, "the late box's data", before, hashes(t, lateBox[1:]))
+		sameHashes(t, "the second late box's data", before, hashes(t, lateBox2[1:]))
 	})
 }
 

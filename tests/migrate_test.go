@@ -655,7 +655,7 @@ type downloadEvent struct {
 // routeEvent is the agent's "route" event: what the repository gives the box.
 type routeEvent struct {
 	Repo, Product, From, Want, Why, Next string
-	Hops                                 []string
+	Hops, Through                        []string
 }
 
 // TestInstall installs camrec 8 on a blank disk with passeur.mode=install,

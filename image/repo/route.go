@@ -229,3 +229,15 @@ func Wariness(account, identity string) float64 {
 	h := sha256.Sum256([]byte("passeur rollout\x00" + account + "\x00" + identity))
 	return float64(binary.BigEndian.Uint64(h[:8])>>11) / (1 << 53)
 }
+
+// Session splits a route into what one rescue session does: it passes
+// through the hops before the first one the box must boot (BootOnce), or
+// before the last, without writing them, and writes that one. The route
+// must not be empty.
+func Session(hops []Hop) (through []Hop, write Hop) {
+	n := 0
+	for n < len(hops)-1 && !hops[n].BootOnce {
+		n++
+	}
+	return hops[:n], hops[n]
+}

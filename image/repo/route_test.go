@@ -226,3 +226,28 @@ func FuzzPolicy(f *testing.F) {
 		}
 	})
 }
+
+func TestSession(t *testing.T) {
+	h := func(v string, once bool) Hop { return Hop{Version: v, BootOnce: once} }
+	for _, tc := range []struct {
+		hops    []Hop
+		through string
+		write   string
+	}{
+		{[]Hop{h("8.2.0", false)}, "", "8.2.0"},
+		{[]Hop{h("8.2.0", true)}, "", "8.2.0"},
+		{[]Hop{h("8.1.0", false), h("8.2.0", false)}, "8.1.0", "8.2.0"},
+		{[]Hop{h("8.1.0", true), h("8.2.0", false)}, "", "8.1.0"},
+		{[]Hop{h("7.14.0.3", false), h("8.1.0", true), h("8.2.0", true)}, "7.14.0.3", "8.1.0"},
+		{[]Hop{h("7.14.0.3", false), h("8.1.0", false), h("8.2.0", true)}, "7.14.0.3 8.1.0", "8.2.0"},
+	} {
+		through, write := Session(tc.hops)
+		var vs []string
+		for _, x := range through {
+			vs = append(vs, x.Version)
+		}
+		if strings.Join(vs, " ") != tc.through || write.Version != tc.write {
+			t.Errorf("Session(%v) = %v, %s; want %q, %s", tc.hops, vs, write.Version, tc.through, tc.write)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/passeur/passeur/board"
 	"github.com/passeur/passeur/image/config"
+	"github.com/passeur/passeur/image/release"
 	"github.com/passeur/passeur/initramfs/control"
 	"github.com/passeur/passeur/initramfs/event"
 	"github.com/passeur/passeur/initramfs/inventory"
@@ -25,14 +26,20 @@ type Agent struct {
 	Log     Logger
 	Board   *board.Board
 	Config  config.Config
-	hub     *control.Hub  // the event stream served on the control channel
-	runLog  *runLog       // the console, saved with the run on the media
-	want    string        // the release version to install, when one is named
+	hub     *control.Hub // the event stream served on the control channel
+	runLog  *runLog      // the console, saved with the run on the media
+	want    string       // the release version to install, when one is named
+	// through are the releases a repository's route passes without a boot
+	// on the way to want, oldest first, their manifests verified.
+	through []*release.Manifest
 	noMedia bool          // no install media was found at boot
 	ram     *migrate.Loop // the media made in RAM, held for the run
 	// thenRollback is set when the operator chose, at a failed outcome,
 	// to roll the migration back.
 	thenRollback bool
+	// healthy is set when this boot ended a run with the new system's
+	// health report OK: a repository's route may go on from it.
+	healthy bool
 	// mount mounts the new system's partitions (nil: loop devices).
 	mount newsys.Mounter
 	// imageRoot is where the rescue image's own files are (trusted keys,

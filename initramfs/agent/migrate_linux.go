@@ -40,15 +40,29 @@ type reattachDetail struct {
 // migrate runs passeur.mode=migrate: it takes up the unfinished migration
 // of a disk present here, or backs up the installed system, then writes
 // the release, reattaches the data volumes, restores, and boots the new
-// system.
+// system. When the boot that took up a run ended it with the new system
+// healthy, a repository's route goes on from that system: the next hop is
+// taken in the same boot, and the box's last version ends the route
+// quietly.
 func (a *Agent) migrate(disks []inventory.Disk) error {
 	if a.noMedia {
 		return ErrMigrateNeedsMedia
 	}
-	if took, err := a.takeUp(disks); took || err != nil {
+	took, err := a.takeUp(disks)
+	if err != nil || took && !a.goesOn() {
 		return err
 	}
-	if err := a.obtain(disks); err != nil {
+	if took {
+		a.want = "" // the repository says where the route goes from here
+		err := a.obtain(disks)
+		if errors.Is(err, ErrUpToDate) {
+			a.Log.Printf("the route ends here: %v", err)
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	} else if err := a.obtain(disks); err != nil {
 		return err
 	}
 	s, err := a.prepare(disks)
@@ -87,6 +101,12 @@ func (a *Agent) migrate(disks []inventory.Disk) error {
 		}
 	}
 	return a.migrateSteps(r, job, disks)
+}
+
+// goesOn reports whether the run this boot took up ended with the new
+// system healthy, from a repository whose route may go on.
+func (a *Agent) goesOn() bool {
+	return a.healthy && !a.thenRollback && a.Config.Repo != ""
 }
 
 // migrateSteps runs a planned migration's steps that its journal has not
@@ -510,6 +530,7 @@ func (a *Agent) outcome(r *run, job *migrate.Job, disks []inventory.Disk) (bool,
 	a.Log.Printf("%s: %s", name, ev.Message)
 	a.Events.Emit("outcome", ev)
 	a.report(ev)
+	a.healthy = ev.OK
 	if ev.Rollback && !a.Config.Unattended {
 		ask := roles.NewConsole(os.Stdin, a.Console)
 		i, err := ask.Ask(errors.New("no choice"), "The new system failed its health check. Roll back to the previous system now?",

@@ -62,6 +62,9 @@ type routeEvent struct {
 	Why     string   `json:"why"`
 	Hops    []string `json:"hops"`
 	Next    string   `json:"next"` // the hop this session takes
+	// Through are the hops before Next, passed in this session without a
+	// boot: planned and checked, never written.
+	Through []string `json:"through,omitempty"`
 }
 
 // obtain brings, from the repository passeur.repo=, the release this box
@@ -254,14 +257,36 @@ func (a *Agent) resolve(ctx context.Context, c *repoclient.Client, disks []inven
 		a.Events.Emit("route", ev)
 		return "", "", fmt.Errorf("%w: %s %s (%s)", ErrUpToDate, product, choice.Version, choice.Why)
 	}
-	ev.Next = hops[0].Version
+	// This session goes as far as the first hop the box must boot, and
+	// writes only that one: those before it are passed through, their
+	// manifests checked by preflight as if they were written.
+	through, write := repo.Session(hops)
+	ev.Next = write.Version
+	a.through = nil
+	for _, h := range through {
+		ev.Through = append(ev.Through, h.Version)
+		dir := filepath.Join(state, "manifests", h.Version)
+		t, err := a.fetchManifest(ctx, c, product, h.Version, dir, trusted, o)
+		if err == nil && (t.Product != product || t.Version.String() != h.Version) {
+			err = fmt.Errorf("%w: the manifest of %s/%s is %s %s", repoclient.ErrHash, product, h.Version, t.Product, t.Version)
+		}
+		if err != nil {
+			a.Events.Emit("route", ev)
+			return "", "", fmt.Errorf("repository %s: %w", base, err)
+		}
+		a.through = append(a.through, t)
+	}
 	if err := a.mirrorFirst(ctx, base, state, o, ev, box); err != nil {
 		a.Events.Emit("route", ev)
 		return "", "", err
 	}
 	a.Events.Emit("route", ev)
-	a.Log.Printf("repository %s: %s %s for this box (%s); route from %q: %s; this session goes to %s",
-		base, product, choice.Version, choice.Why, from, strings.Join(ev.Hops, " → "), ev.Next)
+	how := ""
+	if len(ev.Through) > 0 {
+		how = ", through " + strings.Join(ev.Through, ", ") + " without a boot"
+	}
+	a.Log.Printf("repository %s: %s %s for this box (%s); route from %q: %s; this session goes to %s%s",
+		base, product, choice.Version, choice.Why, from, strings.Join(ev.Hops, " → "), ev.Next, how)
 	return product, ev.Next, nil
 }
 

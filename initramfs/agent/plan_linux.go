@@ -106,7 +106,7 @@ func (a *Agent) prepare(disks []inventory.Disk) (*session, error) {
 
 	backupOnly := s.profile || a.Config.Mode == config.ModeBackup || a.Config.Mode == config.ModeRecover
 	env := preflight.MountEnv{Reader: s.reader, FSType: s.fsType}
-	rep := preflight.Run(preflight.Input{Release: s.m, SignedBy: "key " + s.rel.KeyID, Roles: s.roles, BackupOnly: backupOnly}, env)
+	rep := preflight.Run(preflight.Input{Release: s.m, SignedBy: "key " + s.rel.KeyID, Roles: s.roles, BackupOnly: backupOnly, Through: a.through}, env)
 	var failed []string
 	for _, c := range rep.Checks {
 		mark := "ok  "

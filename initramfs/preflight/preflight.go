@@ -81,6 +81,11 @@ type Input struct {
 	// Release may then be only the rescue image's profile of the product
 	// (no version): when no release is on the media.
 	BackupOnly bool
+	// Through are the verified manifests of the releases a repository's
+	// route passes on the way to Release without booting them, oldest
+	// first: each must migrate the version before it, and place its layout
+	// on the disk, as if it were written; Release then migrates the last.
+	Through []*release.Manifest
 }
 
 // Run performs every check and returns the report.
@@ -107,6 +112,8 @@ func Run(in Input, env Env) Report {
 		add("source version", nil, "no installed "+m.Product+": fresh install")
 	case m.MigrateFrom == nil:
 		add("source version", fmt.Errorf("%s %s installs fresh only; it migrates no version (found %s)", m.Product, m.Version, sys.Version), "")
+	case len(in.Through) > 0:
+		add("source version", Route(sys, in.Through, m), routeDetail(sys.Version, in.Through, m))
 	default:
 		err := versionAllowed(m, sys.Version)
 		add("source version", err, fmt.Sprintf("%s %s is in %s", m.Product, sys.Version, m.MigrateFrom))
@@ -181,6 +188,42 @@ func Migratable(m *release.Manifest, sys *roles.Assignment) (release.Placement, 
 		return release.Placement{}, err
 	}
 	return Layout(m, sys)
+}
+
+// Route checks a way from the installed system sys to release m through
+// the releases through, none of them booted: each release's migrate_from
+// holds the version before it, and each one's layout places on the disk
+// as m's must. A release passed through is planned as if it were written;
+// only m is.
+func Route(sys *roles.Assignment, through []*release.Manifest, m *release.Manifest) error {
+	from := sys.Version
+	for _, t := range append(slices.Clone(through), m) {
+		if t.Product != m.Product {
+			return fmt.Errorf("the route to %s %s passes %s %s, another product", m.Product, m.Version, t.Product, t.Version)
+		}
+		if t.MigrateFrom == nil {
+			return fmt.Errorf("the route to %s %s passes %s %s, which installs fresh only", m.Product, m.Version, t.Product, t.Version)
+		}
+		if err := versionAllowed(t, from); err != nil {
+			return fmt.Errorf("the route to %s %s: %w", m.Product, m.Version, err)
+		}
+		if t != m {
+			if _, err := Layout(t, sys); err != nil {
+				return fmt.Errorf("the route to %s %s passes %s, whose layout would not go on this disk: %w", m.Product, m.Version, t.Version, err)
+			}
+		}
+		from = t.Version.String()
+	}
+	return nil
+}
+
+// routeDetail says the route Route checked.
+func routeDetail(installed string, through []*release.Manifest, m *release.Manifest) string {
+	vs := []string{installed}
+	for _, t := range through {
+		vs = append(vs, t.Version.String())
+	}
+	return fmt.Sprintf("%s %s → %s, each in the next's migrate_from; %s passed without a boot", m.Product, strings.Join(vs, " → "), m.Version, strings.Join(vs[1:], ", "))
 }
 
 func versionAllowed(m *release.Manifest, installed string) error {

@@ -3,10 +3,12 @@ package preflight
 import (
 	"errors"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/passeur/passeur/image/release"
+	"github.com/passeur/passeur/image/version"
 	"github.com/passeur/passeur/initramfs/fsprobe"
 	"github.com/passeur/passeur/initramfs/inventory"
 	"github.com/passeur/passeur/initramfs/roles"
@@ -228,5 +230,67 @@ func TestAccountedFor(t *testing.T) {
 				t.Errorf("the candidate on the system disk is not kept: %+v", pl.Extents)
 			}
 		}
+	}
+}
+
+// TestRoute checks a route passed without boots: 7.14.0.3 → 8.0.0 →
+// 8.1.0, 8.0.0 not booted, each release in the next's migrate_from and
+// 8.0.0's layout placed on the disk, or the run refused at "source
+// version" naming the hop.
+func TestRoute(t *testing.T) {
+	release8 := func(v, from string) *release.Manifest {
+		m := manifest(t)
+		var err error
+		if m.Version, err = version.Parse(v); err != nil {
+			t.Fatal(err)
+		}
+		r, err := version.ParseRange(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.MigrateFrom = &r
+		return m
+	}
+	huge := release8("8.0.0", "==7.14.0.3")
+	huge.Layout.Partitions = slices.Clone(huge.Layout.Partitions)
+	huge.Layout.Partitions[1].Size.Bytes = 1 << 30
+	other := release8("8.0.0", "==7.14.0.3")
+	other.Product = "other"
+	for _, tc := range []struct {
+		name    string
+		through *release.Manifest
+		final   string // migrate_from of 8.1.0
+		want    string // in the refusal; "" for none
+	}{
+		{"each in the next's range", release8("8.0.0", "==7.14.0.2 || ==7.14.0.3"), "==8.0.0", ""},
+		{"the hop does not take the installed version", release8("8.0.0", "==7.14.0.2"), "==8.0.0", "camrec 7.14.0.3 cannot be migrated to 8.0.0"},
+		{"the last does not take the hop", release8("8.0.0", "==7.14.0.3"), "==7.14.0.3", "camrec 8.0.0 cannot be migrated to 8.1.0"},
+		{"the hop's layout is too large", huge, "==8.0.0", "passes 8.0.0, whose layout would not go on this disk"},
+		{"another product", other, "==8.0.0", "passes other 8.0.0, another product"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			final := release8("8.1.0", tc.final)
+			r := Run(Input{Release: final, Roles: small("7.14.0.3", fat32, false), Through: []*release.Manifest{tc.through}}, fakeEnv{free: 2 << 30, tree: 10 << 20})
+			var c Check
+			for _, c = range r.Checks {
+				if c.Name == "source version" {
+					break
+				}
+			}
+			if tc.want == "" {
+				if err := r.Err(); err != nil || c.Detail != "camrec 7.14.0.3 → 8.0.0 → 8.1.0, each in the next's migrate_from; 8.0.0 passed without a boot" {
+					t.Errorf("%v; source version %+v", err, c)
+				}
+				return
+			}
+			if got := failed(r); got != "source version" || !strings.Contains(c.Detail, tc.want) {
+				t.Errorf("failed %q, source version %+v; want it to say %q", got, c, tc.want)
+			}
+		})
+	}
+	// Without the route, 8.1.0 (from 8.0.0 only) refuses 7.14.0.3.
+	r := Run(Input{Release: release8("8.1.0", "==8.0.0"), Roles: small("7.14.0.3", fat32, false)}, fakeEnv{free: 2 << 30, tree: 10 << 20})
+	if got := failed(r); got != "source version" {
+		t.Errorf("no route: failed %q", got)
 	}
 }
