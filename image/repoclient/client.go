@@ -82,17 +82,19 @@ type Client struct {
 	roots map[int64][]byte // the chain of roots verified, by version
 }
 
-// seen is the newest time a timestamp this box verified was signed, and
-// the timestamp keys that signed it: a floor of the time only while those
-// keys are the root's (a rotation after a stolen key signed a time far
-// ahead resets it).
-type seen struct {
-	Issued time.Time `json:"issued"`
-	Keys   []string  `json:"keys"`
-}
-
-// SeenFile is the file of a box's repository state that holds seen.
-const SeenFile = "seen.json"
+// SeenFile is the file of a box's repository state that holds the newest
+// timestamp it verified, as signed: the time it says it was issued is a
+// floor of the time only while the root's timestamp keys sign it (a
+// rotation after a stolen key signed a time far ahead resets it), and a
+// file that does not verify, made by anyone with a disk, gives none.
+// SeenCandidates are more of them, read from elsewhere (other disks of the
+// box): the one that verifies with the latest time wins, and they are
+// folded into SeenFile by the next refresh.
+const (
+	SeenFile       = "seen.json"
+	SeenCandidates = "seen-*.json"
+	maxCandidates  = 16
+)
 
 const (
 	rootsDir = "roots" // every root this box verified, N.root.json
@@ -152,16 +154,13 @@ func Open(ctx context.Context, opt Options) (*Client, error) {
 		}
 		roots[v], newest = data, data
 	}
-	var s seen
-	if data, err := readBounded(filepath.Join(opt.State, SeenFile), 4096); err == nil {
-		json.Unmarshal(data, &s) // unreadable: no floor from it
-	}
+	seenData, seenAt, candidates := newestSeen(opt.State, chain.Root)
 	ref := opt.Now().UTC()
 	if t := opt.Floor; t.After(ref) {
 		ref = t.UTC()
 	}
-	if t := s.Issued; t.After(ref) && overlaps(s.Keys, chain.Root.Signed.Roles[metadata.TIMESTAMP].KeyIDs) {
-		ref = t.UTC()
+	if seenAt.After(ref) {
+		ref = seenAt.UTC()
 	}
 	cfg, err := config.New(opt.URL+"/"+repo.MetadataDir+"/", newest)
 	if err != nil {
@@ -206,33 +205,66 @@ func Open(ctx context.Context, opt Options) (*Client, error) {
 		}
 	}
 	c := &Client{opt: opt, up: up, Reference: ref, roots: roots}
-	ts := trusted.Timestamp
-	if v, ok := ts.Signed.UnrecognizedFields[repo.IssuedField].(string); ok {
-		// A time no later than the timestamp's expiry, nor too far before
-		// it: a clock gone wrong at the vendor's does not freeze boxes.
-		if t, err := time.Parse(time.RFC3339, v); err == nil && !t.After(ts.Signed.Expires) && ts.Signed.Expires.Sub(t) <= maxIssuedAhead {
-			c.Issued = t
-			keys := trusted.Root.Signed.Roles[metadata.TIMESTAMP].KeyIDs
-			if t.After(s.Issued) || !overlaps(s.Keys, keys) {
-				data, _ := json.Marshal(seen{Issued: t, Keys: keys})
-				if err := atomicfile.WriteFile(filepath.Join(opt.State, SeenFile), data, 0o644); err != nil {
-					return nil, err
-				}
+	if t, ok := issued(trusted.Timestamp); ok {
+		c.Issued = t
+		if t.After(seenAt) {
+			// The timestamp just verified, as the updater kept it.
+			if data, err := readBounded(filepath.Join(md, metadata.TIMESTAMP+".json"), repo.MaxTimestampBytes); err == nil {
+				seenData = data
 			}
 		}
+	}
+	if old, _ := os.ReadFile(filepath.Join(opt.State, SeenFile)); seenData != nil && !bytes.Equal(old, seenData) {
+		if err := atomicfile.WriteFile(filepath.Join(opt.State, SeenFile), seenData, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	for _, p := range candidates {
+		os.Remove(p)
 	}
 	return c, nil
 }
 
-func overlaps(a, b []string) bool {
-	for _, x := range a {
-		for _, y := range b {
-			if x == y {
-				return true
-			}
+// newestSeen reads the box's remembered timestamps (SeenFile and the
+// SeenCandidates in state) and returns the one the root's timestamp role
+// signs with the latest issue time, and that time; zero when none
+// verifies. It also returns the candidates' paths.
+func newestSeen(state string, root *metadata.Metadata[metadata.RootType]) ([]byte, time.Time, []string) {
+	candidates, _ := filepath.Glob(filepath.Join(state, SeenCandidates))
+	if len(candidates) > maxCandidates {
+		candidates = candidates[:maxCandidates]
+	}
+	var best []byte
+	var at time.Time
+	for _, p := range append([]string{filepath.Join(state, SeenFile)}, candidates...) {
+		data, err := readBounded(p, repo.MaxTimestampBytes)
+		if err != nil {
+			continue
+		}
+		ts, err := metadata.Timestamp().FromBytes(data)
+		if err != nil || root.VerifyDelegate(metadata.TIMESTAMP, ts) != nil {
+			continue // made by anyone, or signed by keys since rotated
+		}
+		if t, ok := issued(ts); ok && t.After(at) {
+			best, at = data, t
 		}
 	}
-	return false
+	return best, at, candidates
+}
+
+// issued is the time a timestamp says it was signed, when it says one no
+// later than its expiry, nor too far before it: a clock gone wrong at the
+// vendor's does not freeze boxes.
+func issued(ts *metadata.Metadata[metadata.TimestampType]) (time.Time, bool) {
+	v, ok := ts.Signed.UnrecognizedFields[repo.IssuedField].(string)
+	if !ok {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil || t.After(ts.Signed.Expires) || ts.Signed.Expires.Sub(t) > maxIssuedAhead {
+		return time.Time{}, false
+	}
+	return t, true
 }
 
 // named wraps a go-tuf error in passeur's name for it.

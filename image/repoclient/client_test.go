@@ -6,6 +6,7 @@ import (
 	"crypto"
 	"crypto/x509"
 	"encoding/hex"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -510,5 +511,68 @@ func TestRotationCutShort(t *testing.T) {
 	}
 	if _, err := openBox(v, t.TempDir(), v.Now); err != nil {
 		t.Errorf("a box after the refresh: %v", err)
+	}
+}
+
+// TestSeenIsSigned: the time a box remembers is the newest timestamp it
+// verified, as signed. One made up on a disk (a far future time, the
+// signature left as it was) gives no floor, where it would have frozen
+// the box; a newer genuine one found elsewhere (a candidate) raises the
+// floor and becomes what the box remembers.
+func TestSeenIsSigned(t *testing.T) {
+	v := repotest.New(t)
+	v.Publish("8.0.0")
+	state := t.TempDir()
+	c, err := openBox(v, state, v.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := os.ReadFile(filepath.Join(state, SeenFile))
+	if err != nil || !c.Issued.Equal(v.Now) {
+		t.Fatalf("seen %v, issued %v; want %v", err, c.Issued, v.Now)
+	}
+	if _, err := metadata.Timestamp().FromBytes(first); err != nil {
+		t.Fatalf("what the box remembers is not a timestamp: %v", err)
+	}
+
+	// A forged time: two years ahead, the expiry after it.
+	var doc map[string]any
+	json.Unmarshal(first, &doc)
+	signed := doc["signed"].(map[string]any)
+	ahead := v.Now.Add(2 * 365 * 24 * time.Hour)
+	signed[repo.IssuedField] = ahead.Format(time.RFC3339)
+	signed["expires"] = ahead.Add(24 * time.Hour).Format(time.RFC3339)
+	forged, _ := json.Marshal(doc)
+	os.WriteFile(filepath.Join(state, SeenFile), forged, 0o644)
+	c, err = openBox(v, state, v.Now)
+	if err != nil || !c.Reference.Equal(v.Now) {
+		t.Errorf("a forged seen time: %v, reference %v; want no floor from it (%v)", err, c.Reference, v.Now)
+	}
+
+	// The vendor refreshes 10 days later; another disk of the box
+	// remembers that timestamp, the box's own the first one.
+	v.Now = v.Now.Add(10 * 24 * time.Hour)
+	v.Edit(func(r *editor.Repo) error { return nil })
+	other := t.TempDir()
+	if _, err := openBox(v, other, v.Now); err != nil {
+		t.Fatal(err)
+	}
+	newer, _ := os.ReadFile(filepath.Join(other, SeenFile))
+	os.WriteFile(filepath.Join(state, SeenFile), first, 0o644)
+	os.WriteFile(filepath.Join(state, "seen-1.json"), newer, 0o644)
+	os.WriteFile(filepath.Join(state, "seen-2.json"), forged, 0o644)
+	// The clock says 1970 and the mirror serves what it did then.
+	c, err = openBox(v, state, time.Unix(0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Reference.Equal(v.Now) {
+		t.Errorf("reference %v, want the newer genuine timestamp's %v", c.Reference, v.Now)
+	}
+	if got, _ := os.ReadFile(filepath.Join(state, SeenFile)); !bytes.Equal(got, newer) {
+		t.Error("the newer genuine timestamp did not become what the box remembers")
+	}
+	if left, _ := filepath.Glob(filepath.Join(state, SeenCandidates)); len(left) != 0 {
+		t.Errorf("candidates left: %v", left)
 	}
 }

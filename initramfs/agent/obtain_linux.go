@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -432,7 +433,7 @@ const (
 var stateDirs = []struct {
 	name  string
 	bound int64
-}{{"", 4096}, {"metadata", repo.MaxTargetsBytes}, {"roots", repo.MaxRootBytes}}
+}{{"", repo.MaxTimestampBytes}, {"metadata", repo.MaxTargetsBytes}, {"roots", repo.MaxRootBytes}}
 
 var stateName = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{0,63}\.json$`)
 
@@ -540,7 +541,15 @@ func mergeNewer(src, dst string) ([]string, error) {
 			if err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return took, err
 			}
-			if !newer(sd.name, e.Name(), data, old) {
+			if sd.name == "" && e.Name() == repoclient.SeenFile {
+				// Which of two remembered timestamps is newer only their
+				// signatures can say: repoclient.Open verifies both.
+				cands, _ := filepath.Glob(filepath.Join(dst, repoclient.SeenCandidates))
+				if bytes.Equal(data, old) || len(cands) >= 8 {
+					continue
+				}
+				name = fmt.Sprintf("seen-%d.json", len(cands)+1)
+			} else if !newer(sd.name, e.Name(), data, old) {
 				continue
 			}
 			if err := os.MkdirAll(filepath.Join(dst, sd.name), 0o755); err != nil {
@@ -557,7 +566,7 @@ func mergeNewer(src, dst string) ([]string, error) {
 
 // newer says whether data, a file of a repository state, is to be kept
 // over old (nil: none): a root is a root (the chain checks it); metadata
-// by its signed version; the time seen by its time.
+// by its signed version.
 func newer(dir, name string, data, old []byte) bool {
 	switch {
 	case dir == "roots":
@@ -572,14 +581,6 @@ func newer(dir, name string, data, old []byte) bool {
 			return false
 		}
 		return old == nil || json.Unmarshal(old, &o) != nil || m.Signed.Version > o.Signed.Version
-	case name == repoclient.SeenFile:
-		var s, o struct {
-			Issued time.Time `json:"issued"`
-		}
-		if json.Unmarshal(data, &s) != nil || s.Issued.IsZero() {
-			return false
-		}
-		return old == nil || json.Unmarshal(old, &o) != nil || s.Issued.After(o.Issued)
 	}
 	return false
 }

@@ -134,6 +134,11 @@ func TestRememberedOnState(t *testing.T) {
 	reader := dirVolumes{"/dev/vda3": stateFS, "/dev/vdb": forged}
 	newKey := t.TempDir()
 	a.rememberedOnDisks(disks, "/dev/sda1", reader, newKey)
+	// The time the state remembers comes as a candidate, for
+	// repoclient.Open to verify.
+	if _, err := os.Stat(filepath.Join(newKey, "seen-1.json")); err != nil {
+		t.Errorf("the state's seen time was not taken as a candidate: %v", err)
+	}
 	if err := open(newKey); !errors.Is(err, repoclient.ErrRollback) {
 		t.Errorf("a new key on a box whose state remembers newer: %v, want %v", err, repoclient.ErrRollback)
 	}
