@@ -1,9 +1,7 @@
 package agent
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,7 +11,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -112,7 +109,7 @@ func (a *Agent) obtain(disks []inventory.Disk) error {
 	if err := loadRepoState(files, state); err != nil {
 		return err
 	}
-	a.rememberedOnDisks(disks, dev, reader, state)
+	a.rememberedOnDisks(disks, dev, reader, root, state)
 	c, err := repoclient.Open(ctx, repoclient.Options{URL: base, Root: root, State: state, Fetch: o, Floor: builtTime()})
 	if err != nil {
 		return err
@@ -435,8 +432,6 @@ var stateDirs = []struct {
 	bound int64
 }{{"", repo.MaxTimestampBytes}, {"metadata", repo.MaxTargetsBytes}, {"roots", repo.MaxRootBytes}}
 
-var stateName = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{0,63}\.json$`)
-
 // loadRepoState copies the media's remembered repository state into dir.
 func loadRepoState(files fs.FS, dir string) error {
 	var total int64
@@ -450,7 +445,7 @@ func loadRepoState(files fs.FS, dir string) error {
 			continue // nothing remembered yet
 		}
 		for i, e := range ents {
-			if i >= maxStateFiles || !e.Type().IsRegular() || !stateName.MatchString(e.Name()) {
+			if i >= maxStateFiles || !e.Type().IsRegular() || !repoclient.StateName.MatchString(e.Name()) {
 				continue
 			}
 			f, err := files.Open(path.Join(medialayout.RepoStateDir, sub, e.Name()))
@@ -477,10 +472,13 @@ func loadRepoState(files fs.FS, dir string) error {
 // writeFstab). So a box booted from a new key, or netbooted with nothing
 // on its media, still refuses metadata older than it saw. Every
 // filesystem of the fixed disks that can hold it is read (read-only,
-// bounded, like the media); nothing read there is trusted: repoclient
-// verifies it from the baked root, and a file that does not verify is
-// passed over.
-func (a *Agent) rememberedOnDisks(disks []inventory.Disk, media string, reader volumeReader, dir string) {
+// bounded, like the media, at most 8); nothing read there is trusted:
+// repoclient.Fold takes only what verifies from the baked root and is
+// newer than what the media remembers.
+func (a *Agent) rememberedOnDisks(disks []inventory.Disk, media string, reader volumeReader, root []byte, dir string) {
+	elsewhere := filepath.Join(dir, repoclient.Elsewhere)
+	os.RemoveAll(elsewhere)
+	n := 0
 	for _, d := range disks {
 		if d.Removable {
 			continue
@@ -494,7 +492,7 @@ func (a *Agent) rememberedOnDisks(disks []inventory.Disk, media string, reader v
 			vols = append(vols, volume{p.Path, p.FS})
 		}
 		for _, v := range vols {
-			if v.fs == nil || v.dev == media || !roles.CanHoldState(v.fs.Type) {
+			if n >= 8 || v.fs == nil || v.dev == media || !roles.CanHoldState(v.fs.Type) {
 				continue
 			}
 			files, err := reader.Files(v.dev, v.fs.Type)
@@ -504,85 +502,20 @@ func (a *Agent) rememberedOnDisks(disks []inventory.Disk, media string, reader v
 			if _, err := fs.Stat(files, medialayout.RepoStateDir); err != nil {
 				continue
 			}
-			tmp := dir + ".disk"
-			os.RemoveAll(tmp)
-			if err := loadRepoState(files, tmp); err == nil {
-				if took, err := mergeNewer(tmp, dir); err != nil {
-					a.Log.Printf("repository state remembered on %s: %v", v.dev, err)
-				} else if len(took) > 0 {
-					a.Log.Printf("repository state: %s remembers newer than the media: %s", v.dev, strings.Join(took, ", "))
-				}
-			}
-			os.RemoveAll(tmp)
-		}
-	}
-}
-
-// mergeNewer copies into dst, a repository state, what src holds newer:
-// a root dst lacks, metadata of a higher version, a later time seen. It
-// returns what it took. Files that do not parse are passed over.
-func mergeNewer(src, dst string) ([]string, error) {
-	var took []string
-	for _, sd := range stateDirs {
-		ents, err := os.ReadDir(filepath.Join(src, sd.name))
-		if err != nil {
-			continue
-		}
-		for _, e := range ents {
-			if !e.Type().IsRegular() {
+			if err := loadRepoState(files, filepath.Join(elsewhere, path.Base(v.dev))); err != nil {
+				a.Log.Printf("repository state remembered on %s: %v", v.dev, err)
 				continue
 			}
-			name := filepath.Join(sd.name, e.Name())
-			data, err := os.ReadFile(filepath.Join(src, name))
-			if err != nil {
-				return took, err
-			}
-			old, err := os.ReadFile(filepath.Join(dst, name)) // nil when dst has none
-			if err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return took, err
-			}
-			if sd.name == "" && e.Name() == repoclient.SeenFile {
-				// Which of two remembered timestamps is newer only their
-				// signatures can say: repoclient.Open verifies both.
-				cands, _ := filepath.Glob(filepath.Join(dst, repoclient.SeenCandidates))
-				if bytes.Equal(data, old) || len(cands) >= 8 {
-					continue
-				}
-				name = fmt.Sprintf("seen-%d.json", len(cands)+1)
-			} else if !newer(sd.name, e.Name(), data, old) {
-				continue
-			}
-			if err := os.MkdirAll(filepath.Join(dst, sd.name), 0o755); err != nil {
-				return took, err
-			}
-			if err := os.WriteFile(filepath.Join(dst, name), data, 0o644); err != nil {
-				return took, err
-			}
-			took = append(took, name)
+			n++
 		}
 	}
-	return took, nil
-}
-
-// newer says whether data, a file of a repository state, is to be kept
-// over old (nil: none): a root is a root (the chain checks it); metadata
-// by its signed version.
-func newer(dir, name string, data, old []byte) bool {
-	switch {
-	case dir == "roots":
-		return old == nil
-	case dir == "metadata":
-		var m, o struct {
-			Signed struct {
-				Version int64 `json:"version"`
-			} `json:"signed"`
-		}
-		if json.Unmarshal(data, &m) != nil || m.Signed.Version <= 0 {
-			return false
-		}
-		return old == nil || json.Unmarshal(old, &o) != nil || m.Signed.Version > o.Signed.Version
+	took, err := repoclient.Fold(root, dir)
+	if err != nil {
+		a.Log.Printf("repository state remembered on the box's disks: %v", err)
 	}
-	return false
+	if len(took) > 0 {
+		a.Log.Printf("repository state: the box remembers newer than the media: %s", strings.Join(took, ", "))
+	}
 }
 
 // saveRepoState writes the state repoclient left in dir onto the media
@@ -602,7 +535,7 @@ func saveRepoState(dir, dst string) (int, error) {
 			return n, err
 		}
 		for _, e := range ents {
-			if !e.Type().IsRegular() || !stateName.MatchString(e.Name()) {
+			if !e.Type().IsRegular() || !repoclient.StateName.MatchString(e.Name()) {
 				continue
 			}
 			data, err := os.ReadFile(filepath.Join(dir, sub, e.Name()))

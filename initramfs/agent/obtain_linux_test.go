@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -115,10 +114,20 @@ func TestRememberedOnState(t *testing.T) {
 	if _, err := saveRepoState(seenState, filepath.Join(stateFS, medialayout.RepoStateDir)); err != nil {
 		t.Fatal(err)
 	}
-	// A forged timestamp on a data volume is passed over.
+	// A forged timestamp on a data volume is passed over: one that does
+	// not parse, and one that claims a version far ahead, its signature
+	// left as it was.
 	forged := t.TempDir()
 	os.MkdirAll(filepath.Join(forged, medialayout.RepoStateDir, "metadata"), 0o755)
 	os.WriteFile(filepath.Join(forged, medialayout.RepoStateDir, "metadata", "timestamp.json"), []byte(`{"signed": {"version": "x"}}`), 0o644)
+	ahead := t.TempDir()
+	os.MkdirAll(filepath.Join(ahead, medialayout.RepoStateDir, "metadata"), 0o755)
+	genuine, _ := os.ReadFile(filepath.Join(seenState, "metadata", "timestamp.json"))
+	forgedAhead := bytes.Replace(genuine, []byte(`"version": `), []byte(`"version": 9999`), 1)
+	if bytes.Equal(forgedAhead, genuine) {
+		t.Fatalf("no version to forge in %.200s", genuine)
+	}
+	os.WriteFile(filepath.Join(ahead, medialayout.RepoStateDir, "metadata", "timestamp.json"), forgedAhead, 0o644)
 
 	// The mirror replays the metadata of before.
 	data, _ := os.ReadFile(filepath.Join(old, "timestamp.json"))
@@ -129,11 +138,15 @@ func TestRememberedOnState(t *testing.T) {
 	disks := []inventory.Disk{
 		{Path: "/dev/vda", Partitions: []inventory.Partition{{Path: "/dev/vda3", FS: &fsprobe.FS{Type: "ext4", Label: "state"}}}},
 		{Path: "/dev/vdb", FS: &fsprobe.FS{Type: "xfs"}},
+		{Path: "/dev/vdc", FS: &fsprobe.FS{Type: "ext4"}},
 		{Path: "/dev/sda", Removable: true, Partitions: []inventory.Partition{{Path: "/dev/sda1", FS: &fsprobe.FS{Type: "vfat"}}}},
 	}
-	reader := dirVolumes{"/dev/vda3": stateFS, "/dev/vdb": forged}
+	reader := dirVolumes{"/dev/vda3": stateFS, "/dev/vdb": forged, "/dev/vdc": ahead}
 	newKey := t.TempDir()
-	a.rememberedOnDisks(disks, "/dev/sda1", reader, newKey)
+	a.rememberedOnDisks(disks, "/dev/sda1", reader, v.Root, newKey)
+	if got, _ := os.ReadFile(filepath.Join(newKey, "metadata", "timestamp.json")); !bytes.Equal(got, genuine) {
+		t.Errorf("the new key's timestamp is not the one the state verified:\n%.300s", got)
+	}
 	// The time the state remembers comes as a candidate, for
 	// repoclient.Open to verify.
 	if _, err := os.Stat(filepath.Join(newKey, "seen-1.json")); err != nil {
@@ -150,14 +163,13 @@ func TestRememberedOnState(t *testing.T) {
 	if err := open(t.TempDir()); err != nil {
 		t.Errorf("a new key, nothing remembered: %v", err)
 	}
-	// What the media remembers newer is kept over an older state's.
+	// What the media remembers newer is kept over an older disk's.
 	older := t.TempDir()
-	os.MkdirAll(filepath.Join(older, "metadata"), 0o755)
-	os.WriteFile(filepath.Join(older, "metadata", "timestamp.json"), data, 0o644)
-	if took, err := mergeNewer(older, seenState); err != nil || len(took) != 0 {
-		t.Errorf("an older timestamp merged over a newer one: %v %v", took, err)
-	}
-	if took, err := mergeNewer(seenState, older); err != nil || !slices.Contains(took, filepath.Join("metadata", "timestamp.json")) {
-		t.Errorf("a newer timestamp not merged: %v %v", took, err)
+	os.MkdirAll(filepath.Join(older, medialayout.RepoStateDir, "metadata"), 0o755)
+	os.WriteFile(filepath.Join(older, medialayout.RepoStateDir, "metadata", "timestamp.json"), data, 0o644)
+	out.Reset()
+	a.rememberedOnDisks(disks[:1], "/dev/sda1", dirVolumes{"/dev/vda3": older}, v.Root, seenState)
+	if got, _ := os.ReadFile(filepath.Join(seenState, "metadata", "timestamp.json")); !bytes.Equal(got, genuine) || strings.Contains(out.String(), "remembers newer") {
+		t.Errorf("an older timestamp taken over a newer one: %s", out.String())
 	}
 }
