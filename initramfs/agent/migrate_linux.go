@@ -53,6 +53,9 @@ func (a *Agent) migrate(disks []inventory.Disk) error {
 		return err
 	}
 	if took {
+		// The run ended well: what stops the route from going on now
+		// (the box on its version, the repository out of reach, its
+		// mirror behind) is said, not a failure. Nothing is written.
 		a.want = "" // the repository says where the route goes from here
 		err := a.obtain(disks)
 		if errors.Is(err, ErrUpToDate) {
@@ -60,7 +63,9 @@ func (a *Agent) migrate(disks []inventory.Disk) error {
 			return nil
 		}
 		if err != nil {
-			return err
+			a.Log.Printf("the route does not go on from here in this boot: %v", err)
+			a.Events.Emit("route_stopped", map[string]string{"error": err.Error()})
+			return nil
 		}
 	} else if err := a.obtain(disks); err != nil {
 		return err
@@ -369,7 +374,7 @@ func rememberOnState(media string, sys newsys.System) (int, error) {
 	src := filepath.Join(os.TempDir(), "passeur-remember")
 	os.RemoveAll(src)
 	defer os.RemoveAll(src)
-	if err := loadRepoState(os.DirFS(media), src); err != nil { // read bounded: the media is not trusted
+	if err := loadRepoState(os.DirFS(media), src, nil); err != nil { // read bounded: the media is not trusted
 		return 0, err
 	}
 	umount, err := sys.MountState(false)

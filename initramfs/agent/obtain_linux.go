@@ -91,9 +91,14 @@ func (a *Agent) obtain(disks []inventory.Disk) error {
 	if err != nil {
 		return err
 	}
-	if a.want != "" && onMedia(files, a.want, trusted) != "" {
-		a.Log.Printf("release %s is on the media: nothing to download", onMedia(files, a.want, trusted))
-		return nil
+	// The release named is on the media already: nothing to ask the
+	// repository, if it migrates the installed version itself (else the
+	// route, through what it passes, is the repository's to say).
+	if rel := mediaRelease(files, a.want, trusted); rel != nil {
+		if from := a.installedVersion(disks, rel.Manifest, reader); from.String() == "" || rel.Manifest.MigrateFrom != nil && rel.Manifest.MigrateFrom.Contains(from) {
+			a.Log.Printf("release %s is on the media: nothing to download", rel.Dir)
+			return nil
+		}
 	}
 	root, err := os.ReadFile("/" + medialayout.RepoRoot)
 	if err != nil {
@@ -106,7 +111,7 @@ func (a *Agent) obtain(disks []inventory.Disk) error {
 	base := a.Config.Repo
 	state := "/run/passeur/repository"
 	os.RemoveAll(state)
-	if err := loadRepoState(files, state); err != nil {
+	if err := loadRepoState(files, state, nil); err != nil {
 		return err
 	}
 	a.rememberedOnDisks(disks, dev, reader, root, state)
@@ -260,9 +265,15 @@ func (a *Agent) resolve(ctx context.Context, c *repoclient.Client, disks []inven
 	// manifests checked by preflight as if they were written.
 	through, write := repo.Session(hops)
 	ev.Next = write.Version
-	a.through = nil
 	for _, h := range through {
 		ev.Through = append(ev.Through, h.Version)
+	}
+	if err := a.mirrorFirst(ctx, base, state, o, ev, box); err != nil {
+		a.Events.Emit("route", ev)
+		return "", "", err
+	}
+	a.through = nil
+	for _, h := range through {
 		dir := filepath.Join(state, "manifests", h.Version)
 		t, err := a.fetchManifest(ctx, c, product, h.Version, dir, trusted, o)
 		if err == nil && (t.Product != product || t.Version.String() != h.Version) {
@@ -273,10 +284,6 @@ func (a *Agent) resolve(ctx context.Context, c *repoclient.Client, disks []inven
 			return "", "", fmt.Errorf("repository %s: %w", base, err)
 		}
 		a.through = append(a.through, t)
-	}
-	if err := a.mirrorFirst(ctx, base, state, o, ev, box); err != nil {
-		a.Events.Emit("route", ev)
-		return "", "", err
 	}
 	a.Events.Emit("route", ev)
 	how := ""
@@ -335,13 +342,25 @@ func (a *Agent) mirrorFirst(ctx context.Context, base, state string, o fetch.Opt
 // onMedia is the folder of the media's release of version ver whose
 // manifest verifies and whose artifacts are whole, or "".
 func onMedia(files fs.FS, ver string, trusted []minisign.PublicKey) string {
-	rels, _ := media.Releases(files, trusted)
-	for _, r := range rels {
-		if r.Manifest.Version.String() == ver && r.Manifest.VerifyArtifactsStored(files, r.Dir) == nil {
-			return r.Dir
-		}
+	if r := mediaRelease(files, ver, trusted); r != nil {
+		return r.Dir
 	}
 	return ""
+}
+
+// mediaRelease is the media's release of version ver whose manifest
+// verifies and whose artifacts are whole, or nil.
+func mediaRelease(files fs.FS, ver string, trusted []minisign.PublicKey) *media.Release {
+	if ver == "" {
+		return nil
+	}
+	rels, _ := media.Releases(files, trusted)
+	for i, r := range rels {
+		if r.Manifest.Version.String() == ver && r.Manifest.VerifyArtifactsStored(files, r.Dir) == nil {
+			return &rels[i]
+		}
+	}
+	return nil
 }
 
 // fetchManifest brings a version's manifest and its signature into dir
@@ -432,9 +451,15 @@ var stateDirs = []struct {
 	bound int64
 }{{"", repo.MaxTimestampBytes}, {"metadata", repo.MaxTargetsBytes}, {"roots", repo.MaxRootBytes}}
 
-// loadRepoState copies the media's remembered repository state into dir.
-func loadRepoState(files fs.FS, dir string) error {
-	var total int64
+// loadRepoState copies the media's remembered repository state into dir,
+// at most *budget bytes in all (nil: maxStateTotal), which it lowers.
+// Candidates for the time seen (seen-N.json) are not taken: only
+// repoclient.Fold makes them, from the box's disks.
+func loadRepoState(files fs.FS, dir string, budget *int64) error {
+	if budget == nil {
+		budget = new(int64)
+		*budget = maxStateTotal
+	}
 	for _, sd := range stateDirs {
 		sub := sd.name
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
@@ -445,7 +470,7 @@ func loadRepoState(files fs.FS, dir string) error {
 			continue // nothing remembered yet
 		}
 		for i, e := range ents {
-			if i >= maxStateFiles || !e.Type().IsRegular() || !repoclient.StateName.MatchString(e.Name()) {
+			if i >= maxStateFiles || !e.Type().IsRegular() || !repoclient.StateName.MatchString(e.Name()) || isSeenCandidate(sub, e.Name()) {
 				continue
 			}
 			f, err := files.Open(path.Join(medialayout.RepoStateDir, sub, e.Name()))
@@ -454,16 +479,23 @@ func loadRepoState(files fs.FS, dir string) error {
 			}
 			data, err := io.ReadAll(io.LimitReader(f, sd.bound+1))
 			f.Close()
-			if err != nil || int64(len(data)) > sd.bound || total+int64(len(data)) > maxStateTotal {
+			if err != nil || int64(len(data)) > sd.bound || int64(len(data)) > *budget {
 				continue
 			}
-			total += int64(len(data))
+			*budget -= int64(len(data))
 			if err := os.WriteFile(filepath.Join(dir, sub, e.Name()), data, 0o644); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// isSeenCandidate tells a candidate for the time seen, in folder sub of a
+// repository state.
+func isSeenCandidate(sub, name string) bool {
+	ok, _ := path.Match(repoclient.SeenCandidates, name)
+	return sub == "" && ok
 }
 
 // rememberedOnDisks adds to the repository state in dir what the box's
@@ -479,6 +511,7 @@ func (a *Agent) rememberedOnDisks(disks []inventory.Disk, media string, reader v
 	elsewhere := filepath.Join(dir, repoclient.Elsewhere)
 	os.RemoveAll(elsewhere)
 	n := 0
+	budget := int64(maxStateTotal) // for all the disks together
 	for _, d := range disks {
 		if d.Removable {
 			continue
@@ -502,7 +535,7 @@ func (a *Agent) rememberedOnDisks(disks []inventory.Disk, media string, reader v
 			if _, err := fs.Stat(files, medialayout.RepoStateDir); err != nil {
 				continue
 			}
-			if err := loadRepoState(files, filepath.Join(elsewhere, path.Base(v.dev))); err != nil {
+			if err := loadRepoState(files, filepath.Join(elsewhere, path.Base(v.dev)), &budget); err != nil {
 				a.Log.Printf("repository state remembered on %s: %v", v.dev, err)
 				continue
 			}
@@ -535,7 +568,7 @@ func saveRepoState(dir, dst string) (int, error) {
 			return n, err
 		}
 		for _, e := range ents {
-			if !e.Type().IsRegular() || !repoclient.StateName.MatchString(e.Name()) {
+			if !e.Type().IsRegular() || !repoclient.StateName.MatchString(e.Name()) || isSeenCandidate(sub, e.Name()) {
 				continue
 			}
 			data, err := os.ReadFile(filepath.Join(dir, sub, e.Name()))
