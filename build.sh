@@ -87,7 +87,8 @@ dev_repo() {
 build() {
   deps
   mkdir -p "$OUT/bin"
-  go build -o "$OUT/bin/passeur" ./cmds/passeur
+  # Static (no cgo): passeur stage runs on the appliance's own Linux, any distribution.
+  CGO_ENABLED=0 go build -o "$OUT/bin/passeur" ./cmds/passeur
   dev_key
   dev_repo
   say "building board $BOARD"

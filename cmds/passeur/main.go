@@ -36,7 +36,7 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: passeur build|boards|release|repo|mirror|key|netboot|serve|fleet [flags]")
+		return fmt.Errorf("usage: passeur build|boards|release|repo|mirror|key|netboot|serve|fleet|stage [flags]")
 	}
 	switch args[0] {
 	case "build":
@@ -55,6 +55,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return mirrorCmd(args[1:], stdout, stderr)
 	case "fleet":
 		return fleetCmd(args[1:], stdout, stderr)
+	case "stage":
+		return stageCmd(args[1:], stdout, stderr)
 	case "boards":
 		for _, n := range board.Names() {
 			b, err := board.Load(n)
@@ -65,7 +67,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 		return nil
 	}
-	return fmt.Errorf("unknown command %q (known: build, boards, release, repo, mirror, key, netboot, serve, fleet)", args[0])
+	return fmt.Errorf("unknown command %q (known: build, boards, release, repo, mirror, key, netboot, serve, fleet, stage)", args[0])
 }
 
 func buildCmd(args []string, stdout, stderr io.Writer) error {

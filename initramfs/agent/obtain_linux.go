@@ -11,7 +11,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
@@ -19,16 +18,14 @@ import (
 	"github.com/passeur/passeur/image/atomicfile"
 	"github.com/passeur/passeur/image/fetch"
 	"github.com/passeur/passeur/image/medialayout"
-	"github.com/passeur/passeur/image/mirror"
 	"github.com/passeur/passeur/image/release"
 	"github.com/passeur/passeur/image/repo"
 	"github.com/passeur/passeur/image/repoclient"
-	"github.com/passeur/passeur/image/sign"
 	"github.com/passeur/passeur/image/version"
 	"github.com/passeur/passeur/initramfs/fsprobe"
-	"github.com/passeur/passeur/initramfs/identity"
 	"github.com/passeur/passeur/initramfs/inventory"
 	"github.com/passeur/passeur/initramfs/media"
+	"github.com/passeur/passeur/initramfs/obtain"
 	"github.com/passeur/passeur/initramfs/progress"
 	"github.com/passeur/passeur/initramfs/roles"
 )
@@ -47,23 +44,8 @@ type downloadEvent struct {
 // Errors of obtain a caller may branch on.
 var (
 	ErrNoRepoRoot = errors.New("this rescue image carries no repository root (passeur build -repo-root)")
-	ErrUpToDate   = errors.New("the version the repository gives this box is the one installed: nothing to do")
+	ErrUpToDate   = obtain.ErrUpToDate
 )
-
-// routeEvent is the payload of the "route" event: what the repository's
-// policy gives this box, and the way there.
-type routeEvent struct {
-	Repo    string   `json:"repo"`
-	Product string   `json:"product"`
-	From    string   `json:"from,omitempty"` // the installed version, as the release recognizes it
-	Want    string   `json:"want"`           // the version the policy gives
-	Why     string   `json:"why"`
-	Hops    []string `json:"hops"`
-	Next    string   `json:"next"` // the hop this session takes
-	// Through are the hops before Next, passed in this session without a
-	// boot: planned and checked, never written.
-	Through []string `json:"through,omitempty"`
-}
 
 // obtain brings, from the repository passeur.repo=, the release this box
 // should go to onto the media, in releases/<product>-<version>/, unless
@@ -143,156 +125,45 @@ func (a *Agent) obtain(disks []inventory.Disk) error {
 		return a.closeRun(r)
 	}
 	a.Log.Printf("downloading %s %s from %s onto the media", product, a.want, base)
-	dst := filepath.Join(r.media, rel)
-	if err := os.MkdirAll(dst, 0o755); err != nil {
-		return a.mediaErr(r, err)
+	progressOf := func(name string, size int64) (func(int64), func()) {
+		p := &progress.Progress{Label: "download " + name, Out: a.Console, Event: func(r progress.Report) { a.Events.Emit("progress", r) }}
+		p.Start(size)
+		var last int64
+		return func(done int64) { p.Add(done - last); last = done }, p.Finish
 	}
-	ev2 := downloadEvent{Repo: base, Release: rel}
-	get := func(name string, size int64) error {
-		o := o
-		if size > 0 {
-			p := &progress.Progress{Label: "download " + name, Out: a.Console, Event: func(r progress.Report) { a.Events.Emit("progress", r) }}
-			p.Start(size)
-			var last int64
-			o.Progress = func(done int64) { p.Add(done - last); last = done }
-			defer p.Finish()
-		}
-		if err := os.MkdirAll(filepath.Dir(filepath.Join(dst, name)), 0o755); err != nil { // an artifact may sit in a folder
-			return a.mediaErr(r, err)
-		}
-		res, err := c.Download(ctx, repo.ReleaseTarget(product, a.want, name), filepath.Join(dst, name), o)
-		ev2.Files++
-		ev2.Bytes += res.Bytes
-		ev2.Attempts += res.Attempts
-		ev2.Resumed += res.Resumed
-		if err != nil {
-			return a.mediaErr(r, fmt.Errorf("%s %s: %s: %w", product, a.want, name, err))
-		}
-		return nil
-	}
-	for _, name := range []string{release.ManifestFile, release.ManifestFile + sign.Ext} {
-		os.Remove(filepath.Join(dst, name)) // small: always fetched anew
-		if err := get(name, 0); err != nil {
-			return err
-		}
-	}
-	m, _, err := media.Verify(os.DirFS(r.media), rel, trusted)
+	b, err := obtain.Bring(ctx, c, product, a.want, r.media, rel, trusted, o, progressOf)
 	if err != nil {
-		return fmt.Errorf("release %s %s from %s: %w", product, a.want, base, err)
+		return a.mediaErr(r, fmt.Errorf("from %s: %w", base, err))
 	}
-	if m.Product != product || m.Version.String() != a.want {
-		return fmt.Errorf("release %s %s from %s: %w: its manifest is %s %s", product, a.want, base, repoclient.ErrHash, m.Product, m.Version)
-	}
-	for _, art := range m.Artifacts {
-		if art.VerifyStored(os.DirFS(r.media), rel) == nil {
-			continue // fetched by an earlier run
-		}
-		os.Remove(filepath.Join(dst, art.File)) // a whole file that does not verify is fetched anew
-		if err := get(art.File, art.StoredSize); err != nil {
-			return err
-		}
-	}
+	ev2 := downloadEvent{Repo: base, Release: rel, Files: b.Files, Bytes: b.Bytes, Attempts: b.Attempts, Resumed: b.Resumed}
 	ev2.Seconds = seconds(time.Since(start))
 	a.Log.Printf("downloaded %s: %d files, %d bytes, %d requests (%d resumed) in %.1f s", rel, ev2.Files, ev2.Bytes, ev2.Attempts, ev2.Resumed, ev2.Seconds)
 	a.Events.Emit("download", ev2)
 	return a.closeRun(r)
 }
 
-// resolve reads the repository's policy for this box: the version it
-// should run, the route there from the installed version (read with that
-// release's recognition rules), and the hop this session takes, with the
-// "route" event; or why there is none (ErrUpToDate, mirror.ErrBehind, a
-// refusal).
+// resolve reads the repository's policy for this box (obtain.Resolve),
+// emits the "route" event, keeps the releases passed through for the plan,
+// and returns the product and the hop this session writes.
 func (a *Agent) resolve(ctx context.Context, c *repoclient.Client, disks []inventory.Disk, reader *roles.MountReader, state string, trusted []minisign.PublicKey, o fetch.Options) (product, next string, err error) {
-	base := a.Config.Repo
-	product, err = onlyProduct(c.Products())
-	if err != nil {
-		return "", "", fmt.Errorf("repository %s: %w", base, err)
-	}
-	cat, err := c.Catalog(product)
-	if err != nil {
-		return "", "", fmt.Errorf("repository %s: %w", base, err)
-	}
-	var acct *repo.Account
-	if a.Config.Account != "" {
-		if acct, err = c.Account(a.Config.Account, product); err != nil {
-			return "", "", fmt.Errorf("repository %s: %w", base, err)
-		}
-	}
-	box := repo.Box{Account: a.Config.Account, Identity: boxIdentity(disks)}
-	var choice repo.Choice
-	explicit := cat.Has(a.Config.Release)
-	if explicit {
-		choice = repo.Choice{Version: a.Config.Release, Why: "passeur.release=" + a.Config.Release}
-	} else {
-		box.Tag = a.Config.Release
-		if choice, err = repo.Choose(cat, acct, box, c.Reference); err != nil {
-			return "", "", fmt.Errorf("repository %s: %w", base, err)
-		}
-	}
-	// The installed version, read as the plan reads it, with the
-	// recognition rules of the release the policy gives.
-	manifests := filepath.Join(state, "manifests", choice.Version)
-	m, err := a.fetchManifest(ctx, c, product, choice.Version, manifests, trusted, o)
-	if err != nil {
-		return "", "", fmt.Errorf("repository %s: %w", base, err)
-	}
-	if m.Product != product || m.Version.String() != choice.Version {
-		return "", "", fmt.Errorf("repository %s: %w: the manifest of %s/%s is %s %s", base, repoclient.ErrHash, product, choice.Version, m.Product, m.Version)
-	}
-	from := a.installedVersion(disks, m, reader)
-	// An account's allow_downgrade holds for what its policy chose, never
-	// for a version the media's configuration names.
-	hops, err := cat.Route(from, choice.Version, choice.Account && acct != nil && acct.AllowDowngrade)
-	ev := routeEvent{Repo: base, Product: product, From: from.String(), Want: choice.Version, Why: choice.Why}
-	for _, h := range hops {
-		ev.Hops = append(ev.Hops, h.Version)
-	}
-	if errors.Is(err, repo.ErrDowngrade) && !explicit {
-		a.Events.Emit("route", ev)
-		return "", "", fmt.Errorf("%w: %s %s is installed; %s gives %s, older: the box stays", ErrUpToDate, product, from, choice.Why, choice.Version)
+	a.through = nil
+	box := obtain.Box{Account: a.Config.Account, Release: a.Config.Release, Identity: obtain.BoxIdentity(disks)}
+	route, err := obtain.Resolve(ctx, c, box, obtain.Options{Repo: a.Config.Repo, State: state, Trusted: trusted, Fetch: o,
+		Installed: func(m *release.Manifest) version.Version { return a.installedVersion(disks, m, reader) }})
+	if route.Known {
+		a.Events.Emit("route", route)
 	}
 	if err != nil {
-		a.Events.Emit("route", ev)
-		return "", "", fmt.Errorf("repository %s: %w", base, err)
-	}
-	if len(hops) == 0 {
-		a.Events.Emit("route", ev)
-		return "", "", fmt.Errorf("%w: %s %s (%s)", ErrUpToDate, product, choice.Version, choice.Why)
-	}
-	// This session goes as far as the first hop the box must boot, and
-	// writes only that one: those before it are passed through, their
-	// manifests checked by preflight as if they were written.
-	through, write := repo.Session(hops)
-	ev.Next = write.Version
-	for _, h := range through {
-		ev.Through = append(ev.Through, h.Version)
-	}
-	if err := a.mirrorFirst(ctx, base, state, o, ev, box); err != nil {
-		a.Events.Emit("route", ev)
 		return "", "", err
 	}
-	a.through = nil
-	for _, h := range through {
-		dir := filepath.Join(state, "manifests", h.Version)
-		t, err := a.fetchManifest(ctx, c, product, h.Version, dir, trusted, o)
-		if err == nil && (t.Product != product || t.Version.String() != h.Version) {
-			err = fmt.Errorf("%w: the manifest of %s/%s is %s %s", repoclient.ErrHash, product, h.Version, t.Product, t.Version)
-		}
-		if err != nil {
-			a.Events.Emit("route", ev)
-			return "", "", fmt.Errorf("repository %s: %w", base, err)
-		}
-		a.through = append(a.through, t)
-	}
-	a.Events.Emit("route", ev)
+	a.through = route.Passed
 	how := ""
-	if len(ev.Through) > 0 {
-		how = ", through " + strings.Join(ev.Through, ", ") + " without a boot"
+	if len(route.Through) > 0 {
+		how = ", through " + strings.Join(route.Through, ", ") + " without a boot"
 	}
 	a.Log.Printf("repository %s: %s %s for this box (%s); route from %q: %s; this session goes to %s%s",
-		base, product, choice.Version, choice.Why, from, strings.Join(ev.Hops, " → "), ev.Next, how)
-	return product, ev.Next, nil
+		route.Repo, route.Product, route.Want, route.Why, route.From, strings.Join(route.Hops, " → "), route.Next, how)
+	return route.Product, route.Next, nil
 }
 
 // builtTime is when the rescue image's sources were committed: no clock
@@ -304,39 +175,6 @@ func builtTime() time.Time {
 	}
 	t, _ := time.Parse(time.RFC3339, strings.TrimSpace(string(data)))
 	return t
-}
-
-// mirrorFirst holds a box back while its local repository server does not
-// hold the hop it would take, or its fleet halted the rollout the box
-// would join: the mirror goes first. A repository without mirror.json (the
-// vendor's) holds every version it lists.
-func (a *Agent) mirrorFirst(ctx context.Context, base, state string, o fetch.Options, ev routeEvent, box repo.Box) error {
-	p := filepath.Join(state, mirror.File)
-	os.Remove(p)
-	o.Limit, o.Size, o.Progress = mirror.MaxFileBytes, 0, nil
-	if _, err := fetch.File(ctx, base+"/"+mirror.File, p, o); err != nil {
-		var se *fetch.StatusError
-		if errors.As(err, &se) && se.Code == http.StatusNotFound {
-			return nil
-		}
-		return fmt.Errorf("repository %s: %w", base, err)
-	}
-	data, err := os.ReadFile(p)
-	if err != nil {
-		return err
-	}
-	rec, err := mirror.ParseRecord(data)
-	if err != nil {
-		return fmt.Errorf("repository %s: %w", base, err)
-	}
-	if !rec.Holds(ev.Next) {
-		return fmt.Errorf("%w: %s %s (%s) is not on %s, which holds %s (synced %s)", mirror.ErrBehind, ev.Product, ev.Next, ev.Why,
-			base, strings.Join(rec.Versions, ", "), rec.Synced.Format(time.RFC3339))
-	}
-	if rec.Halted && box.Tag == "" && box.Account == rec.Account && ev.Want == rec.Default {
-		return fmt.Errorf("%w: the fleet of account %s halted the rollout of %s %s on %s", mirror.ErrBehind, rec.Account, ev.Product, ev.Want, base)
-	}
-	return nil
 }
 
 // onMedia is the folder of the media's release of version ver whose
@@ -363,22 +201,6 @@ func mediaRelease(files fs.FS, ver string, trusted []minisign.PublicKey) *media.
 	return nil
 }
 
-// fetchManifest brings a version's manifest and its signature into dir
-// and verifies them.
-func (a *Agent) fetchManifest(ctx context.Context, c *repoclient.Client, product, ver, dir string, trusted []minisign.PublicKey, o fetch.Options) (*release.Manifest, error) {
-	rel := filepath.Join(dir, "release")
-	if err := os.MkdirAll(rel, 0o755); err != nil {
-		return nil, err
-	}
-	for _, name := range []string{release.ManifestFile, release.ManifestFile + sign.Ext} {
-		if _, err := c.Download(ctx, repo.ReleaseTarget(product, ver, name), filepath.Join(rel, name), o); err != nil {
-			return nil, fmt.Errorf("%s %s: %s: %w", product, ver, name, err)
-		}
-	}
-	m, _, err := media.Verify(os.DirFS(dir), "release", trusted)
-	return m, err
-}
-
 // installedVersion is the version of the product installed on the
 // machine, as the release's recognition rules read it; the zero Version
 // when none is (an install) or it cannot be told without asking, in which
@@ -399,41 +221,6 @@ func (a *Agent) installedVersion(disks []inventory.Disk, m *release.Manifest, re
 		return version.Version{}
 	}
 	return v
-}
-
-// boxIdentity is what tells this box from the others of its account, for
-// its place in rollouts: the firmware's system UUID, else its serial,
-// else the identities of its fixed disks.
-func boxIdentity(disks []inventory.Disk) string {
-	for _, f := range []string{"/sys/class/dmi/id/product_uuid", "/sys/class/dmi/id/product_serial", "/sys/class/dmi/id/board_serial"} {
-		data, err := os.ReadFile(f)
-		if id := strings.TrimSpace(string(data)); err == nil && !placeholder(id) {
-			return id
-		}
-	}
-	var names []string
-	for _, d := range disks {
-		if !d.Removable {
-			names = append(names, identity.Name(d))
-		}
-	}
-	sort.Strings(names)
-	return strings.Join(names, ",")
-}
-
-// placeholder tells the firmware strings many boards share, which tell no
-// box from another: empty, all zeros or all Fs, and what vendors leave in
-// their templates.
-func placeholder(id string) bool {
-	if strings.Trim(id, "0-") == "" || strings.Trim(strings.ToLower(id), "f-") == "" {
-		return true
-	}
-	switch strings.ToLower(id) {
-	case "03000200-0400-0500-0006-000700080009", "not specified", "not applicable", "to be filled by o.e.m.",
-		"default string", "system serial number", "none", "0123456789", "123456789", "n/a":
-		return true
-	}
-	return false
 }
 
 // The repository state a box remembers on the media: a few small JSON
@@ -593,13 +380,4 @@ func (a *Agent) fetchOptions() fetch.Options {
 	}
 	return fetch.Options{Client: &http.Client{Transport: tr}, Attempts: 6, Backoff: time.Second, Stall: 30 * time.Second,
 		Log: func(format string, args ...any) { a.Log.Printf("download: "+format, args...) }}
-}
-
-// onlyProduct is the repository's product when it holds one.
-func onlyProduct(names []string) (string, error) {
-	sort.Strings(names)
-	if len(names) != 1 {
-		return "", fmt.Errorf("it holds %d products (%s): passeur serves repositories of one product", len(names), strings.Join(names, ", "))
-	}
-	return names[0], nil
 }

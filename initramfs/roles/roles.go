@@ -9,8 +9,12 @@ package roles
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
+	"regexp"
+	"slices"
 
+	"github.com/passeur/passeur/image/release"
 	"github.com/passeur/passeur/initramfs/fsprobe"
 	"github.com/passeur/passeur/initramfs/inventory"
 )
@@ -133,4 +137,30 @@ func (a *Assignment) MediaFS() (string, *fsprobe.FS) {
 		}
 	}
 	return a.Disk.Path, a.Disk.FS
+}
+
+// VersionOf reads, in the files of a system as it runs (its root, its
+// state laid over it), the version of release m's product it is, with m's
+// recognition rules: "" when it is not an install of it (a file the rules
+// name is missing), ErrUnreadableVersion when its version file does not
+// say one.
+func VersionOf(files fs.FS, m *release.Manifest) (string, error) {
+	re, err := regexp.Compile(m.Recognize.VersionRegexp)
+	if err != nil {
+		return "", err
+	}
+	for _, p := range append(slices.Clone(m.Recognize.Files), m.Recognize.VersionFile) {
+		if _, err := fs.Stat(files, rel(p)); err != nil {
+			return "", nil
+		}
+	}
+	data, err := fs.ReadFile(files, rel(m.Recognize.VersionFile))
+	if err != nil {
+		return "", err
+	}
+	match := re.FindSubmatch(data)
+	if match == nil {
+		return "", fmt.Errorf("%w: %s does not hold a version matching %q", ErrUnreadableVersion, m.Recognize.VersionFile, m.Recognize.VersionRegexp)
+	}
+	return string(match[1]), nil
 }
