@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -138,16 +139,9 @@ func stageCmd(args []string, stdout, stderr io.Writer) error {
 	if s.Version != s.Want {
 		how += ", on the way to " + s.Want
 	}
-	fmt.Fprintf(stdout, "staged %s %s (%s) from %s%s in %s: %s, manifest SHA-256 %s\n", s.Product, s.Version, s.Why, cmpOr(s.From, "nothing installed"), how,
+	fmt.Fprintf(stdout, "staged %s %s (%s) from %s%s in %s: %s, manifest SHA-256 %s\n", s.Product, s.Version, s.Why, cmp.Or(s.From, "nothing installed"), how,
 		o.dir, s.Release, s.ManifestSHA256)
 	return nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // stage decides and brings the release; the record is written last.

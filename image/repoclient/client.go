@@ -87,14 +87,7 @@ type Client struct {
 // floor of the time only while the root's timestamp keys sign it (a
 // rotation after a stolen key signed a time far ahead resets it), and a
 // file that does not verify, made by anyone with a disk, gives none.
-// SeenCandidates are more of them, read from elsewhere (other disks of the
-// box): the one that verifies with the latest time wins, and they are
-// folded into SeenFile by the next refresh.
-const (
-	SeenFile       = "seen.json"
-	SeenCandidates = "seen-*.json"
-	maxCandidates  = 16
-)
+const SeenFile = "seen.json"
 
 const (
 	rootsDir = "roots" // every root this box verified, N.root.json
@@ -154,7 +147,7 @@ func Open(ctx context.Context, opt Options) (*Client, error) {
 		}
 		roots[v], newest = data, data
 	}
-	seenData, seenAt, candidates := newestSeen(opt.State, chain.Root)
+	seenData, seenAt, _ := newestSeen(chain.Root, filepath.Join(opt.State, SeenFile))
 	ref := opt.Now().UTC()
 	if t := opt.Floor; t.After(ref) {
 		ref = t.UTC()
@@ -219,24 +212,17 @@ func Open(ctx context.Context, opt Options) (*Client, error) {
 			return nil, err
 		}
 	}
-	for _, p := range candidates {
-		os.Remove(p)
-	}
 	return c, nil
 }
 
-// newestSeen reads the box's remembered timestamps (SeenFile and the
-// SeenCandidates in state) and returns the one the root's timestamp role
-// signs with the latest issue time, and that time; zero when none
-// verifies. It also returns the candidates' paths.
-func newestSeen(state string, root *metadata.Metadata[metadata.RootType]) ([]byte, time.Time, []string) {
-	candidates, _ := filepath.Glob(filepath.Join(state, SeenCandidates))
-	if len(candidates) > maxCandidates {
-		candidates = candidates[:maxCandidates]
-	}
+// newestSeen reads remembered timestamps (SeenFile's) and returns the one
+// the root's timestamp role signs with the latest issue time, that time,
+// and its index in paths; nil, zero time and -1 when none verifies.
+func newestSeen(root *metadata.Metadata[metadata.RootType], paths ...string) ([]byte, time.Time, int) {
 	var best []byte
 	var at time.Time
-	for _, p := range append([]string{filepath.Join(state, SeenFile)}, candidates...) {
+	idx := -1
+	for i, p := range paths {
 		data, err := readBounded(p, repo.MaxTimestampBytes)
 		if err != nil {
 			continue
@@ -246,10 +232,10 @@ func newestSeen(state string, root *metadata.Metadata[metadata.RootType]) ([]byt
 			continue // made by anyone, or signed by keys since rotated
 		}
 		if t, ok := issued(ts); ok && t.After(at) {
-			best, at = data, t
+			best, at, idx = data, t, i
 		}
 	}
-	return best, at, candidates
+	return best, at, idx
 }
 
 // issued is the time a timestamp says it was signed, when it says one no

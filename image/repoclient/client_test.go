@@ -517,8 +517,8 @@ func TestRotationCutShort(t *testing.T) {
 // TestSeenIsSigned: the time a box remembers is the newest timestamp it
 // verified, as signed. One made up on a disk (a far future time, the
 // signature left as it was) gives no floor, where it would have frozen
-// the box; a newer genuine one found elsewhere (a candidate) raises the
-// floor and becomes what the box remembers.
+// the box; a newer genuine one found elsewhere (another disk, Fold) raises
+// the floor and becomes what the box remembers.
 func TestSeenIsSigned(t *testing.T) {
 	v := repotest.New(t)
 	v.Publish("8.0.0")
@@ -559,8 +559,13 @@ func TestSeenIsSigned(t *testing.T) {
 	}
 	newer, _ := os.ReadFile(filepath.Join(other, SeenFile))
 	os.WriteFile(filepath.Join(state, SeenFile), first, 0o644)
-	os.WriteFile(filepath.Join(state, "seen-1.json"), newer, 0o644)
-	os.WriteFile(filepath.Join(state, "seen-2.json"), forged, 0o644)
+	for name, data := range map[string][]byte{"a": newer, "b": forged} {
+		os.MkdirAll(filepath.Join(state, Elsewhere, name), 0o755)
+		os.WriteFile(filepath.Join(state, Elsewhere, name, SeenFile), data, 0o644)
+	}
+	if _, err := Fold(v.Root, state); err != nil {
+		t.Fatal(err)
+	}
 	// The clock says 1970 and the mirror serves what it did then.
 	c, err = openBox(v, state, time.Unix(0, 0))
 	if err != nil {
@@ -572,7 +577,7 @@ func TestSeenIsSigned(t *testing.T) {
 	if got, _ := os.ReadFile(filepath.Join(state, SeenFile)); !bytes.Equal(got, newer) {
 		t.Error("the newer genuine timestamp did not become what the box remembers")
 	}
-	if left, _ := filepath.Glob(filepath.Join(state, SeenCandidates)); len(left) != 0 {
-		t.Errorf("candidates left: %v", left)
+	if _, err := os.Stat(filepath.Join(state, Elsewhere)); err == nil {
+		t.Error("the folders from elsewhere were left")
 	}
 }

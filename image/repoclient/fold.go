@@ -28,7 +28,8 @@ const maxElsewhere = 8
 // that chain from root, version after version; for each metadata file
 // (timestamp, snapshot, targets, delegated targets), the highest version
 // whose signatures the chain's final root (or, for a delegated role, the
-// verified targets) accepts; their seen.json as candidates for Open.
+// verified targets) accepts; the seen.json whose timestamp verifies with
+// the latest time.
 // State's own files are held to the same rule: one that does not verify
 // loses to one that does. Expiry is not looked at here: Open checks it.
 // Fold returns what it took, as "FOLDER: FILE v VERSION", and removes
@@ -123,20 +124,17 @@ func Fold(root []byte, state string) ([]string, error) {
 		took = append(took, fmt.Sprintf("%s: metadata/%s v%d", b.from, name, b.version))
 	}
 
-	// Seen times: candidates, verified by Open.
-	n := 0
+	// The time seen: the remembered timestamp that verifies with the
+	// latest time.
+	paths := []string{filepath.Join(state, SeenFile)}
 	for _, src := range others {
-		data, err := readBounded(filepath.Join(dir, src, SeenFile), repo.MaxTimestampBytes)
-		if err != nil {
-			continue
-		}
-		if old, _ := os.ReadFile(filepath.Join(state, SeenFile)); bytes.Equal(old, data) {
-			continue
-		}
-		n++
-		if err := write(filepath.Join(state, fmt.Sprintf("seen-%d.json", n)), data); err != nil {
+		paths = append(paths, filepath.Join(dir, src, SeenFile))
+	}
+	if data, _, i := newestSeen(chain.Root, paths...); i > 0 {
+		if err := write(paths[0], data); err != nil {
 			return took, err
 		}
+		took = append(took, fmt.Sprintf("%s: %s", others[i-1], SeenFile))
 	}
 	return took, nil
 }

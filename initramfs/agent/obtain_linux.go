@@ -240,8 +240,6 @@ var stateDirs = []struct {
 
 // loadRepoState copies the media's remembered repository state into dir,
 // at most *budget bytes in all (nil: maxStateTotal), which it lowers.
-// Candidates for the time seen (seen-N.json) are not taken: only
-// repoclient.Fold makes them, from the box's disks.
 func loadRepoState(files fs.FS, dir string, budget *int64) error {
 	if budget == nil {
 		budget = new(int64)
@@ -257,7 +255,7 @@ func loadRepoState(files fs.FS, dir string, budget *int64) error {
 			continue // nothing remembered yet
 		}
 		for i, e := range ents {
-			if i >= maxStateFiles || !e.Type().IsRegular() || !repoclient.StateName.MatchString(e.Name()) || isSeenCandidate(sub, e.Name()) {
+			if i >= maxStateFiles || !e.Type().IsRegular() || !repoclient.StateName.MatchString(e.Name()) {
 				continue
 			}
 			f, err := files.Open(path.Join(medialayout.RepoStateDir, sub, e.Name()))
@@ -276,13 +274,6 @@ func loadRepoState(files fs.FS, dir string, budget *int64) error {
 		}
 	}
 	return nil
-}
-
-// isSeenCandidate tells a candidate for the time seen, in folder sub of a
-// repository state.
-func isSeenCandidate(sub, name string) bool {
-	ok, _ := path.Match(repoclient.SeenCandidates, name)
-	return sub == "" && ok
 }
 
 // rememberedOnDisks adds to the repository state in dir what the box's
@@ -355,7 +346,7 @@ func saveRepoState(dir, dst string) (int, error) {
 			return n, err
 		}
 		for _, e := range ents {
-			if !e.Type().IsRegular() || !repoclient.StateName.MatchString(e.Name()) || isSeenCandidate(sub, e.Name()) {
+			if !e.Type().IsRegular() || !repoclient.StateName.MatchString(e.Name()) {
 				continue
 			}
 			data, err := os.ReadFile(filepath.Join(dir, sub, e.Name()))

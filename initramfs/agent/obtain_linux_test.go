@@ -90,10 +90,9 @@ func TestRememberedOnState(t *testing.T) {
 	if got, _ := os.ReadFile(filepath.Join(newKey, "metadata", "timestamp.json")); !bytes.Equal(got, genuine) {
 		t.Errorf("the new key's timestamp is not the one the state verified:\n%.300s", got)
 	}
-	// The time the state remembers comes as a candidate, for
-	// repoclient.Open to verify.
-	if _, err := os.Stat(filepath.Join(newKey, "seen-1.json")); err != nil {
-		t.Errorf("the state's seen time was not taken as a candidate: %v", err)
+	// The time the state remembers is taken too, verified.
+	if _, err := os.Stat(filepath.Join(newKey, repoclient.SeenFile)); err != nil {
+		t.Errorf("the state's seen time was not taken: %v", err)
 	}
 	if err := open(newKey); !errors.Is(err, repoclient.ErrRollback) {
 		t.Errorf("a new key on a box whose state remembers newer: %v, want %v", err, repoclient.ErrRollback)
