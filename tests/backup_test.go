@@ -161,17 +161,7 @@ func configOf(c camrec.Config) []byte {
 // sfdisk reads it) and returns the copy and a function putting it back.
 func partition(t *testing.T, disk string, n int) (string, func()) {
 	t.Helper()
-	out, err := fixture.Run("", "sfdisk", "--json", disk)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pt struct {
-		PartitionTable struct {
-			Partitions []struct{ Start, Size int64 } `json:"partitions"`
-		} `json:"partitiontable"`
-	}
-	json.Unmarshal([]byte(out), &pt)
-	p := pt.PartitionTable.Partitions[n-1]
+	p := partitions(t, disk)[n-1]
 	img := filepath.Join(t.TempDir(), "part.img")
 	if _, err := fixture.Run("", "dd", "if="+disk, "of="+img, "bs=512", fmt.Sprintf("skip=%d", p.Start), fmt.Sprintf("count=%d", p.Size), "status=none"); err != nil {
 		t.Fatal(err)
@@ -181,6 +171,27 @@ func partition(t *testing.T, disk string, n int) (string, func()) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// extent is a partition's place on its disk, in 512-byte sectors.
+type extent struct{ Start, Size int64 }
+
+// partitions lists the partitions of a disk image, as sfdisk reads them.
+func partitions(t *testing.T, disk string) []extent {
+	t.Helper()
+	out, err := fixture.Run("", "sfdisk", "--json", disk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pt struct {
+		PartitionTable struct {
+			Partitions []extent `json:"partitions"`
+		} `json:"partitiontable"`
+	}
+	if err := json.Unmarshal([]byte(out), &pt); err != nil {
+		t.Fatal(err)
+	}
+	return pt.PartitionTable.Partitions
 }
 
 // debugfs runs a debugfs request on an ext4 image.

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	iofs "io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -25,54 +26,50 @@ import (
 	"github.com/passeur/passeur/image/version"
 	"github.com/passeur/passeur/initramfs/inventory"
 	"github.com/passeur/passeur/initramfs/media"
+	"github.com/passeur/passeur/initramfs/mountinfo"
 	"github.com/passeur/passeur/initramfs/obtain"
 	"github.com/passeur/passeur/initramfs/roles"
+	"github.com/passeur/passeur/initramfs/staging"
 	"golang.org/x/sys/unix"
 )
 
-const stageUsage = `usage: passeur stage -dir DIR -repo-root ROOT.json -trust KEY.pub[,KEY.pub] [-config FILE] [-repo URL] [-account NAME] [-release VERSION|TAG] [-system /]
+const stageUsage = `usage: passeur stage -repo-root ROOT.json -trust KEY.pub[,KEY.pub] [-config FILE] [-repo URL] [-account NAME] [-release VERSION|TAG] [-volume MOUNTPOINT] [-system /]
 
 Run on the box's own running system: reads the box's update configuration
 (-config, the key's passeur/config.json format; flags win), decides what
 the box should install exactly as the rescue would (the repository's TUF
 metadata from ROOT.json, its tags, the account's default and rollout, the
-barriers, the hops passed without a boot), checks DIR has room for the
-release and the backup, and brings the release into DIR, verified. It
-records what it staged in DIR/passeur/staged.json and changes nothing
-else. DIR must be on storage the migration does not overwrite.`
+barriers, the hops passed without a boot), and stages it where the release
+says it may be: a folder on one of the box's data volumes, mounted
+read-write, off the disk the system boots from (-volume picks one; the
+default is the one with the most room). Room for the release and the
+backup is checked before anything is written; the staging area is one
+image file, its blocks reserved, laid out as a passeur key, into which the
+release is brought, verified, with a record of what was staged. Nothing
+else of the box is changed. The rescue applies it with passeur.staged=,
+which stage prints.`
 
 // ErrNoRoom: the staging area cannot hold the release and the backup.
 var ErrNoRoom = errors.New("the staging area has no room for the release and the backup")
 
-// Staged is the record passeur stage leaves in the staging area: what is
-// to be installed, tied to the signed manifest by its hash. The rescue
-// that applies it verifies the release again and checks the hash.
-type Staged struct {
-	Format         int      `json:"format"` // 1
-	Product        string   `json:"product"`
-	Version        string   `json:"version"`
-	Release        string   `json:"release"` // the release's folder in the staging area
-	ManifestSHA256 string   `json:"manifest_sha256"`
-	From           string   `json:"from,omitempty"`
-	Want           string   `json:"want"`
-	Why            string   `json:"why"`
-	Through        []string `json:"through,omitempty"`
-	Repo           string   `json:"repo"`
-	At             string   `json:"at"`
-}
-
-// StagedFile is where the record lies in the staging area.
-const StagedFile = "passeur/staged.json"
+// ErrRunStaged: the staging area holds a run's backup, which staging again
+// would lose.
+var ErrRunStaged = errors.New("the staging area holds a run's backup: apply it, or remove the staging area, before staging again")
 
 // stageOptions are what stage needs, the flags read.
 type stageOptions struct {
-	dir, system string
-	root        []byte
-	trusted     []minisign.PublicKey
-	box         obtain.Box
-	repo        string
-	fetch       fetch.Options
-	// free is the bytes the staging area can still take (statfs).
+	system, volume string
+	root           []byte
+	trusted        []minisign.PublicKey
+	box            obtain.Box
+	repo           string
+	fetch          fetch.Options
+	// work is where stage keeps what it reads before it writes (a
+	// temporary folder is made in it).
+	work string
+	// volumes lists where the release may be staged (want: -volume).
+	volumes func(m *release.Manifest, want string) ([]staging.Volume, error)
+	// free is the bytes a volume can still take (statfs).
 	free func(dir string) (int64, error)
 	// identity is the box's identity for rollouts.
 	identity func() string
@@ -82,7 +79,7 @@ type stageOptions struct {
 func stageCmd(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("stage", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	dir := fs.String("dir", "", "the staging area: a folder on storage the migration keeps")
+	volume := fs.String("volume", "", "the mount point of the data volume to stage on (default: the declared one with the most room)")
 	rootFile := fs.String("repo-root", "", "the repository's trusted root (given with the box's enrolment)")
 	trust := fs.String("trust", "", "the public keys releases are signed with, comma-separated minisign .pub files")
 	cfgFile := fs.String("config", "", "the box's update configuration (repo, account, release), the key's passeur/config.json format")
@@ -93,7 +90,7 @@ func stageCmd(args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	o := stageOptions{dir: *dir, system: *system, now: time.Now, free: statfsFree,
+	o := stageOptions{volume: *volume, system: *system, now: time.Now, free: statfsFree, volumes: runningVolumes,
 		identity: func() string { return obtain.BoxIdentity(fixedDisks()) },
 		fetch:    fetch.Options{Attempts: 6, Backoff: time.Second, Stall: 30 * time.Second, Log: func(f string, a ...any) { fmt.Fprintf(stderr, f+"\n", a...) }}}
 	if *cfgFile != "" {
@@ -112,7 +109,7 @@ func stageCmd(args []string, stdout, stderr io.Writer) error {
 			*f.to = *f.flag
 		}
 	}
-	if o.dir == "" || *rootFile == "" || *trust == "" || o.repo == "" {
+	if *rootFile == "" || *trust == "" || o.repo == "" {
 		return errors.New(stageUsage)
 	}
 	var err error
@@ -139,26 +136,30 @@ func stageCmd(args []string, stdout, stderr io.Writer) error {
 	if s.Version != s.Want {
 		how += ", on the way to " + s.Want
 	}
-	fmt.Fprintf(stdout, "staged %s %s (%s) from %s%s in %s: %s, manifest SHA-256 %s\n", s.Product, s.Version, s.Why, cmp.Or(s.From, "nothing installed"), how,
-		o.dir, s.Release, s.ManifestSHA256)
+	fmt.Fprintf(stdout, "staged %s %s (%s) from %s%s in %s on %s (%s): %s, manifest SHA-256 %s\n", s.Product, s.Version, s.Why, cmp.Or(s.From, "nothing installed"), how,
+		staging.ImageFile, s.Volume.Point, s.Volume.Dev, s.Release, s.ManifestSHA256)
+	fmt.Fprintf(stdout, "the rescue applies it with: passeur.mode=migrate passeur.staged=%s\n", s.Param)
 	return nil
 }
 
-// stage decides and brings the release; the record is written last.
-func stage(ctx context.Context, o stageOptions) (*Staged, error) {
-	state := filepath.Join(o.dir, medialayout.RepoStateDir)
-	if err := os.MkdirAll(state, 0o755); err != nil {
+// stage decides, checks the staging area has room, then makes it and
+// brings the release; the record is written last. What it reads before
+// (the repository's metadata, the manifest) stays in a temporary folder:
+// a refusal writes nothing on the volume.
+func stage(ctx context.Context, o stageOptions) (*staging.Record, error) {
+	work, err := os.MkdirTemp(o.work, "passeur-stage-")
+	if err != nil {
 		return nil, err
 	}
+	defer os.RemoveAll(work)
+	state := filepath.Join(work, "repository")
 	c, err := repoclient.Open(ctx, repoclient.Options{URL: o.repo, Root: o.root, State: state, Fetch: o.fetch, Now: o.now})
 	if err != nil {
 		return nil, err
 	}
 	o.box.Identity = o.identity()
-	work := filepath.Join(o.dir, "passeur", "work")
-	defer os.RemoveAll(work)
 	var installedErr error
-	route, err := obtain.Resolve(ctx, c, o.box, obtain.Options{Repo: o.repo, State: work, Trusted: o.trusted, Fetch: o.fetch,
+	route, err := obtain.Resolve(ctx, c, o.box, obtain.Options{Repo: o.repo, State: filepath.Join(work, "resolve"), Trusted: o.trusted, Fetch: o.fetch,
 		Installed: func(m *release.Manifest) version.Version {
 			v, err := roles.VersionOf(os.DirFS(o.system), m)
 			if err != nil {
@@ -174,40 +175,114 @@ func stage(ctx context.Context, o stageOptions) (*Staged, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The release this session writes, and room for it and the backup.
+	// The release this session writes, where it may go, and room for it
+	// and the backup.
 	m, err := obtain.FetchManifest(ctx, c, route.Product, route.Next, filepath.Join(work, "next"), o.trusted, o.fetch)
 	if err != nil {
 		return nil, err
 	}
-	rel := path.Join(medialayout.ReleasesDir, route.Product+"-"+route.Next)
-	need := m.MinMediaFree
-	for _, a := range m.Artifacts {
-		if a.VerifyStored(os.DirFS(o.dir), rel) != nil {
-			need += a.StoredSize
+	vols, err := o.volumes(m, o.volume)
+	if err != nil {
+		return nil, err
+	}
+	var vol staging.Volume
+	var free int64 = -1
+	for _, v := range vols {
+		f, err := o.free(v.Point)
+		if err != nil {
+			return nil, err
+		}
+		if f > free {
+			vol, free = v, f
 		}
 	}
-	free, err := o.free(o.dir)
+	var stored int64
+	for _, a := range m.Artifacts {
+		stored += a.StoredSize
+	}
+	size := staging.Size(m, stored)
+	dir := vol.Dir(m)
+	img := filepath.Join(dir, staging.ImageFile)
+	incoming := filepath.Join(dir, staging.IncomingDir)
+	rel := path.Join(medialayout.ReleasesDir, route.Product+"-"+route.Next)
+	// The release is brought into a folder beside the image, then the
+	// image is made of it: the volume holds it twice for a while.
+	var missing, have int64
+	for _, a := range m.Artifacts {
+		if a.VerifyStored(os.DirFS(incoming), rel) != nil {
+			missing += a.StoredSize
+		}
+	}
+	if st, err := os.Lstat(img); err == nil {
+		if !st.Mode().IsRegular() {
+			return nil, fmt.Errorf("%w: %s", staging.ErrBadImage, img)
+		}
+		if run, err := staging.HasRun(img); err != nil || run {
+			return nil, cmp.Or(err, fmt.Errorf("%w: %s", ErrRunStaged, img))
+		}
+		have = st.Size()
+	}
+	if need := missing + size - have; free < need {
+		return nil, fmt.Errorf("%w: %s needs %s more (the release's artifacts, brought then laid in the staging image of %s, which keeps %s for the backup), %s free",
+			ErrNoRoom, dir, inventory.HumanSize(need), inventory.HumanSize(size), inventory.HumanSize(m.MinMediaFree), inventory.HumanSize(free))
+	}
+
+	// Checked: write.
+	if err := copyFiles(state, filepath.Join(incoming, medialayout.RepoStateDir)); err != nil {
+		return nil, err
+	}
+	if _, err := obtain.Bring(ctx, c, route.Product, route.Next, incoming, rel, o.trusted, o.fetch, nil); err != nil {
+		return nil, err
+	}
+	staged, err := media.VerifyRelease(os.DirFS(incoming), rel, o.trusted)
 	if err != nil {
 		return nil, err
 	}
-	if free < need {
-		return nil, fmt.Errorf("%w: %s needs %s (the release's artifacts not yet there, and %s for the backup), %s free",
-			ErrNoRoom, o.dir, inventory.HumanSize(need), inventory.HumanSize(m.MinMediaFree), inventory.HumanSize(free))
-	}
-	if _, err := obtain.Bring(ctx, c, route.Product, route.Next, o.dir, rel, o.trusted, o.fetch, nil); err != nil {
-		return nil, err
-	}
-	staged, err := media.VerifyRelease(os.DirFS(o.dir), rel, o.trusted)
-	if err != nil {
-		return nil, err
-	}
-	s := &Staged{Format: 1, Product: route.Product, Version: route.Next, Release: rel, ManifestSHA256: staged.SHA256, From: route.From,
-		Want: route.Want, Why: route.Why, Through: route.Through, Repo: o.repo, At: o.now().UTC().Format(time.RFC3339)}
+	s := &staging.Record{Format: 1, Product: route.Product, Version: route.Next, Release: rel, ManifestSHA256: staged.SHA256, From: route.From,
+		Want: route.Want, Why: route.Why, Through: route.Through, Repo: o.repo, At: o.now().UTC().Format(time.RFC3339),
+		Volume: vol, Param: vol.Param(m)}
 	data, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		return nil, err
 	}
-	return s, atomicfile.WriteFile(filepath.Join(o.dir, StagedFile), append(data, '\n'), 0o644)
+	if err := atomicfile.WriteFile(filepath.Join(incoming, staging.StagedFile), append(data, '\n'), 0o644); err != nil {
+		return nil, err
+	}
+	if err := staging.Make(img, size, incoming, o.now()); err != nil {
+		return nil, err
+	}
+	return s, os.RemoveAll(incoming)
+}
+
+// copyFiles copies the regular files under from to the same places under
+// to (the repository's memory: a few small files).
+func copyFiles(from, to string) error {
+	return filepath.WalkDir(from, func(p string, d iofs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(from, p)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(to, rel), 0o755)
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return atomicfile.WriteFile(filepath.Join(to, rel), data, 0o644)
+	})
+}
+
+// runningVolumes are the running system's volumes a release may be staged on.
+func runningVolumes(m *release.Manifest, want string) ([]staging.Volume, error) {
+	mounts, err := mountinfo.Read()
+	if err != nil {
+		return nil, err
+	}
+	return staging.Volumes(m, mounts, staging.RunningDevice, want)
 }
 
 // statfsFree is the bytes an unprivileged writer can still put in dir's

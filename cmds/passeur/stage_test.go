@@ -8,17 +8,23 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"aead.dev/minisign"
+	"golang.org/x/sys/unix"
+
 	"github.com/passeur/passeur/image/fetch"
+	"github.com/passeur/passeur/image/medialayout"
+	"github.com/passeur/passeur/image/release"
 	"github.com/passeur/passeur/image/repo"
 	"github.com/passeur/passeur/image/repo/editor"
 	"github.com/passeur/passeur/image/repo/repotest"
 	"github.com/passeur/passeur/initramfs/obtain"
+	"github.com/passeur/passeur/initramfs/staging"
 )
 
 // TestStage: on a running camrec 8.0.0 of account acme, whose default is
@@ -46,10 +52,22 @@ func TestStage(t *testing.T) {
 		return dir
 	}
 	opts := func(sys string, free int64) stageOptions {
-		return stageOptions{dir: t.TempDir(), system: sys, root: v.Root, trusted: []minisign.PublicKey{v.PK}, repo: v.Srv.URL,
+		vol := staging.Volume{Point: t.TempDir(), Dev: "/dev/vdb1", Disk: "vdb", Label: "rec-a", UUID: "0a1b2c3d-0000-4000-8000-000000000001", Type: "ext4"}
+		return stageOptions{system: sys, root: v.Root, trusted: []minisign.PublicKey{v.PK}, repo: v.Srv.URL, work: t.TempDir(),
 			box: obtain.Box{Account: "acme"}, fetch: fetch.Options{Attempts: 1},
+			volumes:  func(*release.Manifest, string) ([]staging.Volume, error) { return []staging.Volume{vol}, nil },
 			free:     func(string) (int64, error) { return free, nil },
 			identity: func() string { return "box-1" }, now: func() time.Time { return v.Now }}
+	}
+	// look opens the staging image of o, as the rescue reads it.
+	look := func(o stageOptions) *staging.Image {
+		vols, _ := o.volumes(nil, "")
+		img, err := staging.OpenImage(filepath.Join(vols[0].Point, "passeur-staging", staging.ImageFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { img.Close() })
+		return img
 	}
 
 	o := opts(system("8.0.0"), 1<<40)
@@ -57,41 +75,52 @@ func TestStage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Version != "8.2.0" || s.From != "8.0.0" || strings.Join(s.Through, " ") != "8.1.0" || s.Release != "releases/camrec-8.2.0" {
+	if s.Version != "8.2.0" || s.From != "8.0.0" || strings.Join(s.Through, " ") != "8.1.0" || s.Release != "releases/camrec-8.2.0" ||
+		s.Param != "0a1b2c3d-0000-4000-8000-000000000001/passeur-staging" {
 		t.Errorf("staged %+v: want 8.2.0 from 8.0.0 through 8.1.0", s)
 	}
-	manifest, err := os.ReadFile(filepath.Join(o.dir, s.Release, "manifest.json"))
+	img := look(o)
+	manifest, err := img.ReadFile(s.Release+"/manifest.json", 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if sum := sha256.Sum256(manifest); hex.EncodeToString(sum[:]) != s.ManifestSHA256 {
 		t.Errorf("the record's manifest hash %s is not the staged manifest's", s.ManifestSHA256)
 	}
-	var onDisk Staged
-	if data, err := os.ReadFile(filepath.Join(o.dir, StagedFile)); err != nil || json.Unmarshal(data, &onDisk) != nil || onDisk.ManifestSHA256 != s.ManifestSHA256 {
+	var onDisk staging.Record
+	if data, err := img.ReadFile(staging.StagedFile, 1<<20); err != nil || json.Unmarshal(data, &onDisk) != nil || onDisk.ManifestSHA256 != s.ManifestSHA256 {
 		t.Errorf("the record on disk: %v %+v", err, onDisk)
 	}
-	root, _ := os.ReadFile(filepath.Join(o.dir, s.Release, "root.img.zst"))
+	root, _ := img.ReadFile(s.Release+"/root.img.zst", 1<<30)
 	if len(root) == 0 {
 		t.Error("the release's artifact was not brought")
 	}
-	for _, p := range []string{"passeur/work", "releases/camrec-8.1.0"} {
-		if _, err := os.Stat(filepath.Join(o.dir, p)); err == nil {
-			t.Errorf("%s is in the staging area", p)
+	if names, _ := img.Names("releases"); strings.Join(names, " ") != "camrec-8.2.0" {
+		t.Errorf("the staging area's releases: %v, want camrec-8.2.0 only", names)
+	}
+	for _, p := range []string{"passeur/repository/metadata/timestamp.json", medialayout.Marker} {
+		if _, err := img.ReadFile(p, 1<<20); err != nil {
+			t.Errorf("the staging image lacks %s: %v", p, err)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(o.dir, "passeur/repository/metadata/timestamp.json")); err != nil {
-		t.Errorf("the staging area does not remember the repository: %v", err)
+	// Its blocks are reserved: the rescue's writes cannot fill the volume.
+	vols, _ := o.volumes(nil, "")
+	var st unix.Stat_t
+	if err := unix.Stat(filepath.Join(vols[0].Point, "passeur-staging", staging.ImageFile), &st); err != nil || st.Blocks*512 < st.Size {
+		t.Errorf("the staging image is sparse: %d of %d bytes allocated (%v)", st.Blocks*512, st.Size, err)
+	}
+	if work, _ := os.ReadDir(o.work); len(work) != 0 {
+		t.Errorf("stage left its work behind: %v", work)
 	}
 
-	// No room: refused by name, no release byte written.
+	// No room: refused by name, nothing written on the volume.
 	o = opts(system("8.0.0"), 1<<20)
 	if _, err := stage(context.Background(), o); !errors.Is(err, ErrNoRoom) {
 		t.Errorf("1 MiB free: %v, want ErrNoRoom", err)
 	}
-	for _, p := range []string{"releases", StagedFile} {
-		if _, err := os.Stat(filepath.Join(o.dir, p)); err == nil {
-			t.Errorf("a refused stage wrote %s", p)
+	if vols, _ := o.volumes(nil, ""); true {
+		if entries, _ := os.ReadDir(vols[0].Point); len(entries) != 0 {
+			t.Errorf("a refused stage wrote %v", entries)
 		}
 	}
 
@@ -101,25 +130,59 @@ func TestStage(t *testing.T) {
 		t.Errorf("on 8.2.0: %v, want ErrUpToDate", err)
 	}
 
-	// The command, its flags and the box's configuration file.
-	dir := t.TempDir()
-	for name, data := range map[string][]byte{"root.json": v.Root, "vendor.pub": []byte(pubKey(t, v.PK)),
-		"config.json": []byte(`{"repo": "` + v.Srv.URL + `", "account": "acme"}`)} {
-		os.WriteFile(filepath.Join(dir, name), data, 0o644)
-	}
-	var out, errOut bytes.Buffer
-	err = run([]string{"stage", "-dir", filepath.Join(dir, "staging"), "-repo-root", filepath.Join(dir, "root.json"),
-		"-trust", filepath.Join(dir, "vendor.pub"), "-config", filepath.Join(dir, "config.json"), "-system", system("8.0.0"), "-release", "8.2.0"}, &out, &errOut)
-	if err != nil || !strings.Contains(out.String(), "staged camrec 8.2.0 (passeur.release=8.2.0) from 8.0.0 through 8.1.0") {
-		t.Errorf("passeur stage: %v\n%s%s", err, out.String(), errOut.String())
-	}
-
 	// 8.1.0 must boot once: the box stages 8.1.0.
 	v.Edit(func(r *editor.Repo) error {
 		return r.SetRelease("camrec", "8.1.0", func(p *repo.Release) { p.BootOnce = true })
 	})
 	if s, err := stage(context.Background(), opts(system("8.0.0"), 1<<40)); err != nil || s.Version != "8.1.0" || len(s.Through) != 0 {
 		t.Errorf("8.1.0 boot-once: %+v, %v; want 8.1.0", s, err)
+	}
+}
+
+// TestStageCommand: passeur stage, run with its flags and the box's
+// configuration file, finds the data volume the release declares among the
+// mounts (an ext4 labelled rec-stage, made by mkfs.ext4 and mounted), and
+// refuses a folder that is not such a volume by name.
+func TestStageCommand(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("mounts a filesystem: needs root")
+	}
+	v := repotest.New(t)
+	v.Publish("8.0.0", "8.2.0")
+	v.Edit(func(r *editor.Repo) error { return r.AddAccount("acme") })
+	dir := t.TempDir()
+	vol := filepath.Join(dir, "vol")
+	os.MkdirAll(vol, 0o755)
+	sys := filepath.Join(dir, "sys")
+	os.MkdirAll(filepath.Join(sys, "etc/camrec"), 0o755)
+	os.WriteFile(filepath.Join(sys, "etc/camrec/version"), []byte("camrec 8.0.0\n"), 0o644)
+	for _, c := range [][]string{
+		{"mkfs.ext4", "-q", "-L", "rec-stage", filepath.Join(dir, "vol.img"), "512M"},
+		{"mount", "-o", "loop", filepath.Join(dir, "vol.img"), vol},
+	} {
+		if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s", c, err, out)
+		}
+	}
+	t.Cleanup(func() { exec.Command("umount", vol).Run() })
+	for name, data := range map[string][]byte{"root.json": v.Root, "vendor.pub": []byte(pubKey(t, v.PK)),
+		"config.json": []byte(`{"repo": "` + v.Srv.URL + `", "account": "acme"}`)} {
+		os.WriteFile(filepath.Join(dir, name), data, 0o644)
+	}
+	args := func(volume string) []string {
+		return []string{"stage", "-volume", volume, "-repo-root", filepath.Join(dir, "root.json"),
+			"-trust", filepath.Join(dir, "vendor.pub"), "-config", filepath.Join(dir, "config.json"), "-system", sys, "-release", "8.2.0"}
+	}
+	var out, errOut bytes.Buffer
+	if err := run(args(dir), &out, &errOut); !errors.Is(err, staging.ErrNoPlace) {
+		t.Errorf("a folder that is no data volume: %v, want ErrNoPlace", err)
+	}
+	if err := run(args(vol), &out, &errOut); err != nil || !strings.Contains(out.String(), "staged camrec 8.2.0 (passeur.release=8.2.0) from 8.0.0") ||
+		!strings.Contains(out.String(), "passeur.staged=") {
+		t.Errorf("passeur stage: %v\n%s%s", err, out.String(), errOut.String())
+	}
+	if st, err := os.Stat(filepath.Join(vol, "passeur-staging", staging.ImageFile)); err != nil || st.Size() < staging.MinImage {
+		t.Errorf("the staging image on the volume: %v", err)
 	}
 }
 

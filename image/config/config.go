@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/passeur/passeur/image/fleet/wire"
+	"github.com/passeur/passeur/image/release"
 	"github.com/passeur/passeur/image/repo"
 )
 
@@ -99,9 +100,38 @@ type Config struct {
 	// Net is passeur.net=: "off" (the default) or "dhcp", DHCPv4 on the
 	// wired interfaces.
 	Net string
+	// Staged is passeur.staged=UUID/DIR: the release staged by the box's
+	// running system (passeur stage) is in the folder DIR of the
+	// filesystem whose UUID is UUID, a data volume: the rescue takes it as
+	// its install media.
+	Staged Staged
 	// SettleMillis is passeur.settle=: how long, in milliseconds, the set of
 	// block devices must stay unchanged before it is taken as complete.
 	SettleMillis int
+}
+
+// Staged names a staging area: a folder at the root of a filesystem.
+type Staged struct {
+	UUID string
+	Dir  string
+}
+
+var uuidRe = regexp.MustCompile(`^[0-9A-Fa-f][0-9A-Fa-f-]{3,63}$`)
+
+// ParseStaged reads UUID/DIR.
+func ParseStaged(v string) (Staged, error) {
+	id, dir, ok := strings.Cut(v, "/")
+	if !ok || !uuidRe.MatchString(id) || release.CheckName("folder", dir) != nil {
+		return Staged{}, fmt.Errorf("%q is not a filesystem UUID, a slash and a folder name", v)
+	}
+	return Staged{UUID: id, Dir: dir}, nil
+}
+
+func (s Staged) String() string {
+	if s.UUID == "" {
+		return ""
+	}
+	return s.UUID + "/" + s.Dir
 }
 
 // Default is the configuration when the command line says nothing.
@@ -181,6 +211,10 @@ var keys = map[string]func(*Config, string) error{
 		c.Release = v
 		return nil
 	},
+	"staged": func(c *Config, v string) (err error) {
+		c.Staged, err = ParseStaged(v)
+		return err
+	},
 	"account": func(c *Config, v string) error {
 		if err := repo.CheckAccount(v); err != nil {
 			return err
@@ -253,6 +287,10 @@ var keys = map[string]func(*Config, string) error{
 	},
 }
 
+// cmdlineOnly are the keys a media's file may not set: they choose where
+// the media is, which the media cannot say of itself.
+var cmdlineOnly = map[string]bool{"staged": true}
+
 // Keys lists the known keys, namespace included, sorted.
 func Keys() []string {
 	var ks []string
@@ -292,7 +330,12 @@ func Load(cmdline string, file []byte) (Config, []error) {
 			if b, ok := v.(bool); ok {
 				v = map[bool]string{true: "yes", false: "no"}[b]
 			}
-			errs = append(errs, apply(&c, strings.TrimPrefix(k, Namespace), fmt.Sprint(v), File+": "+k)...)
+			name := strings.TrimPrefix(k, Namespace)
+			if cmdlineOnly[name] {
+				errs = append(errs, fmt.Errorf("%w %s: %s is given on the kernel command line only", ErrBadValue, File, k))
+				continue
+			}
+			errs = append(errs, apply(&c, name, fmt.Sprint(v), File+": "+k)...)
 		}
 	}
 	reset := map[string]bool{}

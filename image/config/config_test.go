@@ -46,6 +46,10 @@ func TestFromCmdlineErrors(t *testing.T) {
 		{"passeur.net=wifi", ErrBadValue},
 		{"passeur.unattended=maybe", ErrBadValue},
 		{"passeur.control=tcp", ErrBadValue},
+		{"passeur.staged=0a1b2c3d-1111-2222-3333-444455556666", ErrBadValue},
+		{"passeur.staged=0a1b2c3d/../etc", ErrBadValue},
+		{"passeur.staged=0a1b2c3d/a/b", ErrBadValue},
+		{"passeur.staged=/dev/sda1/x", ErrBadValue},
 	} {
 		c, errs := FromCmdline(tc.cmdline + " passeur.mode=shell")
 		if len(errs) != 1 || !errors.Is(errs[0], tc.want) {
@@ -54,6 +58,21 @@ func TestFromCmdlineErrors(t *testing.T) {
 		if c.Mode != ModeShell {
 			t.Errorf("FromCmdline(%q): a bad key must not stop the good ones: mode %q", tc.cmdline, c.Mode)
 		}
+	}
+}
+
+func TestStaged(t *testing.T) {
+	c, errs := FromCmdline("passeur.mode=migrate passeur.staged=0a1b2c3d-1111-2222-3333-444455556666/passeur-staging")
+	if len(errs) != 0 || c.Staged != (Staged{UUID: "0a1b2c3d-1111-2222-3333-444455556666", Dir: "passeur-staging"}) {
+		t.Fatalf("config %+v, errors %v", c.Staged, errs)
+	}
+	if got := c.Staged.String(); got != "0a1b2c3d-1111-2222-3333-444455556666/passeur-staging" {
+		t.Errorf("String = %q", got)
+	}
+	// A media cannot say where the media is.
+	c, errs = Load("", []byte(`{"staged": "0a1b2c3d/passeur-staging"}`))
+	if len(errs) != 1 || !errors.Is(errs[0], ErrBadValue) || c.Staged.UUID != "" {
+		t.Errorf("staged from the media's file: %+v, errors %v", c.Staged, errs)
 	}
 }
 

@@ -61,7 +61,49 @@ func (m *Manifest) Check() error {
 			return fmt.Errorf("%w: state %q is not an empty partition of the layout", ErrLayout, m.State)
 		}
 	}
+	return m.Staging.check(m.DataVolumes)
+}
+
+// check refuses a staging area that is not a safe folder on volumes the
+// release counts as data volumes: those the migration keeps.
+func (s *Staging) check(data DataVolumes) error {
+	if s == nil {
+		return nil
+	}
+	if err := CheckName("staging.dir", s.Dir); err != nil {
+		return err
+	}
+	if len(s.Labels) == 0 {
+		return fmt.Errorf("%w: staging.labels", ErrMissingField)
+	}
+	if err := checkGlobs("staging.labels", false, s.Labels...); err != nil {
+		return err
+	}
+	for _, l := range s.Labels {
+		ok := false
+		for _, p := range data.LabelPatterns {
+			m, _ := path.Match(p, l)
+			ok = ok || p == l || m
+		}
+		if !ok {
+			return fmt.Errorf("%w: staging label %q is not a data volume's (data_volumes.label_patterns %q)", ErrSyntax, l, data.LabelPatterns)
+		}
+	}
 	return nil
+}
+
+// StagingVolume reports whether a filesystem labelled label may hold the
+// release's staging area.
+func (m *Manifest) StagingVolume(label string) bool {
+	if m.Staging == nil || label == "" {
+		return false
+	}
+	for _, g := range m.Staging.Labels {
+		if ok, _ := path.Match(g, label); ok {
+			return true
+		}
+	}
+	return false
 }
 
 var hexSHA256 = regexp.MustCompile(`^[0-9a-f]{64}$`)

@@ -51,6 +51,24 @@ type Manifest struct {
 	// MinMediaFree is the least free space, in bytes, the install media
 	// must have (backup and release included); preflight may ask for more.
 	MinMediaFree int64 `json:"min_media_free"`
+	// Staging, when set, is where a box's running system may stage this
+	// release for the rescue to apply (passeur stage): a folder on one of
+	// the old system's data volumes, which the migration keeps. It is the
+	// one place of a data volume that passeur writes: the staged release,
+	// and the run's journal and backup. Absent: the release is installed
+	// from a key or the network only.
+	Staging *Staging `json:"staging,omitempty"`
+}
+
+// Staging is where a release may be staged on a box.
+type Staging struct {
+	// Labels are globs of the filesystem labels of the data volumes that
+	// may hold the staging area; each is one of
+	// data_volumes.label_patterns, or matched by one.
+	Labels []string `json:"labels"`
+	// Dir is the staging area's folder at the root of such a volume: one
+	// safe name.
+	Dir string `json:"dir"`
 }
 
 // Artifact is a file of the release, usually a partition image.

@@ -103,6 +103,11 @@ func TestParseErrors(t *testing.T) {
 		{"bad mount point glob", `"fstab_mountpoints": ["/srv/recordings*"]`, `"fstab_mountpoints": ["/srv/[recordings"]`, ErrSyntax},
 		{"relative mount point glob", `"fstab_mountpoints": ["/srv/recordings*"]`, `"fstab_mountpoints": ["srv/recordings*"]`, ErrSyntax},
 		{"bad label glob", `"label_patterns": ["camrec-data*"]`, `"label_patterns": ["camrec-data\\"]`, ErrSyntax},
+		{"staging on no data volume", `"min_media_free"`, `"staging": {"labels": ["boot"], "dir": "passeur-staging"}, "min_media_free"`, ErrSyntax},
+		{"staging folder escaping", `"min_media_free"`, `"staging": {"labels": ["camrec-data1"], "dir": "../etc"}, "min_media_free"`, ErrUnsafeName},
+		{"staging folder nested", `"min_media_free"`, `"staging": {"labels": ["camrec-data1"], "dir": "a/b"}, "min_media_free"`, ErrUnsafeName},
+		{"staging without labels", `"min_media_free"`, `"staging": {"dir": "passeur-staging"}, "min_media_free"`, ErrMissingField},
+		{"staging unknown field", `"min_media_free"`, `"staging": {"labels": ["camrec-data1"], "dir": "s", "disk": "/dev/sda"}, "min_media_free"`, ErrSyntax},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse(mutate(t, tc.old, tc.new))
@@ -110,6 +115,21 @@ func TestParseErrors(t *testing.T) {
 				t.Errorf("Parse = %v, want %v", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestStaging(t *testing.T) {
+	m, err := Parse(mutate(t, `"min_media_free"`, `"staging": {"labels": ["camrec-data*"], "dir": "passeur-staging"}, "min_media_free"`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for label, want := range map[string]bool{"camrec-data": true, "camrec-data2": true, "rec-a": false, "": false, "boot": false} {
+		if got := m.StagingVolume(label); got != want {
+			t.Errorf("StagingVolume(%q) = %v, want %v", label, got, want)
+		}
+	}
+	if m, _ = Parse(mutate(t, `"min_media_free"`, `"min_media_free"`)); m == nil || m.StagingVolume("camrec-data") {
+		t.Error("a release that declares no staging area accepts one")
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/passeur/passeur/initramfs/inventory"
 	"github.com/passeur/passeur/initramfs/migrate"
 	"github.com/passeur/passeur/initramfs/newsys"
+	"github.com/passeur/passeur/initramfs/staging"
 	"github.com/u-root/u-root/pkg/boot"
 )
 
@@ -34,6 +35,9 @@ type Agent struct {
 	through []*release.Manifest
 	noMedia bool          // no install media was found at boot
 	ram     *migrate.Loop // the media made in RAM, held for the run
+	// staged is the staging area passeur.staged= names, attached as the
+	// run's install media.
+	staged *staging.Attached
 	// thenRollback is set when the operator chose, at a failed outcome,
 	// to roll the migration back.
 	thenRollback bool

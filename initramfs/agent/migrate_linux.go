@@ -469,6 +469,7 @@ func (a *Agent) bootNew(r *run, job *migrate.Job, sys newsys.System) error {
 	if err := a.closeRun(r); err != nil {
 		return a.mediaErr(r, err)
 	}
+	a.releaseStaged()
 	if a.restart != nil {
 		return a.restart(img)
 	}
@@ -536,6 +537,9 @@ func (a *Agent) outcome(r *run, job *migrate.Job, disks []inventory.Disk) (bool,
 	a.Events.Emit("outcome", ev)
 	a.report(ev)
 	a.healthy = ev.OK
+	if ev.OK {
+		a.cleanStaged(r.media)
+	}
 	if ev.Rollback && !a.Config.Unattended {
 		ask := roles.NewConsole(os.Stdin, a.Console)
 		i, err := ask.Ask(errors.New("no choice"), "The new system failed its health check. Roll back to the previous system now?",

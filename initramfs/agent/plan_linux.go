@@ -103,6 +103,9 @@ func (a *Agent) prepare(disks []inventory.Disk) (*session, error) {
 	if s.sys = s.roles.System(); s.sys == nil {
 		return s, fmt.Errorf("%w: no disk holds an install of %s", ErrNoSystem, s.m.Product)
 	}
+	if err := a.checkStaged(s.m, disks, s.sys.Disk.Path); err != nil {
+		return s, err
+	}
 
 	backupOnly := s.profile || a.Config.Mode == config.ModeBackup || a.Config.Mode == config.ModeRecover
 	env := preflight.MountEnv{Reader: s.reader, FSType: s.fsType}

@@ -112,6 +112,12 @@ func (a *Agent) run() error {
 	if err != nil {
 		return err
 	}
+	if a.Config.Staged.UUID != "" {
+		if disks, err = a.stagedMedia(disks); err != nil {
+			a.Fail("staged", err)
+			return a.follow()
+		}
+	}
 	a.noMedia = !a.mediaConfig(disks)
 	if a.Config.Net == "dhcp" || a.Config.Repo != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -163,6 +169,7 @@ func (a *Agent) run() error {
 	if errors.Is(failed, ErrBug) {
 		a.Fail(string(a.Config.Mode), failed)
 		a.offerAfterBug()
+		a.releaseStaged()
 		return a.follow()
 	}
 	if failed == nil && a.thenRollback { // the operator's choice, at a failed outcome or step
@@ -174,6 +181,7 @@ func (a *Agent) run() error {
 			a.offerLeft(disks)
 		}
 	}
+	a.releaseStaged() // its volume clean before whatever comes next, a power cut included
 	return a.follow()
 }
 
@@ -220,6 +228,7 @@ func (a *Agent) follow() error {
 	switch a.Config.Mode {
 	case config.ModePoweroff:
 		a.Events.Emit("poweroff", map[string]float64{"uptime": sysinit.Uptime()})
+		a.releaseStaged()
 		unix.Sync()
 		return unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
 	case config.ModeShell:

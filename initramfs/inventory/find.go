@@ -72,15 +72,31 @@ func TypeOf(disks []Disk, path string) string {
 
 // FSOf returns the filesystem found on the device at path, if any.
 func FSOf(disks []Disk, path string) *fsprobe.FS {
-	for _, d := range disks {
+	_, fs := locate(disks, path)
+	return fs
+}
+
+// DiskOf returns the device node of the disk the device at path is, or is
+// a partition of; "" when it is none of disks.
+func DiskOf(disks []Disk, path string) string {
+	if d, _ := locate(disks, path); d != nil {
+		return d.Path
+	}
+	return ""
+}
+
+// locate finds the device at path among disks: its disk, and the
+// filesystem on it.
+func locate(disks []Disk, path string) (*Disk, *fsprobe.FS) {
+	for i, d := range disks {
 		if d.Path == path {
-			return d.FS
+			return &disks[i], d.FS
 		}
 		for _, p := range d.Partitions {
 			if p.Path == path {
-				return p.FS
+				return &disks[i], p.FS
 			}
 		}
 	}
-	return nil
+	return nil, nil
 }

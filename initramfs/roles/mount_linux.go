@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/passeur/passeur/initramfs/mountinfo"
 	"github.com/passeur/passeur/initramfs/tree"
 	"golang.org/x/sys/unix"
 )
@@ -39,9 +40,8 @@ func (m *MountReader) Files(dev, typ string) (fs.FS, error) {
 	if err := os.MkdirAll(p, 0o755); err != nil {
 		return nil, err
 	}
-	flags := uintptr(unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC)
-	if err := unix.Mount(dev, p, typ, flags, readOnlyOptions[typ]); err != nil {
-		return nil, fmt.Errorf("mount %s (%s) read-only: %w", dev, typ, err)
+	if err := mountReadOnly(dev, typ, p); err != nil {
+		return nil, err
 	}
 	t, err := tree.Open(p, m.Limit)
 	if err != nil {
@@ -53,6 +53,29 @@ func (m *MountReader) Files(dev, typ string) (fs.FS, error) {
 	}
 	m.mounted[dev], m.trees[dev] = p, t
 	return t, nil
+}
+
+// mountReadOnly mounts dev on p read-only. A filesystem the rescue holds
+// mounted read-write already (the data volume a staging area is on) cannot
+// be mounted again read-only: it is seen through a read-only bind of its
+// mount instead.
+func mountReadOnly(dev, typ, p string) error {
+	flags := uintptr(unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC)
+	held, err := mountinfo.Whole(dev)
+	if err != nil || held == "" {
+		if err := unix.Mount(dev, p, typ, flags, readOnlyOptions[typ]); err != nil {
+			return fmt.Errorf("mount %s (%s) read-only: %w", dev, typ, err)
+		}
+		return nil
+	}
+	if err := unix.Mount(held, p, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind %s (%s, mounted on %s): %w", dev, typ, held, err)
+	}
+	if err := unix.Mount("", p, "", flags|unix.MS_REMOUNT|unix.MS_BIND, ""); err != nil {
+		unix.Unmount(p, 0)
+		return fmt.Errorf("bind %s (%s, mounted on %s) read-only: %w", dev, typ, held, err)
+	}
+	return nil
 }
 
 // Layered mounts upper and lower read-only (once each), then an overlay

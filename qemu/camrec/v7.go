@@ -60,6 +60,9 @@ type Options struct {
 	// DataToEnd makes variant D's recordings partition run to the disk's
 	// last sector, leaving no room for a backup GPT.
 	DataToEnd bool
+	// FirstDataVolumeSize sizes the volume on the first data disk (0: by
+	// its recordings): room for the staging area of an update.
+	FirstDataVolumeSize int64
 	// Init is a program laid as the root's /sbin/init (camrec7d), so that
 	// the old system can be booted; empty: the root holds no programs.
 	Init string
@@ -243,6 +246,9 @@ func buildVolume(dir string, i int, vol Volume, o Options) (string, []Segment, e
 	size := roundMiB(total*3/2 + 32<<20)
 	if vol.Size > 0 {
 		size = vol.Size
+	}
+	if vol.Disk == 0 && o.FirstDataVolumeSize > 0 {
+		size = o.FirstDataVolumeSize
 	}
 	var err error
 	switch vol.FSType {

@@ -114,7 +114,9 @@ func (v *Vendor) ReleaseOf(ver, content string) string {
 		Layout:    release.Layout{Table: "gpt", Partitions: []release.Partition{{Name: "root", Type: "root-x86-64", Size: size, Role: "artifact", Artifact: "root"}}},
 		Artifacts: []release.Artifact{a},
 		Recognize: release.Recognize{VersionFile: "/etc/camrec/version", VersionRegexp: `^camrec (\S+)`},
-		Config:    []string{"/etc/camrec"}, MinMediaFree: 1 << 20}
+		Config:    []string{"/etc/camrec"}, MinMediaFree: 1 << 20,
+		DataVolumes: release.DataVolumes{LabelPatterns: []string{"rec-*"}},
+		Staging:     &release.Staging{Labels: []string{"rec-*"}, Dir: "passeur-staging"}}
 	data, err := m.Marshal()
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,162 @@
+package staging
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/passeur/passeur/image/config"
+	"github.com/passeur/passeur/image/medialayout"
+	"github.com/passeur/passeur/initramfs/fsprobe"
+	"github.com/passeur/passeur/initramfs/inventory"
+	"github.com/passeur/passeur/initramfs/migrate"
+	"golang.org/x/sys/unix"
+)
+
+// RunningDevice describes the block device major:minor of the running
+// system, from /sys and its first bytes.
+func RunningDevice(majmin string) (Device, error) {
+	link, err := filepath.EvalSymlinks("/sys/dev/block/" + majmin)
+	if err != nil {
+		return Device{}, err
+	}
+	name := filepath.Base(link)
+	disk := name
+	if _, err := os.Stat(filepath.Join(link, "partition")); err == nil {
+		disk = filepath.Base(filepath.Dir(link))
+	}
+	d := Device{Path: "/dev/" + name, Disk: disk}
+	if uevent, err := os.ReadFile(filepath.Join(link, "uevent")); err == nil {
+		for _, l := range strings.Split(string(uevent), "\n") {
+			if v, ok := strings.CutPrefix(l, "DEVNAME="); ok {
+				d.Path = "/dev/" + v
+			}
+		}
+	}
+	f, err := os.Open(d.Path)
+	if err != nil {
+		return d, err
+	}
+	defer f.Close()
+	size, err := f.Seek(0, 2)
+	if err != nil {
+		return d, err
+	}
+	d.FS, err = fsprobe.Probe(f, size)
+	return d, err
+}
+
+// Attached is a staging area the rescue found: its volume mounted
+// read-write, its image on a loop device, as install media.
+type Attached struct {
+	Volume string // the volume's device
+	Loop   *migrate.Loop
+	Size   int64
+	dir    string
+}
+
+// mountable are the filesystems a data volume holding a staging area may
+// be: those the rescue's kernel mounts read-write.
+var mountable = map[string]bool{"ext2": true, "ext3": true, "ext4": true, "xfs": true, "vfat": true, "btrfs": true}
+
+// Attach finds the filesystem st names among disks, mounts it read-write
+// on dir (nothing run from it, no access times), and attaches its folder's
+// image on a loop device. The folder and the image must be a plain folder
+// and a regular file inside the volume: no link is followed.
+func Attach(disks []inventory.Disk, st config.Staged, dir string) (*Attached, error) {
+	dev, typ := "", ""
+	for _, d := range disks {
+		if d.FS != nil && d.FS.UUID == st.UUID {
+			dev, typ = d.Path, d.FS.Type
+		}
+		for _, p := range d.Partitions {
+			if p.FS != nil && p.FS.UUID == st.UUID {
+				dev, typ = p.Path, p.FS.Type
+			}
+		}
+	}
+	if dev == "" {
+		return nil, fmt.Errorf("%w: no filesystem has the UUID %s", ErrNoPlace, st.UUID)
+	}
+	if !mountable[typ] {
+		return nil, fmt.Errorf("%w: %s (%s) is %s", ErrNoPlace, dev, st.UUID, typ)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	if err := unix.Mount(dev, dir, typ, unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC|unix.MS_NOATIME, ""); err != nil {
+		return nil, fmt.Errorf("mount the staging volume %s (%s) read-write: %w", dev, typ, err)
+	}
+	a := &Attached{Volume: dev, dir: dir}
+	if err := a.attach(st.Dir); err != nil {
+		unix.Unmount(dir, 0)
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *Attached) attach(folder string) error {
+	root, err := os.OpenRoot(a.dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	if st, err := root.Lstat(folder); err != nil || !st.IsDir() {
+		return fmt.Errorf("%w: %s on %s is not a folder (%v)", ErrBadImage, folder, a.Volume, err)
+	}
+	name := folder + "/" + ImageFile
+	st, err := root.Lstat(name)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrBadImage, err)
+	}
+	if !st.Mode().IsRegular() || st.Size() < MinImage || st.Size() > MaxImage {
+		return fmt.Errorf("%w: %s on %s (%s, %d bytes)", ErrBadImage, name, a.Volume, st.Mode().Type(), st.Size())
+	}
+	f, err := root.OpenFile(name, os.O_RDWR|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if a.Loop, err = migrate.AttachLoop(fmt.Sprintf("/proc/self/fd/%d", f.Fd()), 0, st.Size(), false); err != nil {
+		return err
+	}
+	a.Size = st.Size()
+	return nil
+}
+
+// Clean removes the staged releases from the attached image: after the
+// new system's health report is OK, they are not needed again. The
+// backup, the journal and the run's log stay until they are uploaded.
+func Clean(mediaRoot string) error {
+	entries, err := os.ReadDir(filepath.Join(mediaRoot, medialayout.ReleasesDir))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	var errs []error
+	for _, e := range entries {
+		errs = append(errs, os.RemoveAll(filepath.Join(mediaRoot, medialayout.ReleasesDir, e.Name())))
+	}
+	errs = append(errs, os.Remove(filepath.Join(mediaRoot, StagedFile)))
+	if errors.Is(errs[len(errs)-1], fs.ErrNotExist) {
+		errs = errs[:len(errs)-1]
+	}
+	return errors.Join(errs...)
+}
+
+// Close detaches the image and unmounts the volume.
+func (a *Attached) Close() error {
+	var errs []error
+	if a.Loop != nil {
+		errs = append(errs, a.Loop.Detach())
+		a.Loop = nil
+	}
+	unix.Sync()
+	if err := unix.Unmount(a.dir, 0); err != nil {
+		errs = append(errs, fmt.Errorf("unmount the staging volume %s: %w", a.Volume, err))
+		unix.Unmount(a.dir, unix.MNT_DETACH)
+	}
+	return errors.Join(errs...)
+}
