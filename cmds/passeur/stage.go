@@ -19,6 +19,7 @@ import (
 	"github.com/passeur/passeur/image/atomicfile"
 	"github.com/passeur/passeur/image/config"
 	"github.com/passeur/passeur/image/fetch"
+	"github.com/passeur/passeur/image/fleet/wire"
 	"github.com/passeur/passeur/image/medialayout"
 	"github.com/passeur/passeur/image/release"
 	"github.com/passeur/passeur/image/repoclient"
@@ -93,6 +94,7 @@ func stageCmd(args []string, stdout, stderr io.Writer) error {
 	o := stageOptions{volume: *volume, system: *system, now: time.Now, free: statfsFree, volumes: runningVolumes,
 		identity: func() string { return obtain.BoxIdentity(fixedDisks()) },
 		fetch:    fetch.Options{Attempts: 6, Backoff: time.Second, Stall: 30 * time.Second, Log: func(f string, a ...any) { fmt.Fprintf(stderr, f+"\n", a...) }}}
+	var reportTo config.Config // passeur.report=, passeur.box=, passeur.report-token=
 	if *cfgFile != "" {
 		data, err := os.ReadFile(*cfgFile)
 		if err != nil {
@@ -103,6 +105,7 @@ func stageCmd(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("%s: %w", *cfgFile, err)
 		}
 		o.repo, o.box.Account, o.box.Release = c.Repo, c.Account, c.Release
+		reportTo = c
 	}
 	for _, f := range []struct{ flag, to *string }{{repoURL, &o.repo}, {account, &o.box.Account}, {rel, &o.box.Release}} {
 		if *f.flag != "" {
@@ -139,6 +142,15 @@ func stageCmd(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "staged %s %s (%s) from %s%s in %s on %s (%s): %s, manifest SHA-256 %s\n", s.Product, s.Version, s.Why, cmp.Or(s.From, "nothing installed"), how,
 		staging.ImageFile, s.Volume.Point, s.Volume.Dev, s.Release, s.ManifestSHA256)
 	fmt.Fprintf(stdout, "the rescue applies it with: passeur.mode=migrate passeur.staged=%s\n", s.Param)
+	if c := reportTo; c.Report != "" && c.Box != "" && c.ReportToken != "" {
+		r := wire.Report{Box: c.Box, Product: s.Product, Version: s.Version, State: wire.StateStaged, At: time.Now().UTC()}
+		if err := wire.Send(ctx, c.Report, c.ReportToken, r); err != nil {
+			// Staged all the same: the rescue reports the run's outcome.
+			fmt.Fprintf(stderr, "report to %s: %v\n", c.Report, err)
+		} else {
+			fmt.Fprintf(stdout, "reported %s %s staged to %s\n", s.Product, s.Version, c.Report)
+		}
+	}
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"net/http/httptest"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -18,6 +19,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/passeur/passeur/image/fetch"
+	"github.com/passeur/passeur/image/fleet"
+	"github.com/passeur/passeur/image/fleet/wire"
 	"github.com/passeur/passeur/image/medialayout"
 	"github.com/passeur/passeur/image/release"
 	"github.com/passeur/passeur/image/repo"
@@ -142,7 +145,8 @@ func TestStage(t *testing.T) {
 // TestStageCommand: passeur stage, run with its flags and the box's
 // configuration file, finds the data volume the release declares among the
 // mounts (an ext4 labelled rec-stage, made by mkfs.ext4 and mounted), and
-// refuses a folder that is not such a volume by name.
+// refuses a folder that is not such a volume by name. It reports the box
+// staged to the fleet server its configuration names, with the box's token.
 func TestStageCommand(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Skip("mounts a filesystem: needs root")
@@ -165,8 +169,18 @@ func TestStageCommand(t *testing.T) {
 		}
 	}
 	t.Cleanup(func() { exec.Command("umount", vol).Run() })
+	store, err := fleet.Open(filepath.Join(dir, "fleet.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, err := fleet.Enroll(store, "box-7", "acme", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := httptest.NewServer(&fleet.Server{Store: store})
+	defer fs.Close()
 	for name, data := range map[string][]byte{"root.json": v.Root, "vendor.pub": []byte(pubKey(t, v.PK)),
-		"config.json": []byte(`{"repo": "` + v.Srv.URL + `", "account": "acme"}`)} {
+		"config.json": []byte(`{"repo": "` + v.Srv.URL + `", "account": "acme", "report": "` + fs.URL + fleet.ReportPath + `", "box": "box-7", "report-token": "` + token + `"}`)} {
 		os.WriteFile(filepath.Join(dir, name), data, 0o644)
 	}
 	args := func(volume string) []string {
@@ -183,6 +197,9 @@ func TestStageCommand(t *testing.T) {
 	}
 	if st, err := os.Stat(filepath.Join(vol, "passeur-staging", staging.ImageFile)); err != nil || st.Size() < staging.MinImage {
 		t.Errorf("the staging image on the volume: %v", err)
+	}
+	if b, err := store.Box("box-7"); err != nil || b.Last == nil || b.Last.State != wire.StateStaged || b.Last.Version != "8.2.0" {
+		t.Errorf("the fleet server's last report of box-7: %+v %v; want 8.2.0 staged", b.Last, err)
 	}
 }
 

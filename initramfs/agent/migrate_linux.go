@@ -104,6 +104,7 @@ func (a *Agent) migrate(disks []inventory.Disk) error {
 		if err := r.j.Complete(steps.Plan, job); err != nil {
 			return a.mediaErr(r, err)
 		}
+		a.reportApplying(s.m)
 	}
 	return a.migrateSteps(r, job, disks)
 }
@@ -577,6 +578,23 @@ func (a *Agent) report(ev outcomeEvent) {
 	if !ev.OK {
 		r.State, r.Step, r.Error = wire.StateFailed, steps.Health, ev.Message
 	}
+	a.send(r)
+}
+
+// reportApplying tells the fleet server, when passeur.report= names one,
+// that the box's staged release is being applied: before the first write.
+func (a *Agent) reportApplying(m *release.Manifest) {
+	c := a.Config
+	if a.staged == nil || c.Report == "" || c.Box == "" || c.ReportToken == "" {
+		return
+	}
+	a.send(wire.Report{Box: c.Box, Product: m.Product, Version: m.Version.String(), State: wire.StateApplying, Step: steps.Plan, At: time.Now().UTC()})
+}
+
+// send sends r to the fleet server, and says how it went: a box that
+// cannot reach it goes on, and reports at its next run.
+func (a *Agent) send(r wire.Report) {
+	c := a.Config
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	re := reportEvent{URL: c.Report, Box: c.Box, State: r.State, Version: r.Version}
