@@ -432,12 +432,13 @@ var migrationCuts = []migrationCut{
 	{step: steps.Boot, state: journal.StateDone},
 }
 
-// cutMigration boots a migration and kills QEMU, as a power cut, at c.
-func cutMigration(t *testing.T, disks []qemu.Disk, c migrationCut) {
+// cutMigration boots a migration, with more passeur keys, and kills
+// QEMU, as a power cut, at c.
+func cutMigration(t *testing.T, disks []qemu.Disk, c migrationCut, cmdline string) {
 	t.Helper()
 	a := qemu.BuiltArtifacts(t, "qemu-x86_64")
 	vm := qemu.Test(t, qemu.Options{Board: a.Board, Kernel: a.Kernel, Initrd: a.Initrd, Disks: disks,
-		Cmdline: "passeur.unattended=yes passeur.mode=migrate " + os.Getenv("PASSEUR_CMDLINE")})
+		Cmdline: "passeur.unattended=yes passeur.mode=migrate " + cmdline})
 	ev, err := vm.WaitMatch(3*bootTimeout, c.String(), func(ev event.Event) bool {
 		switch ev.Type {
 		case "journal":
@@ -491,7 +492,7 @@ func TestMigratePowerCuts(t *testing.T) {
 		}
 	}
 	for _, c := range cuts {
-		cutMigration(t, disks, c)
+		cutMigration(t, disks, c, os.Getenv("PASSEUR_CMDLINE"))
 		sameHashes(t, "power cut at "+c.String(), before, hashes(t, data))
 	}
 	m := migrate(t, disks, os.Getenv("PASSEUR_CMDLINE"))

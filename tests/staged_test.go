@@ -20,6 +20,7 @@ import (
 	"github.com/passeur/passeur/image/medialayout"
 	"github.com/passeur/passeur/initramfs/journal"
 	"github.com/passeur/passeur/initramfs/staging"
+	"github.com/passeur/passeur/initramfs/steps"
 	"github.com/passeur/passeur/qemu"
 	"github.com/passeur/passeur/qemu/camrec"
 )
@@ -115,6 +116,16 @@ func TestStaged(t *testing.T) {
 	mtools(t, "mcopy", "-o", "-i", fat, good, artifact)
 	unmountVol()
 
+	// Power cuts: each boot takes up from the staging area's journal what
+	// the one before left.
+	cuts := sample(t, 2, stagedCuts)
+	for _, c := range cuts {
+		cutMigration(t, disks, c, "passeur.staged="+param[1])
+		if fileSHA(t, xfs.Path) != xfsBefore {
+			t.Fatalf("power cut at %s: the xfs data disk changed", c)
+		}
+	}
+
 	m := migrate(t, disks, "passeur.staged="+param[1])
 	if got := m.healthy(t); !reflect.DeepEqual(got, a.Expected) {
 		t.Errorf("health report\n got %+v\nwant %+v", got, a.Expected)
@@ -138,7 +149,9 @@ func TestStaged(t *testing.T) {
 	if !outcome.OK || len(again.errors) > 0 || again.event("staged_cleaned") == nil {
 		t.Errorf("outcome %+v, errors %v: want OK and the staging area cleaned", outcome, again.errors)
 	}
-	img := stagingImage(t, recB.Path)
+	// No fsck.vfat -n after power cuts: the image keeps the dirty bit of a
+	// cut, as a key does.
+	img := stagingImage(t, recB.Path, len(cuts) == 0)
 	if names, err := img.Names(medialayout.ReleasesDir); err != nil || len(names) != 0 {
 		t.Errorf("the staging area's releases after the run: %v %v", names, err)
 	}
@@ -157,9 +170,24 @@ func TestStaged(t *testing.T) {
 	if err != nil || !strings.Contains(string(jdata), `"state":"`+journal.StateFinished+`"`) {
 		t.Errorf("the run's journal in the staging area is not finished: %v", err)
 	}
+	if n := strings.Count(string(jdata), `"state":"`+journal.StateResumed+`"`); n != len(cuts)+1 {
+		t.Errorf("the journal records %d resumptions, want %d (one per cut, one for the outcome)", n, len(cuts)+1)
+	}
 	if out, err := exec.Command("e2fsck", "-fn", partitionOf(t, recB.Path)).CombinedOutput(); err != nil {
 		t.Errorf("e2fsck -fn on rec-b: %v\n%s", err, out)
 	}
+}
+
+// stagedCuts are the power cuts of a staged migration: in the backup, in
+// each image write, before the table, before the first boot.
+var stagedCuts = []migrationCut{
+	{step: steps.Backup, state: journal.StateBegun},
+	{step: steps.Backup, state: journal.StateDone},
+	{step: steps.Write + "esp", state: journal.StateBegun},
+	{step: steps.Write + "esp", state: "progress", fraction: 0.5},
+	{step: steps.Write + "root", state: journal.StateBegun},
+	{step: steps.Table, state: journal.StateBegun},
+	{step: steps.Boot, state: journal.StateBegun},
 }
 
 // loopPartition attaches partition p of the disk image on a loop device
@@ -259,8 +287,8 @@ func volumeFilesOf(t *testing.T, disk string) map[string]string {
 }
 
 // stagingImage copies the staging image out of the first partition of
-// disk and opens it.
-func stagingImage(t *testing.T, disk string) *staging.Image {
+// disk, checks it with fsck.vfat -n when fsck, and opens it.
+func stagingImage(t *testing.T, disk string, fsck bool) *staging.Image {
 	t.Helper()
 	dir, copyTo := t.TempDir(), filepath.Join(t.TempDir(), staging.ImageFile)
 	done := mountPartition(t, disk, dir, true, func(string) bool { return true })
@@ -270,7 +298,9 @@ func stagingImage(t *testing.T, disk string) *staging.Image {
 		t.Fatal(err)
 	}
 	os.WriteFile(copyTo, data, 0o644)
-	fsckClean(t, copyTo)
+	if fsck {
+		fsckClean(t, copyTo)
+	}
 	img, err := staging.OpenImage(copyTo)
 	if err != nil {
 		t.Fatal(err)

@@ -109,7 +109,7 @@ func TestKeyOnALookAlike(t *testing.T) {
 		t.Fatalf("the fixtures must share serials and differ in tables: %s, %s", identityOf(t, first.System), identityOf(t, second.System))
 	}
 	key := passeurKey(t, r)
-	cutMigration(t, append(first.Disks(), key), migrationCut{step: steps.Write + "root", state: journal.StateBegun})
+	cutMigration(t, append(first.Disks(), key), migrationCut{step: steps.Write + "root", state: journal.StateBegun}, "")
 	runs := runDirs(t, keyTree(t, key.Path), "camrec-a")
 	if len(runs) != 1 {
 		t.Fatalf("after the cut: %v", runs)
@@ -117,7 +117,7 @@ func TestKeyOnALookAlike(t *testing.T) {
 	firstJournal := fileSHA(t, filepath.Join(runs[0], journal.File))
 
 	before := hashes(t, second.Disks())
-	cutMigration(t, append(second.Disks(), key), migrationCut{step: steps.Complete, state: journal.StateDone})
+	cutMigration(t, append(second.Disks(), key), migrationCut{step: steps.Complete, state: journal.StateDone}, "")
 	sameHashes(t, "the second box's backup", before, hashes(t, second.Disks()))
 	tree := keyTree(t, key.Path)
 	runs = runDirs(t, tree, "camrec-a")
