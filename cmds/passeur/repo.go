@@ -23,6 +23,9 @@ written), then signs and writes.
 
   init                                       create the repository and its keys
   publish  -trust K.pub [-tag T,...] RELEASE_DIR...   verify releases and publish them
+  rescue   BOARD DIR                         publish the board's rescue image (DIR/vmlinuz,
+                                             DIR/initramfs.cpio.zst: out/BOARD after ./build.sh),
+                                             which passeur stage brings to boxes of that board
   tag      PRODUCT TAG VERSION               point a vendor tag ("stable") at a version
   account  NAME                              create an account (its own delegated key)
   test-tag ACCOUNT PRODUCT TAG VERSION|-     point (or remove) an account's test tag
@@ -109,6 +112,12 @@ func repoCmd(args []string, stdout, stderr io.Writer) error {
 				}
 			}
 		}
+	case "rescue":
+		if err := want(2, "BOARD DIR"); err != nil {
+			return err
+		}
+		err = r.PublishRescue(fs.Arg(0), fs.Arg(1))
+		done = fmt.Sprintf("published the rescue image of %s from %s\n", fs.Arg(0), fs.Arg(1))
 	case "tag":
 		if err := want(3, "PRODUCT TAG VERSION"); err != nil {
 			return err

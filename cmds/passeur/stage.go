@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -22,6 +23,7 @@ import (
 	"github.com/passeur/passeur/image/fleet/wire"
 	"github.com/passeur/passeur/image/medialayout"
 	"github.com/passeur/passeur/image/release"
+	"github.com/passeur/passeur/image/repo"
 	"github.com/passeur/passeur/image/repoclient"
 	"github.com/passeur/passeur/image/sign"
 	"github.com/passeur/passeur/image/version"
@@ -31,6 +33,7 @@ import (
 	"github.com/passeur/passeur/initramfs/obtain"
 	"github.com/passeur/passeur/initramfs/roles"
 	"github.com/passeur/passeur/initramfs/staging"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"golang.org/x/sys/unix"
 )
 
@@ -53,6 +56,9 @@ which stage prints.`
 // ErrNoRoom: the staging area cannot hold the release and the backup.
 var ErrNoRoom = errors.New("the staging area has no room for the release and the backup")
 
+// ErrNoRescue: the repository publishes no rescue image for the box's board.
+var ErrNoRescue = errors.New("the repository publishes no rescue image for this board (passeur repo rescue)")
+
 // ErrRunStaged: the staging area holds a run's backup, which staging again
 // would lose.
 var ErrRunStaged = errors.New("the staging area holds a run's backup: apply it, or remove the staging area, before staging again")
@@ -60,11 +66,14 @@ var ErrRunStaged = errors.New("the staging area holds a run's backup: apply it, 
 // stageOptions are what stage needs, the flags read.
 type stageOptions struct {
 	system, volume string
-	root           []byte
-	trusted        []minisign.PublicKey
-	box            obtain.Box
-	repo           string
-	fetch          fetch.Options
+	// board, when set, is the box's board: its rescue image is brought
+	// beside the staging image, for the running system to boot into.
+	board   string
+	root    []byte
+	trusted []minisign.PublicKey
+	box     obtain.Box
+	repo    string
+	fetch   fetch.Options
 	// work is where stage keeps what it reads before it writes (a
 	// temporary folder is made in it).
 	work string
@@ -88,10 +97,11 @@ func stageCmd(args []string, stdout, stderr io.Writer) error {
 	account := fs.String("account", "", "the box's account (wins over -config)")
 	rel := fs.String("release", "", "a version or tag (wins over -config)")
 	system := fs.String("system", "/", "the running system's root, where its version is read")
+	board := fs.String("board", "", "the box's board: its rescue image, from the repository, is brought beside the staging image")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	o := stageOptions{volume: *volume, system: *system, now: time.Now, free: statfsFree, volumes: runningVolumes,
+	o := stageOptions{volume: *volume, system: *system, board: *board, now: time.Now, free: statfsFree, volumes: runningVolumes,
 		identity: func() string { return obtain.BoxIdentity(fixedDisks()) },
 		fetch:    fetch.Options{Attempts: 6, Backoff: time.Second, Stall: 30 * time.Second, Log: func(f string, a ...any) { fmt.Fprintf(stderr, f+"\n", a...) }}}
 	var reportTo config.Config // passeur.report=, passeur.box=, passeur.report-token=
@@ -234,6 +244,25 @@ func stage(ctx context.Context, o stageOptions) (*staging.Record, error) {
 		}
 		have = st.Size()
 	}
+	// The board's rescue image, beside the image: the running system
+	// boots it, the rescue does not need it.
+	rescueDir := filepath.Join(dir, staging.RescueDir)
+	var rescue []*metadata.TargetFiles
+	if o.board != "" {
+		for _, name := range repo.RescueFiles {
+			tf, err := c.Target(repo.RescueTarget(o.board, name))
+			if err != nil {
+				return nil, fmt.Errorf("%w: %s: %w", ErrNoRescue, o.board, err)
+			}
+			if tf.Length > repo.MaxRescueBytes {
+				return nil, fmt.Errorf("%w: %s is %d bytes", ErrNoRescue, tf.Path, tf.Length)
+			}
+			rescue = append(rescue, tf)
+			if repoclient.Verify(tf, filepath.Join(rescueDir, name)) != nil {
+				missing += tf.Length
+			}
+		}
+	}
 	if need := missing + size - have; free < need {
 		return nil, fmt.Errorf("%w: %s needs %s more (the release's artifacts, brought then laid in the staging image of %s, which keeps %s for the backup), %s free",
 			ErrNoRoom, dir, inventory.HumanSize(need), inventory.HumanSize(size), inventory.HumanSize(m.MinMediaFree), inventory.HumanSize(free))
@@ -250,7 +279,21 @@ func stage(ctx context.Context, o stageOptions) (*staging.Record, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &staging.Record{Format: 1, Product: route.Product, Version: route.Next, Release: rel, ManifestSHA256: staged.SHA256, From: route.From,
+	var rescued *staging.Rescue
+	if len(rescue) > 0 {
+		rescued = &staging.Rescue{Board: o.board, SHA256: map[string]string{}}
+		if err := os.MkdirAll(rescueDir, 0o755); err != nil {
+			return nil, err
+		}
+		for _, tf := range rescue {
+			name := path.Base(tf.Path)
+			if _, err := c.Download(ctx, tf.Path, filepath.Join(rescueDir, name), o.fetch); err != nil {
+				return nil, err
+			}
+			rescued.SHA256[name] = hex.EncodeToString(tf.Hashes["sha256"])
+		}
+	}
+	s := &staging.Record{Rescue: rescued, Format: 1, Product: route.Product, Version: route.Next, Release: rel, ManifestSHA256: staged.SHA256, From: route.From,
 		Want: route.Want, Why: route.Why, Through: route.Through, Repo: o.repo, At: o.now().UTC().Format(time.RFC3339),
 		Volume: vol, Param: vol.Param(m)}
 	data, err := json.MarshalIndent(s, "", "  ")

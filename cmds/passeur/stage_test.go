@@ -116,6 +116,38 @@ func TestStage(t *testing.T) {
 		t.Errorf("stage left its work behind: %v", work)
 	}
 
+	// With its board, the box brings the rescue image the repository
+	// publishes for it beside the staging image; a board without one is
+	// refused before anything is written.
+	rescue := t.TempDir()
+	for _, name := range repo.RescueFiles {
+		os.WriteFile(filepath.Join(rescue, name), []byte("the "+name+" of qemu-x86_64\n"), 0o644)
+	}
+	v.Edit(func(r *editor.Repo) error { return r.PublishRescue("qemu-x86_64", rescue) })
+	o = opts(system("8.0.0"), 1<<40)
+	o.board = "qemu-x86_64"
+	if s, err = stage(context.Background(), o); err != nil || s.Rescue == nil || s.Rescue.Board != "qemu-x86_64" {
+		t.Fatalf("staged with a board: %+v %v", s, err)
+	}
+	vols, _ = o.volumes(nil, "")
+	for _, name := range repo.RescueFiles {
+		got, _ := os.ReadFile(filepath.Join(vols[0].Point, "passeur-staging", staging.RescueDir, name))
+		sum := sha256.Sum256(got)
+		if string(got) != "the "+name+" of qemu-x86_64\n" || s.Rescue.SHA256[name] != hex.EncodeToString(sum[:]) {
+			t.Errorf("the rescue's %s beside the staging image: %q, recorded %s", name, got, s.Rescue.SHA256[name])
+		}
+	}
+	o = opts(system("8.0.0"), 1<<40)
+	o.board = "rpi4"
+	if _, err := stage(context.Background(), o); !errors.Is(err, ErrNoRescue) {
+		t.Errorf("a board without a rescue image: %v, want ErrNoRescue", err)
+	}
+	if vols, _ := o.volumes(nil, ""); true {
+		if entries, _ := os.ReadDir(vols[0].Point); len(entries) != 0 {
+			t.Errorf("a refused stage wrote %v", entries)
+		}
+	}
+
 	// No room: refused by name, nothing written on the volume.
 	o = opts(system("8.0.0"), 1<<20)
 	if _, err := stage(context.Background(), o); !errors.Is(err, ErrNoRoom) {

@@ -174,6 +174,13 @@ func Sync(ctx context.Context, o Options) (*Result, error) {
 			}
 		}
 	}
+	// The rescue images of every board: what boxes staging an update
+	// from their running system boot into.
+	for _, tf := range c.Targets(repo.RescueDir + "/") {
+		if err := store(ctx, c, o, tf.Path, res, files); err != nil {
+			return nil, err
+		}
+	}
 	for _, t := range []string{repo.TagsTarget(product), repo.AccountTarget(o.Account, product)} {
 		if _, err := c.Target(t); err == nil {
 			if err := store(ctx, c, o, t, res, files); err != nil {

@@ -23,12 +23,20 @@ import (
 )
 
 // fleet is the seed's vendor repository: camrec 8.0.0 to 8.2.0 published,
-// account acme on 8.0.0 with its test tag test-8.1 on 8.1.0.
+// account acme on 8.0.0 with its test tag test-8.1 on 8.1.0, and the
+// rescue image of qemu-x86_64.
 func fleet(t *testing.T) *repotest.Vendor {
 	v := repotest.New(t)
 	v.Now = time.Now().UTC() // tuf-js reads the real clock
 	v.Publish("8.0.0", "8.1.0", "8.2.0")
+	rescue := t.TempDir()
+	for _, name := range repo.RescueFiles {
+		os.WriteFile(filepath.Join(rescue, name), []byte(name+" of qemu-x86_64"), 0o644)
+	}
 	v.Edit(func(r *editor.Repo) error {
+		if err := r.PublishRescue("qemu-x86_64", rescue); err != nil {
+			return err
+		}
 		if err := r.AddAccount("acme"); err != nil {
 			return err
 		}
@@ -82,6 +90,15 @@ func TestSync(t *testing.T) {
 	def, held := box(t, srv.URL, v.Root, t.TempDir())
 	if def != "8.0.0" || !held("8.0.0") || !held("8.1.0") || held("8.2.0") {
 		t.Errorf("a box reads default %s; 8.0.0 held %v, 8.1.0 %v, 8.2.0 %v; want 8.0.0, true, true, false", def, held("8.0.0"), held("8.1.0"), held("8.2.0"))
+	}
+	// A box staging from its running system finds its board's rescue.
+	c, err := repoclient.Open(context.Background(), repoclient.Options{URL: srv.URL, Root: v.Root, State: t.TempDir(), Fetch: fetch.Options{Attempts: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kernel := filepath.Join(t.TempDir(), "vmlinuz")
+	if _, err := c.Download(context.Background(), repo.RescueTarget("qemu-x86_64", "vmlinuz"), kernel, fetch.Options{Attempts: 1}); err != nil {
+		t.Errorf("the rescue image from the mirror: %v", err)
 	}
 	data, err := os.ReadFile(filepath.Join(dir, File))
 	if err != nil {

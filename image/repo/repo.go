@@ -96,6 +96,20 @@ func CheckVersion(s string) (version.Version, error) {
 // ReleaseTarget is the target path of a release's file.
 func ReleaseTarget(product, ver, file string) string { return path.Join(product, ver, file) }
 
+// RescueDir is the targets' folder of the rescue images, one folder per
+// board: what a box's running system hands its next boot to.
+const RescueDir = "rescue"
+
+// RescueFiles are a board's rescue image, as build.sh leaves it in
+// out/BOARD/.
+var RescueFiles = []string{"vmlinuz", "initramfs.cpio.zst"}
+
+// MaxRescueBytes bounds each file of a rescue image.
+const MaxRescueBytes = 256 << 20
+
+// RescueTarget is the target of a file of board's rescue image.
+func RescueTarget(board, file string) string { return path.Join(RescueDir, board, file) }
+
 // ManifestTarget is the target path of a release's manifest, whose custom
 // metadata holds the version's policy (Release).
 func ManifestTarget(product, ver string) string {

@@ -29,6 +29,10 @@ import (
 // ImageFile is the staging area's media image, in the release's folder.
 const ImageFile = "media.fat"
 
+// RescueDir is the folder, beside the image, of the board's rescue image
+// (kernel and initramfs) the running system boots into.
+const RescueDir = "rescue"
+
 // StagedFile is the record passeur stage leaves in the image.
 const StagedFile = "passeur/staged.json"
 
@@ -178,4 +182,13 @@ type Record struct {
 	// Volume is where the image is, and Param the rescue's passeur.staged=.
 	Volume Volume `json:"volume"`
 	Param  string `json:"param"`
+	// Rescue is the rescue image brought beside the image, if any.
+	Rescue *Rescue `json:"rescue,omitempty"`
+}
+
+// Rescue is a board's rescue image in RescueDir: the SHA-256 of each of
+// its files, as the repository signed them.
+type Rescue struct {
+	Board  string            `json:"board"`
+	SHA256 map[string]string `json:"sha256"`
 }

@@ -78,14 +78,44 @@ func (r *Repo) Publish(releaseDir string, trusted minisign.PublicKey) (*release.
 	}
 	for _, f := range files {
 		t := repo.ReleaseTarget(m.Product, ver, f.name)
-		if top.Signed.Targets[t] != nil {
-			continue
+		if top.Signed.Targets[t] == nil {
+			r.putTarget(t, filepath.Join(releaseDir, filepath.FromSlash(f.name)), f.length, f.sum)
 		}
-		top.Signed.Targets[t] = &metadata.TargetFiles{Length: f.length, Hashes: metadata.Hashes{"sha256": f.sum}, Path: t}
-		r.files = append(r.files, pending{src: filepath.Join(releaseDir, filepath.FromSlash(f.name)), sum: f.sum, dst: StoredPath(r.Dir, t, hex.EncodeToString(f.sum))})
-		r.changed[metadata.TARGETS] = true
 	}
 	return m, r.check()
+}
+
+// putTarget signs the file src as target t in the top-level targets, and
+// stores it at commit.
+func (r *Repo) putTarget(t, src string, length int64, sum []byte) {
+	r.targets[metadata.TARGETS].Signed.Targets[t] = &metadata.TargetFiles{Length: length, Hashes: metadata.Hashes{"sha256": sum}, Path: t}
+	r.files = append(r.files, pending{src: src, sum: sum, dst: StoredPath(r.Dir, t, hex.EncodeToString(sum))})
+	r.changed[metadata.TARGETS] = true
+}
+
+// PublishRescue publishes board's rescue image, the files of
+// repo.RescueFiles in dir, in place of the one published before: boxes
+// staging an update from their running system bring it to boot into.
+func (r *Repo) PublishRescue(board, dir string) error {
+	if err := release.CheckName("board", board); err != nil {
+		return err
+	}
+	for _, name := range repo.RescueFiles {
+		src := filepath.Join(dir, name)
+		st, err := os.Stat(src)
+		if err != nil {
+			return err
+		}
+		if !st.Mode().IsRegular() || st.Size() == 0 || st.Size() > repo.MaxRescueBytes {
+			return fmt.Errorf("%s: not a file of 1 byte to %d MiB", src, repo.MaxRescueBytes>>20)
+		}
+		sum, err := fileSum(src)
+		if err != nil {
+			return err
+		}
+		r.putTarget(repo.RescueTarget(board, name), src, st.Size(), sum)
+	}
+	return r.check()
 }
 
 // Catalog is what the repository publishes of product.
