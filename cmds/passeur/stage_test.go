@@ -35,7 +35,8 @@ import (
 // passed through, verified, into the staging area, and records it; with
 // 8.1.0 to be booted once, it brings 8.1.0. A staging area without room
 // is refused before any release byte is written; a box on its version
-// stages nothing.
+// stages nothing; a default older than the box is refused but where the
+// account allows downgrades.
 func TestStage(t *testing.T) {
 	v := repotest.New(t)
 	v.Publish("8.0.0", "8.1.0", "8.2.0")
@@ -164,6 +165,26 @@ func TestStage(t *testing.T) {
 	if _, err := stage(context.Background(), o); !errors.Is(err, obtain.ErrUpToDate) {
 		t.Errorf("on 8.2.0: %v, want ErrUpToDate", err)
 	}
+
+	// The account's default moved back to 8.1.0: a box on 8.2.0 stays,
+	// unless the account allows downgrades.
+	v.Edit(func(r *editor.Repo) error { return r.SetDefault("acme", "camrec", "8.1.0", nil) })
+	o = opts(system("8.2.0"), 1<<40)
+	if _, err := stage(context.Background(), o); !errors.Is(err, obtain.ErrUpToDate) {
+		t.Errorf("a default older than the box: %v, want ErrUpToDate", err)
+	}
+	if vols, _ := o.volumes(nil, ""); true {
+		if entries, _ := os.ReadDir(vols[0].Point); len(entries) != 0 {
+			t.Errorf("a refused downgrade wrote %v", entries)
+		}
+	}
+	v.Edit(func(r *editor.Repo) error {
+		return r.ChangeAccount("acme", "camrec", func(a *repo.Account) error { a.AllowDowngrade = true; return nil })
+	})
+	if s, err := stage(context.Background(), opts(system("8.2.0"), 1<<40)); err != nil || s.Version != "8.1.0" {
+		t.Errorf("a downgrade the account allows: %+v %v, want 8.1.0 staged", s, err)
+	}
+	v.Edit(func(r *editor.Repo) error { return r.SetDefault("acme", "camrec", "8.2.0", nil) })
 
 	// 8.1.0 must boot once: the box stages 8.1.0.
 	v.Edit(func(r *editor.Repo) error {

@@ -25,8 +25,9 @@ type MountReader struct {
 	trees   map[string]*tree.FS // device -> its files
 }
 
-// readOnlyOptions are the mount data that keep each filesystem from writing.
-var readOnlyOptions = map[string]string{"ext3": "noload", "ext4": "noload", "xfs": "norecovery"}
+// ReadOnlyOptions are the mount data that keep each filesystem from
+// writing, with MS_RDONLY: no journal replayed.
+var ReadOnlyOptions = map[string]string{"ext3": "noload", "ext4": "noload", "xfs": "norecovery"}
 
 // Files mounts dev (once) and returns its files.
 func (m *MountReader) Files(dev, typ string) (fs.FS, error) {
@@ -63,7 +64,7 @@ func mountReadOnly(dev, typ, p string) error {
 	flags := uintptr(unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC)
 	held, err := mountinfo.Whole(dev)
 	if err != nil || held == "" {
-		if err := unix.Mount(dev, p, typ, flags, readOnlyOptions[typ]); err != nil {
+		if err := unix.Mount(dev, p, typ, flags, ReadOnlyOptions[typ]); err != nil {
 			return fmt.Errorf("mount %s (%s) read-only: %w", dev, typ, err)
 		}
 		return nil

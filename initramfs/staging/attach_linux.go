@@ -1,6 +1,7 @@
 package staging
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -13,6 +14,7 @@ import (
 	"github.com/passeur/passeur/initramfs/fsprobe"
 	"github.com/passeur/passeur/initramfs/inventory"
 	"github.com/passeur/passeur/initramfs/migrate"
+	"github.com/passeur/passeur/initramfs/roles"
 	"golang.org/x/sys/unix"
 )
 
@@ -87,10 +89,23 @@ func Attach(disks []inventory.Disk, st config.Staged, dir string) (*Attached, er
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	if err := unix.Mount(dev, dir, typ, unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC|unix.MS_NOATIME, ""); err != nil {
+	a := &Attached{Volume: dev, dir: dir}
+	// Checked first on a read-only mount that replays no journal: a
+	// refusal writes nothing on the volume.
+	flags := uintptr(unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC | unix.MS_NOATIME)
+	if err := unix.Mount(dev, dir, typ, flags|unix.MS_RDONLY, roles.ReadOnlyOptions[typ]); err != nil {
+		return nil, fmt.Errorf("mount the staging volume %s (%s) read-only: %w", dev, typ, err)
+	}
+	f, _, err := a.open(st.Dir, os.O_RDONLY)
+	if err == nil {
+		f.Close()
+	}
+	if uerr := unix.Unmount(dir, 0); err != nil || uerr != nil {
+		return nil, cmp.Or(err, uerr)
+	}
+	if err := unix.Mount(dev, dir, typ, flags, ""); err != nil {
 		return nil, fmt.Errorf("mount the staging volume %s (%s) read-write: %w", dev, typ, err)
 	}
-	a := &Attached{Volume: dev, dir: dir}
 	if err := a.attach(st.Dir); err != nil {
 		unix.Unmount(dir, 0)
 		return nil, err
@@ -98,32 +113,39 @@ func Attach(disks []inventory.Disk, st config.Staged, dir string) (*Attached, er
 	return a, nil
 }
 
-func (a *Attached) attach(folder string) error {
+// open opens the image in folder on the mounted volume: a plain folder
+// and a regular file of a sane size, no link followed.
+func (a *Attached) open(folder string, flag int) (*os.File, int64, error) {
 	root, err := os.OpenRoot(a.dir)
 	if err != nil {
-		return err
+		return nil, 0, err
 	}
 	defer root.Close()
 	if st, err := root.Lstat(folder); err != nil || !st.IsDir() {
-		return fmt.Errorf("%w: %s on %s is not a folder (%v)", ErrBadImage, folder, a.Volume, err)
+		return nil, 0, fmt.Errorf("%w: %s on %s is not a folder (%v)", ErrBadImage, folder, a.Volume, err)
 	}
 	name := folder + "/" + ImageFile
 	st, err := root.Lstat(name)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrBadImage, err)
+		return nil, 0, fmt.Errorf("%w: %w", ErrBadImage, err)
 	}
 	if !st.Mode().IsRegular() || st.Size() < MinImage || st.Size() > MaxImage {
-		return fmt.Errorf("%w: %s on %s (%s, %d bytes)", ErrBadImage, name, a.Volume, st.Mode().Type(), st.Size())
+		return nil, 0, fmt.Errorf("%w: %s on %s (%s, %d bytes)", ErrBadImage, name, a.Volume, st.Mode().Type(), st.Size())
 	}
-	f, err := root.OpenFile(name, os.O_RDWR|unix.O_NOFOLLOW, 0)
+	f, err := root.OpenFile(name, flag|unix.O_NOFOLLOW, 0)
+	return f, st.Size(), err
+}
+
+func (a *Attached) attach(folder string) error {
+	f, size, err := a.open(folder, os.O_RDWR)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	if a.Loop, err = migrate.AttachLoop(fmt.Sprintf("/proc/self/fd/%d", f.Fd()), 0, st.Size(), false); err != nil {
+	if a.Loop, err = migrate.AttachLoop(fmt.Sprintf("/proc/self/fd/%d", f.Fd()), 0, size, false); err != nil {
 		return err
 	}
-	a.Size = st.Size()
+	a.Size = size
 	return nil
 }
 
