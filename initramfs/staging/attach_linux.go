@@ -1,7 +1,7 @@
 package staging
 
 import (
-	"cmp"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -100,8 +100,14 @@ func Attach(disks []inventory.Disk, st config.Staged, dir string) (*Attached, er
 	if err == nil {
 		f.Close()
 	}
-	if uerr := unix.Unmount(dir, 0); err != nil || uerr != nil {
-		return nil, cmp.Or(err, uerr)
+	if uerr := unix.Unmount(dir, 0); uerr != nil {
+		return nil, uerr
+	}
+	// A journal not yet replayed may hold what the look without it
+	// missed (the box cut right after it staged): looked at again once
+	// replayed.
+	if err != nil && !(errors.Is(err, ErrBadImage) && replays(dev, typ)) {
+		return nil, err
 	}
 	if err := unix.Mount(dev, dir, typ, flags, ""); err != nil {
 		return nil, fmt.Errorf("mount the staging volume %s (%s) read-write: %w", dev, typ, err)
@@ -111,6 +117,29 @@ func Attach(disks []inventory.Disk, st config.Staged, dir string) (*Attached, er
 		return nil, err
 	}
 	return a, nil
+}
+
+// replays reports whether mounting the filesystem dev of type typ
+// read-write replays a journal: ext3/4 that need recovery; xfs, whose log
+// cannot be told clean this cheaply, always.
+func replays(dev, typ string) bool {
+	switch typ {
+	case "xfs":
+		return true
+	case "ext3", "ext4":
+		f, err := os.Open(dev)
+		if err != nil {
+			return false
+		}
+		defer f.Close()
+		var b [4]byte
+		// s_feature_incompat, in the superblock at 1024: RECOVER is 0x4.
+		if _, err := f.ReadAt(b[:], 1024+0x60); err != nil {
+			return false
+		}
+		return binary.LittleEndian.Uint32(b[:])&0x4 != 0
+	}
+	return false
 }
 
 // open opens the image in folder on the mounted volume: a plain folder

@@ -106,4 +106,20 @@ func TestAttach(t *testing.T) {
 	if p, _ := mountinfo.Whole(dev); p != "" {
 		t.Errorf("the volume is still mounted on %s after Close", p)
 	}
+
+	// A journal to replay (a box cut right after it staged) is looked at
+	// again once replayed: the folder missing is still refused by name.
+	if replays(dev, "ext4") {
+		t.Error("a clean ext4 is said to need its journal replayed")
+	}
+	run("debugfs", "-w", "-R", "feature needs_recovery", dev)
+	if !replays(dev, "ext4") {
+		t.Fatal("an ext4 needing recovery is said clean")
+	}
+	if _, err := Attach(disks, config.Staged{UUID: uuid, Dir: "missing"}, at); !errors.Is(err, ErrBadImage) {
+		t.Errorf("no folder, journal replayed: %v, want ErrBadImage", err)
+	}
+	if p, _ := mountinfo.Whole(dev); p != "" {
+		t.Errorf("the volume stayed mounted on %s", p)
+	}
 }
