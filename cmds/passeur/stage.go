@@ -14,6 +14,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"aead.dev/minisign"
@@ -227,9 +228,21 @@ func stage(ctx context.Context, o stageOptions) (*staging.Record, error) {
 	img := filepath.Join(dir, staging.ImageFile)
 	incoming := filepath.Join(dir, staging.IncomingDir)
 	rel := path.Join(medialayout.ReleasesDir, route.Product+"-"+route.Next)
+	if size > staging.MaxImage {
+		return nil, fmt.Errorf("%w: the release needs a staging image of %s, more than the %s one may be", ErrNoRoom,
+			inventory.HumanSize(size), inventory.HumanSize(staging.MaxImage))
+	}
+	// Whoever may write the volume's root must not steer what root writes
+	// through the staging folder: a real folder, root's, written by no
+	// one else; what is in it then is root's.
+	if err := safeFolder(dir); err != nil {
+		return nil, err
+	}
 	// The release is brought into a folder beside the image, then the
-	// image is made of it: the volume holds it twice for a while.
-	var missing, have int64
+	// image is made of it: the volume holds it twice for a while, and the
+	// image of an earlier staging too while the new one is made.
+	var missing int64
+	var keep string // an earlier image whose runs are over, kept aside
 	for _, a := range m.Artifacts {
 		if a.VerifyStored(os.DirFS(incoming), rel) != nil {
 			missing += a.StoredSize
@@ -239,10 +252,13 @@ func stage(ctx context.Context, o stageOptions) (*staging.Record, error) {
 		if !st.Mode().IsRegular() {
 			return nil, fmt.Errorf("%w: %s", staging.ErrBadImage, img)
 		}
-		if run, err := staging.HasRun(img); err != nil || run {
-			return nil, cmp.Or(err, fmt.Errorf("%w: %s", ErrRunStaged, img))
+		done, open, err := staging.Runs(img)
+		if err != nil || open > 0 {
+			return nil, cmp.Or(err, fmt.Errorf("%w: %s holds %d", ErrRunStaged, img, open))
 		}
-		have = st.Size()
+		if done > 0 { // the backups of its finished runs stay, beside
+			keep = filepath.Join(dir, "media-"+o.now().UTC().Format("20060102T150405Z")+".fat")
+		}
 	}
 	// The board's rescue image, beside the image: the running system
 	// boots it, the rescue does not need it.
@@ -263,12 +279,25 @@ func stage(ctx context.Context, o stageOptions) (*staging.Record, error) {
 			}
 		}
 	}
-	if need := missing + size - have; free < need {
+	if need := missing + size; free < need {
 		return nil, fmt.Errorf("%w: %s needs %s more (the release's artifacts, brought then laid in the staging image of %s, which keeps %s for the backup), %s free",
 			ErrNoRoom, dir, inventory.HumanSize(need), inventory.HumanSize(size), inventory.HumanSize(m.MinMediaFree), inventory.HumanSize(free))
 	}
 
 	// Checked: write.
+	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, iofs.ErrExist) {
+		return nil, err
+	}
+	// What an interrupted stage left of another release goes.
+	if old, err := os.ReadDir(filepath.Join(incoming, medialayout.ReleasesDir)); err == nil {
+		for _, e := range old {
+			if e.Name() != path.Base(rel) {
+				if err := os.RemoveAll(filepath.Join(incoming, medialayout.ReleasesDir, e.Name())); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
 	if err := copyFiles(state, filepath.Join(incoming, medialayout.RepoStateDir)); err != nil {
 		return nil, err
 	}
@@ -303,10 +332,35 @@ func stage(ctx context.Context, o stageOptions) (*staging.Record, error) {
 	if err := atomicfile.WriteFile(filepath.Join(incoming, staging.StagedFile), append(data, '\n'), 0o644); err != nil {
 		return nil, err
 	}
+	if keep != "" {
+		if err := os.Rename(img, keep); err != nil {
+			return nil, err
+		}
+	}
 	if err := staging.Make(img, size, incoming, o.now()); err != nil {
 		return nil, err
 	}
 	return s, os.RemoveAll(incoming)
+}
+
+// ErrUnsafeFolder refuses a staging folder that is not a plain folder of
+// root's that only root writes.
+var ErrUnsafeFolder = errors.New("the staging folder is a link, or not a folder written by root alone")
+
+// safeFolder checks the staging folder dir, if there is one yet.
+func safeFolder(dir string) error {
+	st, err := os.Lstat(dir)
+	if errors.Is(err, iofs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !st.IsDir() || !ok || int(sys.Uid) != os.Geteuid() || st.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("%w: %s (%s)", ErrUnsafeFolder, dir, st.Mode())
+	}
+	return nil
 }
 
 // copyFiles copies the regular files under from to the same places under

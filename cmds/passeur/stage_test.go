@@ -26,6 +26,7 @@ import (
 	"github.com/passeur/passeur/image/repo"
 	"github.com/passeur/passeur/image/repo/editor"
 	"github.com/passeur/passeur/image/repo/repotest"
+	"github.com/passeur/passeur/initramfs/journal"
 	"github.com/passeur/passeur/initramfs/obtain"
 	"github.com/passeur/passeur/initramfs/staging"
 )
@@ -146,6 +147,54 @@ func TestStage(t *testing.T) {
 	if vols, _ := o.volumes(nil, ""); true {
 		if entries, _ := os.ReadDir(vols[0].Point); len(entries) != 0 {
 			t.Errorf("a refused stage wrote %v", entries)
+		}
+	}
+
+	// A staging folder that is a link (whoever writes the volume's root
+	// made it) is refused: root writes nothing through it.
+	o = opts(system("8.0.0"), 1<<40)
+	vols, _ = o.volumes(nil, "")
+	elsewhere := t.TempDir()
+	os.Symlink(elsewhere, filepath.Join(vols[0].Point, "passeur-staging"))
+	if _, err := stage(context.Background(), o); !errors.Is(err, ErrUnsafeFolder) {
+		t.Errorf("the staging folder a link: %v, want ErrUnsafeFolder", err)
+	}
+	if entries, _ := os.ReadDir(elsewhere); len(entries) != 0 {
+		t.Errorf("stage wrote %v through the link", entries)
+	}
+
+	// Staging again: an image holding a run not finished is refused; one
+	// whose runs are over is kept aside, its backups with it.
+	for _, finished := range []bool{false, true} {
+		o = opts(system("8.0.0"), 1<<40)
+		vols, _ = o.volumes(nil, "")
+		dir := filepath.Join(vols[0].Point, "passeur-staging")
+		old := t.TempDir()
+		j, err := journal.Create(filepath.Join(old, "Backup/box-1/2026-11-30T080000Z", journal.File), journal.Header{Mode: "migrate", Machine: "m", Host: "box-1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if finished {
+			j.Finish(map[string]bool{"ok": true})
+		}
+		j.Close()
+		os.MkdirAll(dir, 0o755)
+		if err := staging.Make(filepath.Join(dir, staging.ImageFile), staging.MinImage, old, v.Now); err != nil {
+			t.Fatal(err)
+		}
+		_, err = stage(context.Background(), o)
+		kept, _ := filepath.Glob(filepath.Join(dir, "media-*.fat"))
+		switch {
+		case !finished && !errors.Is(err, ErrRunStaged):
+			t.Errorf("an image with a run to take up: %v, want ErrRunStaged", err)
+		case !finished && len(kept) != 0:
+			t.Errorf("a refused stage moved the image: %v", kept)
+		case finished && (err != nil || len(kept) != 1):
+			t.Errorf("an image whose run is over: %v, kept %v; want it kept aside", err, kept)
+		case finished:
+			if done, open, err := staging.Runs(kept[0]); done != 1 || open != 0 || err != nil {
+				t.Errorf("the image kept aside holds %d finished, %d open runs (%v)", done, open, err)
+			}
 		}
 	}
 

@@ -470,6 +470,9 @@ func (a *Agent) bootNew(r *run, job *migrate.Job, sys newsys.System) error {
 	if err := a.closeRun(r); err != nil {
 		return a.mediaErr(r, err)
 	}
+	if a.staged != nil && r.s != nil && r.s.reader != nil {
+		r.s.reader.Close() // its read-only binds of the staging volume hold it too
+	}
 	a.releaseStaged()
 	if a.restart != nil {
 		return a.restart(img)

@@ -113,6 +113,10 @@ func (a *Agent) run() error {
 		return err
 	}
 	if a.Config.Staged.UUID != "" {
+		if a.Config.Mode != config.ModeMigrate && a.Config.Mode != config.ModePlan {
+			a.Fail("staged", fmt.Errorf("%w: passeur.mode=%s", ErrStagedMode, a.Config.Mode))
+			return a.follow()
+		}
 		if disks, err = a.stagedMedia(disks); err != nil {
 			a.Fail("staged", err)
 			return a.follow()

@@ -17,6 +17,10 @@ const stagedDir = "/run/passeur/staged"
 // declare: the rescue writes on no data volume the release has not named.
 var ErrStagedUndeclared = errors.New("the staged release does not declare this staging area (its manifest's staging labels and dir)")
 
+// ErrStagedMode refuses passeur.staged= with a mode that does not check
+// the staging area against the release it holds.
+var ErrStagedMode = errors.New("a staging area is applied by passeur.mode=migrate (or looked at by plan) only")
+
 // stagedMediaEvent is the payload of the "media" event of a staging area.
 type stagedMediaEvent struct {
 	Device string `json:"device"`
@@ -36,6 +40,7 @@ func (a *Agent) stagedMedia(disks []inventory.Disk) ([]inventory.Disk, error) {
 	a.staged = st
 	d, err := inventory.Describe(inventory.DirSys("/sys"), openDevice, filepath.Base(st.Loop.Path))
 	if err != nil {
+		a.releaseStaged()
 		return disks, fmt.Errorf("the staging area: %w", err)
 	}
 	a.Log.Printf("install media: the staging area %s on %s, %s on %s", a.Config.Staged, st.Volume, inventory.HumanSize(st.Size), st.Loop.Path)

@@ -30,7 +30,7 @@ func RunningDevice(majmin string) (Device, error) {
 	if _, err := os.Stat(filepath.Join(link, "partition")); err == nil {
 		disk = filepath.Base(filepath.Dir(link))
 	}
-	d := Device{Path: "/dev/" + name, Disk: disk}
+	d := Device{Path: "/dev/" + name, Disk: disk, Under: under(disk, 0)}
 	if uevent, err := os.ReadFile(filepath.Join(link, "uevent")); err == nil {
 		for _, l := range strings.Split(string(uevent), "\n") {
 			if v, ok := strings.CutPrefix(l, "DEVNAME="); ok {
@@ -51,6 +51,26 @@ func RunningDevice(majmin string) (Device, error) {
 	return d, err
 }
 
+// under lists the disks beneath the disk name (device-mapper, md: its
+// slaves, theirs in turn), or name itself.
+func under(name string, depth int) []string {
+	slaves, _ := os.ReadDir(filepath.Join("/sys/block", name, "slaves"))
+	if len(slaves) == 0 || depth > 8 {
+		return []string{name}
+	}
+	var out []string
+	for _, s := range slaves {
+		disk := s.Name()
+		if link, err := filepath.EvalSymlinks(filepath.Join("/sys/class/block", disk)); err == nil {
+			if _, err := os.Stat(filepath.Join(link, "partition")); err == nil {
+				disk = filepath.Base(filepath.Dir(link))
+			}
+		}
+		out = append(out, under(disk, depth+1)...)
+	}
+	return out
+}
+
 // Attached is a staging area the rescue found: its volume mounted
 // read-write, its image on a loop device, as install media.
 type Attached struct {
@@ -62,27 +82,31 @@ type Attached struct {
 
 // mountable are the filesystems a data volume holding a staging area may
 // be: those the rescue's kernel mounts read-write.
-var mountable = map[string]bool{"ext2": true, "ext3": true, "ext4": true, "xfs": true, "vfat": true, "btrfs": true}
+var mountable = map[string]bool{"ext2": true, "ext3": true, "ext4": true, "xfs": true, "vfat": true}
 
 // Attach finds the filesystem st names among disks, mounts it read-write
 // on dir (nothing run from it, no access times), and attaches its folder's
 // image on a loop device. The folder and the image must be a plain folder
 // and a regular file inside the volume: no link is followed.
 func Attach(disks []inventory.Disk, st config.Staged, dir string) (*Attached, error) {
-	dev, typ := "", ""
+	var devs, types []string
 	for _, d := range disks {
 		if d.FS != nil && d.FS.UUID == st.UUID {
-			dev, typ = d.Path, d.FS.Type
+			devs, types = append(devs, d.Path), append(types, d.FS.Type)
 		}
 		for _, p := range d.Partitions {
 			if p.FS != nil && p.FS.UUID == st.UUID {
-				dev, typ = p.Path, p.FS.Type
+				devs, types = append(devs, p.Path), append(types, p.FS.Type)
 			}
 		}
 	}
-	if dev == "" {
+	switch {
+	case len(devs) == 0:
 		return nil, fmt.Errorf("%w: no filesystem has the UUID %s", ErrNoPlace, st.UUID)
+	case len(devs) > 1: // a clone, a mirror's member: which is the box's is a guess
+		return nil, fmt.Errorf("%w: %d filesystems have the UUID %s: %v", ErrNoPlace, len(devs), st.UUID, devs)
 	}
+	dev, typ := devs[0], types[0]
 	if !mountable[typ] {
 		return nil, fmt.Errorf("%w: %s (%s) is %s", ErrNoPlace, dev, st.UUID, typ)
 	}

@@ -119,6 +119,9 @@ func TestAttach(t *testing.T) {
 	if _, err := Attach(disks, config.Staged{UUID: uuid, Dir: "missing"}, at); !errors.Is(err, ErrBadImage) {
 		t.Errorf("no folder, journal replayed: %v, want ErrBadImage", err)
 	}
+	if replays(dev, "ext4") {
+		t.Error("the refusal did not look again on the read-write mount: the journal was not replayed")
+	}
 	if p, _ := mountinfo.Whole(dev); p != "" {
 		t.Errorf("the volume stayed mounted on %s", p)
 	}

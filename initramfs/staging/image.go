@@ -15,6 +15,7 @@ import (
 	"github.com/diskfs/go-diskfs/filesystem/fat32"
 	"github.com/passeur/passeur/image/fat"
 	"github.com/passeur/passeur/image/medialayout"
+	"github.com/passeur/passeur/initramfs/journal"
 )
 
 // IncomingDir is the folder, beside the image, where passeur stage brings
@@ -153,17 +154,36 @@ func (i *Image) Names(dir string) ([]string, error) {
 	return out, nil
 }
 
-// HasRun reports whether the image at img holds a run's backup: staging
-// again must not lose it.
-func HasRun(img string) (bool, error) {
+// maxJournal bounds a journal read from a staging image.
+const maxJournal = 16 << 20
+
+// Runs counts the runs the image at img holds (its Backup/HOST/RUN
+// folders): those whose journal ends finished, and the others (a run to
+// take up, or one passeur cannot read), which staging again must not lose.
+func Runs(img string) (finished, unfinished int, err error) {
 	i, err := OpenImage(img)
 	if err != nil {
-		return false, err
+		return 0, 0, err
 	}
 	defer i.Close()
-	names, err := i.Names(medialayout.BackupDir)
+	hosts, err := i.Names(medialayout.BackupDir)
 	if err != nil {
-		return false, fmt.Errorf("%w: %s: %w", ErrBadImage, img, err)
+		return 0, 0, fmt.Errorf("%w: %s: %w", ErrBadImage, img, err)
 	}
-	return len(names) > 0, nil
+	for _, h := range hosts {
+		runs, err := i.Names(medialayout.BackupDir + "/" + h)
+		if err != nil {
+			return 0, 0, fmt.Errorf("%w: %s: %w", ErrBadImage, img, err)
+		}
+		for _, r := range runs {
+			data, err := i.ReadFile(medialayout.BackupDir+"/"+h+"/"+r+"/"+journal.File, maxJournal)
+			recs, _, perr := journal.Parse(data)
+			if err == nil && perr == nil && recs[len(recs)-1].State == journal.StateFinished {
+				finished++
+			} else {
+				unfinished++
+			}
+		}
+	}
+	return finished, unfinished, nil
 }

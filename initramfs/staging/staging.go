@@ -5,9 +5,10 @@
 // The release declares where it may be staged (release.Staging): a folder
 // at the root of one of the old system's data volumes, which no migration
 // writes, on a disk other than the one the running system boots from. The
-// folder holds one file, ImageFile: a FAT filesystem laid out as a passeur
-// key (marker, releases, repository memory, backups), its blocks allocated
-// when it is made. The rescue, told passeur.staged=UUID/DIR, attaches it
+// folder holds ImageFile: a FAT filesystem laid out as a passeur key
+// (marker, releases, repository memory, backups), its blocks allocated
+// when it is made; beside it RescueDir, the board's rescue image, and,
+// while passeur stage brings a release, IncomingDir. The rescue, told passeur.staged=UUID/DIR, attaches it
 // on a loop device and finds it as it finds a key, so the staged path is
 // the key's path: roles, preflight, journal, backup, take-up after a power
 // cut. The image's blocks are reserved at staging: the rescue never fills
@@ -71,7 +72,18 @@ func Size(m *release.Manifest, missing int64) int64 {
 type Device struct {
 	Path string // /dev/…
 	Disk string // the whole disk's kernel name
-	FS   *fsprobe.FS
+	// Under are the disks the device's blocks are on: Disk, or, for a
+	// device-mapper or md device, the disks beneath it.
+	Under []string
+	FS    *fsprobe.FS
+}
+
+// on lists the disks d's blocks are on.
+func (d Device) on() []string {
+	if len(d.Under) > 0 {
+		return d.Under
+	}
+	return []string{d.Disk}
 }
 
 // Volume is a mounted filesystem that may hold the staging area.
@@ -98,17 +110,26 @@ var systemPoints = []string{"/", "/boot", "/boot/efi", "/efi", "/usr"}
 // mounted whole and read-write, labelled as the release's staging
 // declares, with a UUID, on none of the disks the running system boots
 // from. When want is set, only the volume mounted there is taken, and an
-// error says why it cannot be. dev describes a device by major:minor.
+// error says why it cannot be. dev describes a device by major:minor (with
+// its disks even when its filesystem cannot be read).
 func Volumes(m *release.Manifest, mounts []mountinfo.Mount, dev func(majmin string) (Device, error), want string) ([]Volume, error) {
 	if m.Staging == nil {
 		return nil, fmt.Errorf("%w: %s %s", ErrNotDeclared, m.Product, m.Version)
 	}
 	system := map[string]bool{}
 	for _, mt := range mounts {
-		if slices.Contains(systemPoints, mt.Point) {
-			if d, err := dev(mt.Dev); err == nil {
-				system[d.Disk] = true
+		if !slices.Contains(systemPoints, mt.Point) {
+			continue
+		}
+		d, err := dev(mt.Dev) // its disk may be told when its bytes cannot be read
+		if err != nil && d.Disk == "" {
+			if strings.HasPrefix(mt.Dev, "0:") {
+				continue // no device: a tmpfs, an overlay
 			}
+			return nil, fmt.Errorf("%w: which disk %s is on cannot be told (%s: %w)", ErrNoPlace, mt.Point, mt.Dev, err)
+		}
+		for _, disk := range d.on() {
+			system[disk] = true
 		}
 	}
 	want = filepath.Clean(want)
@@ -136,9 +157,10 @@ func Volumes(m *release.Manifest, mounts []mountinfo.Mount, dev func(majmin stri
 			}
 			continue
 		}
+		onSystem := slices.ContainsFunc(d.on(), func(disk string) bool { return system[disk] })
 		switch {
-		case system[d.Disk]:
-			why = append(why, fmt.Sprintf("%s (%s) is on %s, the disk the system boots from", mt.Point, d.Path, d.Disk))
+		case onSystem:
+			why = append(why, fmt.Sprintf("%s (%s) is on %v, a disk the system boots from", mt.Point, d.Path, d.on()))
 		case mt.Root != "/":
 			why = append(why, fmt.Sprintf("%s is a folder %s of %s, not all of it", mt.Point, mt.Root, d.Path))
 		case mt.ReadOnly:
@@ -146,11 +168,9 @@ func Volumes(m *release.Manifest, mounts []mountinfo.Mount, dev func(majmin stri
 		case d.FS.UUID == "":
 			why = append(why, fmt.Sprintf("%s (%s) has no filesystem UUID for the rescue to find it by", mt.Point, d.Path))
 		default:
-			seen[mt.Dev] = true
+			seen[mt.Dev] = true // once, at its first whole read-write mount
 			out = append(out, Volume{Point: mt.Point, Dev: d.Path, Disk: d.Disk, Label: d.FS.Label, UUID: d.FS.UUID, Type: d.FS.Type})
-			continue
 		}
-		seen[mt.Dev] = true
 	}
 	if len(out) == 0 {
 		if want != "." && len(why) == 0 {

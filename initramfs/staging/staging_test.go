@@ -74,7 +74,7 @@ func TestVolumes(t *testing.T) {
 	}
 	for want, why := range map[string]string{
 		"/srv/rec2":    "read-only",
-		"/srv/sysrec":  "the disk the system boots from",
+		"/srv/sysrec":  "a disk the system boots from",
 		"/var/clips":   "not all of it",
 		"/media/usb":   `labelled "stick"`,
 		"/srv/rec3":    "no filesystem UUID",
@@ -88,6 +88,18 @@ func TestVolumes(t *testing.T) {
 	}
 	if v, err := Volumes(m, mounts, dev, "/srv/rec 1/"); err != nil || len(v) != 1 {
 		t.Errorf("asked by its mount point: %+v %v", v, err)
+	}
+	// A volume on a device-mapper device over the system's disk.
+	devices["254:50"] = Device{Path: "/dev/dm-0", Disk: "dm-0", Under: []string{"vda"}, FS: &fsprobe.FS{Type: "ext4", Label: "rec-lvm", UUID: "ffff"}}
+	defer delete(devices, "254:50")
+	lvm := append(mounts, mountinfo.Mount{Dev: "254:50", Root: "/", Point: "/srv/lvm", Type: "ext4"})
+	if _, err := Volumes(m, lvm, dev, "/srv/lvm"); !errors.Is(err, ErrNoPlace) || !strings.Contains(err.Error(), "a disk the system boots from") {
+		t.Errorf("a volume on a device-mapper device over the system's disk: %v", err)
+	}
+	// A system mount whose disk cannot be told: nothing is offered.
+	unknown := append(mounts[:len(mounts):len(mounts)], mountinfo.Mount{Dev: "254:99", Root: "/", Point: "/usr", Type: "ext4"})
+	if _, err := Volumes(m, unknown, dev, ""); !errors.Is(err, ErrNoPlace) || !strings.Contains(err.Error(), "cannot be told") {
+		t.Errorf("/usr on a device that cannot be told: %v", err)
 	}
 	m.Staging = nil
 	if _, err := Volumes(m, mounts, dev, ""); !errors.Is(err, ErrNotDeclared) {
@@ -142,8 +154,8 @@ func TestImage(t *testing.T) {
 			t.Errorf("%s holds %v (%v), want %q", d, names, err, want)
 		}
 	}
-	if run, err := HasRun(img); err != nil || run {
-		t.Errorf("a fresh image has a run: %v %v", run, err)
+	if done, open, err := Runs(img); err != nil || done+open != 0 {
+		t.Errorf("a fresh image has runs: %d finished, %d not, %v", done, open, err)
 	}
 	if err := Make(img, MinImage-1, in, time.Now()); !errors.Is(err, ErrBadImage) {
 		t.Errorf("too small an image: %v", err)
