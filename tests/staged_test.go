@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -18,6 +19,9 @@ import (
 	"testing"
 
 	"github.com/passeur/passeur/image/medialayout"
+	"github.com/passeur/passeur/image/repo/editor"
+	"github.com/passeur/passeur/image/sign"
+	"github.com/passeur/passeur/initramfs/event"
 	"github.com/passeur/passeur/initramfs/journal"
 	"github.com/passeur/passeur/initramfs/staging"
 	"github.com/passeur/passeur/initramfs/steps"
@@ -314,4 +318,124 @@ func stagingImage(t *testing.T, disk string, fsck bool) *staging.Image {
 func partitionOf(t *testing.T, disk string) string {
 	dev, _ := loopPartition(t, disk, partitions(t, disk)[0], true)
 	return dev
+}
+
+// TestStagedReboot is the reboot path with nobody at the box: a camrec
+// 8.0.0 box, booted under OVMF from its own disk, enrolled on its state
+// partition (passeur/update.json naming the repository and the account,
+// its trusted root, the vendor's key), runs passeur stage -apply reboot
+// from its root as its update service would: the account's default
+// 8.1.0 and the board's rescue image are staged on its recordings'
+// volume from the repository (a plain HTTP server on the host, through
+// restrict=on user networking), the rescue is loaded and the box reboots
+// into it by kexec; the rescue migrates from the staging area and boots
+// 8.1.0, which reports what 8.0.0 held. The recordings are unchanged.
+func TestStagedReboot(t *testing.T) {
+	rels := camrecVersions(t, "8.0.0", "8.1.0")
+	art := qemu.BuiltArtifacts(t, "qemu-x86_64")
+	repoDir, keys := devRepo(t)
+	editRepo(t, repoDir, keys, func(r *editor.Repo) error {
+		for _, rel := range rels {
+			pk, err := sign.LoadPublicKey(rel.pub)
+			if err != nil {
+				return err
+			}
+			if _, err := r.Publish(rel.dir, pk); err != nil {
+				return err
+			}
+		}
+		if err := r.PublishRescue("qemu-x86_64", filepath.Dir(art.Kernel)); err != nil {
+			return err
+		}
+		if err := r.AddAccount("acme"); err != nil {
+			return err
+		}
+		return r.SetDefault("acme", "camrec", "8.1.0", nil)
+	})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: http.FileServer(http.Dir(repoDir))}
+	go hs.Serve(l)
+	defer hs.Close()
+
+	// The box: camrec 8.0.0 with the configuration and index of a v7
+	// fixture restored, its recordings' volume reattached, enrolled.
+	a := v7(t, camrec.VariantA, camrec.Options{Seed: 31, FirstDataVolumeSize: 640 << 20})
+	_, pub := signingKey(t)
+	state := t.TempDir()
+	write := func(rel string, data []byte) {
+		p := filepath.Join(state, rel)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var cfg, idx bytes.Buffer
+	camrec.WriteConfigV7(&cfg, a.Config)
+	camrec.WriteIndexV1(&idx, a.Segments)
+	write("restore"+camrec.ConfigV7File, cfg.Bytes())
+	write("restore"+camrec.IndexV1File, idx.Bytes())
+	v := a.Volumes[0]
+	write("etc/fstab", []byte(fmt.Sprintf("UUID=%s %s %s defaults 0 0\n", v.UUID, v.Mountpoint, v.FSType)))
+	write("passeur/update.json", []byte(`{"repo": "http://10.0.2.100", "account": "acme"}`))
+	root, _ := os.ReadFile(filepath.Join(repoDir, "metadata/1.root.json"))
+	write("passeur/root.json", root)
+	vendorPub, _ := os.ReadFile(pub)
+	write("passeur/vendor.pub", vendorPub)
+	sys := filepath.Join(t.TempDir(), "v8.img")
+	installWithHostTools(t, rels[0], sys, 512<<20, state)
+	data := a.Data[0]
+	files := volumeFilesOf(t, data.Path)
+
+	disks := []qemu.Disk{{Path: sys, Bus: qemu.VirtioBlk, Serial: "V8-SYS"}, data.Disk}
+	vm := qemu.Test(t, qemu.Options{Board: art.Board, UEFI: true, Disks: disks, Net: true,
+		GuestFwd: map[string]string{"10.0.2.100:80": l.Addr().String()}})
+	ev, err := vm.WaitMatch(6*bootTimeout, "camrec 8.1.0's health report", func(ev event.Event) bool {
+		var h camrec.Report
+		switch ev.Type {
+		case "health":
+			return ev.Decode(&h) == nil && h.Version == "8.1.0"
+		case "update", "idle":
+			var u struct{ OK bool }
+			return ev.Decode(&u) == nil && !u.OK // a failed update, or the rescue with nothing to do
+		}
+		return false
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm.Stop()
+	run := collect(vm)
+	if ev.Type != "health" {
+		t.Fatalf("the update stopped: %s (errors %v)", ev.Raw, run.errors)
+	}
+	var got camrec.Report
+	ev.Decode(&got)
+	want := a.Expected
+	want.Version = "8.1.0"
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("health report after the staged update\n got %+v\nwant %+v", got, want)
+	}
+	var before camrec.Report
+	for _, e := range run.events {
+		if e.Type == "health" && e.Decode(&before) == nil {
+			break
+		}
+	}
+	if before.Version != "8.0.0" || run.event("update") == nil {
+		t.Errorf("the box did not run 8.0.0 (%+v), then update", before)
+	}
+	var media struct{ Staged string }
+	run.decode(t, "media", &media)
+	if !strings.HasPrefix(media.Staged, v.UUID+"/") {
+		t.Errorf("the rescue's media %+v: want the staging area on %s", media, v.UUID)
+	}
+	if !strings.Contains(vm.Console(), "booting the new system (kexec)") {
+		t.Error("the rescue did not start 8.1.0 by kexec")
+	}
+	if now := volumeFilesOf(t, data.Path); !reflect.DeepEqual(files, now) {
+		t.Errorf("the recordings' volume changed beside the staging area:\nbefore %v\nafter  %v", files, now)
+	}
 }

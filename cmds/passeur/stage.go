@@ -11,6 +11,7 @@ import (
 	"io"
 	iofs "io/fs"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"strings"
@@ -99,6 +100,7 @@ func stageCmd(args []string, stdout, stderr io.Writer) error {
 	rel := fs.String("release", "", "a version or tag (wins over -config)")
 	system := fs.String("system", "/", "the running system's root, where its version is read")
 	board := fs.String("board", "", "the box's board: its rescue image, from the repository, is brought beside the staging image")
+	apply := fs.String("apply", "", "reboot: once staged, load the staged rescue for the next boot (kexec) and reboot through systemd when it runs the box;\nwithout systemd, the box's next kexec reboot starts it (needs -board)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -125,6 +127,9 @@ func stageCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	if *rootFile == "" || *trust == "" || o.repo == "" {
 		return errors.New(stageUsage)
+	}
+	if *apply != "" && (*apply != "reboot" || *board == "") {
+		return fmt.Errorf("stage: -apply reboot, with -board, is the one hand-off built\n%s", stageUsage)
 	}
 	var err error
 	if o.root, err = os.ReadFile(*rootFile); err != nil {
@@ -161,6 +166,21 @@ func stageCmd(args []string, stdout, stderr io.Writer) error {
 		} else {
 			fmt.Fprintf(stdout, "reported %s %s staged to %s\n", s.Product, s.Version, c.Report)
 		}
+	}
+	if *apply == "reboot" {
+		_, folder, _ := strings.Cut(s.Param, "/")
+		cmdline, err := handOff(s, filepath.Join(s.Volume.Point, folder), reportTo, kexecLoad)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "the rescue is loaded for the next boot (kexec): %s\n", cmdline)
+		if _, err := os.Stat("/run/systemd/system"); err == nil {
+			fmt.Fprintln(stdout, "rebooting into it: systemctl kexec")
+			cmd := exec.Command("systemctl", "kexec")
+			cmd.Stdout, cmd.Stderr = stdout, stderr
+			return cmd.Run()
+		}
+		fmt.Fprintln(stdout, "the box's next kexec reboot starts it (systemctl kexec, kexec -e, or the appliance's own)")
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -18,6 +19,7 @@ import (
 	"aead.dev/minisign"
 	"golang.org/x/sys/unix"
 
+	"github.com/passeur/passeur/image/config"
 	"github.com/passeur/passeur/image/fetch"
 	"github.com/passeur/passeur/image/fleet"
 	"github.com/passeur/passeur/image/fleet/wire"
@@ -139,6 +141,28 @@ func TestStage(t *testing.T) {
 			t.Errorf("the rescue's %s beside the staging image: %q, recorded %s", name, got, s.Rescue.SHA256[name])
 		}
 	}
+	// The hand-off loads what the repository signed, with the command
+	// line that applies the staging area; a rescue file changed since is
+	// refused and nothing is loaded.
+	folder := filepath.Join(vols[0].Point, "passeur-staging")
+	var loaded []string
+	load := func(kernel, initrd *os.File, cmdline string) error {
+		k, _ := io.ReadAll(kernel)
+		i, _ := io.ReadAll(initrd)
+		loaded = []string{string(k), string(i), cmdline}
+		return nil
+	}
+	if _, err := handOff(s, folder, config.Config{}, load); err != nil || len(loaded) != 3 ||
+		loaded[0] != "the vmlinuz of qemu-x86_64\n" || loaded[1] != "the initramfs.cpio.zst of qemu-x86_64\n" ||
+		!strings.HasPrefix(loaded[2], "console=ttyS0,115200") || !strings.Contains(loaded[2], " passeur.mode=migrate passeur.unattended=yes passeur.staged="+s.Param) {
+		t.Errorf("hand-off: %v, loaded %q", err, loaded)
+	}
+	loaded = nil
+	os.WriteFile(filepath.Join(folder, staging.RescueDir, "vmlinuz"), []byte("another kernel\n"), 0o644)
+	if _, err := handOff(s, folder, config.Config{}, load); !errors.Is(err, ErrNoHandOff) || loaded != nil {
+		t.Errorf("hand-off of a changed kernel: %v, loaded %q", err, loaded)
+	}
+
 	o = opts(system("8.0.0"), 1<<40)
 	o.board = "rpi4"
 	if _, err := stage(context.Background(), o); !errors.Is(err, ErrNoRescue) {

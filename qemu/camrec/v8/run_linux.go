@@ -130,8 +130,15 @@ func ServiceMain(version string) {
 		unix.Sync()
 		unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
 	}
+	if err := update(stateDir); err != nil {
+		fail("update", err)
+		events.Emit("update", updateEvent{Error: err.Error()})
+	}
 	halt()
 }
+
+// stateDir is where camrecd mounts its state partition.
+const stateDir = "/state"
 
 func serve(version string) (Health, error) {
 	spec := param("camrec.state")
@@ -142,7 +149,7 @@ func serve(version string) (Health, error) {
 	if err != nil {
 		return Health{}, fmt.Errorf("state partition %s: %w", spec, err)
 	}
-	const state = "/state"
+	const state = stateDir
 	if err := unix.Mount(dev, state, "ext4", 0, ""); err != nil {
 		return Health{}, fmt.Errorf("mount state partition %s: %w", dev, err)
 	}
@@ -204,6 +211,7 @@ func mountVolumes(path string, disks []inventory.Disk) ([]string, error) {
 			fail("volumes", fmt.Errorf("mount %s (%s) on %s: %w", e.Spec, dev, e.Mountpoint, err))
 			continue
 		}
+		mounted = append(mounted, mountedVolume{dev: dev, point: e.Mountpoint, typ: typ})
 		if fs != nil {
 			uuids = append(uuids, fs.UUID)
 		}
