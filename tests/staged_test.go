@@ -46,13 +46,7 @@ func TestStaged(t *testing.T) {
 	}
 	r := camrec8(t)
 	repoDir := publish(t, r)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := &http.Server{Handler: http.FileServer(http.Dir(repoDir))}
-	go hs.Serve(l)
-	defer hs.Close()
+	addr := serveFolder(t, repoDir)
 
 	a := v7(t, camrec.VariantB, camrec.Options{Seed: 29, FirstDataVolumeSize: 640 << 20})
 	disks := a.Disks()
@@ -79,7 +73,7 @@ func TestStaged(t *testing.T) {
 	passeur := filepath.Join(filepath.Dir(filepath.Dir(qemu.BuiltArtifacts(t, "qemu-x86_64").Kernel)), "bin/passeur")
 	_, pub := signingKey(t)
 	cmd := exec.Command(passeur, "stage", "-repo-root", filepath.Join(repoDir, "metadata/1.root.json"), "-trust", pub,
-		"-repo", "http://"+l.Addr().String(), "-release", "stable", "-system", sysRoot, "-volume", volume)
+		"-repo", "http://"+addr, "-release", "stable", "-system", sysRoot, "-volume", volume)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("passeur stage: %v\n%s", err, out)
@@ -180,6 +174,20 @@ func TestStaged(t *testing.T) {
 	if out, err := exec.Command("e2fsck", "-fn", partitionOf(t, recB.Path)).CombinedOutput(); err != nil {
 		t.Errorf("e2fsck -fn on rec-b: %v\n%s", err, out)
 	}
+}
+
+// serveFolder serves dir over plain HTTP on the host's loopback until the
+// test ends, and gives its address.
+func serveFolder(t *testing.T, dir string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: http.FileServer(http.Dir(dir))}
+	go hs.Serve(l)
+	t.Cleanup(func() { hs.Close() })
+	return l.Addr().String()
 }
 
 // stagedCuts are the power cuts of a staged migration: in the backup, in
@@ -352,13 +360,7 @@ func TestStagedReboot(t *testing.T) {
 		}
 		return r.SetDefault("acme", "camrec", "8.1.0", nil)
 	})
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := &http.Server{Handler: http.FileServer(http.Dir(repoDir))}
-	go hs.Serve(l)
-	defer hs.Close()
+	addr := serveFolder(t, repoDir)
 
 	// The box: camrec 8.0.0 with the configuration and index of a v7
 	// fixture restored, its recordings' volume reattached, enrolled.
@@ -391,7 +393,7 @@ func TestStagedReboot(t *testing.T) {
 
 	disks := []qemu.Disk{{Path: sys, Bus: qemu.VirtioBlk, Serial: "V8-SYS"}, data.Disk}
 	vm := qemu.Test(t, qemu.Options{Board: art.Board, UEFI: true, Disks: disks, Net: true,
-		GuestFwd: map[string]string{"10.0.2.100:80": l.Addr().String()}})
+		GuestFwd: map[string]string{"10.0.2.100:80": addr}})
 	ev, err := vm.WaitMatch(6*bootTimeout, "camrec 8.1.0's health report", func(ev event.Event) bool {
 		var h camrec.Report
 		switch ev.Type {
