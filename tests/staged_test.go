@@ -18,6 +18,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/passeur/passeur/image/fleet"
 	"github.com/passeur/passeur/image/medialayout"
 	"github.com/passeur/passeur/image/repo/editor"
 	"github.com/passeur/passeur/image/sign"
@@ -381,7 +382,24 @@ func TestStagedReboot(t *testing.T) {
 	write("restore"+camrec.IndexV1File, idx.Bytes())
 	v := a.Volumes[0]
 	write("etc/fstab", []byte(fmt.Sprintf("UUID=%s %s %s defaults 0 0\n", v.UUID, v.Mountpoint, v.FSType)))
-	write("passeur/update.json", []byte(`{"repo": "http://10.0.2.100", "account": "acme"}`))
+	// The box reports to a fleet server (on the host, reached as
+	// 10.0.2.101) with the token of its enrolment.
+	store, err := fleet.Open(filepath.Join(t.TempDir(), "fleet.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, err := fleet.Enroll(store, "box-31", "acme", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := &http.Server{Handler: &fleet.Server{Store: store}}
+	go fs.Serve(fl)
+	t.Cleanup(func() { fs.Close() })
+	write("passeur/update.json", []byte(`{"repo": "http://10.0.2.100", "account": "acme", "report": "http://10.0.2.101`+fleet.ReportPath+`", "box": "box-31", "report-token": "`+token+`"}`))
 	root, _ := os.ReadFile(filepath.Join(repoDir, "metadata/1.root.json"))
 	write("passeur/root.json", root)
 	vendorPub, _ := os.ReadFile(pub)
@@ -393,7 +411,7 @@ func TestStagedReboot(t *testing.T) {
 
 	disks := []qemu.Disk{{Path: sys, Bus: qemu.VirtioBlk, Serial: "V8-SYS"}, data.Disk}
 	vm := qemu.Test(t, qemu.Options{Board: art.Board, UEFI: true, Disks: disks, Net: true,
-		GuestFwd: map[string]string{"10.0.2.100:80": addr}})
+		GuestFwd: map[string]string{"10.0.2.100:80": addr, "10.0.2.101:80": fl.Addr().String()}})
 	ev, err := vm.WaitMatch(6*bootTimeout, "camrec 8.1.0's health report", func(ev event.Event) bool {
 		var h camrec.Report
 		switch ev.Type {
@@ -426,8 +444,19 @@ func TestStagedReboot(t *testing.T) {
 			break
 		}
 	}
-	if before.Version != "8.0.0" || run.event("update") == nil {
-		t.Errorf("the box did not run 8.0.0 (%+v), then update", before)
+	var update struct{ OK bool }
+	run.decode(t, "update", &update)
+	if before.Version != "8.0.0" || !update.OK {
+		t.Errorf("the box did not run 8.0.0 (%+v), then update (%+v)", before, update)
+	}
+	// The fleet server heard the box stage 8.1.0, then its rescue apply it.
+	hist, err := store.History("box-31")
+	var states []string
+	for _, r := range hist {
+		states = append(states, r.State+" "+r.Version)
+	}
+	if err != nil || strings.Join(states, ", ") != "staged 8.1.0, applying 8.1.0" {
+		t.Errorf("the fleet server's reports of box-31: %v (%v), want staged then applying 8.1.0", states, err)
 	}
 	var media struct{ Staged string }
 	run.decode(t, "media", &media)
@@ -439,5 +468,8 @@ func TestStagedReboot(t *testing.T) {
 	}
 	if now := volumeFilesOf(t, data.Path); !reflect.DeepEqual(files, now) {
 		t.Errorf("the recordings' volume changed beside the staging area:\nbefore %v\nafter  %v", files, now)
+	}
+	if out, err := exec.Command("e2fsck", "-fn", partitionOf(t, data.Path)).CombinedOutput(); err != nil {
+		t.Errorf("e2fsck -fn on the recordings' volume: %v\n%s", err, out)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"strings"
 
@@ -23,8 +24,8 @@ var ErrNoHandOff = errors.New("the next boot cannot be handed to the staged resc
 // handOff loads the rescue image staged beside the staging image (dir
 // is the staging folder) for the next boot by kexec, with the command
 // line that applies the staged release: the board's, then
-// passeur.mode=migrate, passeur.staged= and, when the box reports, its
-// fleet server. Each file is checked against the SHA-256 the repository
+// passeur.mode=migrate, passeur.staged= and, when the box reports, the
+// network and its fleet server. Each file is checked against the SHA-256 the repository
 // signed (the record's) as it is read, and loaded from what was read.
 func handOff(rec *staging.Record, dir string, c config.Config, load func(kernel, initrd *os.File, cmdline string) error) (string, error) {
 	if rec.Rescue == nil {
@@ -52,18 +53,39 @@ func handOff(rec *staging.Record, dir string, c config.Config, load func(kernel,
 		}
 		files = append(files, f)
 	}
-	keys := []string{b.Kernel.Cmdline, "passeur.mode=migrate", "passeur.unattended=yes", "passeur.staged=" + rec.Param}
+	if _, err := config.ParseStaged(rec.Param); err != nil {
+		return "", fmt.Errorf("%w: %w", ErrNoHandOff, err)
+	}
+	keys := []string{"passeur.mode=migrate", "passeur.unattended=yes", "passeur.staged=" + rec.Param}
 	if c.Report != "" && c.Box != "" && c.ReportToken != "" {
-		keys = append(keys, "passeur.report="+c.Report, "passeur.box="+c.Box, "passeur.report-token="+c.ReportToken)
+		if u, err := url.Parse(c.Report); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return "", fmt.Errorf("%w: report URL %q", ErrNoHandOff, c.Report)
+		}
+		keys = append(keys, "passeur.net=dhcp", "passeur.report="+c.Report, "passeur.box="+c.Box, "passeur.report-token="+c.ReportToken)
 	}
-	cmdline := strings.Join(keys, " ")
-	if strings.ContainsAny(cmdline, "\"\n") {
-		return "", fmt.Errorf("%w: a quote or a line break in the command line %q", ErrNoHandOff, cmdline)
+	// Each key one word of the command line: a value from the box's
+	// configuration must not add one (a space, a quote, a control byte).
+	for _, k := range keys {
+		if i := strings.IndexFunc(k, func(r rune) bool { return r <= ' ' || r == 0x7f || r == '"' || r > 0x7e }); i >= 0 {
+			return "", fmt.Errorf("%w: %q would not be one word of the kernel command line", ErrNoHandOff, redact(k))
+		}
 	}
+	cmdline := strings.Join(append([]string{b.Kernel.Cmdline}, keys...), " ")
 	if err := load(files[0], files[1], cmdline); err != nil {
 		return "", fmt.Errorf("%w: kexec: %w", ErrNoHandOff, err)
 	}
 	return cmdline, nil
+}
+
+// redact hides the fleet server's token in a key or a command line.
+func redact(s string) string {
+	words := strings.Split(s, " ")
+	for i, w := range words {
+		if k, _, ok := strings.Cut(w, "="); ok && k == "passeur.report-token" {
+			words[i] = k + "=…"
+		}
+	}
+	return strings.Join(words, " ")
 }
 
 // verifiedCopy copies the file name of root (no link followed, at most
@@ -77,6 +99,9 @@ func verifiedCopy(root *os.Root, name, want string) (*os.File, error) {
 	defer src.Close()
 	if st, err := src.Stat(); err != nil || !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s: not a regular file", name)
+	}
+	if len(want) != 2*sha256.Size {
+		return nil, fmt.Errorf("%s: no SHA-256 recorded for it", name)
 	}
 	fd, err := unix.MemfdCreate("passeur-rescue", unix.MFD_CLOEXEC)
 	if err != nil {
@@ -105,3 +130,7 @@ func verifiedCopy(root *os.Root, name, want string) (*os.File, error) {
 func kexecLoad(kernel, initrd *os.File, cmdline string) error {
 	return unix.KexecFileLoad(int(kernel.Fd()), int(initrd.Fd()), cmdline, 0)
 }
+
+// kexecUnload unloads what the next kexec reboot would start: a hand-off
+// that did not go through leaves nothing to start a migration later.
+func kexecUnload() error { return unix.KexecFileLoad(-1, -1, "", unix.KEXEC_FILE_UNLOAD) }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"aead.dev/minisign"
+	"github.com/passeur/passeur/board"
 	"github.com/passeur/passeur/image/atomicfile"
 	"github.com/passeur/passeur/image/config"
 	"github.com/passeur/passeur/image/fetch"
@@ -99,12 +100,12 @@ func stageCmd(args []string, stdout, stderr io.Writer) error {
 	account := fs.String("account", "", "the box's account (wins over -config)")
 	rel := fs.String("release", "", "a version or tag (wins over -config)")
 	system := fs.String("system", "/", "the running system's root, where its version is read")
-	board := fs.String("board", "", "the box's board: its rescue image, from the repository, is brought beside the staging image")
+	boardName := fs.String("board", "", "the box's board: its rescue image, from the repository, is brought beside the staging image")
 	apply := fs.String("apply", "", "reboot: once staged, load the staged rescue for the next boot (kexec) and reboot through systemd when it runs the box;\nwithout systemd, the box's next kexec reboot starts it (needs -board)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	o := stageOptions{volume: *volume, system: *system, board: *board, now: time.Now, free: statfsFree, volumes: runningVolumes,
+	o := stageOptions{volume: *volume, system: *system, board: *boardName, now: time.Now, free: statfsFree, volumes: runningVolumes,
 		identity: func() string { return obtain.BoxIdentity(fixedDisks()) },
 		fetch:    fetch.Options{Attempts: 6, Backoff: time.Second, Stall: 30 * time.Second, Log: func(f string, a ...any) { fmt.Fprintf(stderr, f+"\n", a...) }}}
 	var reportTo config.Config // passeur.report=, passeur.box=, passeur.report-token=
@@ -128,8 +129,13 @@ func stageCmd(args []string, stdout, stderr io.Writer) error {
 	if *rootFile == "" || *trust == "" || o.repo == "" {
 		return errors.New(stageUsage)
 	}
-	if *apply != "" && (*apply != "reboot" || *board == "") {
+	if *apply != "" && (*apply != "reboot" || *boardName == "") {
 		return fmt.Errorf("stage: -apply reboot, with -board, is the one hand-off built\n%s", stageUsage)
+	}
+	if *boardName != "" {
+		if _, err := board.Load(*boardName); err != nil { // its command line is the hand-off's
+			return err
+		}
 	}
 	var err error
 	if o.root, err = os.ReadFile(*rootFile); err != nil {
@@ -171,14 +177,19 @@ func stageCmd(args []string, stdout, stderr io.Writer) error {
 		_, folder, _ := strings.Cut(s.Param, "/")
 		cmdline, err := handOff(s, filepath.Join(s.Volume.Point, folder), reportTo, kexecLoad)
 		if err != nil {
+			kexecUnload()
 			return err
 		}
-		fmt.Fprintf(stdout, "the rescue is loaded for the next boot (kexec): %s\n", cmdline)
+		fmt.Fprintf(stdout, "the rescue is loaded for the next boot (kexec): %s\n", redact(cmdline))
 		if _, err := os.Stat("/run/systemd/system"); err == nil {
 			fmt.Fprintln(stdout, "rebooting into it: systemctl kexec")
 			cmd := exec.Command("systemctl", "kexec")
 			cmd.Stdout, cmd.Stderr = stdout, stderr
-			return cmd.Run()
+			if err := cmd.Run(); err != nil {
+				kexecUnload() // no migration starts at a later reboot nobody chose
+				return fmt.Errorf("%w: systemctl kexec: %w", ErrNoHandOff, err)
+			}
+			return nil
 		}
 		fmt.Fprintln(stdout, "the box's next kexec reboot starts it (systemctl kexec, kexec -e, or the appliance's own)")
 	}

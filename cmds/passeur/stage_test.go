@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http/httptest"
 	"os"
@@ -156,6 +157,26 @@ func TestStage(t *testing.T) {
 		loaded[0] != "the vmlinuz of qemu-x86_64\n" || loaded[1] != "the initramfs.cpio.zst of qemu-x86_64\n" ||
 		!strings.HasPrefix(loaded[2], "console=ttyS0,115200") || !strings.Contains(loaded[2], " passeur.mode=migrate passeur.unattended=yes passeur.staged="+s.Param) {
 		t.Errorf("hand-off: %v, loaded %q", err, loaded)
+	}
+	// The box's fleet server goes on the command line, one word a key; a
+	// value that would add a word is refused, nothing loaded.
+	reporting := config.Config{Report: "http://10.0.2.100/fleet/report", Box: "box-7", ReportToken: "s3cret"}
+	if _, err := handOff(s, folder, reporting, load); err != nil || !strings.HasSuffix(loaded[2], " passeur.net=dhcp passeur.report=http://10.0.2.100/fleet/report passeur.box=box-7 passeur.report-token=s3cret") {
+		t.Errorf("hand-off of a reporting box: %v, %q", err, loaded)
+	}
+	if r := redact(loaded[2]); strings.Contains(r, "s3cret") || !strings.Contains(r, "passeur.report-token=…") {
+		t.Errorf("the command line as printed: %q", r)
+	}
+	for _, bad := range []config.Config{
+		{Report: "http://10.0.2.100/fleet/report", Box: "box-7 init=/bin/sh", ReportToken: "t"},
+		{Report: "http://10.0.2.100/ passeur.format-data=vdb", Box: "box-7", ReportToken: "t"},
+		{Report: "http://10.0.2.100/fleet/report", Box: "box-7", ReportToken: "t\tpasseur.target=vda"},
+		{Report: "file:///etc/passwd", Box: "box-7", ReportToken: "t"},
+	} {
+		loaded = nil
+		if _, err := handOff(s, folder, bad, load); !errors.Is(err, ErrNoHandOff) || loaded != nil || strings.Contains(fmt.Sprint(err), "\tpasseur") {
+			t.Errorf("hand-off with %+v: %v, loaded %q", bad, err, loaded)
+		}
 	}
 	loaded = nil
 	os.WriteFile(filepath.Join(folder, staging.RescueDir, "vmlinuz"), []byte("another kernel\n"), 0o644)

@@ -204,10 +204,8 @@ func mountVolumes(path string, disks []inventory.Disk) ([]string, error) {
 		// records: it mounts them read-only, without log replay, whatever
 		// fstab says (an XFS mounted "ro" still writes to its log), so
 		// that tests can hash the data disks after it ran.
-		flags := uintptr(unix.MS_RDONLY)
-		opts := map[string]string{"ext4": "noload", "ext3": "noload", "xfs": "norecovery"}[typ]
 		os.MkdirAll(e.Mountpoint, 0o755)
-		if err := unix.Mount(dev, e.Mountpoint, typ, flags, opts); err != nil {
+		if err := mountReadOnly(dev, e.Mountpoint, typ); err != nil {
 			fail("volumes", fmt.Errorf("mount %s (%s) on %s: %w", e.Spec, dev, e.Mountpoint, err))
 			continue
 		}
@@ -217,6 +215,12 @@ func mountVolumes(path string, disks []inventory.Disk) ([]string, error) {
 		}
 	}
 	return uuids, nil
+}
+
+// mountReadOnly mounts a data volume read-only, without log replay.
+func mountReadOnly(dev, point, typ string) error {
+	opts := map[string]string{"ext4": "noload", "ext3": "noload", "xfs": "norecovery"}[typ]
+	return unix.Mount(dev, point, typ, unix.MS_RDONLY, opts)
 }
 
 // LegacyMain is camrec 7's /sbin/init as the tests lay it on a v7 root

@@ -49,6 +49,10 @@ func update(state string) error {
 	if _, err := os.Stat(filepath.Join(dir, "update.json")); err != nil {
 		return nil
 	}
+	board, err := os.ReadFile(BoardFile)
+	if err != nil {
+		return err
+	}
 	// The root is read-only: the lease's resolver goes to /run.
 	if err := os.WriteFile("/run/resolv.conf", nil, 0o644); err == nil {
 		unix.Mount("/run/resolv.conf", "/etc/resolv.conf", "", unix.MS_BIND, "")
@@ -60,17 +64,23 @@ func update(state string) error {
 		return err
 	}
 	fmt.Printf("camrec: network %s is %s\n", lease.Interface, lease.Address)
+	// Read-write for passeur stage; back to read-only if the update does
+	// not go through.
+	var rw []mountedVolume
+	defer func() {
+		for _, v := range rw {
+			unix.Unmount(v.point, 0)
+			mountReadOnly(v.dev, v.point, v.typ)
+		}
+	}()
 	for _, v := range mounted {
 		if err := unix.Unmount(v.point, 0); err != nil {
 			return fmt.Errorf("unmount %s: %w", v.point, err)
 		}
+		rw = append(rw, v)
 		if err := unix.Mount(v.dev, v.point, v.typ, unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
 			return fmt.Errorf("mount %s on %s read-write: %w", v.dev, v.point, err)
 		}
-	}
-	board, err := os.ReadFile(BoardFile)
-	if err != nil {
-		return err
 	}
 	cmd := exec.Command("/usr/bin/passeur", "stage", "-config", filepath.Join(dir, "update.json"),
 		"-repo-root", filepath.Join(dir, "root.json"), "-trust", filepath.Join(dir, "vendor.pub"),
@@ -83,12 +93,21 @@ func update(state string) error {
 	if strings.TrimSpace(string(loaded)) != "1" {
 		return errors.New("passeur stage loaded no kernel for kexec")
 	}
-	events.Emit("update", updateEvent{OK: true})
-	for i := len(mounted) - 1; i >= 0; i-- {
-		unix.Unmount(mounted[i].point, 0)
+	// Everything it mounted comes down clean before the kexec: a volume
+	// that will not is no reboot, and nothing stays loaded.
+	for i := len(rw) - 1; i >= 0; i-- {
+		if err := unix.Unmount(rw[i].point, 0); err != nil {
+			unix.KexecFileLoad(-1, -1, "", unix.KEXEC_FILE_UNLOAD)
+			return fmt.Errorf("unmount %s before the reboot: %w", rw[i].point, err)
+		}
+		rw = rw[:i]
 	}
-	unix.Unmount(state, 0)
+	if err := unix.Unmount(state, 0); err != nil {
+		unix.KexecFileLoad(-1, -1, "", unix.KEXEC_FILE_UNLOAD)
+		return fmt.Errorf("unmount %s before the reboot: %w", state, err)
+	}
 	unix.Sync()
+	events.Emit("update", updateEvent{OK: true})
 	fmt.Println("camrec: rebooting into the staged update")
 	return unix.Reboot(unix.LINUX_REBOOT_CMD_KEXEC)
 }
