@@ -40,7 +40,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-const stageUsage = `usage: passeur stage -repo-root ROOT.json -trust KEY.pub[,KEY.pub] [-config FILE] [-repo URL] [-account NAME] [-release VERSION|TAG] [-volume MOUNTPOINT] [-system /]
+const stageUsage = `usage: passeur stage -repo-root ROOT.json -trust KEY.pub[,KEY.pub] [-config FILE] [-repo URL] [-account NAME] [-release VERSION|TAG] [-volume MOUNTPOINT] [-system /] [-board BOARD [-apply reboot]]
 
 Run on the box's own running system: reads the box's update configuration
 (-config, the key's passeur/config.json format; flags win), decides what
@@ -54,7 +54,10 @@ backup is checked before anything is written; the staging area is one
 image file, its blocks reserved, laid out as a passeur key, into which the
 release is brought, verified, with a record of what was staged. Nothing
 else of the box is changed. The rescue applies it with passeur.staged=,
-which stage prints.`
+which stage prints. With -board, the board's rescue image comes too,
+beside the image; -apply reboot then loads it for the next boot by kexec
+(checked against the hashes the repository signed) and reboots through
+systemd where systemd runs the box.`
 
 // ErrNoRoom: the staging area cannot hold the release and the backup.
 var ErrNoRoom = errors.New("the staging area has no room for the release and the backup")
