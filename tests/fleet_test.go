@@ -22,7 +22,6 @@ import (
 	"github.com/passeur/passeur/image/mirror"
 	"github.com/passeur/passeur/image/repo"
 	"github.com/passeur/passeur/image/repo/editor"
-	"github.com/passeur/passeur/image/sign"
 	"github.com/passeur/passeur/qemu"
 	"github.com/passeur/passeur/qemu/camrec"
 	"github.com/passeur/passeur/qemu/fixture"
@@ -108,14 +107,8 @@ func TestFleet(t *testing.T) {
 		t.Fatal(err)
 	}
 	editRepo(t, vendorDir, keys, func(r *editor.Repo) error {
-		for _, rel := range rels {
-			pk, err := sign.LoadPublicKey(rel.pub)
-			if err != nil {
-				return err
-			}
-			if _, err := r.Publish(rel.dir, pk); err != nil {
-				return err
-			}
+		if _, err := publishReleases(r, rels...); err != nil {
+			return err
 		}
 		if err := r.AddAccount("acme"); err != nil {
 			return err

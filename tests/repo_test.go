@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/passeur/passeur/image/release"
 	"github.com/passeur/passeur/image/repo/editor"
 	"github.com/passeur/passeur/image/sign"
 )
@@ -45,15 +46,11 @@ func publish(t *testing.T, rels ...camrecRelease) string {
 	t.Helper()
 	dir, keys := devRepo(t)
 	editRepo(t, dir, keys, func(r *editor.Repo) error {
-		for _, rel := range rels {
-			pk, err := sign.LoadPublicKey(rel.pub)
-			if err != nil {
-				return err
-			}
-			m, err := r.Publish(rel.dir, pk)
-			if err != nil {
-				return err
-			}
+		ms, err := publishReleases(r, rels...)
+		if err != nil {
+			return err
+		}
+		for _, m := range ms {
 			if err := r.Tag(m.Product, "stable", m.Version.String()); err != nil {
 				return err
 			}
@@ -61,6 +58,24 @@ func publish(t *testing.T, rels ...camrecRelease) string {
 		return nil
 	})
 	return dir
+}
+
+// publishReleases publishes camrec releases, each verified with the key
+// it was signed by, in order.
+func publishReleases(r *editor.Repo, rels ...camrecRelease) ([]*release.Manifest, error) {
+	var out []*release.Manifest
+	for _, rel := range rels {
+		pk, err := sign.LoadPublicKey(rel.pub)
+		if err != nil {
+			return out, err
+		}
+		m, err := r.Publish(rel.dir, pk)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
 }
 
 // editRepo changes a repository and commits, as passeur repo does.

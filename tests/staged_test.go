@@ -21,7 +21,6 @@ import (
 	"github.com/passeur/passeur/image/fleet"
 	"github.com/passeur/passeur/image/medialayout"
 	"github.com/passeur/passeur/image/repo/editor"
-	"github.com/passeur/passeur/image/sign"
 	"github.com/passeur/passeur/initramfs/event"
 	"github.com/passeur/passeur/initramfs/journal"
 	"github.com/passeur/passeur/initramfs/staging"
@@ -344,14 +343,8 @@ func TestStagedReboot(t *testing.T) {
 	art := qemu.BuiltArtifacts(t, "qemu-x86_64")
 	repoDir, keys := devRepo(t)
 	editRepo(t, repoDir, keys, func(r *editor.Repo) error {
-		for _, rel := range rels {
-			pk, err := sign.LoadPublicKey(rel.pub)
-			if err != nil {
-				return err
-			}
-			if _, err := r.Publish(rel.dir, pk); err != nil {
-				return err
-			}
+		if _, err := publishReleases(r, rels...); err != nil {
+			return err
 		}
 		if err := r.PublishRescue("qemu-x86_64", filepath.Dir(art.Kernel)); err != nil {
 			return err

@@ -26,10 +26,7 @@ func RunningDevice(majmin string) (Device, error) {
 		return Device{}, err
 	}
 	name := filepath.Base(link)
-	disk := name
-	if _, err := os.Stat(filepath.Join(link, "partition")); err == nil {
-		disk = filepath.Base(filepath.Dir(link))
-	}
+	disk := wholeDisk(link)
 	d := Device{Path: "/dev/" + name, Disk: disk, Under: under(disk, 0)}
 	if uevent, err := os.ReadFile(filepath.Join(link, "uevent")); err == nil {
 		for _, l := range strings.Split(string(uevent), "\n") {
@@ -51,6 +48,15 @@ func RunningDevice(majmin string) (Device, error) {
 	return d, err
 }
 
+// wholeDisk is the kernel name of the disk of the block device whose
+// /sys folder is link: its parent's when it is a partition.
+func wholeDisk(link string) string {
+	if _, err := os.Stat(filepath.Join(link, "partition")); err == nil {
+		return filepath.Base(filepath.Dir(link))
+	}
+	return filepath.Base(link)
+}
+
 // under lists the disks beneath the disk name (device-mapper, md: its
 // slaves, theirs in turn), or name itself.
 func under(name string, depth int) []string {
@@ -62,9 +68,7 @@ func under(name string, depth int) []string {
 	for _, s := range slaves {
 		disk := s.Name()
 		if link, err := filepath.EvalSymlinks(filepath.Join("/sys/class/block", disk)); err == nil {
-			if _, err := os.Stat(filepath.Join(link, "partition")); err == nil {
-				disk = filepath.Base(filepath.Dir(link))
-			}
+			disk = wholeDisk(link)
 		}
 		out = append(out, under(disk, depth+1)...)
 	}
