@@ -40,7 +40,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-const stageUsage = `usage: passeur stage -repo-root ROOT.json -trust KEY.pub[,KEY.pub] [-config FILE] [-repo URL] [-account NAME] [-release VERSION|TAG] [-volume MOUNTPOINT] [-system /] [-board BOARD [-apply reboot]]
+const stageUsage = `usage: passeur stage -repo-root ROOT.json -trust KEY.pub[,KEY.pub] [-config FILE] [-repo URL] [-account NAME] [-release VERSION|TAG] [-volume MOUNTPOINT] [-system /] [-board BOARD [-apply reboot]] [-health FILE]
 
 Run on the box's own running system: reads the box's update configuration
 (-config, the key's passeur/config.json format; flags win), decides what
@@ -57,7 +57,15 @@ else of the box is changed. The rescue applies it with passeur.staged=,
 which stage prints. With -board, the board's rescue image comes too,
 beside the image; -apply reboot then loads it for the next boot by kexec
 (checked against the hashes the repository signed) and reboots through
-systemd where systemd runs the box.`
+systemd where systemd runs the box.
+
+With -health (the running system's health report), stage first settles
+the staged run this system is the outcome of, which nobody boots the
+rescue again to record: healthy, the run's backup and journal are kept
+under runs/ in the staging folder, the fleet server hears "done" with
+the report, and the staging image and rescue are removed; unhealthy, it
+hears "failed" and the staging area stays for the rescue to roll back or
+restore. A box already running what it should prints "nothing to stage".`
 
 // ErrNoRoom: the staging area cannot hold the release and the backup.
 var ErrNoRoom = errors.New("the staging area has no room for the release and the backup")
@@ -104,6 +112,7 @@ func stageCmd(args []string, stdout, stderr io.Writer) error {
 	rel := fs.String("release", "", "a version or tag (wins over -config)")
 	system := fs.String("system", "/", "the running system's root, where its version is read")
 	boardName := fs.String("board", "", "the box's board: its rescue image, from the repository, is brought beside the staging image")
+	health := fs.String("health", "", "the running system's health report: a staged run this system is the outcome of is settled with it first\n(reported, its backup and journal kept under runs/, the staging image removed when healthy)")
 	apply := fs.String("apply", "", "reboot: once staged, load the staged rescue for the next boot (kexec) and reboot through systemd when it runs the box;\nwithout systemd, the box's next kexec reboot starts it (needs -board)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -153,7 +162,27 @@ func stageCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Hour)
 	defer cancel()
+	send := reporter(ctx, reportTo)
+	if *health != "" {
+		data, err := readHealth(*health)
+		if err != nil {
+			return err
+		}
+		done, err := settle(settleOptions{system: o.system, health: data, trusted: o.trusted, volumes: o.volumes, report: send, log: stdout})
+		for _, s := range done {
+			if s.Kept != "" {
+				fmt.Fprintf(stdout, "settled the staged run %s: %s reported healthy; its backup and journal are kept in %s, the staging image is removed\n", s.Run, s.Version, s.Kept)
+			}
+		}
+		if err != nil { // staging again may still be possible, elsewhere
+			fmt.Fprintf(stderr, "settling a staged run: %v\n", err)
+		}
+	}
 	s, err := stage(ctx, o)
+	if errors.Is(err, obtain.ErrUpToDate) {
+		fmt.Fprintf(stdout, "nothing to stage: %v\n", err)
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -167,13 +196,12 @@ func stageCmd(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "staged %s %s (%s) from %s%s in %s on %s (%s): %s, manifest SHA-256 %s\n", s.Product, s.Version, s.Why, cmp.Or(s.From, "nothing installed"), how,
 		staging.ImageFile, s.Volume.Point, s.Volume.Dev, s.Release, s.ManifestSHA256)
 	fmt.Fprintf(stdout, "the rescue applies it with: passeur.mode=migrate passeur.staged=%s\n", s.Param)
-	if c := reportTo; c.Report != "" && c.Box != "" && c.ReportToken != "" {
-		r := wire.Report{Box: c.Box, Product: s.Product, Version: s.Version, State: wire.StateStaged, At: time.Now().UTC()}
-		if err := wire.Send(ctx, c.Report, c.ReportToken, r); err != nil {
+	if send != nil {
+		if err := send(wire.Report{Product: s.Product, Version: s.Version, State: wire.StateStaged}); err != nil {
 			// Staged all the same: the rescue reports the run's outcome.
-			fmt.Fprintf(stderr, "report to %s: %v\n", c.Report, err)
+			fmt.Fprintf(stderr, "report to %s: %v\n", reportTo.Report, err)
 		} else {
-			fmt.Fprintf(stdout, "reported %s %s staged to %s\n", s.Product, s.Version, c.Report)
+			fmt.Fprintf(stdout, "reported %s %s staged to %s\n", s.Product, s.Version, reportTo.Report)
 		}
 	}
 	if *apply == "reboot" {
@@ -197,6 +225,19 @@ func stageCmd(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, "the box's next kexec reboot starts it (systemctl kexec, kexec -e, or the appliance's own)")
 	}
 	return nil
+}
+
+// reporter sends reports to the fleet server of the box's configuration c
+// (passeur.report=, passeur.box=, passeur.report-token=), stamped with
+// the box and the time; nil when c names none.
+func reporter(ctx context.Context, c config.Config) func(wire.Report) error {
+	if c.Report == "" || c.Box == "" || c.ReportToken == "" {
+		return nil
+	}
+	return func(r wire.Report) error {
+		r.Box, r.At = c.Box, time.Now().UTC()
+		return wire.Send(ctx, c.Report, c.ReportToken, r)
+	}
 }
 
 // stage decides, checks the staging area has room, then makes it and

@@ -1,6 +1,8 @@
 package staging
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -154,8 +156,96 @@ func (i *Image) Names(dir string) ([]string, error) {
 	return out, nil
 }
 
+// maxOpen bounds a file read through Open: manifests, signatures, records.
+const maxOpen = 16 << 20
+
+// Open opens name, an fs.FS name, in the image: an Image is an fs.FS
+// (media.Verify reads the staged manifest through it). The file is read
+// whole, up to 16 MiB, with ReadFile: go-diskfs v1.9.4 returns wrong
+// bytes to a read that starts off a 512-byte boundary (a 1009-byte file
+// read 1000 bytes at a time comes back 1024 bytes long), which
+// io.ReadAll's growing buffer makes.
+func (i *Image) Open(name string) (fs.File, error) {
+	if !fs.ValidPath(name) {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrInvalid}
+	}
+	f, err := i.fs.Open("/" + name)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	f.Close()
+	if err != nil {
+		return nil, err
+	}
+	if st.IsDir() {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: errors.New("is a folder")}
+	}
+	data, err := i.ReadFile(name, maxOpen)
+	if err != nil {
+		return nil, err
+	}
+	return &memFile{Reader: bytes.NewReader(data), info: st}, nil
+}
+
+// memFile is a file of the image read whole.
+type memFile struct {
+	*bytes.Reader
+	info fs.FileInfo
+}
+
+func (f *memFile) Stat() (fs.FileInfo, error) { return f.info, nil }
+func (f *memFile) Close() error               { return nil }
+
 // maxJournal bounds a journal read from a staging image.
-const maxJournal = 16 << 20
+const maxJournal = journal.MaxSize
+
+// Run is a run the image holds: its folder (Backup/HOST/RUN) and its
+// journal's records, or why they cannot be read.
+type Run struct {
+	Dir     string
+	Records []journal.Record
+	Err     error
+}
+
+// Finished tells whether the run's journal ends finished.
+func (r Run) Finished() bool {
+	return r.Err == nil && r.Records[len(r.Records)-1].State == journal.StateFinished
+}
+
+// Header is the run's header (zero when its journal cannot be read).
+func (r Run) Header() journal.Header {
+	var h journal.Header
+	if r.Err == nil {
+		json.Unmarshal(r.Records[0].Detail, &h)
+	}
+	return h
+}
+
+// Runs lists the runs the image holds.
+func (i *Image) Runs() ([]Run, error) {
+	hosts, err := i.Names(medialayout.BackupDir)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadImage, err)
+	}
+	var out []Run
+	for _, h := range hosts {
+		runs, err := i.Names(medialayout.BackupDir + "/" + h)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrBadImage, err)
+		}
+		for _, r := range runs {
+			run := Run{Dir: medialayout.BackupDir + "/" + h + "/" + r}
+			data, err := i.ReadFile(run.Dir+"/"+journal.File, maxJournal)
+			if err == nil {
+				run.Records, _, err = journal.Parse(data)
+			}
+			run.Err = err
+			out = append(out, run)
+		}
+	}
+	return out, nil
+}
 
 // Runs counts the runs the image at img holds (its Backup/HOST/RUN
 // folders): those whose journal ends finished, and the others (a run to
@@ -166,24 +256,87 @@ func Runs(img string) (finished, unfinished int, err error) {
 		return 0, 0, err
 	}
 	defer i.Close()
-	hosts, err := i.Names(medialayout.BackupDir)
+	runs, err := i.Runs()
 	if err != nil {
-		return 0, 0, fmt.Errorf("%w: %s: %w", ErrBadImage, img, err)
+		return 0, 0, fmt.Errorf("%s: %w", img, err)
 	}
-	for _, h := range hosts {
-		runs, err := i.Names(medialayout.BackupDir + "/" + h)
-		if err != nil {
-			return 0, 0, fmt.Errorf("%w: %s: %w", ErrBadImage, img, err)
-		}
-		for _, r := range runs {
-			data, err := i.ReadFile(medialayout.BackupDir+"/"+h+"/"+r+"/"+journal.File, maxJournal)
-			recs, _, perr := journal.Parse(data)
-			if err == nil && perr == nil && recs[len(recs)-1].State == journal.StateFinished {
-				finished++
-			} else {
-				unfinished++
-			}
+	for _, r := range runs {
+		if r.Finished() {
+			finished++
+		} else {
+			unfinished++
 		}
 	}
 	return finished, unfinished, nil
+}
+
+// ErrTooBig: a folder of the image holds more than it may be copied with.
+var ErrTooBig = errors.New("the staging image's folder is larger than allowed")
+
+// CopyOut copies the folder dir of the image, files and folders, into the
+// folder to, made for it (its parent must exist, to must not): at most
+// limit bytes in all, names that are one plain path element each, and
+// nothing but files and folders four levels deep at most. What the image
+// holds is not trusted: a refused copy leaves to partly made, for the
+// caller to remove.
+func (i *Image) CopyOut(dir, to string, limit int64) error {
+	if err := os.Mkdir(to, 0o700); err != nil {
+		return err
+	}
+	root, err := os.OpenRoot(to)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	left := limit
+	var walk func(from, rel string, depth int) error
+	walk = func(from, rel string, depth int) error {
+		name := strings.TrimPrefix(path.Clean("/"+from), "/")
+		if name == "" {
+			name = "."
+		}
+		entries, err := i.fs.ReadDir(name)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			n := e.Name()
+			if n == "." || n == ".." {
+				continue
+			}
+			if !fs.ValidPath(n) || strings.ContainsAny(n, "/\\") {
+				return fmt.Errorf("%w: %q is no file name", ErrBadImage, n)
+			}
+			src, dst := from+"/"+n, path.Join(rel, n)
+			switch {
+			case e.IsDir() && depth < 4:
+				if err := root.Mkdir(dst, 0o700); err != nil {
+					return err
+				}
+				if err := walk(src, dst, depth+1); err != nil {
+					return err
+				}
+			case e.IsDir():
+				return fmt.Errorf("%w: %s is more than 4 folders deep", ErrBadImage, src)
+			case e.Type().IsRegular():
+				data, err := i.ReadFile(src, left)
+				if err != nil {
+					return fmt.Errorf("%w: %s: %w", ErrTooBig, dir, err)
+				}
+				left -= int64(len(data))
+				f, err := root.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+				if err != nil {
+					return err
+				}
+				_, err = f.Write(data)
+				if err = errors.Join(err, f.Sync(), f.Close()); err != nil {
+					return err
+				}
+			default:
+				return fmt.Errorf("%w: %s holds %s, neither a file nor a folder", ErrBadImage, dir, src)
+			}
+		}
+		return nil
+	}
+	return walk(dir, ".", 0)
 }
