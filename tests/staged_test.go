@@ -1,9 +1,11 @@
 package tests
 
 import (
+	"archive/tar"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
@@ -17,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/passeur/passeur/image/fleet"
 	"github.com/passeur/passeur/image/medialayout"
@@ -27,6 +30,7 @@ import (
 	"github.com/passeur/passeur/initramfs/steps"
 	"github.com/passeur/passeur/qemu"
 	"github.com/passeur/passeur/qemu/camrec"
+	"github.com/passeur/passeur/qemu/fixture"
 )
 
 // TestStaged: a camrec 7 box of variant b (recordings on its system disk,
@@ -98,7 +102,19 @@ func TestStaged(t *testing.T) {
 	unmountVol()
 	unmountRoot()
 	before := hashes(t, disks)
-	refused := rescue(t, disks, "passeur.mode=migrate passeur.staged="+param[1])
+	// Nobody is at a staged box: the rescue goes back to the old system
+	// (it reboots, and QEMU, told -no-reboot, exits).
+	art := qemu.BuiltArtifacts(t, "qemu-x86_64")
+	vm := qemu.Test(t, qemu.Options{Board: art.Board, Kernel: art.Kernel, Initrd: art.Initrd, Disks: disks,
+		Cmdline: "passeur.unattended=yes passeur.mode=migrate passeur.staged=" + param[1]})
+	if err := vm.Wait(3 * bootTimeout); err != nil {
+		t.Fatalf("the refused staged run did not go back to the old system: %v", err)
+	}
+	refused := collect(vm)
+	var stopped struct{ Then string }
+	if refused.decode(t, "staged_stopped", &stopped); stopped.Then != "boot" {
+		t.Errorf("the refused staged run: %+v, want back to the old system", stopped)
+	}
 	var rel struct{ Dir, Error string }
 	refused.decode(t, "release", &rel)
 	if !strings.Contains(rel.Error, "artifact does not match the manifest") || refused.event("plan") != nil {
@@ -328,17 +344,31 @@ func partitionOf(t *testing.T, disk string) string {
 	return dev
 }
 
-// TestStagedReboot is the reboot path with nobody at the box: a camrec
-// 8.0.0 box, booted under OVMF from its own disk, enrolled on its state
-// partition (passeur/update.json naming the repository and the account,
-// its trusted root, the vendor's key), runs passeur stage -apply reboot
-// from its root as its update service would: the account's default
-// 8.1.0 and the board's rescue image are staged on its recordings'
-// volume from the repository (a plain HTTP server on the host, through
-// restrict=on user networking), the rescue is loaded and the box reboots
-// into it by kexec; the rescue migrates from the staging area and boots
-// 8.1.0, which reports what 8.0.0 held. The recordings are unchanged.
-func TestStagedReboot(t *testing.T) {
+// stagedBox is a camrec 8.0.0 box enrolled for updates staged from its
+// running system, its repository and its fleet server on the host.
+type stagedBox struct {
+	rels          []camrecRelease
+	art           qemu.Artifacts
+	repoDir, keys string
+	a             *camrec.Appliance
+	v             camrec.Volume
+	store         *fleet.Store
+	addr          string // the repository
+	fleet         string // the fleet server
+	sys           string
+	data          fixture.Disk
+	files         map[string]string // the recordings' volume, staging area aside
+	box           string
+	opts          qemu.Options // how the box boots
+	backups       string       // where the fleet server keeps the boxes' backups
+}
+
+// stagedWorld sets up, on the host, what a box enrolled for staged
+// updates talks to: a repository publishing camrec 8.0.0, 8.1.0 and the
+// board's rescue, whose account acme defaults to def, and a fleet server
+// where box is enrolled. It returns the box's enrolment files
+// (update.json, root.json, vendor.pub), by name.
+func stagedWorld(t *testing.T, box, def string) (*stagedBox, map[string][]byte) {
 	rels := camrecVersions(t, "8.0.0", "8.1.0")
 	art := qemu.BuiltArtifacts(t, "qemu-x86_64")
 	repoDir, keys := devRepo(t)
@@ -352,14 +382,43 @@ func TestStagedReboot(t *testing.T) {
 		if err := r.AddAccount("acme"); err != nil {
 			return err
 		}
-		return r.SetDefault("acme", "camrec", "8.1.0", nil)
+		return r.SetDefault("acme", "camrec", def, nil)
 	})
 	addr := serveFolder(t, repoDir)
-
-	// The box: camrec 8.0.0 with the configuration and index of a v7
-	// fixture restored, its recordings' volume reattached, enrolled.
-	a := v7(t, camrec.VariantA, camrec.Options{Seed: 31, FirstDataVolumeSize: 640 << 20})
+	// The box reports to a fleet server (on the host, reached as
+	// 10.0.2.101) with the token of its enrolment.
+	store, err := fleet.Open(filepath.Join(t.TempDir(), "fleet.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, err := fleet.Enroll(store, box, "acme", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	backups := t.TempDir()
+	srv := &http.Server{Handler: &fleet.Server{Store: store, Backups: backups}}
+	go srv.Serve(fl)
+	t.Cleanup(func() { srv.Close() })
 	_, pub := signingKey(t)
+	root, _ := os.ReadFile(filepath.Join(repoDir, "metadata/1.root.json"))
+	vendorPub, _ := os.ReadFile(pub)
+	enrolment := map[string][]byte{
+		"update.json": []byte(`{"repo": "http://10.0.2.100", "account": "acme", "report": "http://10.0.2.101` + fleet.ReportPath + `", "box": "` + box + `", "report-token": "` + token + `"}`),
+		"root.json":   root, "vendor.pub": vendorPub}
+	return &stagedBox{rels: rels, art: art, repoDir: repoDir, keys: keys, store: store, addr: addr, fleet: fl.Addr().String(), box: box, backups: backups}, enrolment
+}
+
+// newStagedBox makes a box of fixture a's seed: camrec 8.0.0 with the
+// configuration and index of a v7 fixture restored, its recordings'
+// volume reattached, enrolled (passeur/update.json, root.json,
+// vendor.pub on its state) as box in account acme, whose default is def.
+func newStagedBox(t *testing.T, seed int64, box, def string) *stagedBox {
+	b, enrolment := stagedWorld(t, box, def)
+	a := v7(t, camrec.VariantA, camrec.Options{Seed: seed, FirstDataVolumeSize: 640 << 20})
 	state := t.TempDir()
 	write := func(rel string, data []byte) {
 		p := filepath.Join(state, rel)
@@ -375,62 +434,75 @@ func TestStagedReboot(t *testing.T) {
 	write("restore"+camrec.IndexV1File, idx.Bytes())
 	v := a.Volumes[0]
 	write("etc/fstab", []byte(fmt.Sprintf("UUID=%s %s %s defaults 0 0\n", v.UUID, v.Mountpoint, v.FSType)))
-	// The box reports to a fleet server (on the host, reached as
-	// 10.0.2.101) with the token of its enrolment.
-	store, err := fleet.Open(filepath.Join(t.TempDir(), "fleet.db"))
-	if err != nil {
-		t.Fatal(err)
+	for name, data := range enrolment {
+		write("passeur/"+name, data)
 	}
-	token, err := fleet.Enroll(store, "box-31", "acme", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fs := &http.Server{Handler: &fleet.Server{Store: store}}
-	go fs.Serve(fl)
-	t.Cleanup(func() { fs.Close() })
-	write("passeur/update.json", []byte(`{"repo": "http://10.0.2.100", "account": "acme", "report": "http://10.0.2.101`+fleet.ReportPath+`", "box": "box-31", "report-token": "`+token+`"}`))
-	root, _ := os.ReadFile(filepath.Join(repoDir, "metadata/1.root.json"))
-	write("passeur/root.json", root)
-	vendorPub, _ := os.ReadFile(pub)
-	write("passeur/vendor.pub", vendorPub)
-	sys := filepath.Join(t.TempDir(), "v8.img")
-	installWithHostTools(t, rels[0], sys, 512<<20, state)
-	data := a.Data[0]
-	files := volumeFilesOf(t, data.Path)
+	b.sys = filepath.Join(t.TempDir(), "v8.img")
+	installWithHostTools(t, b.rels[0], b.sys, 512<<20, state)
+	b.a, b.v, b.data = a, v, a.Data[0]
+	b.files = volumeFilesOf(t, b.data.Path)
+	disks := []qemu.Disk{{Path: b.sys, Bus: qemu.VirtioBlk, Serial: "V8-SYS"}, b.data.Disk}
+	b.opts = qemu.Options{Board: b.art.Board, UEFI: true, Disks: disks}
+	return b
+}
 
-	disks := []qemu.Disk{{Path: sys, Bus: qemu.VirtioBlk, Serial: "V8-SYS"}, data.Disk}
-	vm := qemu.Test(t, qemu.Options{Board: art.Board, UEFI: true, Disks: disks, Net: true,
-		GuestFwd: map[string]string{"10.0.2.100:80": addr, "10.0.2.101:80": fl.Addr().String()}})
-	ev, err := vm.WaitMatch(6*bootTimeout, "camrec 8.1.0's health report", func(ev event.Event) bool {
-		var h camrec.Report
-		switch ev.Type {
-		case "health":
-			return ev.Decode(&h) == nil && h.Version == "8.1.0"
-		case "update", "idle":
-			var u struct{ OK bool }
-			return ev.Decode(&u) == nil && !u.OK // a failed update, or the rescue with nothing to do
+// vm starts the box (camrec 8 under OVMF from its own disk; camrec 7
+// with the board's kernel), its repository and fleet server reached as
+// 10.0.2.100 and 10.0.2.101.
+func (b *stagedBox) vm(t *testing.T) *qemu.VM {
+	o := b.opts
+	o.Net, o.GuestFwd = true, map[string]string{"10.0.2.100:80": b.addr, "10.0.2.101:80": b.fleet}
+	return qemu.Test(t, o)
+}
+
+// TestStagedReboot is the reboot path with nobody at the box: a camrec
+// 8.0.0 box, booted under OVMF from its own disk, enrolled on its state
+// partition (passeur/update.json naming the repository and the account,
+// its trusted root, the vendor's key), runs passeur stage -apply reboot
+// from its root as its update service would: the account's default
+// 8.1.0 and the board's rescue image are staged on its recordings'
+// volume from the repository (a plain HTTP server on the host, through
+// restrict=on user networking), the rescue is loaded and the box reboots
+// into it by kexec; the power is cut right then, and the next power-on
+// does it again; the rescue migrates from the staging area and boots
+// 8.1.0, which reports what 8.0.0 held, and settles the run (done
+// reported, the staging area cleaned). The recordings are unchanged.
+func TestStagedReboot(t *testing.T) {
+	b := newStagedBox(t, 31, "box-31", "8.1.0")
+	// The power goes as the box hands off to the rescue: the next
+	// power-on finds 8.0.0 as it was, the update pending; it stages it
+	// again (or hands the rescue's run over again) and goes on.
+	// 8.0.0 writes its health report on its state partition at each
+	// boot; the rest of its disk (table, esp, root) is what the rescue
+	// would write.
+	system := func() string {
+		f, err := os.Open(b.sys)
+		if err != nil {
+			t.Fatal(err)
 		}
-		return false
-	})
-	if err != nil {
+		defer f.Close()
+		h := sha256.New()
+		io.Copy(h, io.NewSectionReader(f, 0, 1<<20))
+		for _, p := range partitions(t, b.sys)[:2] {
+			io.Copy(h, io.NewSectionReader(f, p.Start*512, p.Size*512))
+		}
+		return hex.EncodeToString(h.Sum(nil))
+	}
+	sysBefore := system()
+	vm := b.vm(t)
+	if _, err := vm.WaitMatch(4*bootTimeout, "the hand-off", func(ev event.Event) bool {
+		var u struct{ Staged bool }
+		return ev.Type == "update" && ev.Decode(&u) == nil && u.Staged || ev.Type == "error"
+	}); err != nil {
 		t.Fatal(err)
 	}
 	vm.Stop()
-	run := collect(vm)
-	if ev.Type != "health" {
-		t.Fatalf("the update stopped: %s (errors %v)", ev.Raw, run.errors)
+	if system() != sysBefore {
+		t.Fatal("the system disk's table, esp or root changed before the rescue ran")
 	}
-	var got camrec.Report
-	ev.Decode(&got)
-	want := a.Expected
-	want.Version = "8.1.0"
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("health report after the staged update\n got %+v\nwant %+v", got, want)
-	}
+	vm = b.vm(t)
+	// Staged twice: before the cut, and after.
+	run := b.settled(t, vm, 6*bootTimeout, "staged 8.1.0, staged 8.1.0, applying 8.1.0, done 8.1.0")
 	var before camrec.Report
 	for _, e := range run.events {
 		if e.Type == "health" && e.Decode(&before) == nil {
@@ -442,27 +514,293 @@ func TestStagedReboot(t *testing.T) {
 	if before.Version != "8.0.0" || !update.OK {
 		t.Errorf("the box did not run 8.0.0 (%+v), then update (%+v)", before, update)
 	}
-	// The fleet server heard the box stage 8.1.0, then its rescue apply it.
-	hist, err := store.History("box-31")
-	var states []string
-	for _, r := range hist {
-		states = append(states, r.State+" "+r.Version)
-	}
-	if err != nil || strings.Join(states, ", ") != "staged 8.1.0, applying 8.1.0" {
-		t.Errorf("the fleet server's reports of box-31: %v (%v), want staged then applying 8.1.0", states, err)
-	}
 	var media struct{ Staged string }
 	run.decode(t, "media", &media)
-	if !strings.HasPrefix(media.Staged, v.UUID+"/") {
-		t.Errorf("the rescue's media %+v: want the staging area on %s", media, v.UUID)
+	if !strings.HasPrefix(media.Staged, b.v.UUID+"/") {
+		t.Errorf("the rescue's media %+v: want the staging area on %s", media, b.v.UUID)
 	}
 	if !strings.Contains(vm.Console(), "booting the new system (kexec)") {
 		t.Error("the rescue did not start 8.1.0 by kexec")
 	}
-	if now := volumeFilesOf(t, data.Path); !reflect.DeepEqual(files, now) {
-		t.Errorf("the recordings' volume changed beside the staging area:\nbefore %v\nafter  %v", files, now)
+	b.checkAfter(t)
+}
+
+// TestStagedShutdown is the shutdown path: a camrec 8.0.0 box whose
+// account gives it 8.0.0 finds nothing to stage at boot; the account's
+// default then moves to 8.1.0, and the box is powered off from its
+// console ("poweroff"). Its shutdown path stages 8.1.0 and the rescue
+// (passeur stage -apply poweroff: kexec in place of the power-off), the
+// rescue migrates from the staging area and powers the box off; the next
+// power-on boots 8.1.0 from the disk, which reports what 8.0.0 held and
+// settles the staged run (done reported, the staging area cleaned).
+func TestStagedShutdown(t *testing.T) {
+	b := newStagedBox(t, 37, "box-37", "8.0.0")
+	vm := b.vm(t)
+	ev, err := vm.WaitEvent("update", 3*bootTimeout)
+	var u struct {
+		OK, Staged bool
+		Apply      string
+	}
+	if err != nil || ev.Decode(&u) != nil || !u.OK || u.Staged || u.Apply != "reboot" {
+		t.Fatalf("8.0.0's update check at boot: %s %v, want nothing to stage", ev.Raw, err)
+	}
+	editRepo(t, b.repoDir, b.keys, func(r *editor.Repo) error { return r.SetDefault("acme", "camrec", "8.1.0", nil) })
+	if err := vm.Type("poweroff\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := vm.Wait(4 * bootTimeout); err != nil {
+		c := vm.Console()
+		t.Fatalf("the box did not power off: %v\n%s", err, c[max(0, len(c)-3000):])
+	}
+	run := collect(vm)
+	var updates []string
+	for _, e := range run.events {
+		if e.Type == "update" && e.Decode(&u) == nil {
+			updates = append(updates, fmt.Sprintf("%s ok=%v staged=%v", u.Apply, u.OK, u.Staged))
+		}
+	}
+	if strings.Join(updates, ", ") != "reboot ok=true staged=false, poweroff ok=true staged=true" {
+		t.Errorf("the box's updates: %v, want nothing at boot then 8.1.0 staged at its power-off", updates)
+	}
+	var media struct{ Staged string }
+	run.decode(t, "media", &media)
+	if !strings.HasPrefix(media.Staged, b.v.UUID+"/") {
+		t.Errorf("the rescue's media %+v: want the staging area on %s", media, b.v.UUID)
+	}
+	var boot struct{ How string }
+	if run.decode(t, "boot", &boot); boot.How != "poweroff" || strings.Contains(vm.Console(), "booting the new system") {
+		t.Errorf("the rescue's end: %+v, want it to power off", boot)
+	}
+	// The next power-on: 8.1.0 from the disk.
+	b.settled(t, b.vm(t), 3*bootTimeout, "staged 8.1.0, applying 8.1.0, done 8.1.0")
+	b.checkAfter(t)
+}
+
+// TestStagedLegacy is the legacy path: a camrec 7.14.0.3 box, booted
+// with the board's kernel (the fixture has none of its own) and camrec
+// 7's init, onto which its vendor copied passeur (a static binary, in
+// /usr/local/bin), its board's name and the box's enrolment
+// (/etc/passeur): at boot, its update service stages the account's
+// default, 8.1.0, and the board's rescue on its recordings' volume and
+// reboots into the rescue by kexec; the rescue migrates camrec 7 to 8.1.0
+// from the staging area, its backup verified, and boots 8.1.0, which
+// reports what camrec 7 held, takes the enrolment over from the restored
+// /etc/passeur and settles the run (done reported, the staging area
+// cleaned). The recordings are unchanged.
+func TestStagedLegacy(t *testing.T) {
+	b, enrolment := stagedWorld(t, "box-41", "8.1.0")
+	dir := t.TempDir()
+	build := func(name, pkg string) string {
+		out := filepath.Join(dir, name)
+		cmd := exec.Command("go", "build", "-trimpath", "-o", out, pkg)
+		cmd.Dir, cmd.Env = repoRoot(t), append(os.Environ(), "CGO_ENABLED=0")
+		if o, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("build %s: %v\n%s", pkg, err, o)
+		}
+		return out
+	}
+	put := func(name string, data []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	files := map[string]string{
+		"/usr/local/bin/passeur": build("passeur", "./cmds/passeur"),
+		"/etc/camrec/board":      put("board", []byte("qemu-x86_64\n")),
+		"/etc/resolv.conf":       put("resolv.conf", nil),
+	}
+	for name, data := range enrolment {
+		files["/etc/passeur/"+name] = put(name, data)
+	}
+	a := v7(t, camrec.VariantA, camrec.Options{Seed: 41, FirstDataVolumeSize: 640 << 20, Init: build("camrec7d", "./cmds/camrec7d"), Files: files})
+	initrd := filepath.Join(dir, "initrd.zst")
+	if _, err := fixture.Run("", "mcopy", "-i", extractArtifact(t, b.rels[0], "esp"), "::/camrec/initrd.zst", initrd); err != nil {
+		t.Fatal(err)
+	}
+	out, err := fixture.Run("", "sfdisk", "--json", a.System.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pt struct {
+		PartitionTable struct{ ID string } `json:"partitiontable"`
+	}
+	json.Unmarshal([]byte(out), &pt)
+	b.a, b.v, b.data, b.sys = a, a.Volumes[0], a.Data[0], a.System.Path
+	b.files = volumeFilesOf(t, b.data.Path)
+	b.opts = qemu.Options{Board: b.art.Board, Kernel: b.art.Kernel, Initrd: initrd, Disks: a.Disks(),
+		Cmdline: "root=PARTUUID=" + strings.TrimPrefix(pt.PartitionTable.ID, "0x") + "-01"}
+
+	vm := b.vm(t)
+	run := b.settled(t, vm, 8*bootTimeout, "staged 8.1.0, applying 8.1.0, done 8.1.0")
+	var before camrec.Report
+	for _, e := range run.events {
+		if e.Type == "health" && e.Decode(&before) == nil {
+			break
+		}
+	}
+	var update struct{ OK, Staged bool }
+	for _, e := range run.events {
+		if e.Type == "update" && e.Decode(&update) == nil {
+			break // the first: camrec 7's
+		}
+	}
+	if before.Version != a.Version || !update.OK || !update.Staged {
+		t.Errorf("the box did not run camrec %s (%+v), then stage (%+v)", a.Version, before, update)
+	}
+	if !strings.Contains(vm.Console(), "update enrolment restored from etc/passeur") {
+		t.Error("camrec 8.1.0 did not take the enrolment over from camrec 7's /etc/passeur")
+	}
+	b.checkAfter(t)
+}
+
+// uploadedBefore tells whether a journal's upload was done before its
+// first write began.
+func uploadedBefore(recs []journal.Record) bool {
+	for _, r := range recs {
+		switch {
+		case r.Step == steps.Upload && r.State == journal.StateDone:
+			return true
+		case steps.WritesSystem(r.Step):
+			return false
+		}
+	}
+	return false
+}
+
+// settled waits, on vm, for camrec 8.1.0's health report then its update
+// check (passeur stage -health settles the staged run, and finds nothing
+// more to stage), stops the VM, and checks the report is what the box
+// held and the fleet server heard staged, applying and done 8.1.0.
+func (b *stagedBox) settled(t *testing.T, vm *qemu.VM, timeout time.Duration, reports string) rescueRun {
+	t.Helper()
+	// The match sees every event again at each new one: it keeps no state.
+	ev, err := vm.WaitMatch(timeout, "camrec 8.1.0's update check", func(ev event.Event) bool {
+		var u struct{ OK, Staged bool }
+		switch ev.Type {
+		case "update":
+			return ev.Decode(&u) == nil && (!u.OK || !u.Staged)
+		case "idle":
+			return ev.Decode(&u) == nil && !u.OK // the rescue with nothing to do
+		}
+		return false
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm.Stop()
+	run := collect(vm)
+	var got camrec.Report
+	for _, e := range run.events {
+		var h camrec.Report
+		if e.Type == "health" && e.Decode(&h) == nil && h.Version == "8.1.0" {
+			got = h
+		}
+	}
+	var last struct{ OK, Staged bool }
+	if ev.Type != "update" || got.Version != "8.1.0" || ev.Decode(&last) != nil || !last.OK || last.Staged {
+		t.Fatalf("the update stopped: %s (errors %v)", ev.Raw, run.errors)
+	}
+	want := b.a.Expected
+	want.Version = "8.1.0"
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("health report after the staged update\n got %+v\nwant %+v", got, want)
+	}
+	// The fleet server heard the box stage 8.1.0, its rescue apply it,
+	// and 8.1.0 report done with its health.
+	hist, err := b.store.History(b.box)
+	var states []string
+	for _, r := range hist {
+		states = append(states, r.State+" "+r.Version)
+	}
+	if err != nil || strings.Join(states, ", ") != reports {
+		t.Errorf("the fleet server's reports of %s: %v (%v), want %s", b.box, states, err, reports)
+	}
+	if len(hist) > 0 {
+		var h camrec.Report
+		if last := hist[len(hist)-1]; json.Unmarshal(last.Health, &h) != nil || !reflect.DeepEqual(h, want) {
+			t.Errorf("the done report's health: %s, want %+v", last.Health, want)
+		}
+	}
+	return run
+}
+
+// checkAfter checks, once the box is off, that its recordings are
+// unchanged and clean, and that its staging area is cleaned: the image
+// and the rescue gone, the run's backup and finished journal kept.
+func (b *stagedBox) checkAfter(t *testing.T) {
+	t.Helper()
+	data := b.data
+	if now := volumeFilesOf(t, data.Path); !reflect.DeepEqual(b.files, now) {
+		t.Errorf("the recordings' volume changed beside the staging area:\nbefore %v\nafter  %v", b.files, now)
 	}
 	if out, err := exec.Command("e2fsck", "-fn", partitionOf(t, data.Path)).CombinedOutput(); err != nil {
 		t.Errorf("e2fsck -fn on the recordings' volume: %v\n%s", err, out)
+	}
+	// The staging area is cleaned: the image and the rescue are gone, the
+	// run's backup and its finished journal kept.
+	dir := t.TempDir()
+	done := mountPartition(t, data.Path, dir, true, func(string) bool { return true })
+	defer done()
+	area := filepath.Join(dir, "passeur-staging")
+	var left []string
+	filepath.WalkDir(area, func(p string, d fs.DirEntry, err error) error {
+		if rel, _ := filepath.Rel(area, p); err == nil && !d.IsDir() {
+			left = append(left, rel)
+		}
+		return nil
+	})
+	journals, _ := filepath.Glob(filepath.Join(area, "runs", "*", "*", journal.File))
+	if len(journals) != 1 {
+		t.Fatalf("the staging area holds %v: want one kept run, no image, no rescue", left)
+	}
+	for _, f := range left {
+		if !strings.HasPrefix(f, "runs/") {
+			t.Errorf("the staging area still holds %s (all of it: %v)", f, left)
+		}
+	}
+	recs, err := journal.Read(journals[0])
+	if err != nil || recs[len(recs)-1].State != journal.StateFinished {
+		t.Fatalf("the kept journal %s does not end finished: %v", journals[0], err)
+	}
+	if _, ok := journal.DoneIn(recs, steps.Verify); !ok {
+		t.Errorf("the kept journal %s has no verified backup", journals[0])
+	}
+	// The fleet server keeps a copy of that backup, uploaded before the
+	// first write: the same files as the kept run's.
+	up, _ := journal.DoneIn(recs, steps.Upload)
+	var upload struct{ Uploaded bool }
+	if json.Unmarshal(up, &upload); !upload.Uploaded || !uploadedBefore(recs) {
+		t.Errorf("the kept journal %s: upload %s, done before the first write: %v", journals[0], up, uploadedBefore(recs))
+	}
+	run := filepath.Dir(journals[0])
+	f, err := os.Open(filepath.Join(b.backups, b.box, filepath.Base(run)+".tar"))
+	if err != nil {
+		t.Fatalf("the fleet server keeps no backup of the run: %v", err)
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	copied := 0
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("the uploaded backup: %v", err)
+		}
+		if h.Typeflag != tar.TypeReg {
+			continue
+		}
+		got, _ := io.ReadAll(tr)
+		want, err := os.ReadFile(filepath.Join(run, filepath.FromSlash(h.Name)))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("the uploaded %s differs from the kept one (%v)", h.Name, err)
+		}
+		copied++
+	}
+	if copied < 3 {
+		t.Errorf("the uploaded backup holds %d files", copied)
 	}
 }

@@ -25,9 +25,11 @@ var ErrNoHandOff = errors.New("the next boot cannot be handed to the staged resc
 // is the staging folder) for the next boot by kexec, with the command
 // line that applies the staged release: the board's, then
 // passeur.mode=migrate, passeur.staged= and, when the box reports, the
-// network and its fleet server. Each file is checked against the SHA-256 the repository
+// network and its fleet server; then says what the rescue does once the
+// new system is written (passeur.then=: boot, or poweroff for an update
+// applied at shutdown). Each file is checked against the SHA-256 the repository
 // signed (the record's) as it is read, and loaded from what was read.
-func handOff(rec *staging.Record, dir string, c config.Config, load func(kernel, initrd *os.File, cmdline string) error) (string, error) {
+func handOff(rec *staging.Record, dir string, c config.Config, then string, load func(kernel, initrd *os.File, cmdline string) error) (string, error) {
 	if rec.Rescue == nil {
 		return "", fmt.Errorf("%w: no rescue image was staged (passeur stage -board)", ErrNoHandOff)
 	}
@@ -57,7 +59,10 @@ func handOff(rec *staging.Record, dir string, c config.Config, load func(kernel,
 		return "", fmt.Errorf("%w: %w", ErrNoHandOff, err)
 	}
 	keys := []string{"passeur.mode=migrate", "passeur.unattended=yes", "passeur.staged=" + rec.Param}
-	if c.Report != "" && c.Box != "" && c.ReportToken != "" {
+	if then != config.ThenBoot {
+		keys = append(keys, "passeur.then="+then)
+	}
+	if c.Reports() {
 		if u, err := url.Parse(c.Report); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return "", fmt.Errorf("%w: report URL %q", ErrNoHandOff, c.Report)
 		}

@@ -9,7 +9,7 @@
 //	passeur repo init|publish|tag|account|test-tag|default|halt|resume|barrier|dead-end|boot-once|rotate|refresh|show ...
 //	passeur key -image key.img | -dir /media/KEY  [-trust K.pub -release DIR,...] [-config F]
 //	passeur netboot -dir DIR [-base URL] [-key name=value ...]
-//	passeur serve -bundle DIR [-repo DIR] [-fleet-db FILE] [-listen ADDR]
+//	passeur serve -bundle DIR [-repo DIR] [-fleet-db FILE [-fleet-backups DIR]] [-listen ADDR]
 //	passeur fleet enroll -db FILE -box ID -account NAME [-tag TAG] | list -db FILE
 package main
 

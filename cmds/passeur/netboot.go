@@ -67,13 +67,14 @@ func netbootCmd(args []string, stdout, stderr io.Writer) error {
 // reports and the fleet page, with each account's rollout as the
 // repository's policy says.
 //
-//	passeur serve -bundle out/netboot -repo /srv/repo -fleet-db /srv/fleet.db -listen :8080
+//	passeur serve -bundle out/netboot -repo /srv/repo -fleet-db /srv/fleet.db -fleet-backups /srv/backups -listen :8080
 func serveCmd(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	bundle := fs.String("bundle", "", "netboot bundle folder (passeur netboot -dir)")
 	repoDir := fs.String("repo", "", "repository or mirror folder (passeur repo init, passeur mirror sync), served under "+netboot.RepoPath)
 	fleetDB := fs.String("fleet-db", "", "the fleet's database (passeur fleet enroll): boxes report to "+fleet.ReportPath+", the fleet page is "+fleet.Path)
+	backups := fs.String("fleet-backups", "", "with -fleet-db: the folder where boxes applying a staged update upload their verified backup before writing ("+fleet.BackupPath+"/RUN, kept as BOX/RUN.tar)")
 	listen := fs.String("listen", "127.0.0.1:8080", "address to listen on (\":8080\" for a lab network)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -88,7 +89,9 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		s.Fleet = fleetServer(store, *repoDir, logf)
+		f := fleetServer(store, *repoDir, logf)
+		f.Backups = *backups
+		s.Fleet = f
 	}
 	l, err := net.Listen("tcp", *listen)
 	if err != nil {

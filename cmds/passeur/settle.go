@@ -29,8 +29,8 @@ import (
 // new system reported healthy: Runs/HOST/RUN, as on a key.
 const RunsDir = "runs"
 
-// maxFolders bounds the folders looked at on a volume for a staging area.
-const maxFolders = 4096
+// maxImages bounds the staging images settle looks at.
+const maxImages = 16
 
 // settleOptions are what settle needs.
 type settleOptions struct {
@@ -110,13 +110,8 @@ func stagingImages(volumes func(m *release.Manifest, want string) ([]staging.Vol
 	}
 	var out []string
 	for _, v := range vols {
-		d, err := os.Open(v.Point)
+		entries, err := os.ReadDir(v.Point)
 		if err != nil {
-			return nil, err
-		}
-		entries, err := d.ReadDir(maxFolders)
-		d.Close()
-		if err != nil && !errors.Is(err, io.EOF) {
 			return nil, err
 		}
 		for _, e := range entries {
@@ -125,6 +120,9 @@ func stagingImages(volumes func(m *release.Manifest, want string) ([]staging.Vol
 			}
 			img := filepath.Join(v.Point, e.Name(), staging.ImageFile)
 			if st, err := os.Lstat(img); err == nil && st.Mode().IsRegular() {
+				if len(out) == maxImages {
+					return nil, fmt.Errorf("more than %d staging images on the box's volumes", maxImages)
+				}
 				out = append(out, img)
 			}
 		}
@@ -150,10 +148,8 @@ func settleOne(o settleOptions, img string, ok bool) (*settled, error) {
 	}
 	var open []staging.Run
 	for _, r := range runs {
-		if r.Err == nil && !r.Finished() && r.Header().Mode == "migrate" {
-			if _, booted := journal.DoneIn(r.Records, steps.Boot); booted {
-				open = append(open, r)
-			}
+		if r.Booted() && r.Header().Mode == "migrate" {
+			open = append(open, r)
 		}
 	}
 	switch {
@@ -166,13 +162,9 @@ func settleOne(o settleOptions, img string, ok bool) (*settled, error) {
 
 	// The staged release, as signed, is the one running, and declares
 	// this area.
-	data, err := i.ReadFile(staging.StagedFile, 64<<10)
+	rec, err := i.Record()
 	if err != nil {
-		return nil, fmt.Errorf("its record: %w", err)
-	}
-	var rec staging.Record
-	if err := json.Unmarshal(data, &rec); err != nil {
-		return nil, fmt.Errorf("its record: %w", err)
+		return nil, err
 	}
 	if !strings.HasPrefix(rec.Release, "releases/") || !iofs.ValidPath(rec.Release) {
 		return nil, fmt.Errorf("its record names %q as the release", rec.Release)
@@ -201,6 +193,11 @@ func settleOne(o settleOptions, img string, ok bool) (*settled, error) {
 		return nil, fmt.Errorf("the running system's version: %w", err)
 	}
 	s := &settled{Image: img, Run: run.Dir, Version: m.Version.String(), OK: ok}
+	var said struct{ Product, Version string }
+	json.Unmarshal(o.health, &said)
+	if said.Product != "" && said.Product != m.Product || said.Version != "" && said.Version != s.Version {
+		return nil, fmt.Errorf("the health report is %s %s's, not the staged %s %s's: left as it is", said.Product, said.Version, m.Product, s.Version)
+	}
 	if running != s.Version {
 		return nil, fmt.Errorf("the box runs %s %s, not the staged %s: left to the rescue (passeur.staged=%s)", m.Product, running, s.Version, rec.Param)
 	}
@@ -217,22 +214,29 @@ func settleOne(o settleOptions, img string, ok bool) (*settled, error) {
 	}
 
 	// Healthy: the run's backup and journal move out of the image, the
-	// journal is finished, the box reports, and the image goes.
-	host, name := path.Base(path.Dir(run.Dir)), path.Base(run.Dir)
-	kept := filepath.Join(dir, RunsDir, host, name)
-	if recs, err := journal.Read(filepath.Join(kept, journal.File)); err != nil || recs[len(recs)-1].State != journal.StateFinished {
-		part := filepath.Join(dir, RunsDir, host, "."+name+".part")
-		if err := os.MkdirAll(filepath.Dir(part), 0o755); err != nil {
+	// journal is finished, the box reports, and the image goes. Under
+	// dir, through a root: no link in it is followed out.
+	host, name := path.Base(path.Dir(run.Dir)), path.Base(run.Dir) // plain names: Runs checks them
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return s, err
+	}
+	defer root.Close()
+	kept := path.Join(RunsDir, host, name)
+	s.Kept = filepath.Join(dir, filepath.FromSlash(kept))
+	if !finishedIn(root, kept) {
+		part := path.Join(RunsDir, host, "."+name+".part")
+		if err := root.MkdirAll(path.Dir(part), 0o755); err != nil {
 			return s, err
 		}
-		if err := errors.Join(os.RemoveAll(part), os.RemoveAll(kept)); err != nil {
+		if err := errors.Join(root.RemoveAll(part), root.RemoveAll(kept)); err != nil {
 			return s, err
 		}
-		if err := i.CopyOut(run.Dir, part, m.MinMediaFree+staging.Slack); err != nil {
-			os.RemoveAll(part)
+		if err := i.CopyOut(run.Dir, root, part, m.MinMediaFree+staging.Slack); err != nil {
+			root.RemoveAll(part)
 			return s, err
 		}
-		if err := os.Rename(part, kept); err != nil {
+		if err := root.Rename(part, kept); err != nil {
 			return s, err
 		}
 		if o.report != nil {
@@ -240,8 +244,13 @@ func settleOne(o settleOptions, img string, ok bool) (*settled, error) {
 				return s, fmt.Errorf("report: %w (the staging area stays until the box reports)", err)
 			}
 		}
-		j, err := journal.Open(filepath.Join(kept, journal.File))
+		f, err := root.OpenFile(path.Join(kept, journal.File), os.O_RDWR, 0)
 		if err != nil {
+			return s, err
+		}
+		j, err := journal.OpenFile(f)
+		if err != nil {
+			f.Close()
 			return s, err
 		}
 		err = j.Finish(map[string]any{"outcome": "migrated: the new system reported healthy (recorded by passeur stage on it)", "ok": true, "health": json.RawMessage(o.health)})
@@ -249,12 +258,27 @@ func settleOne(o settleOptions, img string, ok bool) (*settled, error) {
 			return s, err
 		}
 	}
-	s.Kept = kept
 	i.Close()
-	if err := errors.Join(os.Remove(img), os.RemoveAll(filepath.Join(dir, staging.RescueDir))); err != nil {
+	if err := errors.Join(root.Remove(staging.ImageFile), root.RemoveAll(staging.RescueDir)); err != nil {
 		return s, err
 	}
 	return s, atomicfile.SyncDir(dir)
+}
+
+// finishedIn tells whether the journal of the kept run at rel under root
+// ends finished.
+func finishedIn(root *os.Root, rel string) bool {
+	f, err := root.Open(path.Join(rel, journal.File))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, journal.MaxSize+1))
+	if err != nil || len(data) > journal.MaxSize {
+		return false
+	}
+	recs, _, err := journal.Parse(data)
+	return err == nil && recs[len(recs)-1].State == journal.StateFinished
 }
 
 // readHealth reads the health report at p, bounded.

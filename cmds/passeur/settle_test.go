@@ -27,6 +27,41 @@ import (
 	"github.com/passeur/passeur/initramfs/steps"
 )
 
+// layRun lays in the staging image img a run of box-1 as the rescue's
+// vfat mount would (the image is made again of what it held and the
+// run's folder): mark fills the run's folder and journal.
+func layRun(t *testing.T, img string, now time.Time, mark func(run string, j *journal.Journal)) {
+	t.Helper()
+	i, err := staging.OpenImage(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	work := t.TempDir()
+	root, err := os.OpenRoot(work)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = i.CopyOut(".", root, "tree", 1<<30)
+	root.Close()
+	i.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := filepath.Join(work, "tree", "Backup", "box-1", "20261202T120000Z-migrate")
+	os.RemoveAll(run) // the one an earlier call laid
+	os.MkdirAll(run, 0o755)
+	j, err := journal.Create(filepath.Join(run, journal.File), journal.Header{Mode: "migrate", Machine: "vda", Host: "box-1", Release: "camrec-8.1.0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mark(run, j)
+	j.Close()
+	st, _ := os.Stat(img)
+	if err := staging.Make(img, st.Size(), filepath.Join(work, "tree"), now); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestSettle: camrec 8.1.0 staged on a box running 8.0.0, then a run in
 // the staging image as the rescue leaves it when it boots the new system
 // (journal at the boot step, a backup). On that new system passeur stage
@@ -52,12 +87,7 @@ func TestSettle(t *testing.T) {
 		}
 		return r.SetDefault("acme", "camrec", "8.1.0", nil)
 	})
-	system := func(ver string) string {
-		dir := t.TempDir()
-		os.MkdirAll(filepath.Join(dir, "etc/camrec"), 0o755)
-		os.WriteFile(filepath.Join(dir, "etc/camrec/version"), []byte("camrec "+ver+"\n"), 0o644)
-		return dir
-	}
+	system := func(ver string) string { return camrecRoot(t, ver) }
 	vol := staging.Volume{Point: t.TempDir(), Dev: "/dev/vdb1", Disk: "vdb", Label: "rec-a", UUID: "0a1b2c3d-0000-4000-8000-000000000001", Type: "ext4"}
 	volumes := func(m *release.Manifest, want string) ([]staging.Volume, error) {
 		if !m.StagingVolume(vol.Label) {
@@ -79,36 +109,19 @@ func TestSettle(t *testing.T) {
 	// image is made again of what it held and the run's folder.
 	backup := []byte("the backup of box-1's configuration and index\n")
 	withRun := func(booted bool) {
-		i, err := staging.OpenImage(img)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tree := filepath.Join(t.TempDir(), "tree")
-		if err := i.CopyOut(".", tree, 1<<30); err != nil {
-			t.Fatal(err)
-		}
-		i.Close()
-		run := filepath.Join(tree, "Backup", "box-1", "20261202T120000Z-migrate")
-		os.RemoveAll(run) // the one an earlier call laid
-		os.MkdirAll(filepath.Join(run, "data"), 0o755)
-		os.WriteFile(filepath.Join(run, "data", "backup.tar.zst"), backup, 0o644)
-		j, err := journal.Create(filepath.Join(run, journal.File), journal.Header{Mode: "migrate", Machine: "vda", Host: "box-1", Release: "camrec-8.1.0"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, s := range []string{steps.Plan, steps.Backup, steps.Table} {
-			j.Begin(s, nil)
-			j.Complete(s, nil)
-		}
-		if booted {
-			j.Begin(steps.Boot, nil)
-			j.Complete(steps.Boot, map[string]string{"how": "kexec"})
-		}
-		j.Close()
-		st, _ := os.Stat(img)
-		if err := staging.Make(img, st.Size(), tree, v.Now); err != nil {
-			t.Fatal(err)
-		}
+		layRun(t, img, v.Now, func(run string, j *journal.Journal) {
+			// A backup keeps files under their old paths: deep folders.
+			os.MkdirAll(filepath.Join(run, "files/var/lib/camrec/index"), 0o755)
+			os.WriteFile(filepath.Join(run, "files/var/lib/camrec/index/segments.v1"), backup, 0o644)
+			for _, s := range []string{steps.Plan, steps.Backup, steps.Table} {
+				j.Begin(s, nil)
+				j.Complete(s, nil)
+			}
+			if booted {
+				j.Begin(steps.Boot, nil)
+				j.Complete(steps.Boot, map[string]string{"how": "kexec"})
+			}
+		})
 	}
 	var reports []wire.Report
 	var unreachable bool
@@ -174,7 +187,7 @@ func TestSettle(t *testing.T) {
 	if len(reports) != 2 || reports[1].State != wire.StateDone || reports[1].Version != "8.1.0" || string(reports[1].Health) != string(healthy) {
 		t.Errorf("healthy: reports %+v, want done 8.1.0 with the health report", reports)
 	}
-	if got, _ := os.ReadFile(filepath.Join(kept, "data", "backup.tar.zst")); !bytes.Equal(got, backup) {
+	if got, _ := os.ReadFile(filepath.Join(kept, "files/var/lib/camrec/index/segments.v1")); !bytes.Equal(got, backup) {
 		t.Errorf("the kept backup is %q", got)
 	}
 	recs, err := journal.Read(filepath.Join(kept, journal.File))

@@ -31,6 +31,7 @@ import (
 	"github.com/passeur/passeur/image/sign"
 	"github.com/passeur/passeur/image/version"
 	"github.com/passeur/passeur/initramfs/inventory"
+	"github.com/passeur/passeur/initramfs/journal"
 	"github.com/passeur/passeur/initramfs/media"
 	"github.com/passeur/passeur/initramfs/mountinfo"
 	"github.com/passeur/passeur/initramfs/obtain"
@@ -40,7 +41,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-const stageUsage = `usage: passeur stage -repo-root ROOT.json -trust KEY.pub[,KEY.pub] [-config FILE] [-repo URL] [-account NAME] [-release VERSION|TAG] [-volume MOUNTPOINT] [-system /] [-board BOARD [-apply reboot]] [-health FILE]
+const stageUsage = `usage: passeur stage -repo-root ROOT.json -trust KEY.pub[,KEY.pub] [-config FILE] [-repo URL] [-account NAME] [-release VERSION|TAG] [-volume MOUNTPOINT] [-system /] [-board BOARD [-apply reboot|poweroff]] [-health FILE]
 
 Run on the box's own running system: reads the box's update configuration
 (-config, the key's passeur/config.json format; flags win), decides what
@@ -57,7 +58,11 @@ else of the box is changed. The rescue applies it with passeur.staged=,
 which stage prints. With -board, the board's rescue image comes too,
 beside the image; -apply reboot then loads it for the next boot by kexec
 (checked against the hashes the repository signed) and reboots through
-systemd where systemd runs the box.
+systemd where systemd runs the box. -apply poweroff loads it the same
+way, told to power off once the new system is written (passeur.then=
+poweroff), for the box's shutdown path to start in place of its
+power-off: an update applied at shutdown, the new system started at the
+next power-on.
 
 With -health (the running system's health report), stage first settles
 the staged run this system is the outcome of, which nobody boots the
@@ -113,7 +118,7 @@ func stageCmd(args []string, stdout, stderr io.Writer) error {
 	system := fs.String("system", "/", "the running system's root, where its version is read")
 	boardName := fs.String("board", "", "the box's board: its rescue image, from the repository, is brought beside the staging image")
 	health := fs.String("health", "", "the running system's health report: a staged run this system is the outcome of is settled with it first\n(reported, its backup and journal kept under runs/, the staging image removed when healthy)")
-	apply := fs.String("apply", "", "reboot: once staged, load the staged rescue for the next boot (kexec) and reboot through systemd when it runs the box;\nwithout systemd, the box's next kexec reboot starts it (needs -board)")
+	apply := fs.String("apply", "", "reboot: once staged, load the staged rescue for the next boot (kexec) and reboot through systemd when it runs the box;\nwithout systemd, the box's next kexec reboot starts it (needs -board);\npoweroff: load it to migrate then power off, for the box's shutdown path to start by kexec")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -141,8 +146,8 @@ func stageCmd(args []string, stdout, stderr io.Writer) error {
 	if *rootFile == "" || *trust == "" || o.repo == "" {
 		return errors.New(stageUsage)
 	}
-	if *apply != "" && (*apply != "reboot" || *boardName == "") {
-		return fmt.Errorf("stage: -apply reboot, with -board, is the one hand-off built\n%s", stageUsage)
+	if *apply != "" && (*apply != "reboot" && *apply != "poweroff" || *boardName == "") {
+		return fmt.Errorf("stage: -apply reboot or -apply poweroff, with -board, are the hand-offs built\n%s", stageUsage)
 	}
 	if *boardName != "" {
 		if _, err := board.Load(*boardName); err != nil { // its command line is the hand-off's
@@ -178,12 +183,24 @@ func stageCmd(args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stderr, "settling a staged run: %v\n", err)
 		}
 	}
+	if *apply != "" {
+		// A rescue an earlier stage loaded is not the one this run hands
+		// off to: nothing stays loaded while the staging area changes.
+		kexecUnload()
+	}
 	s, err := stage(ctx, o)
-	if errors.Is(err, obtain.ErrUpToDate) {
+	pending := errors.Is(err, ErrRunStaged) && s != nil && *apply != ""
+	switch {
+	case errors.Is(err, obtain.ErrUpToDate):
 		fmt.Fprintf(stdout, "nothing to stage: %v\n", err)
 		return nil
-	}
-	if err != nil {
+	case pending:
+		// Handed off before, and the rescue began its run: the box came
+		// back to this system before the run ended (a power cut before
+		// its first write, for one). The rescue takes the run up.
+		fmt.Fprintf(stdout, "the staging area holds a run of %s %s to take up (%v): handing the next boot to the rescue again\n", s.Product, s.Version, err)
+		return applyStaged(s, *apply, reportTo, stdout, stderr)
+	case err != nil:
 		return err
 	}
 	how := ""
@@ -204,26 +221,41 @@ func stageCmd(args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stdout, "reported %s %s staged to %s\n", s.Product, s.Version, reportTo.Report)
 		}
 	}
-	if *apply == "reboot" {
-		_, folder, _ := strings.Cut(s.Param, "/")
-		cmdline, err := handOff(s, filepath.Join(s.Volume.Point, folder), reportTo, kexecLoad)
-		if err != nil {
-			kexecUnload()
-			return err
-		}
-		fmt.Fprintf(stdout, "the rescue is loaded for the next boot (kexec): %s\n", redact(cmdline))
-		if _, err := os.Stat("/run/systemd/system"); err == nil {
-			fmt.Fprintln(stdout, "rebooting into it: systemctl kexec")
-			cmd := exec.Command("systemctl", "kexec")
-			cmd.Stdout, cmd.Stderr = stdout, stderr
-			if err := cmd.Run(); err != nil {
-				kexecUnload() // no migration starts at a later reboot nobody chose
-				return fmt.Errorf("%w: systemctl kexec: %w", ErrNoHandOff, err)
-			}
-			return nil
-		}
-		fmt.Fprintln(stdout, "the box's next kexec reboot starts it (systemctl kexec, kexec -e, or the appliance's own)")
+	if *apply != "" {
+		return applyStaged(s, *apply, reportTo, stdout, stderr)
 	}
+	return nil
+}
+
+// applyStaged hands the box's next boot to the rescue staged with s
+// (apply: reboot, or poweroff for the box's shutdown path).
+func applyStaged(s *staging.Record, apply string, reportTo config.Config, stdout, stderr io.Writer) error {
+	then := config.ThenBoot
+	if apply == "poweroff" {
+		then = config.ThenPoweroff
+	}
+	_, folder, _ := strings.Cut(s.Param, "/")
+	cmdline, err := handOff(s, filepath.Join(s.Volume.Point, folder), reportTo, then, kexecLoad)
+	if err != nil {
+		kexecUnload()
+		return err
+	}
+	fmt.Fprintf(stdout, "the rescue is loaded for the next boot (kexec): %s\n", redact(cmdline))
+	if apply == "poweroff" {
+		fmt.Fprintln(stdout, "the box's shutdown path starts it in place of the power-off (kexec): it migrates, then powers off")
+		return nil
+	}
+	if _, err := os.Stat("/run/systemd/system"); err == nil {
+		fmt.Fprintln(stdout, "rebooting into it: systemctl kexec")
+		cmd := exec.Command("systemctl", "kexec")
+		cmd.Stdout, cmd.Stderr = stdout, stderr
+		if err := cmd.Run(); err != nil {
+			kexecUnload() // no migration starts at a later reboot nobody chose
+			return fmt.Errorf("%w: systemctl kexec: %w", ErrNoHandOff, err)
+		}
+		return nil
+	}
+	fmt.Fprintln(stdout, "the box's next kexec reboot starts it (systemctl kexec, kexec -e, or the appliance's own)")
 	return nil
 }
 
@@ -231,7 +263,7 @@ func stageCmd(args []string, stdout, stderr io.Writer) error {
 // (passeur.report=, passeur.box=, passeur.report-token=), stamped with
 // the box and the time; nil when c names none.
 func reporter(ctx context.Context, c config.Config) func(wire.Report) error {
-	if c.Report == "" || c.Box == "" || c.ReportToken == "" {
+	if !c.Reports() {
 		return nil
 	}
 	return func(r wire.Report) error {
@@ -316,23 +348,12 @@ func stage(ctx context.Context, o stageOptions) (*staging.Record, error) {
 	// The release is brought into a folder beside the image, then the
 	// image is made of it: the volume holds it twice for a while, and the
 	// image of an earlier staging too while the new one is made.
-	var missing int64
+	var missing, reclaim int64
 	var keep string // an earlier image whose runs are over, kept aside
+	drop := false   // an earlier image with no run: nothing in it to keep
 	for _, a := range m.Artifacts {
 		if a.VerifyStored(os.DirFS(incoming), rel) != nil {
 			missing += a.StoredSize
-		}
-	}
-	if st, err := os.Lstat(img); err == nil {
-		if !st.Mode().IsRegular() {
-			return nil, fmt.Errorf("%w: %s", staging.ErrBadImage, img)
-		}
-		done, open, err := staging.Runs(img)
-		if err != nil || open > 0 {
-			return nil, cmp.Or(err, fmt.Errorf("%w: %s holds %d", ErrRunStaged, img, open))
-		}
-		if done > 0 { // the backups of its finished runs stay, beside
-			keep = filepath.Join(dir, "media-"+o.now().UTC().Format("20060102T150405Z")+".fat")
 		}
 	}
 	// The board's rescue image, beside the image: the running system
@@ -354,7 +375,31 @@ func stage(ctx context.Context, o stageOptions) (*staging.Record, error) {
 			}
 		}
 	}
-	if need := missing + size; free < need {
+	if st, err := os.Lstat(img); err == nil {
+		if !st.Mode().IsRegular() {
+			return nil, fmt.Errorf("%w: %s", staging.ErrBadImage, img)
+		}
+		done, open, err := staging.Runs(img)
+		if err != nil {
+			return nil, err
+		}
+		if open > 0 { // its record, for the rescue to be handed the run again
+			var hashes *staging.Rescue
+			if len(rescue) > 0 {
+				hashes = &staging.Rescue{Board: o.board, SHA256: map[string]string{}}
+				for _, tf := range rescue {
+					hashes.SHA256[path.Base(tf.Path)] = hex.EncodeToString(tf.Hashes["sha256"])
+				}
+			}
+			return pendingRecord(img, vol, m, o.trusted, hashes), fmt.Errorf("%w: %s holds %d", ErrRunStaged, img, open)
+		}
+		if done > 0 { // the backups of its finished runs stay, beside
+			keep = filepath.Join(dir, "media-"+o.now().UTC().Format("20060102T150405Z")+".fat")
+		} else { // staged, never applied (a power cut at the hand-off): it goes first
+			drop, reclaim = true, st.Size()
+		}
+	}
+	if need := missing + size; free+reclaim < need {
 		return nil, fmt.Errorf("%w: %s needs %s more (the release's artifacts, brought then laid in the staging image of %s, which keeps %s for the backup), %s free",
 			ErrNoRoom, dir, inventory.HumanSize(need), inventory.HumanSize(size), inventory.HumanSize(m.MinMediaFree), inventory.HumanSize(free))
 	}
@@ -362,6 +407,11 @@ func stage(ctx context.Context, o stageOptions) (*staging.Record, error) {
 	// Checked: write.
 	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, iofs.ErrExist) {
 		return nil, err
+	}
+	if drop {
+		if err := os.Remove(img); err != nil {
+			return nil, err
+		}
 	}
 	// What an interrupted stage left of another release goes.
 	if old, err := os.ReadDir(filepath.Join(incoming, medialayout.ReleasesDir)); err == nil {
@@ -416,6 +466,57 @@ func stage(ctx context.Context, o stageOptions) (*staging.Record, error) {
 		return nil, err
 	}
 	return s, os.RemoveAll(incoming)
+}
+
+// maxHandOffs bounds how many times a run is handed to the rescue again
+// (its resumed records): a run that cannot go through does not take the
+// box at every boot.
+const maxHandOffs = 3
+
+// pendingRecord is the record of the staging image img on vol, whose run
+// is to be taken up by the rescue, checked: its release verified against
+// the trusted keys and the hash it records, its area vol's, and the
+// rescue's hashes those the repository signs now (rescue), never the
+// image's. Nil when any of that fails, when a run failed a step, was
+// handed off maxHandOffs times already, or booted the new system (its
+// outcome is settle's, and an unhealthy one the operator's).
+func pendingRecord(img string, vol staging.Volume, m *release.Manifest, trusted []minisign.PublicKey, rescue *staging.Rescue) *staging.Record {
+	i, err := staging.OpenImage(img)
+	if err != nil {
+		return nil
+	}
+	defer i.Close()
+	runs, err := i.Runs()
+	if err != nil {
+		return nil
+	}
+	for _, r := range runs {
+		if r.Err != nil || r.Booted() {
+			return nil
+		}
+		resumed := 0
+		for _, rec := range r.Records {
+			switch rec.State {
+			case journal.StateFailed:
+				return nil
+			case journal.StateResumed:
+				resumed++
+			}
+		}
+		if !r.Finished() && resumed >= maxHandOffs {
+			return nil
+		}
+	}
+	rec, err := i.Record()
+	if err != nil || rec.Param != vol.Param(m) || !strings.HasPrefix(rec.Release, medialayout.ReleasesDir+"/") || !iofs.ValidPath(rec.Release) {
+		return nil
+	}
+	staged, err := media.VerifyRelease(i, rec.Release, trusted)
+	if err != nil || staged.SHA256 != rec.ManifestSHA256 || staged.Manifest.Product != rec.Product || staged.Manifest.Version.String() != rec.Version {
+		return nil
+	}
+	rec.Volume, rec.Rescue = vol, rescue
+	return rec
 }
 
 // ErrUnsafeFolder refuses a staging folder that is not a plain folder of

@@ -32,7 +32,17 @@ import (
 	"github.com/passeur/passeur/initramfs/journal"
 	"github.com/passeur/passeur/initramfs/obtain"
 	"github.com/passeur/passeur/initramfs/staging"
+	"github.com/passeur/passeur/initramfs/steps"
 )
+
+// camrecRoot is the root of a running camrec of version ver, as passeur
+// stage reads its version.
+func camrecRoot(t *testing.T, ver string) string {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "etc/camrec"), 0o755)
+	os.WriteFile(filepath.Join(dir, "etc/camrec/version"), []byte("camrec "+ver+"\n"), 0o644)
+	return dir
+}
 
 // TestStage: on a running camrec 8.0.0 of account acme, whose default is
 // 8.2.0 behind a barrier at 8.1.0, passeur stage brings 8.2.0, 8.1.0
@@ -53,12 +63,7 @@ func TestStage(t *testing.T) {
 		}
 		return r.SetDefault("acme", "camrec", "8.2.0", nil)
 	})
-	system := func(ver string) string {
-		dir := t.TempDir()
-		os.MkdirAll(filepath.Join(dir, "etc/camrec"), 0o755)
-		os.WriteFile(filepath.Join(dir, "etc/camrec/version"), []byte("camrec "+ver+"\n"), 0o644)
-		return dir
-	}
+	system := func(ver string) string { return camrecRoot(t, ver) }
 	opts := func(sys string, free int64) stageOptions {
 		vol := staging.Volume{Point: t.TempDir(), Dev: "/dev/vdb1", Disk: "vdb", Label: "rec-a", UUID: "0a1b2c3d-0000-4000-8000-000000000001", Type: "ext4"}
 		return stageOptions{system: sys, root: v.Root, trusted: []minisign.PublicKey{v.PK}, repo: v.Srv.URL, work: t.TempDir(),
@@ -120,6 +125,18 @@ func TestStage(t *testing.T) {
 	if work, _ := os.ReadDir(o.work); len(work) != 0 {
 		t.Errorf("stage left its work behind: %v", work)
 	}
+	// Staged again before anything applied it (the power went at the
+	// hand-off): the image without runs goes first, its room counted; the
+	// volume has no room for a second one beside it.
+	staged := filepath.Join(vols[0].Point, "passeur-staging", staging.ImageFile)
+	before, _ := os.Stat(staged)
+	o.free = func(string) (int64, error) { return before.Size(), nil }
+	if again, err := stage(context.Background(), o); err != nil || again.Version != "8.2.0" {
+		t.Errorf("staging again over an image with no run, room for one image: %+v %v", again, err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(vols[0].Point, "passeur-staging", "media-*.fat")); len(left) != 0 {
+		t.Errorf("an image with no run was kept aside: %v", left)
+	}
 
 	// With its board, the box brings the rescue image the repository
 	// publishes for it beside the staging image; a board without one is
@@ -153,15 +170,19 @@ func TestStage(t *testing.T) {
 		loaded = []string{string(k), string(i), cmdline}
 		return nil
 	}
-	if _, err := handOff(s, folder, config.Config{}, load); err != nil || len(loaded) != 3 ||
+	if _, err := handOff(s, folder, config.Config{}, config.ThenBoot, load); err != nil || len(loaded) != 3 ||
 		loaded[0] != "the vmlinuz of qemu-x86_64\n" || loaded[1] != "the initramfs.cpio.zst of qemu-x86_64\n" ||
 		!strings.HasPrefix(loaded[2], "console=ttyS0,115200") || !strings.Contains(loaded[2], " passeur.mode=migrate passeur.unattended=yes passeur.staged="+s.Param) {
 		t.Errorf("hand-off: %v, loaded %q", err, loaded)
 	}
+	// At shutdown: the rescue is told to power off once it has written.
+	if _, err := handOff(s, folder, config.Config{}, config.ThenPoweroff, load); err != nil || !strings.HasSuffix(loaded[2], " passeur.staged="+s.Param+" passeur.then=poweroff") {
+		t.Errorf("hand-off at shutdown: %v, %q", err, loaded)
+	}
 	// The box's fleet server goes on the command line, one word a key; a
 	// value that would add a word is refused, nothing loaded.
 	reporting := config.Config{Report: "http://10.0.2.100/fleet/report", Box: "box-7", ReportToken: "s3cret"}
-	if _, err := handOff(s, folder, reporting, load); err != nil || !strings.HasSuffix(loaded[2], " passeur.net=dhcp passeur.report=http://10.0.2.100/fleet/report passeur.box=box-7 passeur.report-token=s3cret") {
+	if _, err := handOff(s, folder, reporting, config.ThenBoot, load); err != nil || !strings.HasSuffix(loaded[2], " passeur.net=dhcp passeur.report=http://10.0.2.100/fleet/report passeur.box=box-7 passeur.report-token=s3cret") {
 		t.Errorf("hand-off of a reporting box: %v, %q", err, loaded)
 	}
 	if r := redact(loaded[2]); strings.Contains(r, "s3cret") || !strings.Contains(r, "passeur.report-token=…") {
@@ -174,13 +195,13 @@ func TestStage(t *testing.T) {
 		{Report: "file:///etc/passwd", Box: "box-7", ReportToken: "t"},
 	} {
 		loaded = nil
-		if _, err := handOff(s, folder, bad, load); !errors.Is(err, ErrNoHandOff) || loaded != nil || strings.Contains(fmt.Sprint(err), "\tpasseur") {
+		if _, err := handOff(s, folder, bad, config.ThenBoot, load); !errors.Is(err, ErrNoHandOff) || loaded != nil || strings.Contains(fmt.Sprint(err), "\tpasseur") {
 			t.Errorf("hand-off with %+v: %v, loaded %q", bad, err, loaded)
 		}
 	}
 	loaded = nil
 	os.WriteFile(filepath.Join(folder, staging.RescueDir, "vmlinuz"), []byte("another kernel\n"), 0o644)
-	if _, err := handOff(s, folder, config.Config{}, load); !errors.Is(err, ErrNoHandOff) || loaded != nil {
+	if _, err := handOff(s, folder, config.Config{}, config.ThenBoot, load); !errors.Is(err, ErrNoHandOff) || loaded != nil {
 		t.Errorf("hand-off of a changed kernel: %v, loaded %q", err, loaded)
 	}
 
@@ -208,25 +229,40 @@ func TestStage(t *testing.T) {
 		t.Errorf("stage wrote %v through the link", entries)
 	}
 
-	// Staging again: an image holding a run not finished is refused; one
-	// whose runs are over is kept aside, its backups with it.
-	for _, finished := range []bool{false, true} {
-		o = opts(system("8.0.0"), 1<<40)
-		vols, _ = o.volumes(nil, "")
+	// earlier lays, on a fresh volume of o, a staging image holding a run
+	// whose journal mark writes, and rec as its record when set; it
+	// returns the staging folder.
+	earlier := func(o stageOptions, mark func(j *journal.Journal), rec *staging.Record) string {
+		vols, _ := o.volumes(nil, "")
 		dir := filepath.Join(vols[0].Point, "passeur-staging")
 		old := t.TempDir()
 		j, err := journal.Create(filepath.Join(old, "Backup/box-1/2026-11-30T080000Z", journal.File), journal.Header{Mode: "migrate", Machine: "m", Host: "box-1"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if finished {
-			j.Finish(map[string]bool{"ok": true})
-		}
+		mark(j)
 		j.Close()
+		if rec != nil {
+			data, _ := json.Marshal(rec)
+			os.MkdirAll(filepath.Join(old, "passeur"), 0o755)
+			os.WriteFile(filepath.Join(old, staging.StagedFile), data, 0o644)
+		}
 		os.MkdirAll(dir, 0o755)
 		if err := staging.Make(filepath.Join(dir, staging.ImageFile), staging.MinImage, old, v.Now); err != nil {
 			t.Fatal(err)
 		}
+		return dir
+	}
+
+	// Staging again: an image holding a run not finished is refused; one
+	// whose runs are over is kept aside, its backups with it.
+	for _, finished := range []bool{false, true} {
+		o = opts(system("8.0.0"), 1<<40)
+		dir := earlier(o, func(j *journal.Journal) {
+			if finished {
+				j.Finish(map[string]bool{"ok": true})
+			}
+		}, nil)
 		_, err = stage(context.Background(), o)
 		kept, _ := filepath.Glob(filepath.Join(dir, "media-*.fat"))
 		switch {
@@ -240,6 +276,60 @@ func TestStage(t *testing.T) {
 			if done, open, err := staging.Runs(kept[0]); done != 1 || open != 0 || err != nil {
 				t.Errorf("the image kept aside holds %d finished, %d open runs (%v)", done, open, err)
 			}
+		}
+	}
+
+	// A run to take up in an image staged here: stage gives its record
+	// back, checked, for the rescue to be handed the run again (the
+	// rescue's hashes the repository's, not the image's); not once the run
+	// booted the new system (its outcome is settle's), failed a step, or
+	// was handed off 3 times, nor when the record's manifest hash is not
+	// the staged manifest's.
+	for _, c := range []struct {
+		name string
+		mark func(j *journal.Journal)
+		bad  bool // the record altered
+		want bool
+	}{
+		{"planned", func(j *journal.Journal) { j.Complete(steps.Plan, nil) }, false, true},
+		{"booted", func(j *journal.Journal) { j.Complete(steps.Boot, map[string]string{"how": "kexec"}) }, false, false},
+		{"failed", func(j *journal.Journal) { j.Fail(steps.Backup, errors.New("no room")) }, false, false},
+		{"handed off 3 times", func(j *journal.Journal) {
+			j.Complete(steps.Plan, nil)
+			for range maxHandOffs { // each take-up appends its resumed record
+				if again, err := journal.Open(j.Path); err == nil {
+					again.Close()
+				}
+			}
+		}, false, false},
+		{"record altered", func(j *journal.Journal) { j.Complete(steps.Plan, nil) }, true, false},
+	} {
+		o = opts(system("8.0.0"), 1<<40)
+		o.board = "qemu-x86_64"
+		first, err := stage(context.Background(), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vols, _ = o.volumes(nil, "")
+		img := filepath.Join(vols[0].Point, "passeur-staging", staging.ImageFile)
+		layRun(t, img, v.Now, func(run string, j *journal.Journal) {
+			c.mark(j)
+			if c.bad {
+				rec := *first
+				rec.ManifestSHA256 = strings.Repeat("0", 64)
+				rec.Rescue = &staging.Rescue{Board: "qemu-x86_64", SHA256: map[string]string{"vmlinuz": strings.Repeat("1", 64)}}
+				data, _ := json.Marshal(rec)
+				os.WriteFile(filepath.Join(run, "../../..", staging.StagedFile), data, 0o644)
+			}
+		})
+		s, err := stage(context.Background(), o)
+		switch {
+		case !errors.Is(err, ErrRunStaged):
+			t.Errorf("%s: %v, want ErrRunStaged", c.name, err)
+		case c.want && (s == nil || s.Version != "8.2.0" || s.Volume.Point != vols[0].Point || s.Rescue == nil || s.Rescue.SHA256["vmlinuz"] != first.Rescue.SHA256["vmlinuz"]):
+			t.Errorf("%s: the record %+v, want 8.2.0's on %s with the signed rescue", c.name, s, vols[0].Point)
+		case !c.want && s != nil:
+			t.Errorf("%s: the record %+v given for a hand-off", c.name, s)
 		}
 	}
 

@@ -105,10 +105,25 @@ type Config struct {
 	// filesystem whose UUID is UUID, a data volume: the rescue takes it as
 	// its install media.
 	Staged Staged
+	// Then is passeur.then=: what a migration or an install does once the
+	// new system is written: "boot" it (the default), or "poweroff" (an
+	// update applied at shutdown: the box powers off, and its next
+	// power-on starts the new system).
+	Then string
 	// SettleMillis is passeur.settle=: how long, in milliseconds, the set of
 	// block devices must stay unchanged before it is taken as complete.
 	SettleMillis int
 }
+
+// passeur.then= values.
+const (
+	ThenBoot     = "boot"
+	ThenPoweroff = "poweroff"
+)
+
+// Reports tells whether the box reports to a fleet server: its URL, the
+// box's ID and its token all given.
+func (c Config) Reports() bool { return c.Report != "" && c.Box != "" && c.ReportToken != "" }
 
 // Staged names a staging area: a folder at the root of a filesystem.
 type Staged struct {
@@ -136,7 +151,7 @@ func (s Staged) String() string {
 
 // Default is the configuration when the command line says nothing.
 func Default() Config {
-	return Config{Mode: ModeWait, Net: "off", Control: "vsock", SettleMillis: 1500, Restore: true}
+	return Config{Mode: ModeWait, Net: "off", Control: "vsock", SettleMillis: 1500, Restore: true, Then: ThenBoot}
 }
 
 // Errors a caller may branch on; every returned error wraps one of them.
@@ -209,6 +224,13 @@ var keys = map[string]func(*Config, string) error{
 			return fmt.Errorf("%q is not a version or a tag", v)
 		}
 		c.Release = v
+		return nil
+	},
+	"then": func(c *Config, v string) error {
+		if v != ThenBoot && v != ThenPoweroff {
+			return fmt.Errorf("%q is not %s or %s", v, ThenBoot, ThenPoweroff)
+		}
+		c.Then = v
 		return nil
 	},
 	"staged": func(c *Config, v string) (err error) {

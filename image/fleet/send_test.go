@@ -2,12 +2,18 @@ package fleet
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/passeur/passeur/image/fleet/wire"
 )
 
 // TestSend: a box's report goes through; each refusal comes back as the
@@ -71,5 +77,66 @@ func TestSend(t *testing.T) {
 	}
 	if h, _ := s.History("box-1"); len(h) != 2 {
 		t.Fatalf("%d reports stored, want 2", len(h))
+	}
+}
+
+// TestSendBackup: a box's backup is kept under its box, whole, and the
+// answer says what was stored; a server keeping none, a bad token, a bad
+// run name and another content type are refused, and leave nothing.
+func TestSendBackup(t *testing.T) {
+	s, _ := newStore(t)
+	backups := t.TempDir()
+	fleet := &Server{Store: s, Backups: backups}
+	hs := httptest.NewServer(fleet)
+	defer hs.Close()
+	token := enroll(t, s, "box-1", "acme", "")
+	ctx := context.Background()
+	body := strings.Repeat("the backup of box-1\n", 5000)
+	got, err := wire.SendBackup(ctx, hs.URL+ReportPath, token, "2026-12-02T142443Z", strings.NewReader(body), int64(len(body)))
+	sum := sha256.Sum256([]byte(body))
+	if err != nil || got.Bytes != int64(len(body)) || got.SHA256 != hex.EncodeToString(sum[:]) {
+		t.Fatalf("upload: %+v %v", got, err)
+	}
+	if kept, err := os.ReadFile(filepath.Join(backups, "box-1", "2026-12-02T142443Z.tar")); err != nil || string(kept) != body {
+		t.Errorf("the kept backup: %d bytes, %v", len(kept), err)
+	}
+	// The same again (a take-up) is fine; other bytes under its name not.
+	if again, err := wire.SendBackup(ctx, hs.URL+ReportPath, token, "2026-12-02T142443Z", strings.NewReader(body), int64(len(body))); err != nil || again != got {
+		t.Errorf("the same backup again: %+v %v", again, err)
+	}
+	if _, err := wire.SendBackup(ctx, hs.URL+ReportPath, token, "2026-12-02T142443Z", strings.NewReader("other"), 5); !errors.Is(err, wire.ErrBackupExists) {
+		t.Errorf("another backup under the same run: %v, want refused", err)
+	}
+	// Refusals.
+	if _, err := wire.SendBackup(ctx, hs.URL+ReportPath, "0123456789abcdef0123", "r1", strings.NewReader("x"), 1); !errors.Is(err, ErrBadToken) {
+		t.Errorf("a bad token: %v, want ErrBadToken", err)
+	}
+	if _, err := wire.SendBackup(ctx, hs.URL+ReportPath, token, "../r1", strings.NewReader("x"), 1); !errors.Is(err, ErrBadReport) {
+		t.Errorf("a run named ../r1: %v, want ErrBadReport", err)
+	}
+	req, _ := http.NewRequest(http.MethodPut, hs.URL+BackupPath+"/..%2Fr1", strings.NewReader("x"))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/x-tar")
+	if resp, err := http.DefaultClient.Do(req); err != nil {
+		t.Error(err)
+	} else if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("a run named ..%%2Fr1 sent as is: %s, want 400", resp.Status)
+	}
+	req, _ = http.NewRequest(http.MethodPut, hs.URL+BackupPath+"/r2", strings.NewReader("x"))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	if resp, err := http.DefaultClient.Do(req); err != nil {
+		t.Error(err)
+	} else if resp.StatusCode != http.StatusUnsupportedMediaType {
+		t.Errorf("a JSON body: %s, want 415", resp.Status)
+	}
+	none := httptest.NewServer(&Server{Store: s})
+	defer none.Close()
+	if _, err := wire.SendBackup(ctx, none.URL+ReportPath, token, "r3", strings.NewReader("x"), 1); !errors.Is(err, wire.ErrNoBackups) {
+		t.Errorf("a server keeping no backups: %v, want ErrNoBackups", err)
+	}
+	entries, _ := os.ReadDir(filepath.Join(backups, "box-1"))
+	if len(entries) != 1 {
+		t.Errorf("the box's backups folder holds %d entries, want the one backup", len(entries))
 	}
 }

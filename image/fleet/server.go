@@ -2,20 +2,27 @@ package fleet
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/passeur/passeur/image/fleet/wire"
 )
 
 // The paths the fleet is served under.
 const (
 	Path       = "/fleet"             // the fleet page
 	ReportPath = "/fleet/report"      // POST: a box's report
+	BackupPath = wire.BackupPath      // PUT BackupPath/RUN: a box's backup of a run
 	StatusPath = "/fleet/status.json" // every account's rollout, as JSON
 )
 
@@ -34,6 +41,10 @@ type Server struct {
 	Text *Text
 	// Log, when set, receives one line per report stored.
 	Log func(format string, args ...any)
+	// Backups, when set, is the folder where the boxes' backups are kept
+	// (BackupPath): BOX/RUN.tar, each uploaded by its box before its
+	// first destructive write. Empty: the server keeps none (404).
+	Backups string
 	// OnHalt, when set with Policies, is called after a report is stored
 	// whenever the rollout of its box's account default for its product is
 	// halted (the mirror then makes boxes wait: mirror.Halt).
@@ -42,6 +53,10 @@ type Server struct {
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if run, ok := strings.CutPrefix(r.URL.Path, BackupPath+"/"); ok {
+		s.backup(w, r, run)
+		return
+	}
 	switch r.URL.Path {
 	case ReportPath:
 		s.report(w, r)
@@ -84,6 +99,121 @@ func (s *Server) text() *Text {
 		return &English
 	}
 	return s.Text
+}
+
+// backupWait bounds how long a backup's body may take.
+const backupWait = 30 * time.Minute
+
+// backup keeps a box's backup of run: a server that keeps none first
+// (404), then its token (401), its name and body (400, 413, 415); written
+// beside, synced, then renamed into place under the token's box, and
+// answered with its size and SHA-256 (201).
+func (s *Server) backup(w http.ResponseWriter, r *http.Request, run string) {
+	if r.Method != http.MethodPut {
+		w.Header().Set("Allow", http.MethodPut)
+		refuse(w, http.StatusMethodNotAllowed, errors.New("only PUT"))
+		return
+	}
+	if s.Backups == "" {
+		refuse(w, http.StatusNotFound, wire.ErrNoBackups)
+		return
+	}
+	token, err := bearer(r.Header.Get("Authorization"))
+	var box string
+	if err == nil {
+		box, err = s.Store.authenticate(token)
+	}
+	if errors.Is(err, ErrNoToken) || errors.Is(err, ErrBadToken) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="passeur fleet"`)
+		refuse(w, http.StatusUnauthorized, err)
+		return
+	}
+	if err == nil {
+		err = wire.CheckBox(box)
+	}
+	if err != nil {
+		refuse(w, http.StatusInternalServerError, err)
+		return
+	}
+	if err := wire.CheckRun(run); err != nil {
+		refuse(w, http.StatusBadRequest, err)
+		return
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/x-tar" {
+		refuse(w, http.StatusUnsupportedMediaType, fmt.Errorf("%w: Content-Type %q, not application/x-tar", ErrBadReport, r.Header.Get("Content-Type")))
+		return
+	}
+	http.NewResponseController(w).SetReadDeadline(time.Now().Add(backupWait))
+	dir := filepath.Join(s.Backups, box)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		refuse(w, http.StatusInternalServerError, err)
+		return
+	}
+	final := filepath.Join(dir, run+".tar")
+	kept, _ := filepath.Glob(filepath.Join(dir, "*.tar"))
+	if _, err := os.Lstat(final); err != nil && len(kept) >= MaxBackupsPerBox {
+		refuse(w, http.StatusRequestEntityTooLarge, fmt.Errorf("%w: %s keeps %d backups already", ErrTooLarge, box, len(kept)))
+		return
+	}
+	f, err := os.CreateTemp(dir, ".upload-*")
+	if err != nil {
+		refuse(w, http.StatusInternalServerError, err)
+		return
+	}
+	defer os.Remove(f.Name()) // gone once renamed; a refused upload leaves nothing
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, h), http.MaxBytesReader(w, r.Body, wire.MaxBackupBytes))
+	if err == nil {
+		err = f.Sync()
+	}
+	err = errors.Join(err, f.Close())
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		refuse(w, http.StatusRequestEntityTooLarge, fmt.Errorf("%w: a backup of more than %d bytes", ErrTooLarge, wire.MaxBackupBytes))
+		return
+	case err != nil:
+		refuse(w, http.StatusBadRequest, fmt.Errorf("%w: reading the backup: %v", ErrBadReport, err))
+		return
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	if had, err := fileSHA256(final); err == nil && had != sum {
+		// A run's backup is what it is: the same again (a take-up after a
+		// power cut) is fine, other bytes under its name are not.
+		refuse(w, http.StatusConflict, fmt.Errorf("%w: %s, %s", wire.ErrBackupExists, box, run))
+		return
+	}
+	if err := os.Rename(f.Name(), final); err != nil {
+		refuse(w, http.StatusInternalServerError, err)
+		return
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	if s.Log != nil {
+		s.Log("fleet: %s (%s) uploaded its backup %s, %d bytes", box, r.RemoteAddr, run, n)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusCreated)
+	json.NewEncoder(w).Encode(wire.Stored{Bytes: n, SHA256: sum})
+}
+
+// MaxBackupsPerBox bounds the backups the server keeps of one box.
+const MaxBackupsPerBox = 32
+
+// fileSHA256 is the SHA-256 of the file at p.
+func fileSHA256(p string) (string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // report stores a box's report: its token first (401), then its body

@@ -38,6 +38,9 @@ type Agent struct {
 	// staged is the staging area passeur.staged= names, attached as the
 	// run's install media.
 	staged *staging.Attached
+	// wroteSystem is set once a step that writes the system disk began:
+	// from then on the old system may be gone.
+	wroteSystem bool
 	// thenRollback is set when the operator chose, at a failed outcome,
 	// to roll the migration back.
 	thenRollback bool

@@ -131,6 +131,9 @@ func (a *Agent) migrateSteps(r *run, job *migrate.Job, disks []inventory.Disk) e
 	if _, err := a.backupSteps(r); err != nil {
 		return err
 	}
+	if err := a.uploadBackup(r); err != nil {
+		return err
+	}
 	return a.offerRollback(r, a.writeJob(r, job, s.m, disks, s.volumes()), disks)
 }
 
@@ -448,13 +451,20 @@ func (a *Agent) bootNew(r *run, job *migrate.Job, sys newsys.System) error {
 	if err := r.j.Begin(steps.Boot, nil); err != nil {
 		return a.mediaErr(r, err)
 	}
-	img, err := sys.LoadBootEntry(a.Log)
-	if err != nil {
-		r.j.Fail(steps.Boot, err)
-		a.Log.Printf("kexec: %v: rebooting instead", err)
+	poweroff := a.Config.Then == config.ThenPoweroff
+	var img *boot.LinuxImage
+	var err error
+	if !poweroff {
+		if img, err = sys.LoadBootEntry(a.Log); err != nil {
+			r.j.Fail(steps.Boot, err)
+			a.Log.Printf("kexec: %v: rebooting instead", err)
+		}
 	}
 	detail := map[string]string{"how": "reboot"}
-	if img != nil {
+	switch {
+	case poweroff: // passeur.then=poweroff: the next power-on starts it
+		detail = map[string]string{"how": "poweroff"}
+	case img != nil:
 		detail = map[string]string{"how": "kexec", "entry": img.Label(), "cmdline": img.Cmdline}
 	}
 	if err := r.j.Complete(steps.Boot, detail); err != nil {
@@ -465,7 +475,11 @@ func (a *Agent) bootNew(r *run, job *migrate.Job, sys newsys.System) error {
 			return err
 		}
 	}
-	a.Log.Printf("booting the new system (%s); the run ends with its health report", detail["how"])
+	if poweroff {
+		a.Log.Printf("the new system is written: powering off (passeur.then=poweroff); it starts at the next power-on, and the run ends with its health report")
+	} else {
+		a.Log.Printf("booting the new system (%s); the run ends with its health report", detail["how"])
+	}
 	a.Events.Emit("boot", detail)
 	if err := a.closeRun(r); err != nil {
 		return a.mediaErr(r, err)
@@ -478,6 +492,9 @@ func (a *Agent) bootNew(r *run, job *migrate.Job, sys newsys.System) error {
 		return a.restart(img)
 	}
 	unix.Sync()
+	if poweroff {
+		return unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
+	}
 	if img != nil {
 		if err := boot.Execute(); err != nil {
 			a.Log.Printf("kexec: %v: rebooting instead", err)
@@ -569,7 +586,7 @@ type reportEvent struct {
 // line, never the run: the outcome stays on the media.
 func (a *Agent) report(ev outcomeEvent) {
 	c := a.Config
-	if c.Report == "" || c.Box == "" || c.ReportToken == "" {
+	if !c.Reports() {
 		return
 	}
 	var h struct {
@@ -588,7 +605,7 @@ func (a *Agent) report(ev outcomeEvent) {
 // that the box's staged release is being applied: before the first write.
 func (a *Agent) reportApplying(m *release.Manifest) {
 	c := a.Config
-	if a.staged == nil || c.Report == "" || c.Box == "" || c.ReportToken == "" {
+	if a.staged == nil || !c.Reports() {
 		return
 	}
 	a.send(wire.Report{Box: c.Box, Product: m.Product, Version: m.Version.String(), State: wire.StateApplying, Step: steps.Plan, At: time.Now().UTC()})

@@ -185,7 +185,21 @@ func (a *Agent) run() error {
 			a.offerLeft(disks)
 		}
 	}
+	staged := a.staged != nil
 	a.releaseStaged() // its volume clean before whatever comes next, a power cut included
+	if failed != nil && staged && a.Config.Unattended && !a.wroteSystem {
+		// Nobody is at the box, and its system disk is as it was: it goes
+		// back to its old system (or powers off, as it was going to),
+		// rather than wait in the rescue. The staged run stays, failed:
+		// passeur stage does not hand it off again.
+		a.Log.Printf("the staged run stopped before the system disk was written: back to the old system (passeur.then=%s)", a.Config.Then)
+		a.Events.Emit("staged_stopped", map[string]string{"then": a.Config.Then, "error": failed.Error()})
+		unix.Sync()
+		if a.Config.Then == config.ThenPoweroff {
+			return unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
+		}
+		return unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART)
+	}
 	return a.follow()
 }
 

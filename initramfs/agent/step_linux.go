@@ -20,6 +20,7 @@ func (a *Agent) step(r *run, name string, fn func() (any, error)) error {
 	if _, done := r.j.Done(name); done {
 		return nil
 	}
+	a.wroteSystem = a.wroteSystem || steps.WritesSystem(name)
 	if err := r.j.Begin(name, nil); err != nil {
 		return a.mediaErr(r, err)
 	}

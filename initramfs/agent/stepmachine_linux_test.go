@@ -82,6 +82,7 @@ type smFixture struct {
 	machine  string
 	job      *migrate.Job // nil for a backup
 	kept     [2]int64     // a kept data partition: its bytes are never written
+	then     string       // passeur.then=, when not the default
 }
 
 // reset puts the world back as the fixture made it, at the same paths: a
@@ -312,10 +313,16 @@ func smAgent(t *testing.T, f smFixture, console io.Writer) (*Agent, *int) {
 	started := new(int)
 	c := config.Default()
 	c.Mode, c.Unattended = config.Mode(f.mode), true
+	if f.then != "" {
+		c.Then = f.then
+	}
 	a := &Agent{Console: console, Events: event.NewEmitter(console), Log: consoleLog{console: console}, Config: c,
 		runLog: &runLog{out: console}, mount: newsys.Folders{Root: f.w.folders}, imageRoot: f.w.root, runRoot: filepath.Join(f.w.dir, "run"),
 		dropCache: func() error { return nil },
-		restart: func(*boot.LinuxImage) error {
+		restart: func(img *boot.LinuxImage) error {
+			if img != nil && f.then == config.ThenPoweroff {
+				t.Errorf("passeur.then=poweroff, and the new system's kernel was loaded: %s", img.Label())
+			}
 			*started++
 			return newSystemBoots(f)
 		}}
@@ -673,6 +680,34 @@ func TestStepMachine(t *testing.T) {
 			}
 			t.Logf("%s: %d cut points (%v) in %.1f s", tc.mode, len(cuts), counts, time.Since(start).Seconds())
 		})
+	}
+}
+
+// TestThenPoweroff: with passeur.then=poweroff (an update applied at
+// shutdown) a migration ends powered off rather than booting the new
+// system: its boot step records how, no kernel is loaded, and the next
+// rescue boot, after the new system's first power-on, ends the run with
+// its health report, as after a boot.
+func TestThenPoweroff(t *testing.T) {
+	f := newFixture(t, "migrate")
+	f.then = config.ThenPoweroff
+	f.reset(t)
+	var console bytes.Buffer
+	if cut, n := firstBoot(t, f, 0, &console); cut || n != 1 {
+		t.Fatalf("the run: cut %v, the new system started %d times\n%s", cut, n, console.String())
+	}
+	recs, err := journal.Read(filepath.Join(f.runDir, journal.File))
+	if err != nil {
+		t.Fatal(err)
+	}
+	detail, ok := journal.DoneIn(recs, steps.Boot)
+	var how struct{ How string }
+	if json.Unmarshal(detail, &how); !ok || how.How != "poweroff" || !strings.Contains(console.String(), "powering off (passeur.then=poweroff)") {
+		t.Errorf("the boot step: %s (done %v), want how poweroff\n%s", detail, ok, console.String())
+	}
+	nextBoot(t, f, &console)
+	if o := outcomeOf(t, f); !o.Finished {
+		t.Errorf("the next rescue boot did not end the run: %+v\n%s", o, console.String())
 	}
 }
 

@@ -96,6 +96,29 @@ func Open(path string) (*Journal, error) {
 	if err != nil {
 		return nil, err
 	}
+	return takeUp(f, path, recs, good)
+}
+
+// OpenFile is Open of a journal already open for reading and writing (f,
+// opened through an os.Root): the journal is f's from then on.
+func OpenFile(f *os.File) (*Journal, error) {
+	data, err := io.ReadAll(io.LimitReader(f, MaxSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > MaxSize {
+		return nil, fmt.Errorf("%w: %s: larger than %d bytes", ErrCorrupt, f.Name(), MaxSize)
+	}
+	recs, good, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", f.Name(), err)
+	}
+	return takeUp(f, f.Name(), recs, good)
+}
+
+// takeUp cuts f, the journal at path, after its last whole record (good)
+// and appends a resumed record.
+func takeUp(f *os.File, path string, recs []Record, good int64) (*Journal, error) {
 	if err := f.Truncate(good); err != nil {
 		f.Close()
 		return nil, err

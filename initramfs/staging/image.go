@@ -18,6 +18,7 @@ import (
 	"github.com/passeur/passeur/image/fat"
 	"github.com/passeur/passeur/image/medialayout"
 	"github.com/passeur/passeur/initramfs/journal"
+	"github.com/passeur/passeur/initramfs/steps"
 )
 
 // IncomingDir is the folder, beside the image, where passeur stage brings
@@ -136,6 +137,33 @@ func (i *Image) ReadFile(name string, limit int64) ([]byte, error) {
 	}
 }
 
+// copyFile copies the file name of the image to w, in 64 KiB reads (each
+// on a 512-byte boundary: see Open), refusing more than limit bytes.
+func (i *Image) copyFile(name string, w io.Writer, limit int64) (int64, error) {
+	f, err := i.fs.OpenFile(path.Join("/", name), os.O_RDONLY)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	var n int64
+	chunk := make([]byte, 64<<10)
+	for {
+		k, err := f.Read(chunk)
+		if n += int64(k); n > limit {
+			return n, fmt.Errorf("%w: %s: more than %d bytes", ErrTooBig, name, limit)
+		}
+		if _, werr := w.Write(chunk[:k]); werr != nil {
+			return n, werr
+		}
+		if errors.Is(err, io.EOF) || err == nil && k == 0 {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+}
+
 // Names lists the names in the folder dir of the image.
 func (i *Image) Names(dir string) ([]string, error) {
 	// The reader's ReadDir takes fs.FS names: no leading slash, "." the root.
@@ -149,11 +177,22 @@ func (i *Image) Names(dir string) ([]string, error) {
 	}
 	var out []string
 	for _, e := range entries {
-		if n := e.Name(); n != "." && n != ".." {
-			out = append(out, n)
+		n := e.Name()
+		if n == "." || n == ".." {
+			continue
 		}
+		if !plainName(n) {
+			return nil, fmt.Errorf("%w: %s holds %q, no file name", ErrBadImage, name, n)
+		}
+		out = append(out, n)
 	}
 	return out, nil
+}
+
+// plainName tells whether n is one plain path element: FAT long names
+// may hold a slash, which go-diskfs gives back as it is.
+func plainName(n string) bool {
+	return fs.ValidPath(n) && n != "." && !strings.ContainsAny(n, "/\\")
 }
 
 // maxOpen bounds a file read through Open: manifests, signatures, records.
@@ -197,6 +236,19 @@ type memFile struct {
 func (f *memFile) Stat() (fs.FileInfo, error) { return f.info, nil }
 func (f *memFile) Close() error               { return nil }
 
+// Record reads the record passeur stage left in the image (StagedFile).
+func (i *Image) Record() (*Record, error) {
+	data, err := i.ReadFile(StagedFile, 64<<10)
+	if err != nil {
+		return nil, fmt.Errorf("the staging record: %w", err)
+	}
+	var rec Record
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return nil, fmt.Errorf("%w: the staging record: %w", ErrBadImage, err)
+	}
+	return &rec, nil
+}
+
 // maxJournal bounds a journal read from a staging image.
 const maxJournal = journal.MaxSize
 
@@ -211,6 +263,16 @@ type Run struct {
 // Finished tells whether the run's journal ends finished.
 func (r Run) Finished() bool {
 	return r.Err == nil && r.Records[len(r.Records)-1].State == journal.StateFinished
+}
+
+// Booted tells whether the run, not finished, started the new system
+// (its boot step done): its outcome is the new system's health report.
+func (r Run) Booted() bool {
+	if r.Err != nil || r.Finished() {
+		return false
+	}
+	_, done := journal.DoneIn(r.Records, steps.Boot)
+	return done
 }
 
 // Header is the run's header (zero when its journal cannot be read).
@@ -270,20 +332,25 @@ func Runs(img string) (finished, unfinished int, err error) {
 	return finished, unfinished, nil
 }
 
+// maxDepth bounds how deep CopyOut goes: a backup keeps its files under
+// their paths on the old system (files/var/lib/camrec/index/…).
+const maxDepth = 32
+
 // ErrTooBig: a folder of the image holds more than it may be copied with.
 var ErrTooBig = errors.New("the staging image's folder is larger than allowed")
 
 // CopyOut copies the folder dir of the image, files and folders, into the
-// folder to, made for it (its parent must exist, to must not): at most
+// folder to of root, made for it (its parent must exist, to must not),
+// nothing written outside root: at most
 // limit bytes in all, names that are one plain path element each, and
-// nothing but files and folders four levels deep at most. What the image
+// nothing but files and folders, maxDepth levels deep at most. What the image
 // holds is not trusted: a refused copy leaves to partly made, for the
 // caller to remove.
-func (i *Image) CopyOut(dir, to string, limit int64) error {
-	if err := os.Mkdir(to, 0o700); err != nil {
+func (i *Image) CopyOut(dir string, into *os.Root, to string, limit int64) error {
+	if err := into.Mkdir(to, 0o700); err != nil {
 		return err
 	}
-	root, err := os.OpenRoot(to)
+	root, err := into.OpenRoot(to)
 	if err != nil {
 		return err
 	}
@@ -304,12 +371,12 @@ func (i *Image) CopyOut(dir, to string, limit int64) error {
 			if n == "." || n == ".." {
 				continue
 			}
-			if !fs.ValidPath(n) || strings.ContainsAny(n, "/\\") {
+			if !plainName(n) {
 				return fmt.Errorf("%w: %q is no file name", ErrBadImage, n)
 			}
 			src, dst := from+"/"+n, path.Join(rel, n)
 			switch {
-			case e.IsDir() && depth < 4:
+			case e.IsDir() && depth < maxDepth:
 				if err := root.Mkdir(dst, 0o700); err != nil {
 					return err
 				}
@@ -317,19 +384,15 @@ func (i *Image) CopyOut(dir, to string, limit int64) error {
 					return err
 				}
 			case e.IsDir():
-				return fmt.Errorf("%w: %s is more than 4 folders deep", ErrBadImage, src)
+				return fmt.Errorf("%w: %s is more than %d folders deep", ErrBadImage, src, maxDepth)
 			case e.Type().IsRegular():
-				data, err := i.ReadFile(src, left)
-				if err != nil {
-					return fmt.Errorf("%w: %s: %w", ErrTooBig, dir, err)
-				}
-				left -= int64(len(data))
-				f, err := root.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+				out, err := root.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 				if err != nil {
 					return err
 				}
-				_, err = f.Write(data)
-				if err = errors.Join(err, f.Sync(), f.Close()); err != nil {
+				n, err := i.copyFile(src, out, left)
+				left -= n
+				if err = errors.Join(err, out.Sync(), out.Close()); err != nil {
 					return err
 				}
 			default:

@@ -169,3 +169,46 @@ func TestImage(t *testing.T) {
 		t.Errorf("a 1 MiB file opened as an image: %v", err)
 	}
 }
+
+// TestCopyOut: a run's folder comes out of the image whole, however deep
+// and whatever its files' sizes (read on 512-byte boundaries only), into
+// a folder of the root given; more than the limit is refused by name.
+func TestCopyOut(t *testing.T) {
+	from := t.TempDir()
+	big := make([]byte, 200001)
+	for i := range big {
+		big[i] = byte(i*31 + i>>9)
+	}
+	deep := filepath.Join(from, "Backup/box/run/files/var/lib/camrec/index")
+	os.MkdirAll(deep, 0o755)
+	os.WriteFile(filepath.Join(deep, "segments.v1"), big, 0o644)
+	os.WriteFile(filepath.Join(from, "Backup/box/run/MANIFEST.json"), []byte("{}\n"), 0o644)
+	img := filepath.Join(t.TempDir(), ImageFile)
+	if err := Make(img, MinImage, from, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	i, err := OpenImage(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer i.Close()
+	work := t.TempDir()
+	root, err := os.OpenRoot(work)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	if err := i.CopyOut("Backup/box/run", root, "out", 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(filepath.Join(work, "out/files/var/lib/camrec/index/segments.v1"))
+	if string(got) != string(big) {
+		t.Errorf("the deep file came out %d bytes, changed", len(got))
+	}
+	if m, _ := os.ReadFile(filepath.Join(work, "out/MANIFEST.json")); string(m) != "{}\n" {
+		t.Errorf("MANIFEST.json came out %q", m)
+	}
+	if err := i.CopyOut("Backup/box/run", root, "small", 100000); !errors.Is(err, ErrTooBig) {
+		t.Errorf("a limit of 100000 bytes: %v, want ErrTooBig", err)
+	}
+}

@@ -23,6 +23,7 @@ const (
 	Backup   = "backup"
 	Verify   = "verify"
 	Complete = "complete"
+	Upload   = "upload"
 	Format   = "format "
 	Reattach = "reattach"
 	Write    = "write "
@@ -83,6 +84,9 @@ var all = []Step{
 	{Complete, []config.Mode{config.ModeBackup, config.ModeRecover, config.ModeMigrate},
 		"the backup verified",
 		Media, "whether the backup is sealed (COMPLETE written)", "initramfs/backup"},
+	{Upload, []config.Mode{config.ModeMigrate},
+		"the backup complete; a staged run (passeur.staged=) whose box reports to a fleet server (passeur.report=)",
+		Nothing, "the bytes and SHA-256 the fleet server kept, the ones sent, or why not: the run goes on", "image/fleet"},
 	{Format, []config.Mode{config.ModeInstall},
 		"a data disk named by passeur.format-data, blank or already as this install made it",
 		DataDisk, "the disk, its ext4 UUID and label", "initramfs/migrate"},

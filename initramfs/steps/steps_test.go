@@ -59,7 +59,7 @@ func TestTable(t *testing.T) {
 	for _, s := range In(config.ModeMigrate) {
 		mig = append(mig, s.Name)
 	}
-	want := []string{Plan, Release, Save, Recover, Backup, Verify, Complete, Reattach, Write, Entry, State, Fstab, Restore, Table, Boot, Health}
+	want := []string{Plan, Release, Save, Recover, Backup, Verify, Complete, Upload, Reattach, Write, Entry, State, Fstab, Restore, Table, Boot, Health}
 	if !slices.Equal(mig, want) {
 		t.Errorf("a migration's steps: %q, want %q", mig, want)
 	}

@@ -66,6 +66,10 @@ type Options struct {
 	// Init is a program laid as the root's /sbin/init (camrec7d), so that
 	// the old system can be booted; empty: the root holds no programs.
 	Init string
+	// Files are files a vendor copied onto the box's root: the path in
+	// the root (/usr/local/bin/passeur) to the file on the host, laid with
+	// its mode.
+	Files map[string]string
 }
 
 // IndexDamage is what happened to a fixture's index.
@@ -187,7 +191,7 @@ func BuildV7(dir string, v Variant, o Options) (*Appliance, error) {
 		a.Segments = append(a.Segments, segs...)
 	}
 	Sort(a.Segments)
-	root, err := a.buildRoot(dir, o.Index, o.Init)
+	root, err := a.buildRoot(dir, o.Index, o.Init, o.Files)
 	if err != nil {
 		return nil, err
 	}
@@ -263,7 +267,7 @@ func buildVolume(dir string, i int, vol Volume, o Options) (string, []Segment, e
 func roundMiB(n int64) int64 { return (n + 1<<20 - 1) >> 20 << 20 }
 
 // buildRoot makes the v7 root filesystem image.
-func (a *Appliance) buildRoot(dir string, damage IndexDamage, init string) (string, error) {
+func (a *Appliance) buildRoot(dir string, damage IndexDamage, init string, copied map[string]string) (string, error) {
 	tree := filepath.Join(dir, "root")
 	var conf, index, fstab bytes.Buffer
 	if err := WriteConfigV7(&conf, a.Config); err != nil {
@@ -320,6 +324,21 @@ func (a *Appliance) buildRoot(dir string, damage IndexDamage, init string) (stri
 			return "", err
 		}
 		if err := os.WriteFile(filepath.Join(tree, "sbin/init"), prog, 0o755); err != nil {
+			return "", err
+		}
+	}
+	for to, from := range copied {
+		data, err := os.ReadFile(from)
+		if err != nil {
+			return "", err
+		}
+		st, err := os.Stat(from)
+		if err != nil {
+			return "", err
+		}
+		full := filepath.Join(tree, to)
+		os.MkdirAll(filepath.Dir(full), 0o755)
+		if err := os.WriteFile(full, data, st.Mode().Perm()); err != nil {
 			return "", err
 		}
 	}

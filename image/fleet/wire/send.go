@@ -67,6 +67,12 @@ func Send(ctx context.Context, reportURL, token string, r Report) error {
 	if resp.StatusCode/100 == 2 {
 		return nil
 	}
+	return refused("fleet report", u, resp, answer)
+}
+
+// refused names the fleet server's refusal of what (a report, a backup
+// upload) with its words.
+func refused(what string, u *url.URL, resp *http.Response, answer []byte) error {
 	why := strings.TrimSpace(string(answer))
 	var named error
 	switch resp.StatusCode {
@@ -81,8 +87,16 @@ func Send(ctx context.Context, reportURL, token string, r Report) error {
 		named = ErrBadReport
 	case http.StatusRequestEntityTooLarge:
 		named = ErrTooLarge
+	case http.StatusConflict:
+		named = ErrBackupExists
+	case http.StatusNotFound:
+		if strings.Contains(why, ErrNoBackups.Error()) {
+			named = ErrNoBackups
+			break
+		}
+		fallthrough
 	default:
-		return fmt.Errorf("fleet report to %s: %s: %s", u.Redacted(), resp.Status, why)
+		return fmt.Errorf("%s to %s: %s: %s", what, u.Redacted(), resp.Status, why)
 	}
-	return fmt.Errorf("fleet report to %s: %s: %w (the server said: %s)", u.Redacted(), resp.Status, named, why)
+	return fmt.Errorf("%s to %s: %s: %w (the server said: %s)", what, u.Redacted(), resp.Status, named, why)
 }

@@ -130,11 +130,12 @@ func ServiceMain(version string) {
 		unix.Sync()
 		unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
 	}
-	if err := update(stateDir); err != nil {
+	sys := camrec8(stateDir)
+	if _, err := update(sys, "reboot"); err != nil {
 		fail("update", err)
-		events.Emit("update", updateEvent{Error: err.Error()})
+		events.Emit("update", updateEvent{Apply: "reboot", Error: err.Error()})
 	}
-	halt()
+	console(sys)
 }
 
 // stateDir is where camrecd mounts its state partition.
@@ -241,7 +242,13 @@ func LegacyMain() {
 	fmt.Printf("camrec %s: %d cameras, %d segments indexed, %d missing, %d bytes, volumes %v\n",
 		r.Version, r.Cameras, r.SegmentsIndexed, r.SegmentsMissing, r.Bytes, r.Volumes)
 	events.Emit("health", r)
-	halt()
+	// A vendor who copied passeur onto the box enrolled it in
+	// /etc/passeur: the same update service as camrec 8's.
+	if _, err := update(camrec7, "reboot"); err != nil {
+		fail("update", err)
+		events.Emit("update", updateEvent{Apply: "reboot", Error: err.Error()})
+	}
+	console(camrec7)
 }
 
 func legacy() (camrec.Report, error) {

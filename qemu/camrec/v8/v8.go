@@ -24,6 +24,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"time"
 
@@ -56,6 +57,21 @@ type IndexEntry struct {
 	Size   int64     `json:"size"`
 }
 
+// UpdateDir is the folder of the state partition that holds the box's
+// enrolment for updates staged from the running system: update.json (the
+// repository or mirror, the account, the fleet server: the key's
+// passeur/config.json format), root.json (the repository's trusted
+// root) and vendor.pub (the key releases are signed with).
+const UpdateDir = "passeur"
+
+// LegacyUpdateDir is where a camrec 7 box's vendor put its enrolment, on
+// its root.
+const LegacyUpdateDir = "etc/passeur"
+
+// EnrolmentFiles are the files of UpdateDir: a migration carries them
+// (the release's config paths), Convert takes them over.
+var EnrolmentFiles = []string{"update.json", "root.json", "vendor.pub"}
+
 // Convert takes over a configuration and index restored under
 // state/restore, once: a camrec 8 box's (restore/camrec/, kept in the
 // format it was in), else camrec 7's, converted to 8.0.0's formats. What the
@@ -65,6 +81,25 @@ type IndexEntry struct {
 func Convert(state string) ([]string, error) {
 	var did []string
 	restore := filepath.Join(state, RestoreDir)
+	// The box's enrolment for updates comes with it, once: without it,
+	// the new system would never hear of the next release, nor report
+	// the outcome of the one that installed it.
+	// A camrec 8's is on its state (restore/passeur), a camrec 7's where
+	// its vendor put it (restore/etc/passeur).
+	for _, from := range []string{UpdateDir, LegacyUpdateDir} {
+		if exists(filepath.Join(state, UpdateDir, EnrolmentFiles[0])) || !exists(filepath.Join(restore, from, EnrolmentFiles[0])) {
+			continue
+		}
+		// update.json last: it is what says the enrolment is there.
+		for _, name := range append(slices.Clone(EnrolmentFiles[1:]), EnrolmentFiles[0]) {
+			if p := filepath.Join(restore, from, name); exists(p) {
+				if err := copyFile(p, filepath.Join(state, UpdateDir, name)); err != nil {
+					return did, err
+				}
+			}
+		}
+		did = append(did, "update enrolment restored from "+from)
+	}
 	if !exists(filepath.Join(state, ConfigFile)) {
 		if p := filepath.Join(restore, ConfigFile); exists(p) {
 			_, format, err := readConfig(p)

@@ -34,10 +34,18 @@ func TestConvertAndCheck(t *testing.T) {
 		camrec.WriteConfigV7(b, camrec.Config{Site: "S", RetentionDays: 7, Cameras: []camrec.Camera{{ID: "cam01", Name: "A", URL: "rtsp://a"}, {ID: "cam02", Name: "B", URL: "rtsp://b"}}})
 	})
 	put(camrec.IndexV1File, func(b *bytes.Buffer) { camrec.WriteIndexV1(b, segs) })
+	for _, name := range EnrolmentFiles {
+		put(UpdateDir+"/"+name, func(b *bytes.Buffer) { b.WriteString("the box's " + name + "\n") })
+	}
 
 	did, err := Convert(state)
-	if err != nil || len(did) != 2 {
+	if err != nil || len(did) != 3 {
 		t.Fatalf("Convert = %v, %v", did, err)
+	}
+	for _, name := range EnrolmentFiles {
+		if got, _ := os.ReadFile(filepath.Join(state, UpdateDir, name)); string(got) != "the box's "+name+"\n" {
+			t.Errorf("the enrolment's %s taken over: %q", name, got)
+		}
 	}
 	if again, err := Convert(state); err != nil || len(again) != 0 {
 		t.Errorf("second Convert = %v, %v; want nothing done", again, err)
