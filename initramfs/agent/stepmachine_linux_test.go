@@ -15,6 +15,7 @@ package agent
 // real bytes.
 
 import (
+	"archive/tar"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
@@ -24,10 +25,12 @@ import (
 	"io"
 	"io/fs"
 	"math/rand/v2"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -35,6 +38,7 @@ import (
 
 	"aead.dev/minisign"
 	"github.com/passeur/passeur/image/config"
+	"github.com/passeur/passeur/image/fleet"
 	"github.com/passeur/passeur/image/medialayout"
 	"github.com/passeur/passeur/image/release"
 	"github.com/passeur/passeur/image/sign"
@@ -83,6 +87,9 @@ type smFixture struct {
 	job      *migrate.Job // nil for a backup
 	kept     [2]int64     // a kept data partition: its bytes are never written
 	then     string       // passeur.then=, when not the default
+	// report, with token, is the fleet server of a staged run: its
+	// backup is uploaded there (step upload).
+	report, token string
 }
 
 // reset puts the world back as the fixture made it, at the same paths: a
@@ -315,6 +322,10 @@ func smAgent(t *testing.T, f smFixture, console io.Writer) (*Agent, *int) {
 	c.Mode, c.Unattended = config.Mode(f.mode), true
 	if f.then != "" {
 		c.Then = f.then
+	}
+	if f.report != "" {
+		c.Staged = config.Staged{UUID: "0a1b2c3d-0000-4000-8000-000000000001", Dir: "passeur-staging"}
+		c.Report, c.Box, c.ReportToken = f.report, smHost, f.token
 	}
 	a := &Agent{Console: console, Events: event.NewEmitter(console), Log: consoleLog{console: console}, Config: c,
 		runLog: &runLog{out: console}, mount: newsys.Folders{Root: f.w.folders}, imageRoot: f.w.root, runRoot: filepath.Join(f.w.dir, "run"),
@@ -679,6 +690,121 @@ func TestStepMachine(t *testing.T) {
 				})
 			}
 			t.Logf("%s: %d cut points (%v) in %.1f s", tc.mode, len(cuts), counts, time.Since(start).Seconds())
+		})
+	}
+}
+
+// TestStepMachineStaged: a staged run that reports to a fleet server
+// uploads its verified backup before its first write (step upload). Uncut
+// it ends as a key's run does, the upload between the backup's seal and
+// the first write, the server keeping the backup's files; cut at each of
+// the upload's records and at the step after it, each take-up ends the
+// same, the server keeping one backup, the media's.
+func TestStepMachineStaged(t *testing.T) {
+	if testing.Short() {
+		t.Skip("power cuts")
+	}
+	store, err := fleet.Open(filepath.Join(t.TempDir(), "fleet.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, err := fleet.Enroll(store, smHost, "acme", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// server is a fresh fleet server, keeping backups in its own folder.
+	server := func(t *testing.T) (string, string) {
+		kept := t.TempDir()
+		hs := httptest.NewServer(&fleet.Server{Store: store, Backups: kept})
+		t.Cleanup(hs.Close)
+		return hs.URL + fleet.ReportPath, kept
+	}
+	// uploaded checks the server keeps the media's backup, file for file.
+	uploaded := func(t *testing.T, f smFixture, kept string) {
+		t.Helper()
+		tars, _ := filepath.Glob(filepath.Join(kept, smHost, "*.tar"))
+		if len(tars) != 1 || filepath.Base(tars[0]) != smStamp+".tar" {
+			t.Fatalf("the server keeps %v, want the run's backup", tars)
+		}
+		file, err := os.Open(tars[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer file.Close()
+		tr, n := tar.NewReader(file), 0
+		for {
+			h, err := tr.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h.Typeflag != tar.TypeReg {
+				continue
+			}
+			got, _ := io.ReadAll(tr)
+			want, err := os.ReadFile(filepath.Join(f.runDir, filepath.FromSlash(h.Name)))
+			if err != nil || !bytes.Equal(got, want) {
+				t.Errorf("the server's %s is not the media's (%v)", h.Name, err)
+			}
+			n++
+		}
+		if n < 3 {
+			t.Errorf("the server's backup holds %d files", n)
+		}
+	}
+
+	f := newFixture(t, "migrate")
+	var kept string
+	f.report, kept = server(t)
+	f.token = token
+	var console bytes.Buffer
+	f.reset(t)
+	if cut, n := firstBoot(t, f, 0, &console); cut || n != 1 {
+		t.Fatalf("the uncut run: cut %v, the new system started %d times\n%s", cut, n, console.String())
+	}
+	recs, err := journal.Read(filepath.Join(f.runDir, journal.File))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cuts := cutPoints(t, f, recs)
+	for boot := 0; boot < 2 && !finishedRun(t, f); boot++ {
+		nextBoot(t, f, &console)
+	}
+	want := outcomeOf(t, f)
+	at := slices.Index(want.Steps, steps.Upload)
+	if !want.Finished || at < 1 || want.Steps[at-1] != steps.Complete || !strings.HasPrefix(want.Steps[at+1], steps.Reattach) {
+		t.Fatalf("the uncut staged run: %+v\n%s", want, console.String())
+	}
+	uploaded(t, f, kept)
+	var picked []cutPoint
+	for i, c := range cuts {
+		if strings.Contains(c.name, "-upload-") {
+			picked = append(picked, c)
+			if i+1 < len(cuts) && !strings.Contains(cuts[i+1].name, "-upload-") {
+				picked = append(picked, cuts[i+1])
+			}
+		}
+	}
+	if len(picked) != 3 {
+		t.Fatalf("cut points around the upload: %v", picked)
+	}
+	for _, c := range picked {
+		t.Run(c.name, func(t *testing.T) {
+			var console bytes.Buffer
+			f.report, kept = server(t)
+			f.reset(t)
+			if cut, _ := firstBoot(t, f, c.record, &console); !cut {
+				t.Fatalf("no cut after record %d", c.record)
+			}
+			for boot := 0; boot < 3 && !finishedRun(t, f); boot++ {
+				nextBoot(t, f, &console)
+			}
+			if d := outcomeOf(t, f).diff(want); d != "" {
+				t.Errorf("after the cut and the take-up:\n%s\n%s", d, console.String())
+			}
+			uploaded(t, f, kept)
 		})
 	}
 }

@@ -35,7 +35,7 @@ type uploadEvent struct {
 // backup in the staging area are enough to migrate.
 func (a *Agent) uploadBackup(r *run) error {
 	c := a.Config
-	if a.staged == nil || !c.Reports() {
+	if c.Staged.UUID == "" || !c.Reports() { // a staged run (passeur.staged=) that reports
 		return nil
 	}
 	return a.step(r, steps.Upload, func() (any, error) {
