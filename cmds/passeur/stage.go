@@ -315,15 +315,19 @@ func stage(ctx context.Context, o stageOptions) (*staging.Record, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The volume with the most room, unless one holds a staging image
+	// already: its runs are not left behind on another.
 	var vol staging.Volume
 	var free int64 = -1
+	held := false
 	for _, v := range vols {
 		f, err := o.free(v.Point)
 		if err != nil {
 			return nil, err
 		}
-		if f > free {
-			vol, free = v, f
+		_, err = os.Lstat(filepath.Join(v.Dir(m), staging.ImageFile))
+		if has := err == nil; has && !held || has == held && f > free {
+			vol, free, held = v, f, has
 		}
 	}
 	var stored int64

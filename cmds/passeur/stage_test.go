@@ -333,6 +333,22 @@ func TestStage(t *testing.T) {
 		}
 	}
 
+	// Two volumes: the one with the most room, until one holds a staging
+	// image; then that one, whatever the other's room.
+	o = opts(system("8.0.0"), 1<<40)
+	a := staging.Volume{Point: t.TempDir(), Dev: "/dev/vdb1", Disk: "vdb", Label: "rec-a", UUID: "0a1b2c3d-0000-4000-8000-00000000000a", Type: "ext4"}
+	b := staging.Volume{Point: t.TempDir(), Dev: "/dev/vdc1", Disk: "vdc", Label: "rec-b", UUID: "0a1b2c3d-0000-4000-8000-00000000000b", Type: "ext4"}
+	o.volumes = func(*release.Manifest, string) ([]staging.Volume, error) { return []staging.Volume{a, b}, nil }
+	roomy := a.Point
+	o.free = func(p string) (int64, error) { return map[bool]int64{true: 1 << 40, false: 1 << 39}[p == roomy], nil }
+	if s, err := stage(context.Background(), o); err != nil || s.Volume.Point != a.Point {
+		t.Errorf("two volumes, a the roomier: %+v %v", s, err)
+	}
+	roomy = b.Point
+	if s, err := stage(context.Background(), o); err != nil || s.Volume.Point != a.Point {
+		t.Errorf("two volumes, b now the roomier, a holding the image: %+v %v, want a", s, err)
+	}
+
 	// No room: refused by name, nothing written on the volume.
 	o = opts(system("8.0.0"), 1<<20)
 	if _, err := stage(context.Background(), o); !errors.Is(err, ErrNoRoom) {
