@@ -807,6 +807,31 @@ func TestStepMachineStaged(t *testing.T) {
 			uploaded(t, f, kept)
 		})
 	}
+
+	// The fleet server cannot be reached: the upload is journaled as not
+	// done and the run goes on to the same end: the staged release and
+	// the verified backup on the media are enough.
+	gone := httptest.NewServer(nil)
+	f.report = gone.URL + fleet.ReportPath
+	gone.Close()
+	f.reset(t)
+	console.Reset()
+	firstBoot(t, f, 0, &console)
+	for boot := 0; boot < 2 && !finishedRun(t, f); boot++ {
+		nextBoot(t, f, &console)
+	}
+	if d := outcomeOf(t, f).diff(want); d != "" {
+		t.Errorf("the fleet server unreachable:\n%s\n%s", d, console.String())
+	}
+	recs, _ = journal.Read(filepath.Join(f.runDir, journal.File))
+	detail, _ := journal.DoneIn(recs, steps.Upload)
+	var up struct {
+		Uploaded bool
+		Error    string
+	}
+	if json.Unmarshal(detail, &up); up.Uploaded || up.Error == "" {
+		t.Errorf("the upload to a server gone: %s, want it journaled as not done, with why", detail)
+	}
 }
 
 // TestThenPoweroff: with passeur.then=poweroff (an update applied at

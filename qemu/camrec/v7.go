@@ -337,7 +337,9 @@ func (a *Appliance) buildRoot(dir string, damage IndexDamage, init string, copie
 			return "", err
 		}
 		full := filepath.Join(tree, to)
-		os.MkdirAll(filepath.Dir(full), 0o755)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			return "", err
+		}
 		if err := os.WriteFile(full, data, st.Mode().Perm()); err != nil {
 			return "", err
 		}
