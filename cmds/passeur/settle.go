@@ -259,10 +259,18 @@ func settleOne(o settleOptions, img string, ok bool) (*settled, error) {
 		}
 	}
 	i.Close()
-	if err := errors.Join(root.Remove(staging.ImageFile), root.RemoveAll(staging.RescueDir)); err != nil {
+	if err := errors.Join(root.Remove(staging.ImageFile), root.RemoveAll(staging.RescueDir), removeMissing(root, HandOffsFile)); err != nil {
 		return s, err
 	}
 	return s, atomicfile.SyncDir(dir)
+}
+
+// removeMissing removes name from root, if it is there.
+func removeMissing(root *os.Root, name string) error {
+	if err := root.Remove(name); err != nil && !errors.Is(err, iofs.ErrNotExist) {
+		return err
+	}
+	return nil
 }
 
 // finishedIn tells whether the journal of the kept run at rel under root

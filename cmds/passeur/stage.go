@@ -85,6 +85,9 @@ var ErrRunStaged = errors.New("the staging area holds a run's backup: apply it, 
 // stageOptions are what stage needs, the flags read.
 type stageOptions struct {
 	system, volume string
+	// apply tells that the staged release is to be handed to the rescue:
+	// a release handed off maxHandOffs times already is refused.
+	apply bool
 	// board, when set, is the box's board: its rescue image is brought
 	// beside the staging image, for the running system to boot into.
 	board   string
@@ -122,7 +125,7 @@ func stageCmd(args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	o := stageOptions{volume: *volume, system: *system, board: *boardName, now: time.Now, free: statfsFree, volumes: runningVolumes,
+	o := stageOptions{volume: *volume, system: *system, board: *boardName, apply: *apply != "", now: time.Now, free: statfsFree, volumes: runningVolumes,
 		identity: func() string { return obtain.BoxIdentity(fixedDisks()) },
 		fetch:    fetch.Options{Attempts: 6, Backoff: time.Second, Stall: 30 * time.Second, Log: func(f string, a ...any) { fmt.Fprintf(stderr, f+"\n", a...) }}}
 	var reportTo config.Config // passeur.report=, passeur.box=, passeur.report-token=
@@ -235,8 +238,13 @@ func applyStaged(s *staging.Record, apply string, reportTo config.Config, stdout
 		then = config.ThenPoweroff
 	}
 	_, folder, _ := strings.Cut(s.Param, "/")
-	cmdline, err := handOff(s, filepath.Join(s.Volume.Point, folder), reportTo, then, kexecLoad)
+	dir := filepath.Join(s.Volume.Point, folder)
+	cmdline, err := handOff(s, dir, reportTo, then, kexecLoad)
 	if err != nil {
+		kexecUnload()
+		return err
+	}
+	if err := countHandOff(dir, s.Product+"-"+s.Version); err != nil {
 		kexecUnload()
 		return err
 	}
@@ -349,6 +357,10 @@ func stage(ctx context.Context, o stageOptions) (*staging.Record, error) {
 	if err := safeFolder(dir); err != nil {
 		return nil, err
 	}
+	if n := handOffs(dir, route.Product+"-"+route.Next); o.apply && n >= maxHandOffs {
+		return nil, fmt.Errorf("%w: %s %s was handed to the rescue %d times and did not go through: see the journal and log in %s",
+			ErrHandedOff, route.Product, route.Next, n, dir)
+	}
 	// The release is brought into a folder beside the image, then the
 	// image is made of it: the volume holds it twice for a while, and the
 	// image of an earlier staging too while the new one is made.
@@ -392,7 +404,14 @@ func stage(ctx context.Context, o stageOptions) (*staging.Record, error) {
 			if len(rescue) > 0 {
 				hashes = &staging.Rescue{Board: o.board, SHA256: map[string]string{}}
 				for _, tf := range rescue {
-					hashes.SHA256[path.Base(tf.Path)] = hex.EncodeToString(tf.Hashes["sha256"])
+					name := path.Base(tf.Path)
+					hashes.SHA256[name] = hex.EncodeToString(tf.Hashes["sha256"])
+					// Republished since: the one the repository signs now.
+					if to := filepath.Join(rescueDir, name); repoclient.Verify(tf, to) != nil {
+						if _, err := c.Download(ctx, tf.Path, to, o.fetch); err != nil {
+							return nil, err
+						}
+					}
 				}
 			}
 			return pendingRecord(img, vol, m, o.trusted, hashes), fmt.Errorf("%w: %s holds %d", ErrRunStaged, img, open)
@@ -470,6 +489,40 @@ func stage(ctx context.Context, o stageOptions) (*staging.Record, error) {
 		return nil, err
 	}
 	return s, os.RemoveAll(incoming)
+}
+
+// HandOffsFile counts, in the staging folder, the hand-offs of the staged
+// release: outside the image, which a run that stops before its journal
+// leaves as it was, and which staging again replaces.
+const HandOffsFile = "handoffs.json"
+
+// ErrHandedOff: the release was handed to the rescue maxHandOffs times.
+var ErrHandedOff = errors.New("the staged release was handed to the rescue too many times")
+
+// handOffs is how many times release was handed off from the staging
+// folder dir.
+func handOffs(dir, release string) int {
+	data, err := os.ReadFile(filepath.Join(dir, HandOffsFile))
+	if err != nil || len(data) > 4<<10 {
+		return 0
+	}
+	var c struct {
+		Release string `json:"release"`
+		Count   int    `json:"count"`
+	}
+	if json.Unmarshal(data, &c) != nil || c.Release != release {
+		return 0
+	}
+	return c.Count
+}
+
+// countHandOff counts one more hand-off of release from dir.
+func countHandOff(dir, release string) error {
+	data, err := json.Marshal(map[string]any{"release": release, "count": handOffs(dir, release) + 1})
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(filepath.Join(dir, HandOffsFile), append(data, '\n'), 0o644)
 }
 
 // maxHandOffs bounds how many times a run is handed to the rescue again

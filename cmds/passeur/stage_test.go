@@ -349,6 +349,33 @@ func TestStage(t *testing.T) {
 		t.Errorf("two volumes, b now the roomier, a holding the image: %+v %v, want a", s, err)
 	}
 
+	// Handed to the rescue 3 times already, and back on the old system: a
+	// stage that would hand it off again refuses, writing nothing; another
+	// release, or no hand-off asked, stages.
+	o = opts(system("8.0.0"), 1<<40)
+	o.apply = true
+	vols, _ = o.volumes(nil, "")
+	area := filepath.Join(vols[0].Point, "passeur-staging")
+	os.MkdirAll(area, 0o755)
+	for i := 0; i < maxHandOffs; i++ {
+		if err := countHandOff(area, "camrec-8.2.0"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := stage(context.Background(), o); !errors.Is(err, ErrHandedOff) {
+		t.Errorf("handed off %d times: %v, want ErrHandedOff", maxHandOffs, err)
+	}
+	if entries, _ := os.ReadDir(area); len(entries) != 1 {
+		t.Errorf("a refused stage wrote in the staging folder: %v", entries)
+	}
+	o.apply = false
+	if _, err := stage(context.Background(), o); err != nil {
+		t.Errorf("staged without a hand-off: %v", err)
+	}
+	if n := handOffs(area, "camrec-8.3.0"); n != 0 {
+		t.Errorf("another release counts %d hand-offs", n)
+	}
+
 	// No room: refused by name, nothing written on the volume.
 	o = opts(system("8.0.0"), 1<<20)
 	if _, err := stage(context.Background(), o); !errors.Is(err, ErrNoRoom) {

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/passeur/passeur/image/fleet/wire"
@@ -45,6 +46,10 @@ type Server struct {
 	// (BackupPath): BOX/RUN.tar, each uploaded by its box before its
 	// first destructive write. Empty: the server keeps none (404).
 	Backups string
+	// uploads lets one backup upload through at a time: the limits of a
+	// box's backups hold, and what an earlier upload left half-written
+	// (a crash) is known stale.
+	uploads sync.Mutex
 	// OnHalt, when set with Policies, is called after a report is stored
 	// whenever the rollout of its box's account default for its product is
 	// halted (the mirror then makes boxes wait: mirror.Halt).
@@ -144,12 +149,18 @@ func (s *Server) backup(w http.ResponseWriter, r *http.Request, run string) {
 		return
 	}
 	http.NewResponseController(w).SetReadDeadline(time.Now().Add(backupWait))
+	s.uploads.Lock()
+	defer s.uploads.Unlock()
 	dir := filepath.Join(s.Backups, box)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		refuse(w, http.StatusInternalServerError, err)
 		return
 	}
 	final := filepath.Join(dir, run+".tar")
+	stale, _ := filepath.Glob(filepath.Join(dir, ".upload-*"))
+	for _, p := range stale { // no upload runs but this one
+		os.Remove(p)
+	}
 	kept, _ := filepath.Glob(filepath.Join(dir, "*.tar"))
 	if _, err := os.Lstat(final); err != nil && len(kept) >= MaxBackupsPerBox {
 		refuse(w, http.StatusRequestEntityTooLarge, fmt.Errorf("%w: %s keeps %d backups already", ErrTooLarge, box, len(kept)))

@@ -119,6 +119,9 @@ func (a *Agent) run() error {
 		}
 		if disks, err = a.stagedMedia(disks); err != nil {
 			a.Fail("staged", err)
+			if a.Config.Unattended { // nothing written: back to the old system
+				return a.backToOld(err)
+			}
 			return a.follow()
 		}
 	}
@@ -188,19 +191,25 @@ func (a *Agent) run() error {
 	staged := a.staged != nil
 	a.releaseStaged() // its volume clean before whatever comes next, a power cut included
 	if failed != nil && staged && a.Config.Unattended && !a.wroteSystem {
-		// Nobody is at the box, and its system disk is as it was: it goes
-		// back to its old system (or powers off, as it was going to),
-		// rather than wait in the rescue. The staged run stays, failed:
-		// passeur stage does not hand it off again.
-		a.Log.Printf("the staged run stopped before the system disk was written: back to the old system (passeur.then=%s)", a.Config.Then)
-		a.Events.Emit("staged_stopped", map[string]string{"then": a.Config.Then, "error": failed.Error()})
-		unix.Sync()
-		if a.Config.Then == config.ThenPoweroff {
-			return unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
-		}
-		return unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART)
+		return a.backToOld(failed)
 	}
 	return a.follow()
+}
+
+// backToOld ends a staged, unattended run that stopped before the system
+// disk was written: nobody is at the box, and its old system is as it
+// was, so the box goes back to it (or powers off, as it was going to)
+// rather than wait in the rescue. The staged run stays as it is: passeur
+// stage hands it off again a bounded number of times.
+func (a *Agent) backToOld(why error) error {
+	a.Log.Printf("the staged run stopped before the system disk was written: back to the old system (passeur.then=%s)", a.Config.Then)
+	a.Events.Emit("staged_stopped", map[string]string{"then": a.Config.Then, "error": why.Error()})
+	a.releaseStaged()
+	unix.Sync()
+	if a.Config.Then == config.ThenPoweroff {
+		return unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
+	}
+	return unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART)
 }
 
 // openDevice opens a block device by kernel name, read-only, for the

@@ -17,6 +17,7 @@ func (a *Agent) step(r *run, name string, fn func() (any, error)) error {
 	if !ok {
 		return fmt.Errorf("%w: step %q is not in the table of steps", ErrBug, name)
 	}
+	a.wroteSystem = a.wroteSystem || writing(r.j.Records)
 	if _, done := r.j.Done(name); done {
 		return nil
 	}

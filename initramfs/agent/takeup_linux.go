@@ -67,6 +67,7 @@ func (a *Agent) takeUpOn(r *run, disks []inventory.Disk, reader volumeReader) (b
 			continue
 		}
 		if took, err := a.resumeRollback(r, u, disks); took || err != nil {
+			a.wroteSystem = true // the disk is being put back: neither system yet
 			defer a.closeRun(r)
 			return true, err
 		}
@@ -84,6 +85,9 @@ func (a *Agent) takeUpOn(r *run, disks []inventory.Disk, reader volumeReader) (b
 			a.Log.Printf("unfinished %s %s left alone: %v", u.Header.Mode, name, err)
 			continue
 		}
+		// This machine's disk was being written (or cannot be told): its
+		// old system may be gone, whatever this boot does now.
+		a.wroteSystem = true
 		if err != nil {
 			a.closeRun(r)
 			return true, fmt.Errorf("%s: %w", name, err)

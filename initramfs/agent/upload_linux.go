@@ -82,7 +82,7 @@ func (a *Agent) sendBackup(dir, run string) (int64, string, string) {
 
 // backupTar writes the backup in dir as a tar: its files, in the order
 // WalkDir gives (the same twice), without the run's journal and logs,
-// which go on changing.
+// which go on changing, nor the rollback save beside it.
 func backupTar(dir string, w io.Writer) (int64, error) {
 	tw := tar.NewWriter(w)
 	var n int64
@@ -93,6 +93,9 @@ func backupTar(dir string, w io.Writer) (int64, error) {
 		rel, _ := filepath.Rel(dir, p)
 		if rel == "." {
 			return nil
+		}
+		if d.IsDir() && rel == saveDir {
+			return filepath.SkipDir // the rollback save: raw regions of the old disk, not the backup
 		}
 		if d.IsDir() {
 			return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: filepath.ToSlash(rel) + "/", Mode: 0o755})

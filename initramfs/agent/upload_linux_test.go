@@ -34,7 +34,7 @@ func TestSendBackup(t *testing.T) {
 
 	dir := filepath.Join(t.TempDir(), "2026-12-02T142443Z")
 	files := map[string]string{"MANIFEST.json": `{"entries":[]}`, "SHA256SUMS": "…", "COMPLETE": "", "data/etc.tar.zst": strings.Repeat("x", 70000),
-		"journal.jsonl": "{}\n", "console.log": "boot\n"}
+		"journal.jsonl": "{}\n", "console.log": "boot\n", "rollback/piece-0001": "raw bytes of the old disk"}
 	for name, data := range files {
 		os.MkdirAll(filepath.Join(dir, filepath.Dir(name)), 0o755)
 		os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644)

@@ -89,7 +89,8 @@ type Image struct {
 }
 
 // OpenImage opens the staging image at img to read it, without mounting it.
-func OpenImage(img string) (*Image, error) {
+func OpenImage(img string) (_ *Image, err error) {
+	defer bounded(img, &err)
 	st, err := os.Lstat(img)
 	if err != nil {
 		return nil, err
@@ -114,7 +115,8 @@ func (i *Image) Close() error { return i.f.Close() }
 
 // ReadFile reads the file at name (slash-separated, from the image's root),
 // up to limit bytes.
-func (i *Image) ReadFile(name string, limit int64) ([]byte, error) {
+func (i *Image) ReadFile(name string, limit int64) (data []byte, err error) {
+	defer bounded(name, &err)
 	f, err := i.fs.OpenFile(path.Join("/", name), os.O_RDONLY)
 	if err != nil {
 		return nil, err
@@ -139,13 +141,13 @@ func (i *Image) ReadFile(name string, limit int64) ([]byte, error) {
 
 // copyFile copies the file name of the image to w, in 64 KiB reads (each
 // on a 512-byte boundary: see Open), refusing more than limit bytes.
-func (i *Image) copyFile(name string, w io.Writer, limit int64) (int64, error) {
+func (i *Image) copyFile(name string, w io.Writer, limit int64) (n int64, err error) {
+	defer bounded(name, &err)
 	f, err := i.fs.OpenFile(path.Join("/", name), os.O_RDONLY)
 	if err != nil {
 		return 0, err
 	}
 	defer f.Close()
-	var n int64
 	chunk := make([]byte, 64<<10)
 	for {
 		k, err := f.Read(chunk)
@@ -165,7 +167,8 @@ func (i *Image) copyFile(name string, w io.Writer, limit int64) (int64, error) {
 }
 
 // Names lists the names in the folder dir of the image.
-func (i *Image) Names(dir string) ([]string, error) {
+func (i *Image) Names(dir string) (out []string, err error) {
+	defer bounded(dir, &err)
 	// The reader's ReadDir takes fs.FS names: no leading slash, "." the root.
 	name := strings.TrimPrefix(path.Clean("/"+dir), "/")
 	if name == "" {
@@ -175,7 +178,6 @@ func (i *Image) Names(dir string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []string
 	for _, e := range entries {
 		n := e.Name()
 		if n == "." || n == ".." {
@@ -187,6 +189,16 @@ func (i *Image) Names(dir string) ([]string, error) {
 		out = append(out, n)
 	}
 	return out, nil
+}
+
+// bounded turns a panic of go-diskfs while it reads name into an error:
+// v1.9.4 indexes past a file's clusters when its directory entry says it
+// is longer than they hold (a file cut by a power loss), and what the
+// image holds is not trusted.
+func bounded(name string, err *error) {
+	if p := recover(); p != nil {
+		*err = fmt.Errorf("%w: reading %s: %v", ErrBadImage, name, p)
+	}
 }
 
 // plainName tells whether n is one plain path element: FAT long names
@@ -204,7 +216,8 @@ const maxOpen = 16 << 20
 // bytes to a read that starts off a 512-byte boundary (a 1009-byte file
 // read 1000 bytes at a time comes back 1024 bytes long), which
 // io.ReadAll's growing buffer makes.
-func (i *Image) Open(name string) (fs.File, error) {
+func (i *Image) Open(name string) (_ fs.File, err error) {
+	defer bounded(name, &err)
 	if !fs.ValidPath(name) {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrInvalid}
 	}
@@ -346,7 +359,8 @@ var ErrTooBig = errors.New("the staging image's folder is larger than allowed")
 // nothing but files and folders, maxDepth levels deep at most. What the image
 // holds is not trusted: a refused copy leaves to partly made, for the
 // caller to remove.
-func (i *Image) CopyOut(dir string, into *os.Root, to string, limit int64) error {
+func (i *Image) CopyOut(dir string, into *os.Root, to string, limit int64) (err error) {
+	defer bounded(dir, &err)
 	if err := into.Mkdir(to, 0o700); err != nil {
 		return err
 	}

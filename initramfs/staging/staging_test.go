@@ -1,6 +1,7 @@
 package staging
 
 import (
+	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
@@ -210,5 +211,36 @@ func TestCopyOut(t *testing.T) {
 	}
 	if err := i.CopyOut("Backup/box/run", root, "small", 100000); !errors.Is(err, ErrTooBig) {
 		t.Errorf("a limit of 100000 bytes: %v, want ErrTooBig", err)
+	}
+}
+
+// TestImageLies: a file whose directory entry says it is longer than its
+// clusters hold (a log cut by a power loss, or an image made to lie) is
+// an error of the image, not a crash of the reader.
+func TestImageLies(t *testing.T) {
+	from := t.TempDir()
+	os.WriteFile(filepath.Join(from, "a.txt"), []byte("ten bytes\n"), 0o644)
+	img := filepath.Join(t.TempDir(), ImageFile)
+	if err := Make(img, MinImage, from, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(img)
+	at := strings.Index(string(data), "A       TXT")
+	if at < 0 {
+		t.Fatal("no directory entry for a.txt")
+	}
+	binary.LittleEndian.PutUint32(data[at+28:], 1<<20) // one cluster, a MiB said
+	os.WriteFile(img, data, 0o644)
+	i, err := OpenImage(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer i.Close()
+	if _, err := i.ReadFile("a.txt", 1<<21); err == nil {
+		t.Error("a file longer than its clusters was read")
+	}
+	var out strings.Builder
+	if _, err := i.copyFile("a.txt", &out, 1<<21); err == nil {
+		t.Error("a file longer than its clusters was copied")
 	}
 }
