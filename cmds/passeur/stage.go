@@ -525,18 +525,18 @@ func countHandOff(dir, release string) error {
 	return atomicfile.WriteFile(filepath.Join(dir, HandOffsFile), append(data, '\n'), 0o644)
 }
 
-// maxHandOffs bounds how many times a run is handed to the rescue again
-// (its resumed records): a run that cannot go through does not take the
-// box at every boot.
+// maxHandOffs bounds how many times a staged release is handed to the
+// rescue (counted in HandOffsFile, outside the image): a run that cannot
+// go through does not take the box at every boot.
 const maxHandOffs = 3
 
 // pendingRecord is the record of the staging image img on vol, whose run
 // is to be taken up by the rescue, checked: its release verified against
 // the trusted keys and the hash it records, its area vol's, and the
 // rescue's hashes those the repository signs now (rescue), never the
-// image's. Nil when any of that fails, when a run failed a step, was
-// handed off maxHandOffs times already, or booted the new system (its
-// outcome is settle's, and an unhealthy one the operator's).
+// image's. Nil when any of that fails, when a run failed a step or booted
+// the new system (its outcome is settle's, and an unhealthy one the
+// operator's). How often it was handed off is HandOffsFile's to bound.
 func pendingRecord(img string, vol staging.Volume, m *release.Manifest, trusted []minisign.PublicKey, rescue *staging.Rescue) *staging.Record {
 	i, err := staging.OpenImage(img)
 	if err != nil {
@@ -551,17 +551,10 @@ func pendingRecord(img string, vol staging.Volume, m *release.Manifest, trusted 
 		if r.Err != nil || r.Booted() {
 			return nil
 		}
-		resumed := 0
 		for _, rec := range r.Records {
-			switch rec.State {
-			case journal.StateFailed:
+			if rec.State == journal.StateFailed {
 				return nil
-			case journal.StateResumed:
-				resumed++
 			}
-		}
-		if !r.Finished() && resumed >= maxHandOffs {
-			return nil
 		}
 	}
 	rec, err := i.Record()
