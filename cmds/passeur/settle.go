@@ -11,6 +11,8 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
+	"time"
 
 	"aead.dev/minisign"
 	"github.com/passeur/passeur/image/atomicfile"
@@ -45,6 +47,7 @@ type settleOptions struct {
 	// report sends a report to the box's fleet server; nil when it has none.
 	report func(wire.Report) error
 	log    io.Writer
+	now    func() time.Time
 }
 
 // settled is what settle did with the run of one staging area.
@@ -54,6 +57,9 @@ type settled struct {
 	Version string
 	OK      bool   // the health report's verdict
 	Kept    string // where the run's backup and journal are kept, once the image is gone
+	// Aside: the volume had no room to copy the run out of the image:
+	// Kept is the whole image, kept aside, its journal at the boot step.
+	Aside bool
 }
 
 // ErrNotOurs: a staging image that is not one this box's release declares.
@@ -226,43 +232,83 @@ func settleOne(o settleOptions, img string, ok bool) (*settled, error) {
 	s.Kept = filepath.Join(dir, filepath.FromSlash(kept))
 	if !finishedIn(root, kept) {
 		part := path.Join(RunsDir, host, "."+name+".part")
-		if err := root.MkdirAll(path.Dir(part), 0o755); err != nil {
-			return s, err
+		err := root.MkdirAll(path.Dir(part), 0o755)
+		if err == nil {
+			err = errors.Join(root.RemoveAll(part), root.RemoveAll(kept))
 		}
-		if err := errors.Join(root.RemoveAll(part), root.RemoveAll(kept)); err != nil {
-			return s, err
+		if err == nil {
+			err = i.CopyOut(run.Dir, root, part, m.MinMediaFree+staging.Slack)
 		}
-		if err := i.CopyOut(run.Dir, root, part, m.MinMediaFree+staging.Slack); err != nil {
+		switch {
+		case noRoom(err):
+			// The volume filled up since the rescue ran (a recorder's
+			// volume does): the whole image is kept aside, which needs no
+			// room, and the box still reports and leaves the rescue.
+			root.RemoveAll(part)
+			now := time.Now
+			if o.now != nil {
+				now = o.now
+			}
+			s.Aside, s.Kept = true, filepath.Join(dir, keptImageName(now()))
+		case err != nil:
 			root.RemoveAll(part)
 			return s, err
-		}
-		if err := root.Rename(part, kept); err != nil {
-			return s, err
+		default:
+			if err := root.Rename(part, kept); err != nil {
+				return s, err
+			}
 		}
 		if o.report != nil {
 			if err := o.report(wire.Report{Product: m.Product, Version: s.Version, State: wire.StateDone, Health: o.health}); err != nil {
 				return s, fmt.Errorf("report: %w (the staging area stays until the box reports)", err)
 			}
 		}
-		f, err := root.OpenFile(path.Join(kept, journal.File), os.O_RDWR, 0)
-		if err != nil {
-			return s, err
-		}
-		j, err := journal.OpenFile(f)
-		if err != nil {
-			f.Close()
-			return s, err
-		}
-		err = j.Finish(map[string]any{"outcome": "migrated: the new system reported healthy (recorded by passeur stage on it)", "ok": true, "health": json.RawMessage(o.health)})
-		if err = errors.Join(err, j.Close()); err != nil {
-			return s, err
+		if !s.Aside {
+			if err := finishKept(root, kept, o.health); err != nil {
+				return s, err
+			}
 		}
 	}
 	i.Close()
-	if err := errors.Join(root.Remove(staging.ImageFile), root.RemoveAll(staging.RescueDir), removeMissing(root, HandOffsFile)); err != nil {
+	var gone error
+	if s.Aside {
+		gone = root.Rename(staging.ImageFile, filepath.Base(s.Kept))
+	} else {
+		gone = root.Remove(staging.ImageFile)
+	}
+	if err := errors.Join(gone, root.RemoveAll(staging.RescueDir), removeMissing(root, HandOffsFile)); err != nil {
 		return s, err
 	}
 	return s, atomicfile.SyncDir(dir)
+}
+
+// finishKept finishes the journal of the run kept at rel under root with
+// the new system's health report.
+func finishKept(root *os.Root, rel string, health []byte) error {
+	f, err := root.OpenFile(path.Join(rel, journal.File), os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	j, err := journal.OpenFile(f)
+	if err != nil {
+		f.Close()
+		return err
+	}
+	err = j.Finish(map[string]any{"outcome": "migrated: the new system reported healthy (recorded by passeur stage on it)", "ok": true, "health": json.RawMessage(health)})
+	return errors.Join(err, j.Close())
+}
+
+// noRoom tells whether err is a volume without room (or over its quota).
+func noRoom(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
+// keptImageName names a staging image kept aside at now: stage keeps
+// there the image of finished runs it stages over, settle the image it
+// had no room to copy a run out of. Nothing reads such an image again
+// but a person.
+func keptImageName(now time.Time) string {
+	return "media-" + now.UTC().Format("20060102T150405Z") + ".fat"
 }
 
 // removeMissing removes name from root, if it is there.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -138,16 +139,7 @@ func TestSettle(t *testing.T) {
 		var log bytes.Buffer
 		return settle(settleOptions{system: sys, health: health, trusted: []minisign.PublicKey{v.PK}, volumes: volumes, report: report, log: &log})
 	}
-	sum := func() string {
-		f, err := os.Open(img)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		h := sha256.New()
-		io.Copy(h, f)
-		return string(h.Sum(nil))
-	}
+	sum := func() string { return fileSum(t, img) }
 
 	// A run that did not reach the boot step is the rescue's.
 	withRun(false)
@@ -217,6 +209,59 @@ func TestSettle(t *testing.T) {
 		t.Errorf("settled twice: %+v %v", s, err)
 	}
 
+	// The recordings filled the volume since the rescue ran: no room to
+	// copy the run out. The box still reports done and leaves the rescue;
+	// the whole image is kept aside, which needs no room.
+	if os.Getuid() == 0 {
+		full := t.TempDir()
+		if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=160m", "passeur-test", full).CombinedOutput(); err != nil {
+			t.Fatalf("mount tmpfs: %v\n%s", err, out)
+		}
+		t.Cleanup(func() { exec.Command("umount", full).Run() })
+		point := vol.Point
+		vol.Point, o.system, o.work = full, system("8.0.0"), t.TempDir()
+		if _, err := stage(context.Background(), o); err != nil {
+			t.Fatal(err)
+		}
+		fullImg := filepath.Join(full, "passeur-staging", staging.ImageFile)
+		layRun(t, fullImg, v.Now, func(run string, j *journal.Journal) {
+			os.WriteFile(filepath.Join(run, "config.tar"), backup, 0o644)
+			j.Begin(steps.Boot, nil)
+			j.Complete(steps.Boot, map[string]string{"how": "kexec"})
+		})
+		before := fileSum(t, fullImg)
+		fill, _ := os.Create(filepath.Join(full, "recordings.mkv"))
+		for _, err := fill.Write(make([]byte, 1<<20)); err == nil; _, err = fill.Write(make([]byte, 1<<20)) {
+		}
+		fill.Close()
+		n := len(reports)
+		var log bytes.Buffer
+		s, err := settle(settleOptions{system: system("8.1.0"), health: healthy, trusted: []minisign.PublicKey{v.PK}, volumes: volumes, report: report, log: &log,
+			now: func() time.Time { return v.Now.Add(time.Hour) }})
+		aside := filepath.Join(full, "passeur-staging", "media-"+v.Now.Add(time.Hour).UTC().Format("20060102T150405Z")+".fat")
+		if err != nil || len(s) != 1 || !s[0].Aside || s[0].Kept != aside {
+			t.Fatalf("no room: %+v %v, want the image kept aside as %s", s, err, aside)
+		}
+		if len(reports) != n+1 || reports[n].State != wire.StateDone {
+			t.Errorf("no room: reports %+v, want done", reports[n:])
+		}
+		if fileSum(t, aside) != before {
+			t.Error("the image kept aside is not the image as the rescue left it")
+		}
+		left, _ := os.ReadDir(filepath.Join(full, "passeur-staging"))
+		var names []string
+		for _, e := range left {
+			names = append(names, e.Name())
+		}
+		if strings.Join(names, " ") != filepath.Base(aside)+" "+RunsDir {
+			t.Errorf("no room: the staging folder holds %v, want the image aside and an empty %s", names, RunsDir)
+		}
+		if s, err := settle(settleOptions{system: system("8.1.0"), health: healthy, trusted: []minisign.PublicKey{v.PK}, volumes: volumes, report: report, log: &log}); err != nil || len(s) != 0 {
+			t.Errorf("settled again: %+v %v, want nothing to do", s, err)
+		}
+		vol.Point = point
+	}
+
 	// An image in a folder the release does not declare is not its.
 	o.system, o.work = system("8.0.0"), t.TempDir()
 	if _, err := stage(context.Background(), o); err != nil {
@@ -237,4 +282,17 @@ func TestSettle(t *testing.T) {
 	if _, err := settleOn(system("8.1.0"), []byte(`{"ok":"yes"}`)); err == nil {
 		t.Error("a health report without a boolean ok was taken")
 	}
+}
+
+// fileSum is the SHA-256 of the file at p.
+func fileSum(t *testing.T, p string) string {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	io.Copy(h, f)
+	return string(h.Sum(nil))
 }

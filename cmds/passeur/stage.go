@@ -176,9 +176,12 @@ func stageCmd(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		done, err := settle(settleOptions{system: o.system, health: data, trusted: o.trusted, volumes: o.volumes, report: send, log: stdout})
+		done, err := settle(settleOptions{system: o.system, health: data, trusted: o.trusted, volumes: o.volumes, report: send, log: stdout, now: o.now})
 		for _, s := range done {
-			if s.Kept != "" {
+			switch {
+			case s.Aside:
+				fmt.Fprintf(stdout, "settled the staged run %s: %s reported healthy; no room on the volume to copy its backup and journal out, the whole staging image is kept as %s\n", s.Run, s.Version, s.Kept)
+			case s.Kept != "":
 				fmt.Fprintf(stdout, "settled the staged run %s: %s reported healthy; its backup and journal are kept in %s, the staging image is removed\n", s.Run, s.Version, s.Kept)
 			}
 		}
@@ -417,7 +420,7 @@ func stage(ctx context.Context, o stageOptions) (*staging.Record, error) {
 			return pendingRecord(img, vol, m, o.trusted, hashes), fmt.Errorf("%w: %s holds %d", ErrRunStaged, img, open)
 		}
 		if done > 0 { // the backups of its finished runs stay, beside
-			keep = filepath.Join(dir, "media-"+o.now().UTC().Format("20060102T150405Z")+".fat")
+			keep = filepath.Join(dir, keptImageName(o.now()))
 		} else { // staged, never applied (a power cut at the hand-off): it goes first
 			drop, reclaim = true, st.Size()
 		}
