@@ -25,6 +25,9 @@ type Options struct {
 	// Key signs the manifest when set.
 	Key *minisign.PrivateKey
 	Log io.Writer
+	// FromScratch compiles the initramfs's packages again rather than
+	// taking them from Go's build cache (rescue.Image.FromScratch).
+	FromScratch bool
 }
 
 // Run builds the release of spec into o.OutDir and returns its manifest.
@@ -70,7 +73,7 @@ func Run(spec *Spec, o Options) (*release.Manifest, error) {
 		return nil, err
 	}
 	initrd := filepath.Join(tmp, "initrd.zst")
-	if _, _, _, err := rescue.Assemble(rescue.Image{Board: b, Kernel: k, RepoDir: o.RepoDir, Log: o.Log,
+	if _, _, _, err := rescue.Assemble(rescue.Image{Board: b, Kernel: k, RepoDir: o.RepoDir, Log: o.Log, FromScratch: o.FromScratch,
 		Commands: []string{spec.Build.ESP.Init}, Init: filepath.Base(spec.Build.ESP.Init)}, initrd); err != nil {
 		return nil, err
 	}

@@ -73,6 +73,11 @@ type Image struct {
 	RepoRoot string   // the repositories' trusted root, to medialayout.RepoRoot
 	Built    time.Time
 	Log      io.Writer
+	// FromScratch compiles every package again (go build -a, as gobusybox
+	// always asks), for a reproducibility check. Otherwise Go's build
+	// cache serves the packages that did not change: -trimpath keys them
+	// on their content, not on the temporary tree gobusybox builds in.
+	FromScratch bool
 }
 
 // Assemble writes img, zstd-compressed, to path. It returns the sizes
@@ -95,6 +100,13 @@ func Assemble(img Image, path string) (cpioSize, size int64, modules int, err er
 	// line is entered (charmbracelet/bubbletea#741).
 	env := golang.Default(golang.DisableCGO(), golang.WithGOARCH(img.Board.Arch), golang.WithWorkingDir(img.RepoDir),
 		golang.WithBuildTag("goshliner"))
+	if !img.FromScratch {
+		gocmd, err := cachedGo(tmp, env.GOROOT)
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		env.Apply(golang.WithCompiler(gocmd))
+	}
 	l := llog.New(slog.LevelWarn, llog.WritePrintf(img.Log))
 	err = uimage.Create(l,
 		uimage.WithReplaceEnv(env),
@@ -111,6 +123,29 @@ func Assemble(img Image, path string) (cpioSize, size int64, modules int, err er
 	}
 	cpioSize, size, err = compressFile(cpioPath, path)
 	return cpioSize, size, nmods, err
+}
+
+// cachedGo writes, in dir, a go command that runs the real one (GOROOT's,
+// or the one on $PATH) without -a: gobusybox forces every package to be
+// compiled again at each build, about a minute of two cores for a rescue
+// or a release's initramfs, where Go's build cache already holds them.
+func cachedGo(dir, goroot string) (string, error) {
+	real := filepath.Join(goroot, "bin", "go")
+	if goroot == "" || !exists(real) {
+		var err error
+		if real, err = exec.LookPath("go"); err != nil {
+			return "", err
+		}
+	}
+	script := "#!/bin/sh\n# go without -a (see passeur's image/rescue cachedGo)\n" +
+		"for arg do shift; [ \"$arg\" = -a ] || set -- \"$@\" \"$arg\"; done\n" +
+		"exec '" + strings.ReplaceAll(real, "'", `'\''`) + "' \"$@\"\n"
+	bin := filepath.Join(dir, "go-cached")
+	if err := os.Mkdir(bin, 0o755); err != nil {
+		return "", err
+	}
+	p := filepath.Join(bin, "go")
+	return p, os.WriteFile(p, []byte(script), 0o755)
 }
 
 // Result says what was built.
