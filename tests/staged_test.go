@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -361,6 +362,51 @@ type stagedBox struct {
 	box           string
 	opts          qemu.Options // how the box boots
 	backups       string       // where the fleet server keeps the boxes' backups
+	repo          *heldRepo
+}
+
+// heldRepo serves a repository's folder; armed, it sends half of the
+// next file whose path ends as asked, tells so, and holds the connection
+// until the box goes: a download the power cuts in the middle of.
+type heldRepo struct {
+	files  http.Handler
+	mu     sync.Mutex
+	suffix string
+	held   chan struct{}
+}
+
+// hold arms r for the next request of a path ending in suffix, and gives
+// the channel closed once half of it is sent.
+func (r *heldRepo) hold(suffix string) <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.suffix, r.held = suffix, make(chan struct{})
+	return r.held
+}
+
+func (r *heldRepo) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	r.mu.Lock()
+	held := r.held
+	if r.suffix == "" || !strings.HasSuffix(req.URL.Path, r.suffix) {
+		held = nil
+	}
+	if held != nil {
+		r.suffix, r.held = "", nil
+	}
+	r.mu.Unlock()
+	if held == nil {
+		r.files.ServeHTTP(w, req)
+		return
+	}
+	rec := httptest.NewRecorder()
+	r.files.ServeHTTP(rec, req)
+	body := rec.Body.Bytes()
+	w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+	w.WriteHeader(rec.Code)
+	w.Write(body[:len(body)/2])
+	w.(http.Flusher).Flush()
+	close(held)
+	<-req.Context().Done()
 }
 
 // stagedWorld sets up, on the host, what a box enrolled for staged
@@ -384,7 +430,15 @@ func stagedWorld(t *testing.T, box, def string) (*stagedBox, map[string][]byte) 
 		}
 		return r.SetDefault("acme", "camrec", def, nil)
 	})
-	addr := serveFolder(t, repoDir)
+	held := &heldRepo{files: http.FileServer(http.Dir(repoDir))}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: held}
+	go hs.Serve(l)
+	t.Cleanup(func() { hs.Close() })
+	addr := l.Addr().String()
 	// The box reports to a fleet server (on the host, reached as
 	// 10.0.2.101) with the token of its enrolment.
 	store, err := fleet.Open(filepath.Join(t.TempDir(), "fleet.db"))
@@ -409,7 +463,7 @@ func stagedWorld(t *testing.T, box, def string) (*stagedBox, map[string][]byte) 
 	enrolment := map[string][]byte{
 		"update.json": []byte(`{"repo": "http://10.0.2.100", "account": "acme", "report": "http://10.0.2.101` + fleet.ReportPath + `", "box": "` + box + `", "report-token": "` + token + `"}`),
 		"root.json":   root, "vendor.pub": vendorPub}
-	return &stagedBox{rels: rels, art: art, repoDir: repoDir, keys: keys, store: store, addr: addr, fleet: fl.Addr().String(), box: box, backups: backups}, enrolment
+	return &stagedBox{rels: rels, art: art, repoDir: repoDir, keys: keys, store: store, addr: addr, fleet: fl.Addr().String(), box: box, backups: backups, repo: held}, enrolment
 }
 
 // newStagedBox makes a box of fixture a's seed: camrec 8.0.0 with the
@@ -463,15 +517,16 @@ func (b *stagedBox) vm(t *testing.T) *qemu.VM {
 // 8.1.0 and the board's rescue image are staged on its recordings'
 // volume from the repository (a plain HTTP server on the host, through
 // restrict=on user networking), the rescue is loaded and the box reboots
-// into it by kexec; the power is cut right then, and the next power-on
-// does it again; the rescue migrates from the staging area and boots
+// into it by kexec; the rescue migrates from the staging area and boots
 // 8.1.0, which reports what 8.0.0 held, and settles the run (done
 // reported, the staging area cleaned). The recordings are unchanged.
+// Before that, the power is cut once (test-long: at each point in turn):
+// halfway through the download of 8.1.0's root, or as the box hands off
+// to the rescue; the next power-on finds 8.0.0 as it was, the update
+// pending, and goes on (the download taken up, or the rescue's run
+// handed over again).
 func TestStagedReboot(t *testing.T) {
 	b := newStagedBox(t, 31, "box-31", "8.1.0")
-	// The power goes as the box hands off to the rescue: the next
-	// power-on finds 8.0.0 as it was, the update pending; it stages it
-	// again (or hands the rescue's run over again) and goes on.
 	// 8.0.0 writes its health report on its state partition at each
 	// boot; the rest of its disk (table, esp, root) is what the rescue
 	// would write.
@@ -489,20 +544,36 @@ func TestStagedReboot(t *testing.T) {
 		return hex.EncodeToString(h.Sum(nil))
 	}
 	sysBefore := system()
+	staged := 1 // reports of 8.1.0 staged: one per hand-off
+	for _, cut := range sample(t, 1, []string{"download", "hand-off"}) {
+		var vm *qemu.VM
+		switch cut {
+		case "download":
+			held := b.repo.hold("root.img.zst")
+			vm = b.vm(t)
+			select {
+			case <-held:
+			case <-time.After(4 * bootTimeout):
+				t.Fatal("the box did not download 8.1.0's root")
+			}
+		case "hand-off":
+			vm = b.vm(t)
+			if _, err := vm.WaitMatch(4*bootTimeout, "the hand-off", func(ev event.Event) bool {
+				var u struct{ Staged bool }
+				return ev.Type == "update" && ev.Decode(&u) == nil && u.Staged || ev.Type == "error"
+			}); err != nil {
+				t.Fatal(err)
+			}
+			staged++
+		}
+		vm.Stop()
+		t.Logf("power cut at the %s", cut)
+		if system() != sysBefore {
+			t.Fatalf("power cut at the %s: the system disk's table, esp or root changed before the rescue ran", cut)
+		}
+	}
 	vm := b.vm(t)
-	if _, err := vm.WaitMatch(4*bootTimeout, "the hand-off", func(ev event.Event) bool {
-		var u struct{ Staged bool }
-		return ev.Type == "update" && ev.Decode(&u) == nil && u.Staged || ev.Type == "error"
-	}); err != nil {
-		t.Fatal(err)
-	}
-	vm.Stop()
-	if system() != sysBefore {
-		t.Fatal("the system disk's table, esp or root changed before the rescue ran")
-	}
-	vm = b.vm(t)
-	// Staged twice: before the cut, and after.
-	run := b.settled(t, vm, 6*bootTimeout, "staged 8.1.0, staged 8.1.0, applying 8.1.0, done 8.1.0")
+	run := b.settled(t, vm, 6*bootTimeout, strings.Repeat("staged 8.1.0, ", staged)+"applying 8.1.0, done 8.1.0")
 	var before camrec.Report
 	for _, e := range run.events {
 		if e.Type == "health" && e.Decode(&before) == nil {
