@@ -3,10 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,6 +24,7 @@ import (
 	"github.com/passeur/passeur/initramfs/obtain"
 	"github.com/passeur/passeur/initramfs/staging"
 	"github.com/passeur/passeur/initramfs/steps"
+	"github.com/passeur/passeur/qemu/fixture"
 )
 
 // layRun lays in the staging image img a run of box-1 as the rescue's
@@ -287,12 +286,9 @@ func TestSettle(t *testing.T) {
 // fileSum is the SHA-256 of the file at p.
 func fileSum(t *testing.T, p string) string {
 	t.Helper()
-	f, err := os.Open(p)
+	sum, err := fixture.SHA256(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	h := sha256.New()
-	io.Copy(h, f)
-	return string(h.Sum(nil))
+	return sum
 }
