@@ -229,7 +229,8 @@ func settleOne(o settleOptions, img string, ok bool) (*settled, error) {
 	}
 	defer root.Close()
 	kept := path.Join(RunsDir, host, name)
-	s.Kept = filepath.Join(dir, filepath.FromSlash(kept))
+	keptAt := filepath.Join(dir, filepath.FromSlash(kept)) // s.Kept once it holds
+	aside := ""                                            // the image's name kept aside, when no room
 	if !finishedIn(root, kept) {
 		part := path.Join(RunsDir, host, "."+name+".part")
 		err := root.MkdirAll(path.Dir(part), 0o755)
@@ -249,7 +250,7 @@ func settleOne(o settleOptions, img string, ok bool) (*settled, error) {
 			if o.now != nil {
 				now = o.now
 			}
-			s.Aside, s.Kept = true, filepath.Join(dir, keptImageName(now()))
+			aside = keptImageName(now(), func(name string) bool { _, err := root.Lstat(name); return err == nil })
 		case err != nil:
 			root.RemoveAll(part)
 			return s, err
@@ -263,7 +264,7 @@ func settleOne(o settleOptions, img string, ok bool) (*settled, error) {
 				return s, fmt.Errorf("report: %w (the staging area stays until the box reports)", err)
 			}
 		}
-		if !s.Aside {
+		if aside == "" {
 			if err := finishKept(root, kept, o.health); err != nil {
 				return s, err
 			}
@@ -271,13 +272,17 @@ func settleOne(o settleOptions, img string, ok bool) (*settled, error) {
 	}
 	i.Close()
 	var gone error
-	if s.Aside {
-		gone = root.Rename(staging.ImageFile, filepath.Base(s.Kept))
+	if aside != "" {
+		gone = root.Rename(staging.ImageFile, aside)
 	} else {
 		gone = root.Remove(staging.ImageFile)
 	}
 	if err := errors.Join(gone, root.RemoveAll(staging.RescueDir), removeMissing(root, HandOffsFile)); err != nil {
 		return s, err
+	}
+	s.Kept = keptAt
+	if aside != "" {
+		s.Aside, s.Kept = true, filepath.Join(dir, aside)
 	}
 	return s, atomicfile.SyncDir(dir)
 }
@@ -303,12 +308,18 @@ func noRoom(err error) bool {
 	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }
 
-// keptImageName names a staging image kept aside at now: stage keeps
-// there the image of finished runs it stages over, settle the image it
-// had no room to copy a run out of. Nothing reads such an image again
-// but a person.
-func keptImageName(now time.Time) string {
-	return "media-" + now.UTC().Format("20060102T150405Z") + ".fat"
+// keptImageName names a staging image kept aside at now, a name exists
+// does not know: stage keeps there the image of finished runs it stages
+// over, settle the image it had no room to copy a run out of (a box
+// without a clock may give the same time twice). Nothing reads such an
+// image again but a person.
+func keptImageName(now time.Time, exists func(name string) bool) string {
+	base := "media-" + now.UTC().Format("20060102T150405Z")
+	name := base + ".fat"
+	for n := 2; exists(name); n++ {
+		name = fmt.Sprintf("%s-%d.fat", base, n)
+	}
+	return name
 }
 
 // removeMissing removes name from root, if it is there.

@@ -235,6 +235,16 @@ func TestSettle(t *testing.T) {
 		fill.Close()
 		n := len(reports)
 		var log bytes.Buffer
+		// The fleet server out of reach first: nothing moves.
+		unreachable = true
+		if _, err := settle(settleOptions{system: system("8.1.0"), health: healthy, trusted: []minisign.PublicKey{v.PK}, volumes: volumes, report: report, log: &log}); err == nil ||
+			!strings.Contains(err.Error(), "stays until the box reports") || fileSum(t, fullImg) != before {
+			t.Errorf("no room, unreachable: %v, want the image left as it was until the box reports", err)
+		}
+		if kept, _ := filepath.Glob(filepath.Join(full, "passeur-staging", "media-*")); len(kept) != 0 {
+			t.Errorf("no room, unreachable: %v kept aside before the report", kept)
+		}
+		unreachable = false
 		s, err := settle(settleOptions{system: system("8.1.0"), health: healthy, trusted: []minisign.PublicKey{v.PK}, volumes: volumes, report: report, log: &log,
 			now: func() time.Time { return v.Now.Add(time.Hour) }})
 		aside := filepath.Join(full, "passeur-staging", "media-"+v.Now.Add(time.Hour).UTC().Format("20060102T150405Z")+".fat")

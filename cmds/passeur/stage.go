@@ -417,10 +417,22 @@ func stage(ctx context.Context, o stageOptions) (*staging.Record, error) {
 					}
 				}
 			}
-			return pendingRecord(img, vol, m, o.trusted, hashes), fmt.Errorf("%w: %s holds %d", ErrRunStaged, img, open)
+			rec := pendingRecord(img, vol, m, o.trusted, hashes)
+			// Its release is the image's, which the route may have left
+			// since: its own hand-offs are counted.
+			if rec != nil && o.apply {
+				if n := handOffs(dir, rec.Product+"-"+rec.Version); n >= maxHandOffs {
+					return nil, fmt.Errorf("%w: %s %s was handed to the rescue %d times and did not go through: see the journal and log in %s",
+						ErrHandedOff, rec.Product, rec.Version, n, dir)
+				}
+			}
+			return rec, fmt.Errorf("%w: %s holds %d", ErrRunStaged, img, open)
 		}
 		if done > 0 { // the backups of its finished runs stay, beside
-			keep = filepath.Join(dir, keptImageName(o.now()))
+			keep = filepath.Join(dir, keptImageName(o.now(), func(name string) bool {
+				_, err := os.Lstat(filepath.Join(dir, name))
+				return err == nil
+			}))
 		} else { // staged, never applied (a power cut at the hand-off): it goes first
 			drop, reclaim = true, st.Size()
 		}

@@ -368,6 +368,32 @@ func TestStage(t *testing.T) {
 		t.Errorf("another release counts %d hand-offs", n)
 	}
 
+	// An unfinished run of 8.1.0 handed off 3 times, the account's default
+	// moved on to 8.2.0 since: the run's own release's count bounds it.
+	v.Edit(func(r *editor.Repo) error { return r.SetDefault("acme", "camrec", "8.1.0", nil) })
+	o = opts(system("8.0.0"), 1<<40)
+	o.board = "qemu-x86_64"
+	if s, err := stage(context.Background(), o); err != nil || s.Version != "8.1.0" {
+		t.Fatalf("staged %+v %v, want 8.1.0", s, err)
+	}
+	vols, _ = o.volumes(nil, "")
+	area = filepath.Join(vols[0].Point, "passeur-staging")
+	layRun(t, filepath.Join(area, staging.ImageFile), v.Now, func(run string, j *journal.Journal) { j.Complete(steps.Plan, nil) })
+	for range maxHandOffs {
+		if err := countHandOff(area, "camrec-8.1.0"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v.Edit(func(r *editor.Repo) error { return r.SetDefault("acme", "camrec", "8.2.0", nil) })
+	o.apply = true
+	if s, err := stage(context.Background(), o); !errors.Is(err, ErrHandedOff) || s != nil {
+		t.Errorf("8.1.0's run handed off %d times, the route now to 8.2.0: %+v %v, want ErrHandedOff", maxHandOffs, s, err)
+	}
+	o.apply = false
+	if s, err := stage(context.Background(), o); !errors.Is(err, ErrRunStaged) || s == nil || s.Version != "8.1.0" {
+		t.Errorf("no hand-off asked: %+v %v, want 8.1.0's run to take up", s, err)
+	}
+
 	// No room: refused by name, nothing written on the volume.
 	o = opts(system("8.0.0"), 1<<20)
 	if _, err := stage(context.Background(), o); !errors.Is(err, ErrNoRoom) {

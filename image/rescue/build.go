@@ -5,6 +5,7 @@
 package rescue
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"log/slog"
@@ -101,11 +102,13 @@ func Assemble(img Image, path string) (cpioSize, size int64, modules int, err er
 	env := golang.Default(golang.DisableCGO(), golang.WithGOARCH(img.Board.Arch), golang.WithWorkingDir(img.RepoDir),
 		golang.WithBuildTag("goshliner"))
 	if !img.FromScratch {
-		gocmd, err := cachedGo(tmp, env.GOROOT)
-		if err != nil {
-			return 0, 0, 0, err
+		// Where the wrapper cannot run (a temporary folder mounted
+		// noexec), gobusybox's own go compiles everything again.
+		if gocmd, err := cachedGo(tmp, env.GOROOT); err == nil {
+			env.Apply(golang.WithCompiler(gocmd))
+		} else if img.Log != nil {
+			fmt.Fprintf(img.Log, "initramfs build: every package compiled again (%v)\n", err)
 		}
-		env.Apply(golang.WithCompiler(gocmd))
 	}
 	l := llog.New(slog.LevelWarn, llog.WritePrintf(img.Log))
 	err = uimage.Create(l,
@@ -145,7 +148,13 @@ func cachedGo(dir, goroot string) (string, error) {
 		return "", err
 	}
 	p := filepath.Join(bin, "go")
-	return p, os.WriteFile(p, []byte(script), 0o755)
+	if err := os.WriteFile(p, []byte(script), 0o755); err != nil {
+		return "", err
+	}
+	if out, err := exec.Command(p, "version").CombinedOutput(); err != nil {
+		return "", fmt.Errorf("%s version: %v: %s", p, err, bytes.TrimSpace(out))
+	}
+	return p, nil
 }
 
 // Result says what was built.
