@@ -38,8 +38,4 @@ const (
 	// Built is when the rescue image's sources were committed (RFC 3339):
 	// a time known to have passed, below which no clock is believed.
 	Built = "etc/passeur/built"
-	// KernelSHA256 is the SHA-256 (hex) of the kernel the rescue image was
-	// built with: what a rescue trusts a kernel file to be before it
-	// copies it where the firmware will boot it.
-	KernelSHA256 = "etc/passeur/vmlinuz.sha256"
 )

@@ -2,11 +2,8 @@ package rescue
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path"
 	"path/filepath"
@@ -103,11 +100,6 @@ func baseArchive(b *board.Board, k *kernel.Kernel, trusted, products []string, r
 		}
 		files = append(files, struct{ name, data string }{medialayout.RepoRoot, string(data)})
 	}
-	ksum, err := sha256File(k.Vmlinuz)
-	if err != nil {
-		return nil, 0, fmt.Errorf("the kernel: %w", err)
-	}
-	files = append(files, struct{ name, data string }{medialayout.KernelSHA256, ksum + "\n"})
 	if !built.IsZero() {
 		files = append(files, struct{ name, data string }{medialayout.Built, built.UTC().Format(time.RFC3339) + "\n"})
 	}
@@ -140,18 +132,4 @@ func parents(p string) []string {
 		out = append([]string{p}, out...)
 	}
 	return out
-}
-
-// sha256File is the SHA-256 of the file at p, in hex.
-func sha256File(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -236,7 +236,6 @@ func (a *Agent) writeJob(r *run, job *migrate.Job, m *release.Manifest, disks []
 	}
 	defer f.Close()
 	sys := a.newSystem(job, target.Path)
-	a.rearmWayBack(r.j.Records)
 	relDir := filepath.Join(r.media, job.Release)
 	for _, e := range job.Extents {
 		if e.Role != release.RoleArtifact {
@@ -246,12 +245,6 @@ func (a *Agent) writeJob(r *run, job *migrate.Job, m *release.Manifest, disks []
 		begun := journal.Began(r.j.Records, step)
 		if err := a.step(r, step, func() (any, error) { return a.writeImage(f, e, m, relDir, job.Reinstall || begun) }); err != nil {
 			return err
-		}
-		// Right after the new ESP: the rescue where its loader starts it.
-		if g, _ := e.TypeGUID(); g == release.TypeGUIDs["esp"] && a.staged != nil {
-			if err := a.step(r, steps.WayBack, func() (any, error) { return a.armWayBack(sys) }); err != nil {
-				return err
-			}
 		}
 	}
 	if len(job.BootUUIDs) > 0 {
@@ -455,7 +448,6 @@ func restoreOptions(m *release.Manifest, machine backup.MachineID, ids []age.Ide
 // bootNew loads the new system's kernel from its boot entry and jumps to
 // it (kexec); when that cannot be done, it reboots.
 func (a *Agent) bootNew(r *run, job *migrate.Job, sys newsys.System) error {
-	a.disarmWayBack(r.j.Records, sys)
 	if err := r.j.Begin(steps.Boot, nil); err != nil {
 		return a.mediaErr(r, err)
 	}

@@ -27,7 +27,6 @@ const (
 	Format   = "format "
 	Reattach = "reattach"
 	Write    = "write "
-	WayBack  = "way back"
 	Entry    = "boot entry"
 	State    = "state"
 	Fstab    = "fstab"
@@ -97,9 +96,6 @@ var all = []Step{
 	{Write, []config.Mode{config.ModeMigrate, config.ModeInstall},
 		"the release's artifact for the partition; unchanged blocks skipped when taken up",
 		System, "the artifact's SHA-256, bytes written and skipped, read-back", "initramfs/stream"},
-	{WayBack, []config.Mode{config.ModeMigrate},
-		"a staged run (passeur.staged=) on a box whose firmware is UEFI; right after the new ESP's write, which holds systemd-boot",
-		System, "whether the rescue is on the new ESP with systemd-boot's one-shot entry set to it (re-set at each take-up, taken off before the boot), or why not", "initramfs/newsys"},
 	{Entry, []config.Mode{config.ModeMigrate, config.ModeInstall},
 		"an MBR target: the new ESP's boot entries name the release's PARTUUIDs",
 		System, "the entries changed and the PARTUUIDs they now name", "initramfs/newsys"},
