@@ -12,9 +12,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/passeur/passeur/image/builder"
 	"github.com/passeur/passeur/image/release"
-	"github.com/passeur/passeur/image/sign"
 	"github.com/passeur/passeur/qemu"
 	"github.com/passeur/passeur/qemu/camrec"
 	"github.com/passeur/passeur/qemu/fixture"
@@ -41,24 +39,6 @@ func repoRoot(t *testing.T) string {
 func buildCamrec(t *testing.T, out string) (*release.Manifest, error) {
 	keyFile, _ := signingKey(t)
 	return camrec.BuildV8(repoRoot(t), filepath.Join(repoRoot(t), ".cache"), out, keyFile, io.Discard)
-}
-
-// buildCamrecFromScratch builds camrec 8.0.0 as buildCamrec does, but
-// compiles every package of its initramfs again rather than taking them
-// from Go's build cache.
-func buildCamrecFromScratch(t *testing.T, out string) error {
-	keyFile, _ := signingKey(t)
-	spec, err := camrec.SpecV8(repoRoot(t), camrec.V8Versions[0])
-	if err != nil {
-		return err
-	}
-	sk, err := sign.LoadPrivateKey(keyFile, "")
-	if err != nil {
-		return err
-	}
-	_, err = builder.Run(spec, builder.Options{RepoDir: repoRoot(t), Cache: filepath.Join(repoRoot(t), ".cache"), OutDir: out,
-		Key: &sk, Log: io.Discard, FromScratch: true})
-	return err
 }
 
 // signingKey is the private key releases are signed with and its public
@@ -102,7 +82,8 @@ func camrec8(t *testing.T) camrecRelease {
 func TestCamrecReleaseReproducible(t *testing.T) {
 	r := camrec8(t)
 	second := t.TempDir()
-	if err := buildCamrecFromScratch(t, second); err != nil {
+	keyFile, _ := signingKey(t)
+	if _, err := camrec.BuildV8FromScratch(repoRoot(t), filepath.Join(repoRoot(t), ".cache"), second, keyFile, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	names, _ := filepath.Glob(filepath.Join(r.dir, "*"))

@@ -197,11 +197,18 @@ func TestStaged(t *testing.T) {
 // test ends, and gives its address.
 func serveFolder(t *testing.T, dir string) string {
 	t.Helper()
+	return serve(t, http.FileServer(http.Dir(dir)))
+}
+
+// serve serves h over plain HTTP on the host's loopback until the test
+// ends, and gives its address.
+func serve(t *testing.T, h http.Handler) string {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := &http.Server{Handler: http.FileServer(http.Dir(dir))}
+	hs := &http.Server{Handler: h}
 	go hs.Serve(l)
 	t.Cleanup(func() { hs.Close() })
 	return l.Addr().String()
@@ -431,14 +438,7 @@ func stagedWorld(t *testing.T, box, def string) (*stagedBox, map[string][]byte) 
 		return r.SetDefault("acme", "camrec", def, nil)
 	})
 	held := &heldRepo{files: http.FileServer(http.Dir(repoDir))}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := &http.Server{Handler: held}
-	go hs.Serve(l)
-	t.Cleanup(func() { hs.Close() })
-	addr := l.Addr().String()
+	addr := serve(t, held)
 	// The box reports to a fleet server (on the host, reached as
 	// 10.0.2.101) with the token of its enrolment.
 	store, err := fleet.Open(filepath.Join(t.TempDir(), "fleet.db"))
@@ -449,21 +449,15 @@ func stagedWorld(t *testing.T, box, def string) (*stagedBox, map[string][]byte) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	fl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	backups := t.TempDir()
-	srv := &http.Server{Handler: &fleet.Server{Store: store, Backups: backups}}
-	go srv.Serve(fl)
-	t.Cleanup(func() { srv.Close() })
+	fleetAddr := serve(t, &fleet.Server{Store: store, Backups: backups})
 	_, pub := signingKey(t)
 	root, _ := os.ReadFile(filepath.Join(repoDir, "metadata/1.root.json"))
 	vendorPub, _ := os.ReadFile(pub)
 	enrolment := map[string][]byte{
 		"update.json": []byte(`{"repo": "http://10.0.2.100", "account": "acme", "report": "http://10.0.2.101` + fleet.ReportPath + `", "box": "` + box + `", "report-token": "` + token + `"}`),
 		"root.json":   root, "vendor.pub": vendorPub}
-	return &stagedBox{rels: rels, art: art, repoDir: repoDir, keys: keys, store: store, addr: addr, fleet: fl.Addr().String(), box: box, backups: backups, repo: held}, enrolment
+	return &stagedBox{rels: rels, art: art, repoDir: repoDir, keys: keys, store: store, addr: addr, fleet: fleetAddr, box: box, backups: backups, repo: held}, enrolment
 }
 
 // newStagedBox makes a box of fixture a's seed: camrec 8.0.0 with the

@@ -89,6 +89,17 @@ func BuildV8(repoDir, cache, out, keyFile string, log io.Writer) (*release.Manif
 
 // BuildV8Version builds camrec 8 version v (see SpecV8) as BuildV8 does.
 func BuildV8Version(repoDir, cache, out, keyFile, v string, log io.Writer) (*release.Manifest, error) {
+	return buildV8(repoDir, cache, out, keyFile, v, log, false)
+}
+
+// BuildV8FromScratch builds camrec 8.0.0 as BuildV8 does, its initramfs's
+// packages compiled again rather than taken from Go's build cache: the
+// other half of a reproducibility check.
+func BuildV8FromScratch(repoDir, cache, out, keyFile string, log io.Writer) (*release.Manifest, error) {
+	return buildV8(repoDir, cache, out, keyFile, V8Versions[0], log, true)
+}
+
+func buildV8(repoDir, cache, out, keyFile, v string, log io.Writer, fromScratch bool) (*release.Manifest, error) {
 	spec, err := SpecV8(repoDir, v)
 	if err != nil {
 		return nil, err
@@ -97,5 +108,5 @@ func BuildV8Version(repoDir, cache, out, keyFile, v string, log io.Writer) (*rel
 	if err != nil {
 		return nil, err
 	}
-	return builder.Run(spec, builder.Options{RepoDir: repoDir, Cache: cache, OutDir: out, Key: &sk, Log: log})
+	return builder.Run(spec, builder.Options{RepoDir: repoDir, Cache: cache, OutDir: out, Key: &sk, Log: log, FromScratch: fromScratch})
 }
