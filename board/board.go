@@ -30,6 +30,11 @@ type Board struct {
 	Console string `json:"console"`
 	// Modules are loaded in this order at boot, each with its dependencies.
 	Modules []string `json:"modules"`
+	// ModulesOnDemand are carried in the image with their dependencies
+	// but loaded only by the step that needs them, where it applies: a
+	// module whose init refuses a box it does not apply to (efivarfs on a
+	// box not started by UEFI) would otherwise fail every boot there.
+	ModulesOnDemand []string `json:"modules_on_demand,omitempty"`
 	// ModuleParams gives parameters for some of Modules, by module name.
 	ModuleParams map[string]string `json:"module_params,omitempty"`
 	QEMU         QEMU              `json:"qemu"`

@@ -29,6 +29,11 @@ func TestQEMUBoardCoversTheBuses(t *testing.T) {
 			t.Errorf("qemu-x86_64 lacks module %s", m)
 		}
 	}
+	// efivarfs refuses (ENODEV) a kernel not started by UEFI: loaded at
+	// every boot it would fail the BIOS boots.
+	if slices.Contains(b.Modules, "efivarfs") || !slices.Contains(b.ModulesOnDemand, "efivarfs") {
+		t.Errorf("qemu-x86_64: efivarfs must be on demand only (modules %v, on demand %v)", b.Modules, b.ModulesOnDemand)
+	}
 }
 
 func TestLoadUnknown(t *testing.T) {

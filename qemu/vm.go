@@ -70,6 +70,11 @@ type Options struct {
 	// UEFI boots the firmware (OVMF) instead of Kernel and Initrd: it
 	// starts what the disks hold, as a PC does.
 	UEFI bool
+	// Vars, with UEFI, is the firmware's variable store of the machine,
+	// kept across its VMs as a PC's flash keeps it across power cuts:
+	// made from OVMF's blank store the first time. Empty: each VM its own
+	// blank copy.
+	Vars string
 	// Netboot boots through the NIC's iPXE ROM: QEMU's user network hands
 	// out Netboot.BootFile from the folder Netboot.TFTP (an iPXE script).
 	// It implies Net; with UEFI, OVMF runs iPXE's EFI driver.
@@ -119,14 +124,20 @@ func (o Options) Args() ([]string, error) {
 	}
 	switch {
 	case o.UEFI:
-		// The variable store is written by the firmware: each VM its copy.
-		vars := filepath.Join(o.Dir, "OVMF_VARS.fd")
-		data, err := os.ReadFile(OVMFVars)
-		if err != nil {
-			return nil, fmt.Errorf("qemu: UEFI: %w (apt-get install ovmf)", err)
+		// The variable store is written by the firmware: each VM its copy,
+		// or the machine's (Vars).
+		vars := o.Vars
+		if vars == "" {
+			vars = filepath.Join(o.Dir, "OVMF_VARS.fd")
 		}
-		if err := os.WriteFile(vars, data, 0o644); err != nil {
-			return nil, err
+		if _, err := os.Stat(vars); o.Vars == "" || err != nil {
+			data, err := os.ReadFile(OVMFVars)
+			if err != nil {
+				return nil, fmt.Errorf("qemu: UEFI: %w (apt-get install ovmf)", err)
+			}
+			if err := os.WriteFile(vars, data, 0o644); err != nil {
+				return nil, err
+			}
 		}
 		args = append(args,
 			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+OVMFCode,

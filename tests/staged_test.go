@@ -31,6 +31,7 @@ import (
 	"github.com/passeur/passeur/initramfs/steps"
 	"github.com/passeur/passeur/qemu"
 	"github.com/passeur/passeur/qemu/camrec"
+	v8 "github.com/passeur/passeur/qemu/camrec/v8"
 	"github.com/passeur/passeur/qemu/fixture"
 )
 
@@ -465,6 +466,12 @@ func stagedWorld(t *testing.T, box, def string) (*stagedBox, map[string][]byte) 
 // volume reattached, enrolled (passeur/update.json, root.json,
 // vendor.pub on its state) as box in account acme, whose default is def.
 func newStagedBox(t *testing.T, seed int64, box, def string) *stagedBox {
+	return newStagedBoxWith(t, seed, box, def, nil)
+}
+
+// newStagedBoxWith is newStagedBox with more files on the box's state
+// partition (by path in it).
+func newStagedBoxWith(t *testing.T, seed int64, box, def string, more map[string][]byte) *stagedBox {
 	b, enrolment := stagedWorld(t, box, def)
 	a := v7(t, camrec.VariantA, camrec.Options{Seed: seed, FirstDataVolumeSize: 640 << 20})
 	state := t.TempDir()
@@ -485,12 +492,16 @@ func newStagedBox(t *testing.T, seed int64, box, def string) *stagedBox {
 	for name, data := range enrolment {
 		write("passeur/"+name, data)
 	}
+	for rel, data := range more {
+		write(rel, data)
+	}
 	b.sys = filepath.Join(t.TempDir(), "v8.img")
 	installWithHostTools(t, b.rels[0], b.sys, 512<<20, state)
 	b.a, b.v, b.data = a, v, a.Data[0]
 	b.files = volumeFilesOf(t, b.data.Path)
 	disks := []qemu.Disk{{Path: b.sys, Bus: qemu.VirtioBlk, Serial: "V8-SYS"}, b.data.Disk}
-	b.opts = qemu.Options{Board: b.art.Board, UEFI: true, Disks: disks}
+	// The box's firmware keeps its variables across power cuts.
+	b.opts = qemu.Options{Board: b.art.Board, UEFI: true, Disks: disks, Vars: filepath.Join(t.TempDir(), "OVMF_VARS.fd")}
 	return b
 }
 
@@ -539,9 +550,39 @@ func TestStagedReboot(t *testing.T) {
 	}
 	sysBefore := system()
 	staged := 1 // reports of 8.1.0 staged: one per hand-off
-	for _, cut := range sample(t, 1, []string{"download", "hand-off"}) {
+	wrote := false
+	for _, cut := range sample(t, 1, []string{"download", "hand-off", "writing"}) {
 		var vm *qemu.VM
 		switch cut {
+		case "writing":
+			// In the rescue, as it writes 8.1.0's root: the next power-on
+			// finds systemd-boot's default entry set to the rescue the
+			// run laid on the new ESP.
+			vm = b.vm(t)
+			if _, err := vm.WaitMatch(6*bootTimeout, "the write of the root", func(ev event.Event) bool {
+				var rec journal.Record
+				return ev.Type == "journal" && ev.Decode(&rec) == nil && rec.Step == steps.Write+"root" && rec.State == journal.StateBegun || ev.Type == "error"
+			}); err != nil {
+				t.Fatal(err)
+			}
+			vm.Stop()
+			cutRun := collect(vm)
+			var way struct {
+				Armed bool
+				Why   string
+			}
+			for _, ev := range cutRun.events {
+				var rec journal.Record
+				if ev.Type == "journal" && ev.Decode(&rec) == nil && rec.Step == steps.WayBack && rec.State == journal.StateDone {
+					json.Unmarshal(rec.Detail, &way)
+				}
+			}
+			if !way.Armed {
+				t.Fatalf("the rescue did not lay its way back before writing the root: %+v (errors %v)", way, cutRun.errors)
+			}
+			wrote = true
+			t.Logf("power cut as the rescue writes the root")
+			continue
 		case "download":
 			held := b.repo.hold("root.img.zst")
 			vm = b.vm(t)
@@ -568,6 +609,25 @@ func TestStagedReboot(t *testing.T) {
 	}
 	vm := b.vm(t)
 	run := b.settled(t, vm, 6*bootTimeout, strings.Repeat("staged 8.1.0, ", staged)+"applying 8.1.0, done 8.1.0")
+	if wrote {
+		// The firmware started the rescue (systemd-boot's default entry),
+		// not 8.0.0: it took the run up (applying reported once, by the
+		// run) and took itself off the ESP.
+		old := false
+		for _, e := range run.events {
+			var h camrec.Report
+			old = old || e.Type == "health" && e.Decode(&h) == nil && h.Version == "8.0.0"
+		}
+		c := vm.Console()
+		if old || !strings.Contains(c, "way back to the rescue: still systemd-boot's default entry") || !strings.Contains(c, "way back to the rescue: taken off the new ESP") {
+			t.Errorf("the power-on after the cut did not start the rescue (8.0.0 ran: %v), or it did not take itself off the new ESP", old)
+		}
+		esp := partitions(t, b.sys)[0]
+		out, err := fixture.Run("", "mdir", "-b", "-i", fmt.Sprintf("%s@@%d", b.sys, esp.Start*512), "::/loader/entries")
+		if err != nil || strings.Contains(out, "passeur") {
+			t.Errorf("the new ESP's entries after the run: %v\n%s", err, out)
+		}
+	}
 	var before camrec.Report
 	for _, e := range run.events {
 		if e.Type == "health" && e.Decode(&before) == nil {
@@ -576,7 +636,7 @@ func TestStagedReboot(t *testing.T) {
 	}
 	var update struct{ OK bool }
 	run.decode(t, "update", &update)
-	if before.Version != "8.0.0" || !update.OK {
+	if !wrote && (before.Version != "8.0.0" || !update.OK) {
 		t.Errorf("the box did not run 8.0.0 (%+v), then update (%+v)", before, update)
 	}
 	var media struct{ Staged string }
@@ -598,12 +658,29 @@ func TestStagedReboot(t *testing.T) {
 // rescue migrates from the staging area and powers the box off; the next
 // power-on boots 8.1.0 from the disk, which reports what 8.0.0 held and
 // settles the staged run (done reported, the staging area cleaned).
+// Or (one of the two a day; test-long: both) the box's kernel refuses
+// kexec (camrec's no-kexec: kernel.kexec_load_disabled): passeur stage
+// lays the rescue on the box's ESP (-esp, systemd-boot's) and sets
+// systemd-boot's one-shot entry to it, the box powers off, and the next
+// power-on starts the rescue from the firmware, which migrates and boots
+// 8.1.0.
 func TestStagedShutdown(t *testing.T) {
-	b := newStagedBox(t, 37, "box-37", "8.0.0")
+	for _, handOff := range sample(t, 1, []string{"kexec", "one-shot entry"}) {
+		t.Run(handOff, func(t *testing.T) { stagedShutdown(t, handOff == "one-shot entry") })
+	}
+}
+
+func stagedShutdown(t *testing.T, oneShot bool) {
+	var more map[string][]byte
+	if oneShot {
+		more = map[string][]byte{v8.NoKexecFile: []byte("the vendor's kernel refuses kexec\n")}
+	}
+	b := newStagedBoxWith(t, 37, "box-37", "8.0.0", more)
 	vm := b.vm(t)
 	ev, err := vm.WaitEvent("update", 3*bootTimeout)
 	var u struct {
 		OK, Staged bool
+		OneShot    bool `json:"one_shot"`
 		Apply      string
 	}
 	if err != nil || ev.Decode(&u) != nil || !u.OK || u.Staged || u.Apply != "reboot" {
@@ -621,11 +698,41 @@ func TestStagedShutdown(t *testing.T) {
 	var updates []string
 	for _, e := range run.events {
 		if e.Type == "update" && e.Decode(&u) == nil {
-			updates = append(updates, fmt.Sprintf("%s ok=%v staged=%v", u.Apply, u.OK, u.Staged))
+			updates = append(updates, fmt.Sprintf("%s ok=%v staged=%v one-shot=%v", u.Apply, u.OK, u.Staged, u.OneShot))
 		}
 	}
-	if strings.Join(updates, ", ") != "reboot ok=true staged=false, poweroff ok=true staged=true" {
-		t.Errorf("the box's updates: %v, want nothing at boot then 8.1.0 staged at its power-off", updates)
+	if want := fmt.Sprintf("reboot ok=true staged=false one-shot=false, poweroff ok=true staged=true one-shot=%v", oneShot); strings.Join(updates, ", ") != want {
+		t.Errorf("the box's updates: %v, want nothing at boot then 8.1.0 staged at its power-off: %s", updates, want)
+	}
+	if oneShot {
+		// The box powered off with the rescue on its ESP, systemd-boot's
+		// one-shot entry set: the next power-on starts it, and it boots
+		// 8.1.0 once it has migrated.
+		if c := vm.Console(); !strings.Contains(c, "the running kernel refuses kexec") || !strings.Contains(c, "loaded for the next boot (systemd-boot's one-shot entry)") {
+			t.Fatalf("passeur stage did not hand off by the one-shot entry:\n%s", c[max(0, len(c)-3000):])
+		}
+		vm = b.vm(t)
+		run = b.settled(t, vm, 6*bootTimeout, "staged 8.1.0, applying 8.1.0, done 8.1.0")
+		for _, e := range run.events {
+			var h camrec.Report
+			if e.Type == "health" && e.Decode(&h) == nil && h.Version == "8.0.0" {
+				t.Error("the power-on after the hand-off started 8.0.0, not the rescue")
+			}
+		}
+		var media struct{ Staged string }
+		run.decode(t, "media", &media)
+		if !strings.HasPrefix(media.Staged, b.v.UUID+"/") {
+			t.Errorf("the rescue's media %+v: want the staging area on %s", media, b.v.UUID)
+		}
+		if c := vm.Console(); !strings.Contains(c, "booting the new system (kexec)") || !strings.Contains(c, "way back to the rescue: taken off the new ESP") {
+			t.Error("the rescue did not start 8.1.0 by kexec, its way back taken off the new ESP")
+		}
+		esp := partitions(t, b.sys)[0]
+		if out, err := fixture.Run("", "mdir", "-b", "-i", fmt.Sprintf("%s@@%d", b.sys, esp.Start*512), "::/loader/entries"); err != nil || strings.Contains(out, "passeur") {
+			t.Errorf("the new ESP's entries after the run: %v\n%s", err, out)
+		}
+		b.checkAfter(t)
+		return
 	}
 	var media struct{ Staged string }
 	run.decode(t, "media", &media)

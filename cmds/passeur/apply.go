@@ -15,6 +15,8 @@ import (
 	"github.com/passeur/passeur/board"
 	"github.com/passeur/passeur/image/config"
 	"github.com/passeur/passeur/image/repo"
+	"github.com/passeur/passeur/initramfs/efivar"
+	"github.com/passeur/passeur/initramfs/newsys"
 	"github.com/passeur/passeur/initramfs/staging"
 )
 
@@ -139,3 +141,64 @@ func kexecLoad(kernel, initrd *os.File, cmdline string) error {
 // kexecUnload unloads what the next kexec reboot would start: a hand-off
 // that did not go through leaves nothing to start a migration later.
 func kexecUnload() error { return unix.KexecFileLoad(-1, -1, "", unix.KEXEC_FILE_UNLOAD) }
+
+// entryLoad lays the rescue on the box's ESP, mounted read-write at esp,
+// with a systemd-boot entry starting it with cmdline, and sets
+// systemd-boot's one-shot entry to it (efivarfs): the next boot, and that
+// one only, starts the rescue. It is the hand-off of a box whose running
+// kernel refuses kexec. A power cut before the entry is set starts the
+// old system, untouched; after, the rescue.
+func entryLoad(esp string) func(kernel, initrd *os.File, cmdline string) error {
+	return func(kernel, initrd *os.File, cmdline string) error {
+		k, err := io.ReadAll(io.LimitReader(kernel, repo.MaxRescueBytes+1))
+		if err != nil {
+			return err
+		}
+		i, err := io.ReadAll(io.LimitReader(initrd, repo.MaxRescueBytes+1))
+		if err != nil {
+			return err
+		}
+		v, err := firmwareVars()
+		if err != nil {
+			return err
+		}
+		if err := newsys.AddRescue(esp, k, i, cmdline); err != nil {
+			return err
+		}
+		if err := v.SetOneShot(newsys.RescueEntry); err != nil {
+			return errors.Join(err, newsys.RemoveRescue(esp))
+		}
+		return nil
+	}
+}
+
+// entryUnload takes a rescue an earlier hand-off (or a way back the
+// rescue could not lift) laid off the ESP mounted at esp, and clears
+// systemd-boot's one-shot and default entries where they name it.
+func entryUnload(esp string) error {
+	var err error
+	if v, verr := firmwareVars(); verr == nil {
+		err = v.ClearIf(newsys.RescueEntry, efivar.OneShot, efivar.Default)
+	}
+	return errors.Join(err, newsys.RemoveRescue(esp))
+}
+
+// firmwareVars are the UEFI variables of the running system, efivarfs
+// mounted where systemd mounts it, if it is not yet.
+var firmwareVars = func() (efivar.Vars, error) {
+	v := efivar.Vars{Dir: efivar.Dir}
+	if v.Available() == nil {
+		return v, nil
+	}
+	if err := efivar.Mount(); err != nil {
+		return v, err
+	}
+	return v, v.Available()
+}
+
+// kexecRefused tells that the running kernel will not load a kernel for
+// kexec: built without it, or forbidden (kernel.kexec_load_disabled,
+// lockdown).
+func kexecRefused(err error) bool {
+	return errors.Is(err, unix.EPERM) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EACCES)
+}

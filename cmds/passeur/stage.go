@@ -41,7 +41,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-const stageUsage = `usage: passeur stage -repo-root ROOT.json -trust KEY.pub[,KEY.pub] [-config FILE] [-repo URL] [-account NAME] [-release VERSION|TAG] [-volume MOUNTPOINT] [-system /] [-board BOARD [-apply reboot|poweroff]] [-health FILE]
+const stageUsage = `usage: passeur stage -repo-root ROOT.json -trust KEY.pub[,KEY.pub] [-config FILE] [-repo URL] [-account NAME] [-release VERSION|TAG] [-volume MOUNTPOINT] [-system /] [-board BOARD [-apply reboot|poweroff] [-esp DIR]] [-health FILE]
 
 Run on the box's own running system: reads the box's update configuration
 (-config, the key's passeur/config.json format; flags win), decides what
@@ -62,7 +62,11 @@ systemd where systemd runs the box. -apply poweroff loads it the same
 way, told to power off once the new system is written (passeur.then=
 poweroff), for the box's shutdown path to start in place of its
 power-off: an update applied at shutdown, the new system started at the
-next power-on.
+next power-on. Where the running kernel refuses kexec and -esp names the
+box's ESP (mounted read-write, systemd-boot its loader), the rescue is
+laid there with an entry, and systemd-boot's one-shot entry set to it:
+the next boot only starts it (-apply poweroff: at the next power-on, and
+it boots the new system).
 
 With -health (the running system's health report), stage first settles
 the staged run this system is the outcome of, which nobody boots the
@@ -122,6 +126,7 @@ func stageCmd(args []string, stdout, stderr io.Writer) error {
 	boardName := fs.String("board", "", "the box's board: its rescue image, from the repository, is brought beside the staging image")
 	health := fs.String("health", "", "the running system's health report: a staged run this system is the outcome of is settled with it first\n(reported, its backup and journal kept under runs/, the staging image removed when healthy)")
 	apply := fs.String("apply", "", "reboot: once staged, load the staged rescue for the next boot (kexec) and reboot through systemd when it runs the box;\nwithout systemd, the box's next kexec reboot starts it (needs -board);\npoweroff: load it to migrate then power off, for the box's shutdown path to start by kexec")
+	esp := fs.String("esp", "", "the box's ESP, mounted read-write, whose loader is systemd-boot: where a kernel that refuses kexec has the rescue laid,\nwith systemd-boot's one-shot entry set to it (the next boot only; -apply poweroff then migrates at the next power-on)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -193,6 +198,11 @@ func stageCmd(args []string, stdout, stderr io.Writer) error {
 		// A rescue an earlier stage loaded is not the one this run hands
 		// off to: nothing stays loaded while the staging area changes.
 		kexecUnload()
+		if *esp != "" {
+			if err := entryUnload(*esp); err != nil {
+				return fmt.Errorf("the rescue an earlier hand-off laid on %s: %w", *esp, err)
+			}
+		}
 	}
 	s, err := stage(ctx, o)
 	pending := errors.Is(err, ErrRunStaged) && s != nil && *apply != ""
@@ -205,7 +215,7 @@ func stageCmd(args []string, stdout, stderr io.Writer) error {
 		// back to this system before the run ended (a power cut before
 		// its first write, for one). The rescue takes the run up.
 		fmt.Fprintf(stdout, "the staging area holds a run of %s %s to take up (%v): handing the next boot to the rescue again\n", s.Product, s.Version, err)
-		return applyStaged(s, *apply, reportTo, stdout, stderr)
+		return applyStaged(s, *apply, *esp, reportTo, stdout, stderr)
 	case err != nil:
 		return err
 	}
@@ -228,45 +238,67 @@ func stageCmd(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	if *apply != "" {
-		return applyStaged(s, *apply, reportTo, stdout, stderr)
+		return applyStaged(s, *apply, *esp, reportTo, stdout, stderr)
 	}
 	return nil
 }
 
 // applyStaged hands the box's next boot to the rescue staged with s
-// (apply: reboot, or poweroff for the box's shutdown path).
-func applyStaged(s *staging.Record, apply string, reportTo config.Config, stdout, stderr io.Writer) error {
+// (apply: reboot, or poweroff for the box's shutdown path): by kexec, or,
+// where the running kernel refuses kexec and esp names the box's ESP
+// (systemd-boot's), by a one-shot entry on it.
+func applyStaged(s *staging.Record, apply, esp string, reportTo config.Config, stdout, stderr io.Writer) error {
 	then := config.ThenBoot
 	if apply == "poweroff" {
 		then = config.ThenPoweroff
 	}
 	_, folder, _ := strings.Cut(s.Param, "/")
 	dir := filepath.Join(s.Volume.Point, folder)
+	unload, how := kexecUnload, "kexec"
 	cmdline, err := handOff(s, dir, reportTo, then, kexecLoad)
+	if err != nil && kexecRefused(err) && esp != "" {
+		fmt.Fprintf(stdout, "the running kernel refuses kexec (%v): the rescue goes on the ESP %s, systemd-boot's one-shot entry set to it\n", err, esp)
+		// Started by the firmware, the rescue cannot stand in for a
+		// power-off already under way: it runs at the next power-on,
+		// and boots the new system.
+		unload, how = func() error { return entryUnload(esp) }, "systemd-boot's one-shot entry"
+		cmdline, err = handOff(s, dir, reportTo, config.ThenBoot, entryLoad(esp))
+		if err == nil && apply == "poweroff" {
+			apply = "next power-on"
+		}
+	}
 	if err != nil {
-		kexecUnload()
+		unload()
 		return err
 	}
 	if err := countHandOff(dir, s.Product+"-"+s.Version); err != nil {
-		kexecUnload()
+		unload()
 		return err
 	}
-	fmt.Fprintf(stdout, "the rescue is loaded for the next boot (kexec): %s\n", redact(cmdline))
-	if apply == "poweroff" {
+	fmt.Fprintf(stdout, "the rescue is loaded for the next boot (%s): %s\n", how, redact(cmdline))
+	switch apply {
+	case "poweroff":
 		fmt.Fprintln(stdout, "the box's shutdown path starts it in place of the power-off (kexec): it migrates, then powers off")
 		return nil
+	case "next power-on":
+		fmt.Fprintln(stdout, "the box powers off as asked; the rescue migrates at the next power-on, then boots the new system")
+		return nil
+	}
+	restart := "kexec"
+	if how != "kexec" {
+		restart = "reboot"
 	}
 	if _, err := os.Stat("/run/systemd/system"); err == nil {
-		fmt.Fprintln(stdout, "rebooting into it: systemctl kexec")
-		cmd := exec.Command("systemctl", "kexec")
+		fmt.Fprintf(stdout, "rebooting into it: systemctl %s\n", restart)
+		cmd := exec.Command("systemctl", restart)
 		cmd.Stdout, cmd.Stderr = stdout, stderr
 		if err := cmd.Run(); err != nil {
-			kexecUnload() // no migration starts at a later reboot nobody chose
-			return fmt.Errorf("%w: systemctl kexec: %w", ErrNoHandOff, err)
+			unload() // no migration starts at a later reboot nobody chose
+			return fmt.Errorf("%w: systemctl %s: %w", ErrNoHandOff, restart, err)
 		}
 		return nil
 	}
-	fmt.Fprintln(stdout, "the box's next kexec reboot starts it (systemctl kexec, kexec -e, or the appliance's own)")
+	fmt.Fprintf(stdout, "the box's next %s starts it (systemctl %s, or the appliance's own)\n", restart, restart)
 	return nil
 }
 

@@ -29,7 +29,9 @@ import (
 	"github.com/passeur/passeur/image/repo"
 	"github.com/passeur/passeur/image/repo/editor"
 	"github.com/passeur/passeur/image/repo/repotest"
+	"github.com/passeur/passeur/initramfs/efivar"
 	"github.com/passeur/passeur/initramfs/journal"
+	"github.com/passeur/passeur/initramfs/newsys"
 	"github.com/passeur/passeur/initramfs/obtain"
 	"github.com/passeur/passeur/initramfs/staging"
 	"github.com/passeur/passeur/initramfs/steps"
@@ -199,6 +201,41 @@ func TestStage(t *testing.T) {
 			t.Errorf("hand-off with %+v: %v, loaded %q", bad, err, loaded)
 		}
 	}
+	// A kernel that refuses kexec: the rescue goes on the ESP with an
+	// entry, systemd-boot's one-shot entry set to it; taken off again.
+	esp, vars := t.TempDir(), t.TempDir()
+	os.MkdirAll(filepath.Join(esp, "loader/entries"), 0o755)
+	os.MkdirAll(filepath.Join(esp, "EFI/BOOT"), 0o755)
+	os.WriteFile(filepath.Join(esp, "EFI/BOOT/BOOTX64.EFI"), []byte("MZ #### LoaderInfo: systemd-boot 252.39-1~deb12u2 ####"), 0o644)
+	os.WriteFile(filepath.Join(vars, "BootOrder-8be4df61-93ca-11d2-aa0d-00e098032b8c"), []byte{7, 0, 0, 0, 1, 0}, 0o644)
+	defer func(f func() (efivar.Vars, error)) { firmwareVars = f }(firmwareVars)
+	firmwareVars = func() (efivar.Vars, error) { return efivar.Vars{Dir: vars}, nil }
+	if !kexecRefused(fmt.Errorf("%w: kexec: %w", ErrNoHandOff, unix.EPERM)) || kexecRefused(fmt.Errorf("%w: kexec: %w", ErrNoHandOff, unix.ENOEXEC)) {
+		t.Error("kexecRefused: EPERM is a refusal, ENOEXEC (a kernel it cannot load) is not")
+	}
+	cmdline, err := handOff(s, folder, reporting, config.ThenBoot, entryLoad(esp))
+	entry, _ := os.ReadFile(filepath.Join(esp, "loader/entries", newsys.RescueEntry))
+	kernel, _ := os.ReadFile(filepath.Join(esp, newsys.RescueFolder, "vmlinuz"))
+	oneShot, _ := efivar.Vars{Dir: vars}.OneShotEntry()
+	if err != nil || !strings.Contains(string(entry), "options "+cmdline+"\n") || string(kernel) != "the vmlinuz of qemu-x86_64\n" || oneShot != newsys.RescueEntry {
+		t.Errorf("hand-off by the one-shot entry: %v, entry %q, kernel %q, one-shot %q", err, entry, kernel, oneShot)
+	}
+	if err := entryUnload(esp); err != nil {
+		t.Fatal(err)
+	}
+	oneShot, _ = efivar.Vars{Dir: vars}.OneShotEntry()
+	if _, err := os.Stat(filepath.Join(esp, newsys.RescueFolder)); oneShot != "" || !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("after entryUnload: one-shot %q, %s: %v", oneShot, newsys.RescueFolder, err)
+	}
+	// An ESP whose loader is not systemd-boot: nothing laid, nothing set.
+	os.WriteFile(filepath.Join(esp, "EFI/BOOT/BOOTX64.EFI"), []byte("MZ GRUB"), 0o644)
+	if _, err := handOff(s, folder, reporting, config.ThenBoot, entryLoad(esp)); !errors.Is(err, ErrNoHandOff) {
+		t.Errorf("hand-off by the entry of a GRUB ESP: %v", err)
+	}
+	if oneShot, _ = (efivar.Vars{Dir: vars}).OneShotEntry(); oneShot != "" {
+		t.Errorf("one-shot entry %q set for a GRUB ESP", oneShot)
+	}
+
 	loaded = nil
 	os.WriteFile(filepath.Join(folder, staging.RescueDir, "vmlinuz"), []byte("another kernel\n"), 0o644)
 	if _, err := handOff(s, folder, config.Config{}, config.ThenBoot, load); !errors.Is(err, ErrNoHandOff) || loaded != nil {

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/passeur/passeur/image/digest"
 	"github.com/passeur/passeur/image/fleet/wire"
 )
 
@@ -188,7 +189,7 @@ func (s *Server) backup(w http.ResponseWriter, r *http.Request, run string) {
 		return
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
-	if had, err := fileSHA256(final); err == nil && had != sum {
+	if had, err := digest.File(final); err == nil && had != sum {
 		// A run's backup is what it is: the same again (a take-up after a
 		// power cut) is fine, other bytes under its name are not.
 		refuse(w, http.StatusConflict, fmt.Errorf("%w: %s, %s", wire.ErrBackupExists, box, run))
@@ -212,20 +213,6 @@ func (s *Server) backup(w http.ResponseWriter, r *http.Request, run string) {
 
 // MaxBackupsPerBox bounds the backups the server keeps of one box.
 const MaxBackupsPerBox = 32
-
-// fileSHA256 is the SHA-256 of the file at p.
-func fileSHA256(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
 
 // report stores a box's report: its token first (401), then its body
 // (400, 413, 415), then that it is the token's box (403).

@@ -38,4 +38,12 @@ const (
 	// Built is when the rescue image's sources were committed (RFC 3339):
 	// a time known to have passed, below which no clock is believed.
 	Built = "etc/passeur/built"
+	// KernelSHA256 is the SHA-256 (hex) of the kernel the rescue image was
+	// built with: what a rescue trusts a kernel file to be before it
+	// copies it where the firmware will boot it.
+	KernelSHA256 = "etc/passeur/vmlinuz.sha256"
+	// InitramfsManifest lists every record of the image's own initramfs
+	// but itself (image/ownimage): what a rescue writes itself again
+	// from, out of what it runs.
+	InitramfsManifest = "etc/passeur/initramfs.json"
 )

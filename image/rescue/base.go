@@ -7,9 +7,11 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/passeur/passeur/board"
+	"github.com/passeur/passeur/image/digest"
 	"github.com/passeur/passeur/image/kernel"
 	"github.com/passeur/passeur/image/kmod"
 	"github.com/passeur/passeur/image/medialayout"
@@ -40,7 +42,7 @@ func baseArchive(b *board.Board, k *kernel.Kernel, trusted, products []string, r
 	if err != nil {
 		return nil, 0, err
 	}
-	set, err := tree.Resolve(b.Modules)
+	set, err := tree.Resolve(append(slices.Clone(b.Modules), b.ModulesOnDemand...))
 	if err != nil {
 		return nil, 0, fmt.Errorf("board %s: %w", b.Name, err)
 	}
@@ -100,6 +102,11 @@ func baseArchive(b *board.Board, k *kernel.Kernel, trusted, products []string, r
 		}
 		files = append(files, struct{ name, data string }{medialayout.RepoRoot, string(data)})
 	}
+	ksum, err := digest.File(k.Vmlinuz)
+	if err != nil {
+		return nil, 0, fmt.Errorf("the kernel: %w", err)
+	}
+	files = append(files, struct{ name, data string }{medialayout.KernelSHA256, ksum + "\n"})
 	if !built.IsZero() {
 		files = append(files, struct{ name, data string }{medialayout.Built, built.UTC().Format(time.RFC3339) + "\n"})
 	}

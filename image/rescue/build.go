@@ -5,6 +5,7 @@
 package rescue
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/passeur/passeur/board"
 	"github.com/passeur/passeur/image/kernel"
+	"github.com/passeur/passeur/image/ownimage"
 	"github.com/u-root/gobusybox/src/pkg/golang"
 	"github.com/u-root/mkuimage/uimage"
 	"github.com/u-root/uio/llog"
@@ -124,8 +126,35 @@ func Assemble(img Image, path string) (cpioSize, size int64, modules int, err er
 	if err != nil {
 		return 0, 0, 0, fmt.Errorf("build initramfs for %s: %w", img.Board.Name, err)
 	}
-	cpioSize, size, err = compressFile(cpioPath, path)
+	sealed := filepath.Join(tmp, "initramfs.sealed.cpio")
+	if err := seal(cpioPath, sealed); err != nil {
+		return 0, 0, 0, fmt.Errorf("seal initramfs for %s: %w", img.Board.Name, err)
+	}
+	cpioSize, size, err = compressFile(sealed, path)
 	return cpioSize, size, nmods, err
+}
+
+// seal writes the archive at src to dst with the manifest the rescue
+// writes itself again from (ownimage.Seal).
+func seal(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(out, 1<<20)
+	err = ownimage.Seal(in, w)
+	if err == nil {
+		err = w.Flush()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // cachedGo writes, in dir, a go command that runs the real one (GOROOT's,

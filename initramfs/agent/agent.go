@@ -58,6 +58,8 @@ type Agent struct {
 	// restart, when set, starts the new system instead of kexec or a
 	// reboot: a host running the steps records it.
 	restart func(img *boot.LinuxImage) error
+	// efivars, when set, stands for efivarfs (efivar.Dir).
+	efivars string
 	// dropCache, when set, stands for emptying the page cache before a
 	// read-back (a host has no business dropping its own).
 	dropCache func() error

@@ -246,6 +246,12 @@ func (a *Agent) writeJob(r *run, job *migrate.Job, m *release.Manifest, disks []
 		if err := a.step(r, step, func() (any, error) { return a.writeImage(f, e, m, relDir, job.Reinstall || begun) }); err != nil {
 			return err
 		}
+		// Right after the new ESP: the rescue where its loader starts it.
+		if g, _ := e.TypeGUID(); g == release.TypeGUIDs["esp"] && a.staged != nil {
+			if err := a.step(r, steps.WayBack, func() (any, error) { return a.armWayBack(sys, e, target) }); err != nil {
+				return err
+			}
+		}
 	}
 	if len(job.BootUUIDs) > 0 {
 		if err := a.step(r, steps.Entry, func() (any, error) {
@@ -448,6 +454,7 @@ func restoreOptions(m *release.Manifest, machine backup.MachineID, ids []age.Ide
 // bootNew loads the new system's kernel from its boot entry and jumps to
 // it (kexec); when that cannot be done, it reboots.
 func (a *Agent) bootNew(r *run, job *migrate.Job, sys newsys.System) error {
+	a.disarmWayBack(r.j.Records, sys)
 	if err := r.j.Begin(steps.Boot, nil); err != nil {
 		return a.mediaErr(r, err)
 	}

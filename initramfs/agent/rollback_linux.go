@@ -398,6 +398,7 @@ func (a *Agent) rollBack(r *run, src *rollbackSource, dir string) error {
 	if err != nil {
 		return a.mediaErr(r, err)
 	}
+	a.forgetWayBack()
 	msg := fmt.Sprintf("%s is back as it was before the migration %s; its data partitions were not touched. Remove the key and restart: the previous system boots.", src.target.Path, from)
 	if err := r.j.Finish(map[string]string{"outcome": msg, "from": from}); err != nil {
 		return err

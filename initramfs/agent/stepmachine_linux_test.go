@@ -328,7 +328,7 @@ func smAgent(t *testing.T, f smFixture, console io.Writer) (*Agent, *int) {
 		c.Report, c.Box, c.ReportToken = f.report, smHost, f.token
 	}
 	a := &Agent{Console: console, Events: event.NewEmitter(console), Log: consoleLog{console: console}, Config: c,
-		runLog: &runLog{out: console}, mount: newsys.Folders{Root: f.w.folders}, imageRoot: f.w.root, runRoot: filepath.Join(f.w.dir, "run"),
+		runLog: &runLog{out: console}, mount: newsys.Folders{Root: f.w.folders}, imageRoot: f.w.root, runRoot: filepath.Join(f.w.dir, "run"), efivars: filepath.Join(f.w.dir, "efivars"),
 		dropCache: func() error { return nil },
 		restart: func(img *boot.LinuxImage) error {
 			if img != nil && f.then == config.ThenPoweroff {

@@ -93,6 +93,10 @@ func (a *Agent) takeUpOn(r *run, disks []inventory.Disk, reader volumeReader) (b
 			return true, fmt.Errorf("%s: %w", name, err)
 		}
 		defer a.closeRun(r)
+		// systemd-boot cleared the one-shot entry as it started this
+		// rescue from the new ESP: set again before anything else, so that
+		// a cut while the run is checked again comes back here too.
+		a.rearmWayBack(u.Records)
 		return true, a.resume(r, u, job, target, state, disks, reader)
 	}
 	return false, a.closeRun(r)

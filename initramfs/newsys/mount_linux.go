@@ -3,6 +3,8 @@ package newsys
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/passeur/passeur/initramfs/migrate"
 	"github.com/u-root/u-root/pkg/boot"
@@ -52,6 +54,15 @@ func (s System) LoadBootEntry(log interface{ Printf(string, ...any) }) (*boot.Li
 	imgs, err := bls.ScanBLSEntries(log, s.Path(ESPDir), nil, "")
 	if err != nil {
 		return nil, err
+	}
+	// The rescue a staged run laid there (the way back) is never the new
+	// system, were it left behind: u-root ranks entries by name only.
+	imgs = slices.DeleteFunc(imgs, func(img boot.OSImage) bool {
+		li, ok := img.(*boot.LinuxImage)
+		return ok && strings.HasPrefix(li.Name, RescueTitle)
+	})
+	if len(imgs) == 0 {
+		return nil, fmt.Errorf("no boot entry on the new ESP but the rescue's")
 	}
 	li, ok := imgs[0].(*boot.LinuxImage)
 	if !ok {

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -82,6 +83,7 @@ type Attached struct {
 	Loop   *migrate.Loop
 	Size   int64
 	dir    string
+	folder string // the staging folder, in dir
 }
 
 // mountable are the filesystems a data volume holding a staging area may
@@ -117,7 +119,7 @@ func Attach(disks []inventory.Disk, st config.Staged, dir string) (*Attached, er
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	a := &Attached{Volume: dev, dir: dir}
+	a := &Attached{Volume: dev, dir: dir, folder: st.Dir}
 	// Checked first on a read-only mount that replays no journal: a
 	// refusal writes nothing on the volume.
 	flags := uintptr(unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC | unix.MS_NOATIME)
@@ -145,6 +147,33 @@ func Attach(disks []inventory.Disk, st config.Staged, dir string) (*Attached, er
 		return nil, err
 	}
 	return a, nil
+}
+
+// ReadRescue reads the file name of the rescue image staged beside the
+// image (RescueDir), at most limit bytes: a regular file, no link
+// followed.
+func (a *Attached) ReadRescue(name string, limit int64) ([]byte, error) {
+	if name == "" || strings.ContainsAny(name, "/\\") || name == "." || name == ".." {
+		return nil, fmt.Errorf("%q is no file name", name)
+	}
+	root, err := os.OpenRoot(a.dir)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	f, err := root.OpenFile(a.folder+"/"+RescueDir+"/"+name, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() || st.Size() > limit {
+		return nil, fmt.Errorf("the staged rescue's %s is not a regular file of at most %d bytes (%v)", name, limit, err)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err == nil && int64(len(data)) > limit {
+		err = fmt.Errorf("the staged rescue's %s: more than %d bytes", name, limit)
+	}
+	return data, err
 }
 
 // replays reports whether mounting the filesystem dev of type typ

@@ -27,6 +27,7 @@ const (
 	Format   = "format "
 	Reattach = "reattach"
 	Write    = "write "
+	WayBack  = "way back"
 	Entry    = "boot entry"
 	State    = "state"
 	Fstab    = "fstab"
@@ -96,6 +97,9 @@ var all = []Step{
 	{Write, []config.Mode{config.ModeMigrate, config.ModeInstall},
 		"the release's artifact for the partition; unchanged blocks skipped when taken up",
 		System, "the artifact's SHA-256, bytes written and skipped, read-back", "initramfs/stream"},
+	{WayBack, []config.Mode{config.ModeMigrate},
+		"a staged run (passeur.staged=) on a box whose firmware is UEFI; right after the new ESP's write, which holds systemd-boot",
+		System, "whether the rescue is on the new ESP as systemd-boot's default entry (LoaderEntryDefault, checked at each take-up, taken off before the boot), or why not; the disk's table must hold an ESP where the new one is", "initramfs/newsys"},
 	{Entry, []config.Mode{config.ModeMigrate, config.ModeInstall},
 		"an MBR target: the new ESP's boot entries name the release's PARTUUIDs",
 		System, "the entries changed and the PARTUUIDs they now name", "initramfs/newsys"},

@@ -29,7 +29,7 @@ func TestOf(t *testing.T) {
 // exactly those that write the target (or format a data disk), and the
 // boot.
 func TestWritesSystem(t *testing.T) {
-	for _, n := range []string{"write esp", "write root", "format SN", Entry, State, Fstab, Restore, Table, Boot} {
+	for _, n := range []string{"write esp", "write root", "format SN", WayBack, Entry, State, Fstab, Restore, Table, Boot} {
 		if !WritesSystem(n) {
 			t.Errorf("%q does not write the system", n)
 		}
@@ -59,7 +59,7 @@ func TestTable(t *testing.T) {
 	for _, s := range In(config.ModeMigrate) {
 		mig = append(mig, s.Name)
 	}
-	want := []string{Plan, Release, Save, Recover, Backup, Verify, Complete, Upload, Reattach, Write, Entry, State, Fstab, Restore, Table, Boot, Health}
+	want := []string{Plan, Release, Save, Recover, Backup, Verify, Complete, Upload, Reattach, Write, WayBack, Entry, State, Fstab, Restore, Table, Boot, Health}
 	if !slices.Equal(mig, want) {
 		t.Errorf("a migration's steps: %q, want %q", mig, want)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/passeur/passeur/board"
 	"github.com/passeur/passeur/image/config"
+	"github.com/passeur/passeur/initramfs/efivar"
 	"github.com/passeur/passeur/initramfs/event"
 	"github.com/passeur/passeur/initramfs/fstab"
 	"github.com/passeur/passeur/initramfs/inventory"
@@ -83,6 +84,11 @@ func initRoot() error {
 		return err
 	}
 	sysinit.LoadModules(b.Modules, b.ModuleParams, func(err error) { fail("modules", err) })
+	if efivar.UEFI() {
+		// Started by UEFI: its variables (efivarfs), as a distribution's
+		// init mounts them.
+		sysinit.LoadModules(b.ModulesOnDemand, b.ModuleParams, func(err error) { fail("modules", err) })
+	}
 	spec := param("root")
 	if spec == "" {
 		return errors.New("no root= on the kernel command line")
@@ -131,6 +137,7 @@ func ServiceMain(version string) {
 		unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
 	}
 	sys := camrec8(stateDir)
+	forbidKexec(stateDir)
 	if _, err := update(sys, "reboot"); err != nil {
 		fail("update", err)
 		events.Emit("update", updateEvent{Apply: "reboot", Error: err.Error()})

@@ -12,7 +12,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/passeur/passeur/initramfs/efivar"
+	"github.com/passeur/passeur/initramfs/inventory"
 	"github.com/passeur/passeur/initramfs/network"
+	"github.com/passeur/passeur/initramfs/newsys"
 )
 
 // passeurBin is where the vendor laid passeur stage: /usr/bin on camrec
@@ -38,8 +41,11 @@ type updateEvent struct {
 	Apply string `json:"apply"`
 	// Staged tells that an update was staged and the box reboots into it;
 	// false when there was nothing to stage.
-	Staged bool   `json:"staged"`
-	Error  string `json:"error,omitempty"`
+	Staged bool `json:"staged"`
+	// OneShot: the rescue starts from systemd-boot's one-shot entry (the
+	// kernel refused kexec).
+	OneShot bool   `json:"one_shot,omitempty"`
+	Error   string `json:"error,omitempty"`
 }
 
 // mountedVolume is a data volume camrecd mounted.
@@ -63,12 +69,25 @@ type system struct {
 	// release lets go of what the system still holds (its state, or its
 	// root made read-only) before it restarts.
 	release func() error
+	// esp names the system's ESP (camrec 8's, systemd-boot its loader),
+	// mounted read-write for passeur stage -esp when the running kernel
+	// refuses kexec: where the rescue goes then. "" for camrec 7.
+	esp string
 }
+
+// espDir is where camrec mounts its ESP for passeur stage.
+const espDir = "/run/camrec/esp"
+
+// NoKexecFile, on camrec 8's state partition, makes camrecd forbid kexec
+// at boot (kernel.kexec_load_disabled), as a vendor whose kernel is
+// hardened does: a staged update then goes by systemd-boot's one-shot
+// entry.
+const NoKexecFile = "camrec/no-kexec"
 
 // camrec8 is camrec 8's system, its state partition mounted on state.
 func camrec8(state string) system {
 	return system{enrolment: filepath.Join(state, UpdateDir), health: filepath.Join(state, HealthFile),
-		release: func() error { return unix.Unmount(state, 0) }}
+		release: func() error { return unix.Unmount(state, 0) }, esp: "PARTLABEL=esp"}
 }
 
 // camrec7 is camrec 7's: everything on its root, which it remounts
@@ -136,34 +155,100 @@ func update(sys system, apply string) (bool, error) {
 	if sys.health != "" {
 		args = append(args, "-health", sys.health)
 	}
+	espMounted := false
+	if sys.esp != "" && !kexecAllowed() {
+		// Only then: a FAT mounted read-write is marked dirty on the disk
+		// until it is unmounted.
+		disks, err := scan()
+		if err != nil {
+			return false, err
+		}
+		dev, err := inventory.Find(disks, sys.esp)
+		if err != nil {
+			return false, fmt.Errorf("the ESP: %w", err)
+		}
+		os.MkdirAll(espDir, 0o755)
+		if err := unix.Mount(dev, espDir, "vfat", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+			return false, fmt.Errorf("mount the ESP %s: %w", dev, err)
+		}
+		espMounted = true
+		defer unix.Unmount(espDir, 0) // once more, where the restart did not happen
+		args = append(args, "-esp", espDir)
+	}
 	cmd := exec.Command(passeurBin(), args...)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stdout
 	if err := cmd.Run(); err != nil {
 		return false, fmt.Errorf("passeur stage: %w", err)
 	}
+	// The rescue is loaded for a kexec, or laid on the ESP for the next
+	// boot (systemd-boot's one-shot entry), or nothing was staged.
 	loaded, _ := os.ReadFile("/sys/kernel/kexec_loaded")
-	if strings.TrimSpace(string(loaded)) != "1" { // nothing to stage
+	kexec := strings.TrimSpace(string(loaded)) == "1"
+	entry, _ := efivar.Vars{Dir: efivar.Dir}.OneShotEntry()
+	oneShot := !kexec && espMounted && entry == newsys.RescueEntry
+	unload := func() {
+		unix.KexecFileLoad(-1, -1, "", unix.KEXEC_FILE_UNLOAD)
+		efivar.Vars{Dir: efivar.Dir}.ClearIf(newsys.RescueEntry, efivar.OneShot)
+	}
+	if !kexec && !oneShot { // nothing to stage
 		readOnly() // what passeur stage wrote is on the disk before anyone hears of it
 		events.Emit("update", updateEvent{OK: true, Apply: apply})
 		return false, nil
 	}
-	// Everything it mounted comes down clean before the kexec: a volume
-	// that will not is no restart, and nothing stays loaded.
+	// Everything it mounted comes down clean before the restart: a
+	// volume that will not is no restart, and nothing stays loaded.
+	if oneShot {
+		if err := unix.Unmount(espDir, 0); err != nil {
+			unload()
+			return false, fmt.Errorf("unmount the ESP before the restart: %w", err)
+		}
+	}
 	for i := len(rw) - 1; i >= 0; i-- {
 		if err := unix.Unmount(rw[i].point, 0); err != nil {
-			unix.KexecFileLoad(-1, -1, "", unix.KEXEC_FILE_UNLOAD)
+			unload()
 			return false, fmt.Errorf("unmount %s before the restart: %w", rw[i].point, err)
 		}
 		rw = rw[:i]
 	}
 	if err := sys.release(); err != nil {
-		unix.KexecFileLoad(-1, -1, "", unix.KEXEC_FILE_UNLOAD)
+		unload()
 		return false, fmt.Errorf("before the restart: %w", err)
 	}
 	unix.Sync()
-	events.Emit("update", updateEvent{OK: true, Staged: true, Apply: apply})
-	fmt.Printf("camrec: restarting into the staged update (then %s)\n", apply)
-	return true, unix.Reboot(unix.LINUX_REBOOT_CMD_KEXEC)
+	how := unix.LINUX_REBOOT_CMD_KEXEC
+	if oneShot {
+		// The firmware starts the rescue: at once for a reboot, at the
+		// next power-on for a power-off.
+		how = unix.LINUX_REBOOT_CMD_RESTART
+		if apply == "poweroff" {
+			how = unix.LINUX_REBOOT_CMD_POWER_OFF
+		}
+	}
+	events.Emit("update", updateEvent{OK: true, Staged: true, Apply: apply, OneShot: oneShot})
+	fmt.Printf("camrec: restarting into the staged update (then %s, one-shot entry %v)\n", apply, oneShot)
+	return true, unix.Reboot(how)
+}
+
+// kexecAllowed tells whether the running kernel loads kernels for kexec.
+func kexecAllowed() bool {
+	if _, err := os.Stat("/sys/kernel/kexec_loaded"); err != nil {
+		return false // built without it
+	}
+	off, _ := os.ReadFile("/proc/sys/kernel/kexec_load_disabled")
+	return strings.TrimSpace(string(off)) != "1"
+}
+
+// forbidKexec sets kernel.kexec_load_disabled when the state asks for it
+// (NoKexecFile): once set, this boot's kernel loads no kernel for kexec.
+func forbidKexec(state string) {
+	if _, err := os.Stat(filepath.Join(state, NoKexecFile)); err != nil {
+		return
+	}
+	if err := os.WriteFile("/proc/sys/kernel/kexec_load_disabled", []byte("1\n"), 0o644); err != nil {
+		fail("kexec", err)
+		return
+	}
+	fmt.Println("camrec: kexec disabled (kernel.kexec_load_disabled=1)")
 }
 
 // console reads the box's console for its operator's commands, as the
