@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -371,6 +372,7 @@ type stagedBox struct {
 	opts          qemu.Options // how the box boots
 	backups       string       // where the fleet server keeps the boxes' backups
 	repo          *heldRepo
+	enrolment     map[string][]byte // on its state: update.json, root.json, vendor.pub
 }
 
 // heldRepo serves a repository's folder; armed, it sends half of the
@@ -455,10 +457,29 @@ func stagedWorld(t *testing.T, box, def string) (*stagedBox, map[string][]byte) 
 	_, pub := signingKey(t)
 	root, _ := os.ReadFile(filepath.Join(repoDir, "metadata/1.root.json"))
 	vendorPub, _ := os.ReadFile(pub)
-	enrolment := map[string][]byte{
-		"update.json": []byte(`{"repo": "http://10.0.2.100", "account": "acme", "report": "http://10.0.2.101` + fleet.ReportPath + `", "box": "` + box + `", "report-token": "` + token + `"}`),
-		"root.json":   root, "vendor.pub": vendorPub}
+	enrolment := map[string][]byte{"update.json": updateJSON(box, token), "root.json": root, "vendor.pub": vendorPub}
 	return &stagedBox{rels: rels, art: art, repoDir: repoDir, keys: keys, store: store, addr: addr, fleet: fleetAddr, box: box, backups: backups, repo: held}, enrolment
+}
+
+// updateJSON is the update configuration of box, enrolled with token:
+// the repository and the fleet server as the box reaches them.
+func updateJSON(box, token string) []byte {
+	return []byte(`{"repo": "http://10.0.2.100", "account": "acme", "report": "http://10.0.2.101` + fleet.ReportPath + `", "box": "` + box + `", "report-token": "` + token + `"}`)
+}
+
+// lookAlike is another box of b's world, made from the same seed: the
+// same recordings, the same volume UUIDs and disk serials, as a vendor's
+// cloned boxes; only its enrolment (box, its own token) differs.
+func (b *stagedBox) lookAlike(t *testing.T, seed int64, box string) *stagedBox {
+	token, err := fleet.Enroll(b.store, box, "acme", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &stagedBox{rels: b.rels, art: b.art, repoDir: b.repoDir, keys: b.keys, store: b.store, addr: b.addr, fleet: b.fleet, box: box, backups: b.backups, repo: b.repo}
+	enrolment := maps.Clone(b.enrolment)
+	enrolment["update.json"] = updateJSON(box, token)
+	c.install(t, seed, enrolment, nil)
+	return c
 }
 
 // newStagedBox makes a box of fixture a's seed: camrec 8.0.0 with the
@@ -473,6 +494,14 @@ func newStagedBox(t *testing.T, seed int64, box, def string) *stagedBox {
 // partition (by path in it).
 func newStagedBoxWith(t *testing.T, seed int64, box, def string, more map[string][]byte) *stagedBox {
 	b, enrolment := stagedWorld(t, box, def)
+	b.install(t, seed, enrolment, more)
+	return b
+}
+
+// install makes b's disks: camrec 8.0.0 with the v7 fixture of seed
+// restored, enrolment (and more) on its state.
+func (b *stagedBox) install(t *testing.T, seed int64, enrolment, more map[string][]byte) {
+	b.enrolment = enrolment
 	a := v7(t, camrec.VariantA, camrec.Options{Seed: seed, FirstDataVolumeSize: 640 << 20})
 	state := t.TempDir()
 	write := func(rel string, data []byte) {
@@ -502,7 +531,6 @@ func newStagedBoxWith(t *testing.T, seed int64, box, def string, more map[string
 	disks := []qemu.Disk{{Path: b.sys, Bus: qemu.VirtioBlk, Serial: "V8-SYS"}, b.data.Disk}
 	// The box's firmware keeps its variables across power cuts.
 	b.opts = qemu.Options{Board: b.art.Board, UEFI: true, Disks: disks, Vars: filepath.Join(t.TempDir(), "OVMF_VARS.fd")}
-	return b
 }
 
 // vm starts the box (camrec 8 under OVMF from its own disk; camrec 7
@@ -622,11 +650,7 @@ func TestStagedReboot(t *testing.T) {
 		if old || !strings.Contains(c, "way back to the rescue: still systemd-boot's default entry") || !strings.Contains(c, "way back to the rescue: taken off the new ESP") {
 			t.Errorf("the power-on after the cut did not start the rescue (8.0.0 ran: %v), or it did not take itself off the new ESP", old)
 		}
-		esp := partitions(t, b.sys)[0]
-		out, err := fixture.Run("", "mdir", "-b", "-i", fmt.Sprintf("%s@@%d", b.sys, esp.Start*512), "::/loader/entries")
-		if err != nil || strings.Contains(out, "passeur") {
-			t.Errorf("the new ESP's entries after the run: %v\n%s", err, out)
-		}
+		b.noRescueOnESP(t)
 	}
 	var before camrec.Report
 	for _, e := range run.events {
@@ -648,6 +672,33 @@ func TestStagedReboot(t *testing.T) {
 		t.Error("the rescue did not start 8.1.0 by kexec")
 	}
 	b.checkAfter(t)
+}
+
+// TestStagedLookAlike: two camrec 8.0.0 boxes made from the same seed
+// (the same recordings, volume UUIDs and disk serials, as cloned boxes
+// are), enrolled as two boxes of one account, stage 8.1.0 from one
+// repository and report to one fleet server, one after the other: each
+// ends on 8.1.0 with its own health, its own reports (staged, applying,
+// done under its box) and its own backup on the fleet server, the
+// first's left as it was by the second's run. test-long only (two more
+// staged migrations).
+func TestStagedLookAlike(t *testing.T) {
+	longOnly(t, "two more staged migrations")
+	b := newStagedBox(t, 41, "box-41a", "8.1.0")
+	c := b.lookAlike(t, 41, "box-41b")
+	if b.v.UUID != c.v.UUID || !reflect.DeepEqual(b.a.Expected, c.a.Expected) || !reflect.DeepEqual(b.files, c.files) {
+		t.Fatalf("the look-alikes differ: volumes %s and %s", b.v.UUID, c.v.UUID)
+	}
+	for _, x := range []*stagedBox{b, c} {
+		x.settled(t, x.vm(t), 6*bootTimeout, "staged 8.1.0, applying 8.1.0, done 8.1.0")
+	}
+	// The first box's reports and uploaded backup are its own still.
+	b.checkAfter(t)
+	c.checkAfter(t)
+	hist, err := b.store.History(b.box)
+	if err != nil || len(hist) != 3 {
+		t.Errorf("%s's reports after %s's run: %d (%v), want its own 3", b.box, c.box, len(hist), err)
+	}
 }
 
 // TestStagedShutdown is the shutdown path: a camrec 8.0.0 box whose
@@ -727,10 +778,7 @@ func stagedShutdown(t *testing.T, oneShot bool) {
 		if c := vm.Console(); !strings.Contains(c, "booting the new system (kexec)") || !strings.Contains(c, "way back to the rescue: taken off the new ESP") {
 			t.Error("the rescue did not start 8.1.0 by kexec, its way back taken off the new ESP")
 		}
-		esp := partitions(t, b.sys)[0]
-		if out, err := fixture.Run("", "mdir", "-b", "-i", fmt.Sprintf("%s@@%d", b.sys, esp.Start*512), "::/loader/entries"); err != nil || strings.Contains(out, "passeur") {
-			t.Errorf("the new ESP's entries after the run: %v\n%s", err, out)
-		}
+		b.noRescueOnESP(t)
 		b.checkAfter(t)
 		return
 	}
@@ -896,6 +944,18 @@ func (b *stagedBox) settled(t *testing.T, vm *qemu.VM, timeout time.Duration, re
 		}
 	}
 	return run
+}
+
+// noRescueOnESP checks, once the box is off, that its new ESP holds
+// nothing of the rescue (its entry, its kernel and initramfs): every file
+// listed (mtools, the host's own), none of them passeur's.
+func (b *stagedBox) noRescueOnESP(t *testing.T) {
+	t.Helper()
+	esp := partitions(t, b.sys)[0]
+	out, err := fixture.Run("", "mdir", "-/", "-b", "-i", fmt.Sprintf("%s@@%d", b.sys, esp.Start*512), "::/")
+	if err != nil || !strings.Contains(out, "loader.conf") || strings.Contains(strings.ToLower(out), "passeur") {
+		t.Errorf("the new ESP after the run: %v\n%s", err, out)
+	}
 }
 
 // checkAfter checks, once the box is off, that its recordings are
