@@ -141,7 +141,7 @@ func (o Options) Args() ([]string, error) {
 		}
 		args = append(args,
 			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+OVMFCode,
-			"-drive", "if=pflash,format=raw,unit=1,file="+vars)
+			"-drive", "if=pflash,format=raw,unit=1,file="+optValue(vars))
 	case o.Netboot != nil:
 		// SeaBIOS, QEMU's default firmware, runs the NIC's iPXE ROM.
 	case o.Kernel == "" || o.Initrd == "":
@@ -177,6 +177,11 @@ func (o Options) Args() ([]string, error) {
 	return append(args, d...), nil
 }
 
+// optValue is s as the value of a QEMU option: its commas doubled, which
+// QEMU would take for the next option (a test's folder is named after a
+// subtest, commas and all).
+func optValue(s string) string { return strings.ReplaceAll(s, ",", ",,") }
+
 // diskArgs attaches each disk on its bus, adding each controller once.
 func diskArgs(disks []Disk) ([]string, error) {
 	var args []string
@@ -194,7 +199,7 @@ func diskArgs(disks []Disk) ([]string, error) {
 		if serial == "" {
 			serial = fmt.Sprintf("passeur-d%d", i)
 		}
-		drive := fmt.Sprintf("file=%s,if=none,id=%s,format=raw,cache=unsafe", d.Path, id)
+		drive := fmt.Sprintf("file=%s,if=none,id=%s,format=raw,cache=unsafe", optValue(d.Path), id)
 		if d.ReadOnly {
 			drive += ",readonly=on"
 		}

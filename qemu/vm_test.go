@@ -14,7 +14,7 @@ func TestArgs(t *testing.T) {
 	}
 	o := Options{Board: b, Kernel: "vmlinuz", Initrd: "initrd", Cmdline: "passeur.mode=poweroff", Net: true,
 		Disks: []Disk{{Path: "a.img", Bus: VirtioBlk}, {Path: "b.img", Bus: SATA}, {Path: "c.img", Bus: SATA, Serial: "S2"},
-			{Path: "d.img", Bus: USB, ReadOnly: true}, {Path: "e.img", Bus: NVMe}, {Path: "f.img", Bus: VirtioSCSI}}}
+			{Path: "d.img", Bus: USB, ReadOnly: true}, {Path: "e.img", Bus: NVMe}, {Path: "f.img", Bus: VirtioSCSI}, {Path: "/tmp/TestX/a,b/g.img", Bus: VirtioBlk}}}
 	args, err := o.Args()
 	if err != nil {
 		t.Fatal(err)
@@ -30,6 +30,7 @@ func TestArgs(t *testing.T) {
 		"file=d.img,if=none,id=d3,format=raw,cache=unsafe,readonly=on",
 		"-device nvme,drive=d4,serial=passeur-d4",
 		"-device scsi-hd,drive=d5,bus=scsi0.0,serial=passeur-d5",
+		"file=/tmp/TestX/a,,b/g.img,if=none,id=d6", // a comma doubled
 	} {
 		if !strings.Contains(line, want) {
 			t.Errorf("args lack %q:\n%s", want, line)

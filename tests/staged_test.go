@@ -709,19 +709,23 @@ func TestStagedLookAlike(t *testing.T) {
 // rescue migrates from the staging area and powers the box off; the next
 // power-on boots 8.1.0 from the disk, which reports what 8.0.0 held and
 // settles the staged run (done reported, the staging area cleaned).
-// Or (one of the two a day; test-long: both) the box's kernel refuses
-// kexec (camrec's no-kexec: kernel.kexec_load_disabled): passeur stage
-// lays the rescue on the box's ESP (-esp, systemd-boot's) and sets
-// systemd-boot's one-shot entry to it, the box powers off, and the next
-// power-on starts the rescue from the firmware, which migrates and boots
-// 8.1.0.
+// passeur stage also laid the rescue on the box's ESP (-esp) and set
+// systemd-boot's one-shot entry to it first. One of three a day
+// (test-long: all): that; or the power cut in the kexec'd rescue's
+// backup, and the next power-on starts the rescue from the one-shot
+// entry, which takes the run up and boots 8.1.0; or the box's kernel
+// refuses kexec (camrec's no-kexec: kernel.kexec_load_disabled): passeur
+// stage lays the rescue on the ESP and sets the one-shot entry only, the
+// box powers off, and the next power-on starts the rescue from the
+// firmware, which migrates and boots 8.1.0.
 func TestStagedShutdown(t *testing.T) {
-	for _, handOff := range sample(t, 1, []string{"kexec", "one-shot entry"}) {
-		t.Run(handOff, func(t *testing.T) { stagedShutdown(t, handOff == "one-shot entry") })
+	for _, mode := range sample(t, 1, []string{"kexec", "cut in the backup", "one-shot entry"}) {
+		t.Run(mode, func(t *testing.T) { stagedShutdown(t, mode) })
 	}
 }
 
-func stagedShutdown(t *testing.T, oneShot bool) {
+func stagedShutdown(t *testing.T, mode string) {
+	oneShot, cut := mode == "one-shot entry", mode == "cut in the backup"
 	var more map[string][]byte
 	if oneShot {
 		more = map[string][]byte{v8.NoKexecFile: []byte("the vendor's kernel refuses kexec\n")}
@@ -741,7 +745,17 @@ func stagedShutdown(t *testing.T, oneShot bool) {
 	if err := vm.Type("poweroff\n"); err != nil {
 		t.Fatal(err)
 	}
-	if err := vm.Wait(4 * bootTimeout); err != nil {
+	if cut {
+		// The power goes as the kexec'd rescue backs the box up.
+		if _, err := vm.WaitMatch(4*bootTimeout, "the rescue's backup", func(ev event.Event) bool {
+			var rec journal.Record
+			return ev.Type == "journal" && ev.Decode(&rec) == nil && rec.Step == steps.Backup && rec.State == journal.StateBegun || ev.Type == "error"
+		}); err != nil {
+			t.Fatal(err)
+		}
+		vm.Stop()
+		t.Logf("power cut in the rescue's backup, at the box's power-off")
+	} else if err := vm.Wait(4 * bootTimeout); err != nil {
 		c := vm.Console()
 		t.Fatalf("the box did not power off: %v\n%s", err, c[max(0, len(c)-3000):])
 	}
@@ -755,13 +769,17 @@ func stagedShutdown(t *testing.T, oneShot bool) {
 	if want := fmt.Sprintf("reboot ok=true staged=false one-shot=false, poweroff ok=true staged=true one-shot=%v", oneShot); strings.Join(updates, ", ") != want {
 		t.Errorf("the box's updates: %v, want nothing at boot then 8.1.0 staged at its power-off: %s", updates, want)
 	}
-	if oneShot {
-		// The box powered off with the rescue on its ESP, systemd-boot's
-		// one-shot entry set: the next power-on starts it, and it boots
-		// 8.1.0 once it has migrated.
-		if c := vm.Console(); !strings.Contains(c, "the running kernel refuses kexec") || !strings.Contains(c, "loaded for the next boot (systemd-boot's one-shot entry)") {
-			t.Fatalf("passeur stage did not hand off by the one-shot entry:\n%s", c[max(0, len(c)-3000):])
-		}
+	c := vm.Console()
+	switch {
+	case oneShot && (!strings.Contains(c, "the running kernel refuses kexec") || !strings.Contains(c, "loaded for the next boot (systemd-boot's one-shot entry)")):
+		t.Fatalf("passeur stage did not hand off by the one-shot entry:\n%s", c[max(0, len(c)-3000):])
+	case !oneShot && !strings.Contains(c, "systemd-boot's one-shot entry is set to the rescue on"):
+		t.Fatalf("passeur stage did not set the one-shot entry first:\n%s", c[max(0, len(c)-3000):])
+	}
+	if oneShot || cut {
+		// The box is off with the rescue on its ESP, systemd-boot's
+		// one-shot entry set: the next power-on starts it (it migrates, or
+		// takes the cut run up), and it boots 8.1.0.
 		vm = b.vm(t)
 		run = b.settled(t, vm, 6*bootTimeout, "staged 8.1.0, applying 8.1.0, done 8.1.0")
 		for _, e := range run.events {
@@ -791,8 +809,10 @@ func stagedShutdown(t *testing.T, oneShot bool) {
 	if run.decode(t, "boot", &boot); boot.How != "poweroff" || strings.Contains(vm.Console(), "booting the new system") {
 		t.Errorf("the rescue's end: %+v, want it to power off", boot)
 	}
-	// The next power-on: 8.1.0 from the disk.
+	// The next power-on: 8.1.0 from the disk, no rescue left on its ESP
+	// nor named by the firmware's one-shot entry.
 	b.settled(t, b.vm(t), 3*bootTimeout, "staged 8.1.0, applying 8.1.0, done 8.1.0")
+	b.noRescueOnESP(t)
 	b.checkAfter(t)
 }
 

@@ -79,7 +79,7 @@ func handOff(rec *staging.Record, dir string, c config.Config, then string, load
 	}
 	cmdline := strings.Join(append([]string{b.Kernel.Cmdline}, keys...), " ")
 	if err := load(files[0], files[1], cmdline); err != nil {
-		return "", fmt.Errorf("%w: kexec: %w", ErrNoHandOff, err)
+		return "", fmt.Errorf("%w: %w", ErrNoHandOff, loadError{err})
 	}
 	return cmdline, nil
 }
@@ -196,9 +196,26 @@ var firmwareVars = func() (efivar.Vars, error) {
 	return v, v.Available()
 }
 
-// kexecRefused tells that the running kernel will not load a kernel for
-// kexec: built without it, or forbidden (kernel.kexec_load_disabled,
-// lockdown).
+// loadError is the hand-off's load failing (kexec, or the entry), as
+// opposed to what comes before it (the staged files, the command line).
+type loadError struct{ err error }
+
+func (e loadError) Error() string { return "load: " + e.err.Error() }
+func (e loadError) Unwrap() error { return e.err }
+
+// kexecRefused tells that the running kernel would not load the rescue
+// for kexec: built without it (ENOSYS), or forbidden
+// (kernel.kexec_load_disabled, lockdown: EPERM), or a signature it
+// requires (KEXEC_SIG_FORCE: EKEYREJECTED, ENOKEY, EBADMSG).
 func kexecRefused(err error) bool {
-	return errors.Is(err, unix.EPERM) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EACCES)
+	var le loadError
+	if !errors.As(err, &le) {
+		return false
+	}
+	for _, e := range []error{unix.EPERM, unix.ENOSYS, unix.EKEYREJECTED, unix.ENOKEY, unix.EBADMSG} {
+		if errors.Is(le.err, e) {
+			return true
+		}
+	}
+	return false
 }

@@ -66,7 +66,10 @@ next power-on. Where the running kernel refuses kexec and -esp names the
 box's ESP (mounted read-write, systemd-boot its loader), the rescue is
 laid there with an entry, and systemd-boot's one-shot entry set to it:
 the next boot only starts it (-apply poweroff: at the next power-on, and
-it boots the new system).
+it boots the new system). With -apply poweroff and -esp, the rescue
+loaded by kexec is also laid on the ESP, the one-shot entry set to it
+first: a power cut during the update starts it again at the next
+power-on.
 
 With -health (the running system's health report), stage first settles
 the staged run this system is the outcome of, which nobody boots the
@@ -126,7 +129,7 @@ func stageCmd(args []string, stdout, stderr io.Writer) error {
 	boardName := fs.String("board", "", "the box's board: its rescue image, from the repository, is brought beside the staging image")
 	health := fs.String("health", "", "the running system's health report: a staged run this system is the outcome of is settled with it first\n(reported, its backup and journal kept under runs/, the staging image removed when healthy)")
 	apply := fs.String("apply", "", "reboot: once staged, load the staged rescue for the next boot (kexec) and reboot through systemd when it runs the box;\nwithout systemd, the box's next kexec reboot starts it (needs -board);\npoweroff: load it to migrate then power off, for the box's shutdown path to start by kexec")
-	esp := fs.String("esp", "", "the box's ESP, mounted read-write, whose loader is systemd-boot: where a kernel that refuses kexec has the rescue laid,\nwith systemd-boot's one-shot entry set to it (the next boot only; -apply poweroff then migrates at the next power-on)")
+	esp := fs.String("esp", "", "the box's ESP, mounted read-write, whose loader is systemd-boot: where a kernel that refuses kexec has the rescue laid,\nwith systemd-boot's one-shot entry set to it (the next boot only; -apply poweroff then migrates at the next power-on);\nwith -apply poweroff and kexec, the one-shot entry is set to it first, for a power cut during the update")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -271,6 +274,20 @@ func applyStaged(s *staging.Record, apply, esp string, reportTo config.Config, s
 		unload()
 		return err
 	}
+	// At shutdown, with the box's ESP: the rescue is also laid there,
+	// systemd-boot's one-shot entry set to it, before the kexec'd one
+	// runs: a power cut during the update starts it again at the next
+	// power-on (and it then boots the new system), not the old system.
+	firstOneShot := false
+	if apply == "poweroff" && how == "kexec" && esp != "" {
+		if _, err := handOff(s, dir, reportTo, config.ThenBoot, entryLoad(esp)); err != nil {
+			entryUnload(esp)
+			fmt.Fprintf(stderr, "no one-shot entry to the rescue on %s (%v): a power cut during the update starts the old system, the update still staged\n", esp, err)
+		} else {
+			firstOneShot = true
+			unload = func() error { return errors.Join(kexecUnload(), entryUnload(esp)) }
+		}
+	}
 	if err := countHandOff(dir, s.Product+"-"+s.Version); err != nil {
 		unload()
 		return err
@@ -279,6 +296,9 @@ func applyStaged(s *staging.Record, apply, esp string, reportTo config.Config, s
 	switch apply {
 	case "poweroff":
 		fmt.Fprintln(stdout, "the box's shutdown path starts it in place of the power-off (kexec): it migrates, then powers off")
+		if firstOneShot {
+			fmt.Fprintf(stdout, "systemd-boot's one-shot entry is set to the rescue on %s first: a power cut during the update starts it again at the next power-on\n", esp)
+		}
 		return nil
 	case "next power-on":
 		fmt.Fprintln(stdout, "the box powers off as asked; the rescue migrates at the next power-on, then boots the new system")

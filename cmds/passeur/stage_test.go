@@ -210,8 +210,12 @@ func TestStage(t *testing.T) {
 	os.WriteFile(filepath.Join(vars, "BootOrder-8be4df61-93ca-11d2-aa0d-00e098032b8c"), []byte{7, 0, 0, 0, 1, 0}, 0o644)
 	defer func(f func() (efivar.Vars, error)) { firmwareVars = f }(firmwareVars)
 	firmwareVars = func() (efivar.Vars, error) { return efivar.Vars{Dir: vars}, nil }
-	if !kexecRefused(fmt.Errorf("%w: kexec: %w", ErrNoHandOff, unix.EPERM)) || kexecRefused(fmt.Errorf("%w: kexec: %w", ErrNoHandOff, unix.ENOEXEC)) {
-		t.Error("kexecRefused: EPERM is a refusal, ENOEXEC (a kernel it cannot load) is not")
+	refused := func(err error) error { return fmt.Errorf("%w: %w", ErrNoHandOff, loadError{err}) }
+	if !kexecRefused(refused(unix.EPERM)) || kexecRefused(refused(unix.ENOEXEC)) || kexecRefused(fmt.Errorf("%w: %w", ErrNoHandOff, unix.EPERM)) {
+		t.Error("kexecRefused: EPERM from the load is a refusal; ENOEXEC (a kernel it cannot load), or EPERM before the load, is not")
+	}
+	if _, err := handOff(s, folder, reporting, config.ThenBoot, func(*os.File, *os.File, string) error { return unix.EPERM }); !kexecRefused(err) {
+		t.Errorf("a load refused with EPERM: %v, not a kexec refusal", err)
 	}
 	cmdline, err := handOff(s, folder, reporting, config.ThenBoot, entryLoad(esp))
 	entry, _ := os.ReadFile(filepath.Join(esp, "loader/entries", newsys.RescueEntry))
@@ -227,6 +231,15 @@ func TestStage(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(esp, newsys.RescueFolder)); oneShot != "" || !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("after entryUnload: one-shot %q, %s: %v", oneShot, newsys.RescueFolder, err)
 	}
+	// The one-shot variable cannot be set: nothing stays on the ESP.
+	os.Mkdir(filepath.Join(vars, efivar.OneShot), 0o755)
+	if _, err := handOff(s, folder, reporting, config.ThenBoot, entryLoad(esp)); !errors.Is(err, ErrNoHandOff) {
+		t.Errorf("hand-off by an entry whose variable cannot be set: %v", err)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(esp, "loader/entries")); len(ents) != 0 {
+		t.Errorf("a failed entry hand-off left %v", ents)
+	}
+	os.Remove(filepath.Join(vars, efivar.OneShot))
 	// An ESP whose loader is not systemd-boot: nothing laid, nothing set.
 	os.WriteFile(filepath.Join(esp, "EFI/BOOT/BOOTX64.EFI"), []byte("MZ GRUB"), 0o644)
 	if _, err := handOff(s, folder, reporting, config.ThenBoot, entryLoad(esp)); !errors.Is(err, ErrNoHandOff) {

@@ -94,6 +94,10 @@ type Config struct {
 	// Unattended is passeur.unattended=yes: no question is ever asked;
 	// where one would be, the run stops with the named refusal.
 	Unattended bool
+	// WayBack is passeur.wayback=yes, on the entry of the rescue a staged
+	// run laid on the new ESP: the firmware started it because the system
+	// disk is being written, and there is no old system to go back to.
+	WayBack bool
 	// Control is passeur.control=: "vsock" (the default) serves the event
 	// stream on vsock port 1024; "off" does not.
 	Control string
@@ -285,6 +289,10 @@ var keys = map[string]func(*Config, string) error{
 		c.Unattended, err = yesNo(v)
 		return err
 	},
+	"wayback": func(c *Config, v string) (err error) {
+		c.WayBack, err = yesNo(v)
+		return err
+	},
 	"control": func(c *Config, v string) error {
 		if v != "vsock" && v != "off" {
 			return fmt.Errorf("%q is not vsock or off", v)
@@ -311,7 +319,7 @@ var keys = map[string]func(*Config, string) error{
 
 // cmdlineOnly are the keys a media's file may not set: they choose where
 // the media is, which the media cannot say of itself.
-var cmdlineOnly = map[string]bool{"staged": true}
+var cmdlineOnly = map[string]bool{"staged": true, "wayback": true}
 
 // Keys lists the known keys, namespace included, sorted.
 func Keys() []string {

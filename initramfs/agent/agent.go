@@ -60,6 +60,8 @@ type Agent struct {
 	restart func(img *boot.LinuxImage) error
 	// efivars, when set, stands for efivarfs (efivar.Dir).
 	efivars string
+	// own is what the way back lays, made before the new ESP is written.
+	own *ownRescue
 	// dropCache, when set, stands for emptying the page cache before a
 	// read-back (a host has no business dropping its own).
 	dropCache func() error

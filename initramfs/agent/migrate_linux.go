@@ -17,6 +17,7 @@ import (
 	"github.com/passeur/passeur/image/medialayout"
 	"github.com/passeur/passeur/image/release"
 	"github.com/passeur/passeur/initramfs/backup"
+	"github.com/passeur/passeur/initramfs/efivar"
 	"github.com/passeur/passeur/initramfs/fstab"
 	"github.com/passeur/passeur/initramfs/inventory"
 	"github.com/passeur/passeur/initramfs/journal"
@@ -243,11 +244,18 @@ func (a *Agent) writeJob(r *run, job *migrate.Job, m *release.Manifest, disks []
 		}
 		step := steps.Write + e.Name
 		begun := journal.Began(r.j.Records, step)
+		isESP := false
+		if g, _ := e.TypeGUID(); g == release.TypeGUIDs["esp"] && a.staged != nil {
+			isESP = true
+			if _, done := r.j.Done(steps.WayBack); !done && a.own == nil && (a.efivars != "" || efivar.UEFI()) {
+				a.prepareWayBack() // before the ESP's write: what follows it is then a copy
+			}
+		}
 		if err := a.step(r, step, func() (any, error) { return a.writeImage(f, e, m, relDir, job.Reinstall || begun) }); err != nil {
 			return err
 		}
 		// Right after the new ESP: the rescue where its loader starts it.
-		if g, _ := e.TypeGUID(); g == release.TypeGUIDs["esp"] && a.staged != nil {
+		if isESP {
 			if err := a.step(r, steps.WayBack, func() (any, error) { return a.armWayBack(sys, e, target) }); err != nil {
 				return err
 			}

@@ -372,6 +372,9 @@ func (a *Agent) rollBack(r *run, src *rollbackSource, dir string) error {
 	if err != nil {
 		return a.mediaErr(r, err)
 	}
+	// Before the first piece: the old ESP, put back, may hold a rescue a
+	// hand-off laid there, which no loader variable may name then.
+	a.forgetWayBack()
 	p := &progress.Progress{Label: "rollback", Out: a.Console, Every: 500 * time.Millisecond}
 	p.Start(m.Bytes())
 	err = rollback.Restore(f, f.Sync, m, save,
@@ -398,7 +401,6 @@ func (a *Agent) rollBack(r *run, src *rollbackSource, dir string) error {
 	if err != nil {
 		return a.mediaErr(r, err)
 	}
-	a.forgetWayBack()
 	msg := fmt.Sprintf("%s is back as it was before the migration %s; its data partitions were not touched. Remove the key and restart: the previous system boots.", src.target.Path, from)
 	if err := r.j.Finish(map[string]string{"outcome": msg, "from": from}); err != nil {
 		return err

@@ -119,7 +119,9 @@ func (a *Agent) run() error {
 		}
 		if disks, err = a.stagedMedia(disks); err != nil {
 			a.Fail("staged", err)
-			if a.Config.Unattended { // nothing written: back to the old system
+			// Nothing written: back to the old system, unless the firmware
+			// started this rescue from its way back (no old system left).
+			if a.Config.Unattended && !a.Config.WayBack {
 				return a.backToOld(err)
 			}
 			return a.follow()
@@ -190,7 +192,7 @@ func (a *Agent) run() error {
 	}
 	staged := a.staged != nil
 	a.releaseStaged() // its volume clean before whatever comes next, a power cut included
-	if failed != nil && staged && a.Config.Unattended && !a.wroteSystem {
+	if failed != nil && staged && a.Config.Unattended && !a.wroteSystem && !a.Config.WayBack {
 		return a.backToOld(failed)
 	}
 	return a.follow()
@@ -205,6 +207,9 @@ func (a *Agent) backToOld(why error) error {
 	a.Log.Printf("the staged run stopped before the system disk was written: back to the old system (passeur.then=%s)", a.Config.Then)
 	a.Events.Emit("staged_stopped", map[string]string{"then": a.Config.Then, "error": why.Error()})
 	a.releaseStaged()
+	// A one-shot entry the hand-off set first (passeur stage -esp) would
+	// start this rescue again at the next power-on, to stop again.
+	a.forgetOneShot()
 	unix.Sync()
 	if a.Config.Then == config.ThenPoweroff {
 		return unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)

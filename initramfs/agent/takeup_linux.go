@@ -93,9 +93,9 @@ func (a *Agent) takeUpOn(r *run, disks []inventory.Disk, reader volumeReader) (b
 			return true, fmt.Errorf("%s: %w", name, err)
 		}
 		defer a.closeRun(r)
-		// systemd-boot cleared the one-shot entry as it started this
-		// rescue from the new ESP: set again before anything else, so that
-		// a cut while the run is checked again comes back here too.
+		// The way back (systemd-boot's default entry, the rescue on the
+		// new ESP) checked, and set again if it went, before anything
+		// else: a cut while the run is checked again comes back here too.
 		a.rearmWayBack(u.Records)
 		return true, a.resume(r, u, job, target, state, disks, reader)
 	}

@@ -41,7 +41,10 @@ import (
 type wayBack struct {
 	Armed bool   `json:"armed"`
 	Entry string `json:"entry,omitempty"`
-	Why   string `json:"why,omitempty"` // why not
+	// Previous is the loader's default entry the box had set
+	// (LoaderEntryDefault), put back when the way back is lifted.
+	Previous string `json:"previous,omitempty"`
+	Why      string `json:"why,omitempty"` // why not
 }
 
 // maxRescueFile bounds the rescue's kernel and initramfs as read.
@@ -80,15 +83,18 @@ func (a *Agent) armWayBack(sys newsys.System, esp release.Extent, target *invent
 	if err := v.Available(); err != nil {
 		return why(err)
 	}
-	kernel, initrd, err := a.ownImage()
-	if err != nil {
-		return why(err)
+	own := a.own
+	if own == nil {
+		own = a.prepareWayBack()
+	}
+	if own.err != nil {
+		return why(own.err)
 	}
 	unmount, err := sys.MountESP(false)
 	if err != nil {
 		return why(err)
 	}
-	err = layWayBack(v, sys.Path(newsys.ESPDir), kernel, initrd, entryCmdline(sysinit.Cmdline()))
+	previous, err := layWayBack(v, sys.Path(newsys.ESPDir), own.kernel, own.initrd, entryCmdline(sysinit.Cmdline()))
 	if uerr := unmount(); err == nil {
 		err = uerr
 	}
@@ -96,35 +102,67 @@ func (a *Agent) armWayBack(sys newsys.System, esp release.Extent, target *invent
 		return why(err)
 	}
 	a.Log.Printf("way back to the rescue: on the new ESP (loader/entries/%s), systemd-boot's default entry: a power cut from here starts the rescue again", newsys.RescueEntry)
-	return wayBack{Armed: true, Entry: newsys.RescueEntry}, nil
+	return wayBack{Armed: true, Entry: newsys.RescueEntry, Previous: previous}, nil
+}
+
+// ownRescue is what the way back lays: the rescue's kernel and initramfs,
+// or why there are none.
+type ownRescue struct {
+	kernel, initrd []byte
+	err            error
+}
+
+// prepareWayBack makes, before the new ESP is written, what the way back
+// lays right after: the window between the two is a copy, not a
+// compression.
+func (a *Agent) prepareWayBack() *ownRescue {
+	k, i, err := a.ownImage()
+	a.own = &ownRescue{kernel: k, initrd: i, err: err}
+	return a.own
 }
 
 // layWayBack lays the rescue (kernel, initrd, started with cmdline) on
-// the ESP mounted at esp and makes it systemd-boot's default entry; what
-// it laid or set is taken off again when it fails.
-func layWayBack(v efivar.Vars, esp string, kernel, initrd []byte, cmdline string) error {
+// the ESP mounted at esp and makes it systemd-boot's default entry; it
+// returns the default entry the box had set, to be put back. What it
+// laid or set is taken off again when it fails.
+func layWayBack(v efivar.Vars, esp string, kernel, initrd []byte, cmdline string) (string, error) {
+	previous, err := v.Entry(efivar.Default)
+	if err != nil || previous == newsys.RescueEntry {
+		previous = ""
+	}
 	if err := newsys.AddRescue(esp, kernel, initrd, cmdline); err != nil {
-		return err
+		return "", err
 	}
 	// The loader's default entry, kept across boots until the rescue
 	// takes it off: every power-on before then starts the rescue.
 	if err := v.SetEntry(efivar.Default, newsys.RescueEntry); err != nil {
-		return errors.Join(err, v.ClearIf(newsys.RescueEntry, efivar.Default), newsys.RemoveRescue(esp))
+		return "", errors.Join(err, restoreDefault(v, previous), newsys.RemoveRescue(esp))
 	}
-	return nil
+	return previous, nil
 }
 
-// liftWayBack makes the loader start the new system again (its default
-// and one-shot entries cleared where they name the rescue), then takes
-// the rescue off the ESP mounted at esp.
-func liftWayBack(v efivar.Vars, esp string) error {
-	if err := v.ClearIf(newsys.RescueEntry, efivar.Default, efivar.OneShot); err != nil {
+// liftWayBack makes the loader start the new system again (its one-shot
+// entry cleared and its default put back as it was, where they name the
+// rescue), and takes the rescue off the ESP mounted at esp, whatever
+// became of the variables: an entry named by a variable but gone from
+// the ESP is one systemd-boot passes over.
+func liftWayBack(v efivar.Vars, esp, previous string) error {
+	return errors.Join(v.ClearIf(newsys.RescueEntry, efivar.OneShot), restoreDefault(v, previous), newsys.RemoveRescue(esp))
+}
+
+// restoreDefault puts systemd-boot's default entry back to previous
+// where it names the rescue ("" : none).
+func restoreDefault(v efivar.Vars, previous string) error {
+	if e, err := v.Entry(efivar.Default); err != nil || e != newsys.RescueEntry {
 		return err
 	}
-	return newsys.RemoveRescue(esp)
+	if previous == "" {
+		return v.Clear(efivar.Default)
+	}
+	return v.SetEntry(efivar.Default, previous)
 }
 
-// forgetWayBack, once a disk is put back as it was, clears the loader's
+// forgetWayBack, before a disk is put back as it was, clears the loader's
 // entries that name the rescue: the old system's ESP, put back, may hold
 // the rescue a one-shot hand-off laid there, which must not start again.
 func (a *Agent) forgetWayBack() {
@@ -133,6 +171,18 @@ func (a *Agent) forgetWayBack() {
 	}
 	if err := a.vars().ClearIf(newsys.RescueEntry, efivar.Default, efivar.OneShot); err != nil {
 		a.Log.Printf("way back to the rescue: systemd-boot's entries naming it not cleared: %v", err)
+	}
+}
+
+// forgetOneShot clears systemd-boot's one-shot entry where it names the
+// rescue; not its default entry, which a way back armed by an earlier
+// boot set for a disk being written.
+func (a *Agent) forgetOneShot() {
+	if a.efivars == "" && !efivar.UEFI() {
+		return
+	}
+	if err := a.vars().ClearIf(newsys.RescueEntry, efivar.OneShot); err != nil {
+		a.Log.Printf("systemd-boot's one-shot entry naming the rescue not cleared: %v", err)
 	}
 }
 
@@ -151,7 +201,8 @@ func espWhere(target *inventory.Disk, e release.Extent) bool {
 // checks the loader's default entry still names it, and sets it again
 // if not.
 func (a *Agent) rearmWayBack(recs []journal.Record) {
-	if !a.armed(recs) {
+	// Once the boot began, the way back was lifted (or is being).
+	if _, ok := a.armed(recs); !ok || journal.Began(recs, steps.Boot) {
 		return
 	}
 	v := a.vars()
@@ -166,14 +217,15 @@ func (a *Agent) rearmWayBack(recs []journal.Record) {
 	a.Log.Printf("way back to the rescue: systemd-boot's default entry set again (%s)", newsys.RescueEntry)
 }
 
-// armed tells whether the run's journal shows the rescue laid on the ESP.
-func (a *Agent) armed(recs []journal.Record) bool {
+// armed is the run's way-back record, when its journal shows the rescue
+// laid on the ESP.
+func (a *Agent) armed(recs []journal.Record) (wayBack, bool) {
+	var w wayBack
 	if a.staged == nil {
-		return false
+		return w, false
 	}
 	done, ok := journal.DoneIn(recs, steps.WayBack)
-	var w wayBack
-	return ok && json.Unmarshal(done, &w) == nil && w.Armed
+	return w, ok && json.Unmarshal(done, &w) == nil && w.Armed
 }
 
 // disarmWayBack, before the new system boots, makes the loader start it
@@ -183,14 +235,16 @@ func (a *Agent) armed(recs []journal.Record) bool {
 // system (newsys.LoadBootEntry), and the new system's passeur stage -esp
 // takes it off.
 func (a *Agent) disarmWayBack(recs []journal.Record, sys newsys.System) {
-	if !a.armed(recs) {
+	w, ok := a.armed(recs)
+	if !ok {
 		return
 	}
 	var err error
 	if unmount, merr := sys.MountESP(false); merr != nil {
-		err = errors.Join(a.vars().ClearIf(newsys.RescueEntry, efivar.Default, efivar.OneShot), merr)
+		v := a.vars()
+		err = errors.Join(v.ClearIf(newsys.RescueEntry, efivar.OneShot), restoreDefault(v, w.Previous), merr)
 	} else {
-		err = errors.Join(liftWayBack(a.vars(), sys.Path(newsys.ESPDir)), unmount())
+		err = errors.Join(liftWayBack(a.vars(), sys.Path(newsys.ESPDir), w.Previous), unmount())
 	}
 	if err != nil {
 		a.Log.Printf("way back to the rescue: not taken off the new ESP: %v", err)
@@ -251,7 +305,7 @@ func entryCmdline(cmdline string) string {
 	for _, w := range config.SplitCmdline(cmdline) {
 		k, _, _ := strings.Cut(strings.Trim(w, `"`), "=")
 		switch k {
-		case "passeur.report-token", "passeur.report", "passeur.box":
+		case "passeur.report-token", "passeur.report", "passeur.box", "passeur.wayback":
 			continue
 		}
 		if strings.ContainsAny(w, " \t") {
@@ -259,5 +313,5 @@ func entryCmdline(cmdline string) string {
 		}
 		words = append(words, w)
 	}
-	return strings.Join(words, " ")
+	return strings.Join(append(words, "passeur.wayback=yes"), " ")
 }

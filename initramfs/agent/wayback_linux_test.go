@@ -66,15 +66,16 @@ func TestOwnInitramfs(t *testing.T) {
 }
 
 func TestEntryCmdline(t *testing.T) {
-	got := entryCmdline("console=ttyS0 passeur.mode=migrate passeur.report=http://m/ passeur.box=b \"passeur.report-token=s3cret\" passeur.staged=x acpi=\"a b\"\n")
-	if want := `console=ttyS0 passeur.mode=migrate passeur.staged=x "acpi=a b"`; got != want {
+	got := entryCmdline("console=ttyS0 passeur.mode=migrate passeur.report=http://m/ passeur.box=b \"passeur.report-token=s3cret\" passeur.staged=x acpi=\"a b\" passeur.wayback=yes\n")
+	if want := `console=ttyS0 passeur.mode=migrate passeur.staged=x "acpi=a b" passeur.wayback=yes`; got != want {
 		t.Errorf("entryCmdline = %q, want %q", got, want)
 	}
 }
 
 // TestLayWayBack: the rescue laid on the ESP is systemd-boot's default
-// entry until it is lifted; a variable that cannot be set leaves nothing
-// on the ESP.
+// entry until it is lifted, the box's own default then put back; a
+// variable that cannot be set leaves nothing on the ESP; a variable that
+// cannot be cleared does not keep the rescue on it.
 func TestLayWayBack(t *testing.T) {
 	esp, vars := t.TempDir(), t.TempDir()
 	os.MkdirAll(filepath.Join(esp, "loader/entries"), 0o755)
@@ -82,38 +83,51 @@ func TestLayWayBack(t *testing.T) {
 	os.WriteFile(filepath.Join(esp, "EFI/BOOT/BOOTX64.EFI"), []byte("MZ #### LoaderInfo: systemd-boot 252 ####"), 0o644)
 	os.WriteFile(filepath.Join(vars, "BootOrder-8be4df61-93ca-11d2-aa0d-00e098032b8c"), []byte{7, 0, 0, 0, 1, 0}, 0o644)
 	v := efivar.Vars{Dir: vars}
-	if err := layWayBack(v, esp, []byte("kernel"), []byte("initramfs"), "console=ttyS0"); err != nil {
-		t.Fatal(err)
+	gone := func(what string) {
+		t.Helper()
+		ents, _ := os.ReadDir(filepath.Join(esp, "loader/entries"))
+		if _, err := os.Stat(filepath.Join(esp, newsys.RescueFolder)); len(ents) != 0 || !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s: entries %v, %s: %v", what, ents, newsys.RescueFolder, err)
+		}
 	}
-	if e, _ := v.Entry(efivar.Default); e != newsys.RescueEntry {
-		t.Errorf("default entry %q", e)
-	}
-	v.SetOneShot(newsys.RescueEntry)
-	if err := liftWayBack(v, esp); err != nil {
-		t.Fatal(err)
-	}
-	d, _ := v.Entry(efivar.Default)
-	o, _ := v.OneShotEntry()
-	_, err := os.Stat(filepath.Join(esp, newsys.RescueFolder))
-	if d != "" || o != "" || !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("lifted: default %q, one-shot %q, %s: %v", d, o, newsys.RescueFolder, err)
-	}
-	// Another default, the box's own: kept.
-	v.SetEntry(efivar.Default, "camrec.conf")
-	liftWayBack(v, esp)
-	if d, _ := v.Entry(efivar.Default); d != "camrec.conf" {
-		t.Errorf("the box's own default entry: %q after a lift", d)
+	for _, own := range []string{"", "camrec.conf"} {
+		v.Clear(efivar.Default)
+		if own != "" {
+			v.SetEntry(efivar.Default, own)
+		}
+		previous, err := layWayBack(v, esp, []byte("kernel"), []byte("initramfs"), "console=ttyS0")
+		if err != nil || previous != own {
+			t.Fatalf("laid: previous %q, %v; want %q", previous, err, own)
+		}
+		if e, _ := v.Entry(efivar.Default); e != newsys.RescueEntry {
+			t.Errorf("default entry %q", e)
+		}
+		v.SetOneShot(newsys.RescueEntry)
+		if err := liftWayBack(v, esp, previous); err != nil {
+			t.Fatal(err)
+		}
+		d, _ := v.Entry(efivar.Default)
+		o, _ := v.OneShotEntry()
+		if d != own || o != "" {
+			t.Errorf("lifted: default %q (want the box's %q), one-shot %q", d, own, o)
+		}
+		gone("lifted")
 	}
 	v.Clear(efivar.Default)
 	// The variable cannot be written: nothing stays on the ESP.
 	os.Mkdir(filepath.Join(vars, efivar.Default), 0o755)
-	if err := layWayBack(v, esp, []byte("kernel"), []byte("initramfs"), "console=ttyS0"); err == nil {
+	if _, err := layWayBack(v, esp, []byte("kernel"), []byte("initramfs"), "console=ttyS0"); err == nil {
 		t.Fatal("laid with a variable that cannot be set")
 	}
-	ents, _ := os.ReadDir(filepath.Join(esp, "loader/entries"))
-	if _, err := os.Stat(filepath.Join(esp, newsys.RescueFolder)); len(ents) != 0 || !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("a failed lay left entries %v, %s: %v", ents, newsys.RescueFolder, err)
+	gone("a failed lay")
+	os.Remove(filepath.Join(vars, efivar.Default))
+	// Laid, then the variables cannot be cleared: the rescue still goes.
+	if _, err := layWayBack(v, esp, []byte("kernel"), []byte("initramfs"), "console=ttyS0"); err != nil {
+		t.Fatal(err)
 	}
+	os.Mkdir(filepath.Join(vars, efivar.OneShot), 0o755) // a variable that cannot be read
+	liftWayBack(efivar.Vars{Dir: vars}, esp, "")
+	gone("a lift whose one-shot variable cannot be read")
 }
 
 func TestESPWhere(t *testing.T) {

@@ -1,7 +1,8 @@
-// Package efivar sets and clears the UEFI variables a rescue leaves the
-// firmware's boot loader, through efivarfs: today systemd-boot's one-shot
-// entry, the way back to the rescue after a power cut while it writes the
-// system disk.
+// Package efivar sets and clears the UEFI variables passeur leaves the
+// firmware's boot loader, through efivarfs: systemd-boot's default entry
+// (the way back to the rescue after a power cut while it writes the
+// system disk) and its one-shot entry (the hand-off of a running system
+// whose kernel refuses kexec, or that sets it first at shutdown).
 package efivar
 
 import (

@@ -15,7 +15,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The rescue a staged run lays on the new ESP, for systemd-boot to start
+// The rescue laid on an ESP (the new one by the way back, the box's own by
+// a hand-off through the one-shot entry), for systemd-boot to start
 // once after a power cut while the rescue writes the system disk.
 const (
 	RescueEntry  = "passeur-rescue.conf" // in loader/entries
@@ -25,10 +26,10 @@ const (
 	RescueTitle = "passeur rescue"
 )
 
-// ErrNoLoader: the new ESP holds no systemd-boot (its binary where the
+// ErrNoLoader: the ESP holds no systemd-boot (its binary where the
 // firmware starts it, and loader/entries); the firmware's loader is not
 // one passeur can leave an entry to.
-var ErrNoLoader = errors.New("the new ESP holds no systemd-boot with loader/entries")
+var ErrNoLoader = errors.New("the ESP holds no systemd-boot with loader/entries")
 
 // loaders are where an ESP holds the boot loader the firmware starts: the
 // removable-media path (the one a new ESP written whole is started by),
@@ -47,8 +48,8 @@ var sdMagic = []byte("#### LoaderInfo: systemd-boot ")
 const maxLoader = 16 << 20
 
 // systemdBoot tells whether the ESP mounted at esp starts systemd-boot,
-// the loader that reads the one-shot entry: the first loader binary found
-// must be systemd-boot's.
+// the loader that reads the default and one-shot entries: the first
+// loader binary found must be systemd-boot's.
 func systemdBoot(esp string) error {
 	for _, l := range loaders {
 		f, err := os.Open(filepath.Join(esp, l))
@@ -68,11 +69,15 @@ func systemdBoot(esp string) error {
 	return ErrNoLoader
 }
 
-// ErrESPFull: no room on the new ESP for the rescue.
-var ErrESPFull = errors.New("no room on the new ESP for the rescue")
+// ErrESPFull: no room on the ESP for the rescue.
+var ErrESPFull = errors.New("no room on the ESP for the rescue")
 
 // slackESP is kept free on the ESP beside the rescue.
 const slackESP = 1 << 20
+
+// writeFile writes a file of the rescue whole (a test stands in for a
+// write that fails).
+var writeFile = atomicfile.WriteFile
 
 // espFree is the room left on the filesystem mounted at p.
 var espFree = func(p string) (int64, error) {
@@ -86,7 +91,7 @@ var espFree = func(p string) (int64, error) {
 // AddRescue lays, on the ESP mounted at esp, the rescue's kernel and
 // initramfs under RescueFolder and a systemd-boot entry starting them with
 // cmdline, the entry last: what the boot loader starts once the rescue
-// set its one-shot entry (efivar). Nothing is written when the ESP does
+// set systemd-boot's default or one-shot entry to it (efivar). Nothing is written when the ESP does
 // not start systemd-boot; what an earlier attempt left is taken off
 // before the room is counted, and what this one wrote when it fails.
 func AddRescue(esp string, kernel, initrd []byte, cmdline string) (err error) {
@@ -120,7 +125,7 @@ func AddRescue(esp string, kernel, initrd []byte, cmdline string) (err error) {
 		return err
 	}
 	for name, data := range map[string][]byte{"vmlinuz": kernel, "initramfs.cpio.zst": initrd} {
-		if err := atomicfile.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+		if err := writeFile(filepath.Join(dir, name), data, 0o644); err != nil {
 			return err
 		}
 	}
@@ -128,7 +133,7 @@ func AddRescue(esp string, kernel, initrd []byte, cmdline string) (err error) {
 		"linux /" + path.Join(RescueFolder, "vmlinuz") + "\n" +
 		"initrd /" + path.Join(RescueFolder, "initramfs.cpio.zst") + "\n" +
 		"options " + cmdline + "\n"
-	if err := atomicfile.WriteFile(filepath.Join(entries, RescueEntry), []byte(entry), 0o644); err != nil {
+	if err := writeFile(filepath.Join(entries, RescueEntry), []byte(entry), 0o644); err != nil {
 		return err
 	}
 	return atomicfile.SyncDir(entries)

@@ -11,7 +11,7 @@ import (
 // sdBoot is a systemd-boot binary as far as systemdBoot reads it.
 const sdBoot = "MZ\x00\x00 #### LoaderInfo: systemd-boot 252.39-1~deb12u2 #### \x00"
 
-var defaultFree = espFree
+var defaultFree, defaultWrite = espFree, writeFile
 
 func TestAddRescue(t *testing.T) {
 	esp := t.TempDir()
@@ -62,6 +62,18 @@ func TestAddRescue(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(esp, "loader/entries", RescueEntry)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("after a refusal the entry is there: %v", err)
+	}
+	// The entry's write fails, its kernel and initramfs written: taken off.
+	writeFile = func(p string, data []byte, perm os.FileMode) error {
+		if filepath.Base(p) == RescueEntry {
+			return errors.New("I/O error")
+		}
+		return defaultWrite(p, data, perm)
+	}
+	err = AddRescue(esp, []byte("kernel"), []byte("initramfs"), "console=ttyS0")
+	writeFile = defaultWrite
+	if _, serr := os.Stat(filepath.Join(esp, RescueFolder)); err == nil || !errors.Is(serr, os.ErrNotExist) {
+		t.Errorf("the entry's write failed: %v, and %s: %v", err, RescueFolder, serr)
 	}
 	if err := AddRescue(esp, []byte("kernel"), []byte("initramfs"), "console=ttyS0"); err != nil {
 		t.Fatal(err)

@@ -71,7 +71,9 @@ type system struct {
 	release func() error
 	// esp names the system's ESP (camrec 8's, systemd-boot its loader),
 	// mounted read-write for passeur stage -esp when the running kernel
-	// refuses kexec: where the rescue goes then. "" for camrec 7.
+	// refuses kexec (the rescue goes there) and at the box's power-off
+	// (the rescue goes there too, the one-shot entry set first). "" for
+	// camrec 7.
 	esp string
 }
 
@@ -156,9 +158,10 @@ func update(sys system, apply string) (bool, error) {
 		args = append(args, "-health", sys.health)
 	}
 	espMounted := false
-	if sys.esp != "" && !kexecAllowed() {
-		// Only then: a FAT mounted read-write is marked dirty on the disk
-		// until it is unmounted.
+	if sys.esp != "" && (!kexecAllowed() || apply == "poweroff") {
+		// Only then (a kernel that refuses kexec, or the shutdown path,
+		// which has the one-shot entry set first): a FAT mounted
+		// read-write is marked dirty on the disk until it is unmounted.
 		disks, err := scan()
 		if err != nil {
 			return false, err
@@ -197,7 +200,7 @@ func update(sys system, apply string) (bool, error) {
 	}
 	// Everything it mounted comes down clean before the restart: a
 	// volume that will not is no restart, and nothing stays loaded.
-	if oneShot {
+	if espMounted {
 		if err := unix.Unmount(espDir, 0); err != nil {
 			unload()
 			return false, fmt.Errorf("unmount the ESP before the restart: %w", err)
