@@ -14,6 +14,7 @@ import (
 	"github.com/passeur/passeur/image/config"
 	"github.com/passeur/passeur/image/medialayout"
 	"github.com/passeur/passeur/initramfs/backup"
+	"github.com/passeur/passeur/initramfs/efivar"
 	"github.com/passeur/passeur/initramfs/identity"
 	"github.com/passeur/passeur/initramfs/inventory"
 	"github.com/passeur/passeur/initramfs/journal"
@@ -374,7 +375,7 @@ func (a *Agent) rollBack(r *run, src *rollbackSource, dir string) error {
 	}
 	// Before the first piece: the old ESP, put back, may hold a rescue a
 	// hand-off laid there, which no loader variable may name then.
-	a.forgetWayBack()
+	a.forgetRescue(efivar.Default, efivar.OneShot)
 	p := &progress.Progress{Label: "rollback", Out: a.Console, Every: 500 * time.Millisecond}
 	p.Start(m.Bytes())
 	err = rollback.Restore(f, f.Sync, m, save,

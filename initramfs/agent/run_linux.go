@@ -18,6 +18,7 @@ import (
 	"github.com/passeur/passeur/image/config"
 	"github.com/passeur/passeur/image/version"
 	"github.com/passeur/passeur/initramfs/control"
+	"github.com/passeur/passeur/initramfs/efivar"
 	"github.com/passeur/passeur/initramfs/event"
 	"github.com/passeur/passeur/initramfs/inventory"
 	"github.com/passeur/passeur/initramfs/media"
@@ -209,7 +210,7 @@ func (a *Agent) backToOld(why error) error {
 	a.releaseStaged()
 	// A one-shot entry the hand-off set first (passeur stage -esp) would
 	// start this rescue again at the next power-on, to stop again.
-	a.forgetOneShot()
+	a.forgetRescue(efivar.OneShot)
 	unix.Sync()
 	if a.Config.Then == config.ThenPoweroff {
 		return unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)

@@ -162,27 +162,18 @@ func restoreDefault(v efivar.Vars, previous string) error {
 	return v.SetEntry(efivar.Default, previous)
 }
 
-// forgetWayBack, before a disk is put back as it was, clears the loader's
-// entries that name the rescue: the old system's ESP, put back, may hold
-// the rescue a one-shot hand-off laid there, which must not start again.
-func (a *Agent) forgetWayBack() {
+// forgetRescue clears those of systemd-boot's variables names
+// (efivar.Default, efivar.OneShot) that name the rescue, on a box started
+// by UEFI: before a rollback puts an old ESP back (which may hold the
+// rescue a hand-off laid there: both), or as a staged run stops before
+// writing (the one-shot only: a default a way back armed by an earlier
+// boot guards a disk being written).
+func (a *Agent) forgetRescue(names ...string) {
 	if a.efivars == "" && !efivar.UEFI() {
 		return
 	}
-	if err := a.vars().ClearIf(newsys.RescueEntry, efivar.Default, efivar.OneShot); err != nil {
-		a.Log.Printf("way back to the rescue: systemd-boot's entries naming it not cleared: %v", err)
-	}
-}
-
-// forgetOneShot clears systemd-boot's one-shot entry where it names the
-// rescue; not its default entry, which a way back armed by an earlier
-// boot set for a disk being written.
-func (a *Agent) forgetOneShot() {
-	if a.efivars == "" && !efivar.UEFI() {
-		return
-	}
-	if err := a.vars().ClearIf(newsys.RescueEntry, efivar.OneShot); err != nil {
-		a.Log.Printf("systemd-boot's one-shot entry naming the rescue not cleared: %v", err)
+	if err := a.vars().ClearIf(newsys.RescueEntry, names...); err != nil {
+		a.Log.Printf("systemd-boot's entries naming the rescue not cleared: %v", err)
 	}
 }
 
